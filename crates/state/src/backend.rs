@@ -1,0 +1,262 @@
+//! The keyed state backend of one subtask: a RocksDB working database plus the typed caches.
+
+use std::collections::HashMap;
+use std::fs;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
+
+use crate::handles::{ListState, MapState, StateKey, StateValue, ValueState};
+use crate::store::digest_file;
+use crate::tables::{write_batch, MapTable, StateTable, ValueTable, PREFIX_LEN};
+use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
+
+/// Tuning of a keyed state backend. Every in-memory buffer is bounded by these numbers.
+#[derive(Debug, Clone)]
+pub struct KeyedStateConfig {
+    /// Entries each state's write-back cache may hold before it spills to RocksDB.
+    pub cache_entries_per_state: usize,
+    /// RocksDB memtable size in bytes.
+    pub write_buffer_bytes: usize,
+    /// RocksDB block cache size in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for KeyedStateConfig {
+    fn default() -> Self {
+        KeyedStateConfig {
+            cache_entries_per_state: 500_000,
+            write_buffer_bytes: 16 << 20,
+            block_cache_bytes: 8 << 20,
+        }
+    }
+}
+
+/// A snapshot of some key groups to restore from: a RocksDB checkpoint directory and its range.
+#[derive(Debug, Clone)]
+pub struct KeyedRestoreSource {
+    /// The RocksDB checkpoint directory.
+    pub dir: PathBuf,
+    /// Key groups that snapshot holds.
+    pub key_groups: KeyGroupRange,
+}
+
+/// Keyed state of one subtask.
+pub struct KeyedBackend {
+    db: DB,
+    path: PathBuf,
+    key_groups: KeyGroupRange,
+    config: KeyedStateConfig,
+    tables: Vec<Box<dyn StateTable>>,
+    names: HashMap<String, usize>,
+    digests: HashMap<(String, u64), u32>,
+}
+
+impl std::fmt::Debug for KeyedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedBackend")
+            .field("path", &self.path)
+            .field("key_groups", &self.key_groups)
+            .field("states", &self.names.len())
+            .finish()
+    }
+}
+
+impl KeyedBackend {
+    /// Opens a fresh working database at `path` (deleting what was there) holding `key_groups`,
+    /// filled from `restore` (the snapshots overlapping those key groups; empty for a fresh start).
+    pub fn open(
+        path: impl Into<PathBuf>,
+        key_groups: KeyGroupRange,
+        config: KeyedStateConfig,
+        restore: &[KeyedRestoreSource],
+    ) -> Result<Self> {
+        let path = path.into();
+        remove_dir_if_exists(&path)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;
+        }
+        let relevant: Vec<&KeyedRestoreSource> =
+            restore.iter().filter(|s| s.key_groups.overlaps(&key_groups)).collect();
+        let same_shape = relevant.len() == 1 && relevant[0].key_groups == key_groups;
+        if same_shape {
+            link_copy_dir(&relevant[0].dir, &path)?;
+        }
+        let db = DB::open(&db_options(&config), &path).map_err(StateError::rocks("open", &path))?;
+        let backend = KeyedBackend {
+            db,
+            path: path.clone(),
+            key_groups,
+            config,
+            tables: Vec::new(),
+            names: HashMap::new(),
+            digests: HashMap::new(),
+        };
+        if !same_shape {
+            for source in relevant {
+                backend.import_key_groups(source)?;
+            }
+        }
+        Ok(backend)
+    }
+
+    /// Copies the rows of our key groups from another subtask's snapshot (restore at another parallelism).
+    fn import_key_groups(&self, source: &KeyedRestoreSource) -> Result<()> {
+        let tmp = self.path.with_extension("import");
+        remove_dir_if_exists(&tmp)?;
+        link_copy_dir(&source.dir, &tmp)?;
+        let result = (|| {
+            let src = DB::open(&db_options(&self.config), &tmp).map_err(StateError::rocks("open snapshot", &tmp))?;
+            let start = self.key_groups.start.to_be_bytes();
+            let mut batch = WriteBatch::default();
+            for item in src.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+                let (key, value) = item.map_err(StateError::rocks("scan snapshot", &tmp))?;
+                if key.len() < PREFIX_LEN {
+                    continue;
+                }
+                let kg = u16::from_be_bytes([key[0], key[1]]);
+                if kg > self.key_groups.end {
+                    break;
+                }
+                batch.put(&key, &value);
+                if batch.len() >= 10_000 {
+                    write_batch(&self.db, std::mem::take(&mut batch))?;
+                }
+            }
+            write_batch(&self.db, batch)
+        })();
+        remove_dir_if_exists(&tmp)?;
+        result
+    }
+
+    /// The key groups this backend holds.
+    pub fn key_groups(&self) -> KeyGroupRange {
+        self.key_groups
+    }
+
+    fn register<T: StateTable + 'static>(&mut self, name: &str, make: impl FnOnce(u32) -> T) -> Result<usize> {
+        if let Some(&index) = self.names.get(name) {
+            if self.tables[index].as_any_mut().downcast_mut::<T>().is_none() {
+                return Err(StateError::TypeMismatch { name: name.to_string() });
+            }
+            return Ok(index);
+        }
+        let state_id = stable_hash(name) as u32;
+        self.tables.push(Box::new(make(state_id)));
+        self.names.insert(name.to_string(), self.tables.len() - 1);
+        Ok(self.tables.len() - 1)
+    }
+
+    /// Registers (or looks up) a value state. `name` must be unique within the subtask.
+    pub fn value_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>> {
+        let capacity = self.config.cache_entries_per_state;
+        let table = self.register(name, |id| ValueTable::<K, V>::new(name.to_string(), id, capacity))?;
+        Ok(ValueState { table, _value: PhantomData })
+    }
+
+    /// Registers (or looks up) a list state.
+    pub fn list_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ListState<V>> {
+        Ok(ListState { inner: self.value_state::<K, Vec<V>>(name)? })
+    }
+
+    /// Registers (or looks up) a map state.
+    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<UK, UV>> {
+        let capacity = self.config.cache_entries_per_state;
+        let table = self.register(name, |id| MapTable::<K, UK, UV>::new(name.to_string(), id, capacity))?;
+        Ok(MapState { table, _types: PhantomData })
+    }
+
+    pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &DB)> {
+        let ok = self.tables.get_mut(index).is_some_and(|t| t.as_any_mut().is::<T>());
+        if !ok {
+            let name = self.names.iter().find(|(_, i)| **i == index).map(|(n, _)| n.clone());
+            return Err(StateError::TypeMismatch { name: name.unwrap_or_else(|| format!("#{index}")) });
+        }
+        let table = self.tables[index]
+            .as_any_mut()
+            .downcast_mut::<T>()
+            .ok_or_else(|| StateError::TypeMismatch { name: format!("#{index}") })?;
+        Ok((table, &self.db))
+    }
+
+    /// Writes every buffered change in one `WriteBatch`, then snapshots the database into `dir`
+    /// (hard links to unchanged SST files, so successive snapshots share them). Returns the
+    /// snapshot's files with sizes and checksums, paths relative to `dir`.
+    pub fn snapshot(&mut self, dir: &Path) -> Result<Vec<FileDigest>> {
+        let mut batch = WriteBatch::default();
+        for table in &mut self.tables {
+            table.flush_into(&mut batch)?;
+        }
+        write_batch(&self.db, batch)?;
+        remove_dir_if_exists(dir)?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;
+        }
+        let checkpoint = Checkpoint::new(&self.db).map_err(StateError::rocks("checkpoint", &self.path))?;
+        checkpoint
+            .create_checkpoint(dir)
+            .map_err(StateError::rocks("create checkpoint", dir))?;
+        let mut files = Vec::new();
+        let mut fresh_digests = HashMap::new();
+        for entry in fs::read_dir(dir).map_err(StateError::io("list", dir))? {
+            let entry = entry.map_err(StateError::io("list", dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let full = entry.path();
+            let size = entry.metadata().map_err(StateError::io("stat", &full))?.len();
+            let immutable = name.ends_with(".sst") || name.ends_with(".blob");
+            let crc = match self.digests.get(&(name.clone(), size)) {
+                Some(crc) if immutable => *crc,
+                _ => digest_file(&full)?.1,
+            };
+            if immutable {
+                fresh_digests.insert((name.clone(), size), crc);
+            }
+            files.push(FileDigest { path: name, size, crc32: crc });
+        }
+        self.digests = fresh_digests;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+}
+
+fn db_options(config: &KeyedStateConfig) -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.set_write_buffer_size(config.write_buffer_bytes);
+    opts.set_max_write_buffer_number(2);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_max_background_jobs(2);
+    opts.set_max_open_files(256);
+    opts.set_keep_log_file_num(2);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    let cache = rocksdb::Cache::new_lru_cache(config.block_cache_bytes);
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+fn remove_dir_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StateError::Io { op: "remove", path: path.to_path_buf(), source: e }),
+    }
+}
+
+/// Copies a RocksDB directory, hard-linking the immutable SST files and copying the rest.
+fn link_copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(StateError::io("create", to))?;
+    for entry in fs::read_dir(from).map_err(StateError::io("list", from))? {
+        let entry = entry.map_err(StateError::io("list", from))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let linked = (name.ends_with(".sst") || name.ends_with(".blob")) && fs::hard_link(&src, &dst).is_ok();
+        if !linked {
+            fs::copy(&src, &dst).map_err(StateError::io("copy", &src))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Pure checkpoint decisions: which checkpoint to restore, which to delete, which id comes next.
+//!
+//! Every function here takes observed facts and returns a decision; the I/O that gathers the facts
+//! and carries the decision out goes through a [`CheckpointStore`].
+
+use crate::{CheckpointStore, Manifest, Result, StateError};
+
+/// What was found when a stored checkpoint was examined.
+#[derive(Debug, Clone)]
+pub enum CheckpointCheck {
+    /// Manifest present, intact, and every file it references matches its checksum.
+    Complete(Box<Manifest>),
+    /// No manifest: the checkpoint never completed (or is still being written).
+    Incomplete,
+    /// A manifest exists but it, or a file it references, is damaged.
+    Corrupt(String),
+}
+
+/// The outcome of choosing what to restore.
+#[derive(Debug, Clone)]
+pub enum RestoreDecision {
+    /// No checkpoint ever completed: start from scratch.
+    Fresh,
+    /// Restore this checkpoint; newer ones listed in `skipped` were corrupt.
+    Restore {
+        /// The checkpoint to restore.
+        manifest: Box<Manifest>,
+        /// Newer checkpoints passed over, with the reason.
+        skipped: Vec<(u64, String)>,
+    },
+    /// Checkpoints completed once but none is usable now.
+    NoneUsable {
+        /// Every rejected checkpoint with the reason.
+        skipped: Vec<(u64, String)>,
+    },
+}
+
+/// Chooses the newest complete checkpoint. `checks` may be in any order.
+pub fn decide_restore(mut checks: Vec<(u64, CheckpointCheck)>) -> RestoreDecision {
+    checks.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut skipped = Vec::new();
+    for (id, check) in checks {
+        match check {
+            CheckpointCheck::Complete(manifest) => return RestoreDecision::Restore { manifest, skipped },
+            CheckpointCheck::Incomplete => {}
+            CheckpointCheck::Corrupt(reason) => skipped.push((id, reason)),
+        }
+    }
+    if skipped.is_empty() {
+        RestoreDecision::Fresh
+    } else {
+        RestoreDecision::NoneUsable { skipped }
+    }
+}
+
+/// Which checkpoints to delete: all but the newest `retain` complete ones, except `in_flight`
+/// (a checkpoint still being taken) and anything newer than the newest complete one that may
+/// still become complete.
+pub fn decide_retention(all: &[u64], complete: &[u64], retain: usize, in_flight: Option<u64>) -> Vec<u64> {
+    let mut kept: Vec<u64> = complete.to_vec();
+    kept.sort_unstable_by(|a, b| b.cmp(a));
+    kept.truncate(retain.max(1));
+    let mut doomed: Vec<u64> = all
+        .iter()
+        .copied()
+        .filter(|id| !kept.contains(id) && Some(*id) != in_flight)
+        .collect();
+    doomed.sort_unstable();
+    doomed.dedup();
+    doomed
+}
+
+/// The id for the next checkpoint: above every id ever stored, so nothing is overwritten.
+pub fn next_checkpoint_id(all: &[u64]) -> u64 {
+    all.iter().copied().max().map_or(1, |m| m + 1)
+}
+
+/// Examines one checkpoint: manifest, its checksum, and every referenced file.
+pub fn check_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<CheckpointCheck> {
+    let Some(bytes) = store.read_manifest(id)? else {
+        return Ok(CheckpointCheck::Incomplete);
+    };
+    let manifest = match Manifest::decode(id, &bytes) {
+        Ok(m) => m,
+        Err(StateError::CorruptCheckpoint { reason, .. }) => return Ok(CheckpointCheck::Corrupt(reason)),
+        Err(e) => return Err(e),
+    };
+    for file in manifest.files() {
+        match store.digest(id, &file.path)? {
+            None => return Ok(CheckpointCheck::Corrupt(format!("file {} is missing", file.path))),
+            Some((size, crc)) if size != file.size || crc != file.crc32 => {
+                return Ok(CheckpointCheck::Corrupt(format!(
+                    "file {} does not match its checksum (size {size} vs {}, crc {crc:08x} vs {:08x})",
+                    file.path, file.size, file.crc32
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(CheckpointCheck::Complete(Box::new(manifest)))
+}
+
+/// Finds what to restore, examining checkpoints newest first and stopping at the first good one.
+pub fn find_restore(store: &dyn CheckpointStore) -> Result<RestoreDecision> {
+    let mut ids = store.list()?;
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let mut checks = Vec::new();
+    for id in ids {
+        let check = check_checkpoint(store, id)?;
+        let done = matches!(check, CheckpointCheck::Complete(_));
+        checks.push((id, check));
+        if done {
+            break;
+        }
+    }
+    Ok(decide_restore(checks))
+}
+
+/// Ids of the checkpoints that have a manifest (without verifying file checksums).
+pub fn completed_ids(store: &dyn CheckpointStore) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for id in store.list()? {
+        if store.read_manifest(id)?.is_some() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FileDigest, KeyGroupRange, MemoryCheckpointStore, SubtaskSnapshot, VertexSnapshot};
+
+    fn complete(store: &MemoryCheckpointStore, id: u64) {
+        let data = format!("state of {id}").into_bytes();
+        store.put_file(id, "v0-0/operator.bin", &data);
+        let manifest = Manifest {
+            checkpoint: id,
+            job: "test".into(),
+            max_parallelism: 128,
+            completed_at_ms: 0,
+            final_checkpoint: false,
+            vertices: vec![VertexSnapshot {
+                vertex: "v0".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskSnapshot {
+                    subtask: 0,
+                    key_groups: KeyGroupRange { start: 0, end: 127 },
+                    keyed_state_dir: None,
+                    operator_state_file: Some("v0-0/operator.bin".into()),
+                    files: vec![FileDigest {
+                        path: "v0-0/operator.bin".into(),
+                        size: data.len() as u64,
+                        crc32: crc32fast::hash(&data),
+                    }],
+                }],
+            }],
+        };
+        store.write_manifest(id, &manifest.encode().unwrap()).unwrap();
+    }
+
+    fn restored_id(decision: RestoreDecision) -> Option<u64> {
+        match decision {
+            RestoreDecision::Restore { manifest, .. } => Some(manifest.checkpoint),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn empty_store_starts_fresh() {
+        let store = MemoryCheckpointStore::new();
+        assert!(matches!(find_restore(&store).unwrap(), RestoreDecision::Fresh));
+    }
+
+    #[test]
+    fn latest_complete_checkpoint_is_restored() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        complete(&store, 2);
+        store.put_file(3, "v0-0/operator.bin", b"half written");
+        assert_eq!(restored_id(find_restore(&store).unwrap()), Some(2));
+    }
+
+    #[test]
+    fn corrupt_latest_checkpoint_falls_back_to_previous_and_names_it() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        complete(&store, 2);
+        store.flip_byte(2, "v0-0/operator.bin", 0);
+        match find_restore(&store).unwrap() {
+            RestoreDecision::Restore { manifest, skipped } => {
+                assert_eq!(manifest.checkpoint, 1);
+                assert_eq!(skipped.len(), 1);
+                assert_eq!(skipped[0].0, 2);
+                assert!(skipped[0].1.contains("v0-0/operator.bin"), "{}", skipped[0].1);
+            }
+            other => panic!("expected a restore, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn torn_manifest_falls_back_to_previous() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 4);
+        complete(&store, 5);
+        store.flip_byte(5, crate::MANIFEST_FILE, 40);
+        assert_eq!(restored_id(find_restore(&store).unwrap()), Some(4));
+    }
+
+    #[test]
+    fn missing_file_makes_checkpoint_corrupt() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        let manifest = store.read_manifest(1).unwrap().unwrap();
+        store.delete(1).unwrap();
+        store.write_manifest(1, &manifest).unwrap();
+        assert!(matches!(check_checkpoint(&store, 1).unwrap(), CheckpointCheck::Corrupt(r) if r.contains("missing")));
+    }
+
+    #[test]
+    fn all_corrupt_is_an_error_not_a_fresh_start() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        store.flip_byte(1, "v0-0/operator.bin", 2);
+        assert!(matches!(find_restore(&store).unwrap(), RestoreDecision::NoneUsable { skipped } if skipped.len() == 1));
+    }
+
+    #[test]
+    fn retention_keeps_newest_complete_and_the_one_in_flight() {
+        let doomed = decide_retention(&[1, 2, 3, 4, 5, 6], &[1, 2, 3, 5], 2, Some(6));
+        assert_eq!(doomed, vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn retention_never_deletes_the_only_complete_checkpoint() {
+        assert_eq!(decide_retention(&[3, 4], &[3], 0, None), vec![4]);
+    }
+
+    #[test]
+    fn next_id_is_above_every_stored_id_including_incomplete_ones() {
+        assert_eq!(next_checkpoint_id(&[]), 1);
+        assert_eq!(next_checkpoint_id(&[3, 9, 4]), 10);
+    }
+}

@@ -1,0 +1,202 @@
+//! Checkpoint storage: the small I/O trait behind every checkpoint decision, with a file-system
+//! implementation (where RocksDB snapshots live) and an in-memory one for tests.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::{Result, StateError};
+
+/// File name of a checkpoint's manifest inside its directory.
+pub const MANIFEST_FILE: &str = "_manifest";
+
+/// The I/O a checkpoint coordinator needs. No decision is made here: see [`crate::decisions`].
+pub trait CheckpointStore: Send + Sync {
+    /// Ids of all checkpoints with anything stored, complete or not, in no particular order.
+    fn list(&self) -> Result<Vec<u64>>;
+    /// The manifest's bytes, or `None` if the checkpoint has none (it never completed).
+    fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>>;
+    /// Writes a manifest durably and atomically: after a crash it is either whole or absent.
+    fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()>;
+    /// Size and CRC-32 of one file of a checkpoint, or `None` if it is missing.
+    fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>>;
+    /// Deletes a checkpoint and all its files.
+    fn delete(&self, id: u64) -> Result<()>;
+}
+
+/// Checkpoints as directories `chk-<id>` under one root directory.
+#[derive(Debug, Clone)]
+pub struct FsCheckpointStore {
+    root: PathBuf,
+}
+
+impl FsCheckpointStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(StateError::io("create checkpoint dir", &root))?;
+        Ok(FsCheckpointStore { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of checkpoint `id`.
+    pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
+        self.root.join(format!("chk-{id:010}"))
+    }
+}
+
+impl CheckpointStore for FsCheckpointStore {
+    fn list(&self) -> Result<Vec<u64>> {
+        let mut ids = Vec::new();
+        let entries = fs::read_dir(&self.root).map_err(StateError::io("list", &self.root))?;
+        for entry in entries {
+            let entry = entry.map_err(StateError::io("list", &self.root))?;
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse().ok()) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        let path = self.checkpoint_dir(id).join(MANIFEST_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::Io { op: "read manifest", path, source: e }),
+        }
+    }
+
+    fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
+        let dir = self.checkpoint_dir(id);
+        fs::create_dir_all(&dir).map_err(StateError::io("create", &dir))?;
+        write_atomically(&dir.join(MANIFEST_FILE), bytes)
+    }
+
+    fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
+        let full = self.checkpoint_dir(id).join(path);
+        match fs::File::open(&full) {
+            Ok(file) => digest_reader(file, &full).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::Io { op: "open", path: full, source: e }),
+        }
+    }
+
+    fn delete(&self, id: u64) -> Result<()> {
+        let dir = self.checkpoint_dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::Io { op: "delete checkpoint", path: dir, source: e }),
+        }
+    }
+}
+
+/// Size and CRC-32 of a file on disk.
+pub fn digest_file(path: &Path) -> Result<(u64, u32)> {
+    let file = fs::File::open(path).map_err(StateError::io("open", path))?;
+    digest_reader(file, path)
+}
+
+fn digest_reader(mut reader: impl Read, path: &Path) -> Result<(u64, u32)> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(StateError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hasher.finalize()))
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = fs::File::create(&tmp).map_err(StateError::io("create", &tmp))?;
+        file.write_all(bytes).map_err(StateError::io("write", &tmp))?;
+        file.sync_all().map_err(StateError::io("fsync", &tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(StateError::io("rename", path))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory so that renames and new entries in it survive a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let handle = fs::File::open(dir).map_err(StateError::io("open dir", dir))?;
+    handle.sync_all().map_err(StateError::io("fsync dir", dir))
+}
+
+/// Checkpoints held in memory, for testing checkpoint decisions without a disk.
+#[derive(Debug, Default)]
+pub struct MemoryCheckpointStore {
+    checkpoints: Mutex<BTreeMap<u64, BTreeMap<String, Vec<u8>>>>,
+}
+
+impl MemoryCheckpointStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores one file of a checkpoint (as a subtask snapshot would).
+    pub fn put_file(&self, id: u64, path: &str, bytes: &[u8]) {
+        self.lock().entry(id).or_default().insert(path.to_string(), bytes.to_vec());
+    }
+
+    /// Overwrites one byte of a stored file (or the manifest), to simulate corruption.
+    pub fn flip_byte(&self, id: u64, path: &str, offset: usize) {
+        if let Some(bytes) = self.lock().get_mut(&id).and_then(|c| c.get_mut(path)) {
+            if let Some(b) = bytes.get_mut(offset) {
+                *b ^= 0xff;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, BTreeMap<String, Vec<u8>>>> {
+        // A poisoned lock only means another test thread panicked; the map itself is intact.
+        self.checkpoints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl CheckpointStore for MemoryCheckpointStore {
+    fn list(&self) -> Result<Vec<u64>> {
+        Ok(self.lock().keys().copied().collect())
+    }
+
+    fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().get(&id).and_then(|c| c.get(MANIFEST_FILE)).cloned())
+    }
+
+    fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
+        self.put_file(id, MANIFEST_FILE, bytes);
+        Ok(())
+    }
+
+    fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
+        Ok(self
+            .lock()
+            .get(&id)
+            .and_then(|c| c.get(path))
+            .map(|b| (b.len() as u64, crc32fast::hash(b))))
+    }
+
+    fn delete(&self, id: u64) -> Result<()> {
+        self.lock().remove(&id);
+        Ok(())
+    }
+}
