@@ -1,0 +1,52 @@
+//! Stateless record-at-a-time operators: map, filter, flat_map.
+
+use rill_runtime::{Collector, Context, Operator, Result};
+
+/// Applies a function to every record.
+#[derive(Clone)]
+pub struct Map<F>(pub F);
+
+impl<I, O, F> Operator<I, O> for Map<F>
+where
+    F: Fn(I) -> O + Send + 'static,
+{
+    #[inline]
+    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        out.emit((self.0)(record));
+        Ok(())
+    }
+}
+
+/// Keeps the records a predicate accepts.
+#[derive(Clone)]
+pub struct Filter<F>(pub F);
+
+impl<T, F> Operator<T, T> for Filter<F>
+where
+    F: Fn(&T) -> bool + Send + 'static,
+{
+    #[inline]
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
+        if (self.0)(&record) {
+            out.emit(record);
+        }
+        Ok(())
+    }
+}
+
+/// Turns every record into zero or more records.
+#[derive(Clone)]
+pub struct FlatMap<F>(pub F);
+
+impl<I, O, It, F> Operator<I, O> for FlatMap<F>
+where
+    F: Fn(I) -> It + Send + 'static,
+    It: IntoIterator<Item = O>,
+{
+    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        for o in (self.0)(record) {
+            out.emit(o);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,103 @@
+//! Extension traits that give [`DataStream`] and [`KeyedStream`] their operator methods.
+
+use std::sync::Arc;
+
+use rill_runtime::{DataStream, KeyedStream, Operator};
+use rill_state::{StateKey, StateValue};
+
+use crate::basic::{Filter, FlatMap, Map};
+use crate::keyed::{KeyedProcess, KeyedProcessFunction, Reduce};
+
+/// Record-at-a-time operators on any stream.
+pub trait StreamExt<T: Send + 'static> {
+    /// Applies `f` to every record.
+    fn map<O, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: Fn(T) -> O + Clone + Send + Sync + 'static;
+
+    /// Keeps records for which `f` is true.
+    fn filter<F>(self, f: F) -> DataStream<T>
+    where
+        F: Fn(&T) -> bool + Clone + Send + Sync + 'static;
+
+    /// Turns each record into zero or more.
+    fn flat_map<O, It, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        It: IntoIterator<Item = O>,
+        F: Fn(T) -> It + Clone + Send + Sync + 'static;
+
+    /// Ends the stream in `sink`.
+    fn sink_to<S>(self, sink: S)
+    where
+        S: Operator<T, ()> + Clone + Sync;
+}
+
+impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
+    fn map<O, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: Fn(T) -> O + Clone + Send + Sync + 'static,
+    {
+        self.transform("map", Map(f))
+    }
+
+    fn filter<F>(self, f: F) -> DataStream<T>
+    where
+        F: Fn(&T) -> bool + Clone + Send + Sync + 'static,
+    {
+        self.transform("filter", Filter(f))
+    }
+
+    fn flat_map<O, It, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        It: IntoIterator<Item = O>,
+        F: Fn(T) -> It + Clone + Send + Sync + 'static,
+    {
+        self.transform("flat_map", FlatMap(f))
+    }
+
+    fn sink_to<S>(self, sink: S)
+    where
+        S: Operator<T, ()> + Clone + Sync,
+    {
+        self.sink("sink", sink)
+    }
+}
+
+/// Keyed operators.
+pub trait KeyedStreamExt<T: Send + 'static, K: StateKey> {
+    /// Runs a keyed process function with keyed state.
+    fn process<O, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: KeyedProcessFunction<K, T, O> + Clone + Sync;
+
+    /// Rolling reduce per key; emits the reduced value after each record.
+    fn reduce<F>(self, f: F) -> DataStream<T>
+    where
+        T: StateValue + Sync,
+        F: Fn(T, T) -> T + Clone + Send + Sync + 'static;
+}
+
+impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> {
+    fn process<O, F>(self, f: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: KeyedProcessFunction<K, T, O> + Clone + Sync,
+    {
+        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = self.key_selector();
+        self.transform_keyed("process", KeyedProcess::new(key, f))
+    }
+
+    fn reduce<F>(self, f: F) -> DataStream<T>
+    where
+        T: StateValue + Sync,
+        F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
+    {
+        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = self.key_selector();
+        self.transform_keyed("reduce", KeyedProcess::new(key, Reduce::new(f)))
+    }
+}

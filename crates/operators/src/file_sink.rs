@@ -1,0 +1,189 @@
+//! An exactly-once file sink (two-phase commit through checkpoints).
+//!
+//! Records go to a hidden in-progress file. At a barrier the file is flushed, fsynced and renamed
+//! to a hidden pending file, and its name goes into the checkpoint. Only when that checkpoint is
+//! complete does the pending file become visible as `part-*` (atomic rename). On restore, the
+//! pending files of the restored checkpoint are committed and every other hidden file is deleted.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rill_runtime::{Barrier, Collector, Context, Operator, Result, RuntimeError};
+use rill_state::sync_dir;
+use serde::{Deserialize, Serialize};
+
+/// Formats a record as bytes (one line, with its newline).
+pub type Encoder<T> = Arc<dyn Fn(&T, &mut Vec<u8>) + Send + Sync>;
+
+/// Writes records to `part-*` files that appear only when their checkpoint completes.
+pub struct FileSink<T> {
+    dir: PathBuf,
+    encode: Encoder<T>,
+    run: Option<Run>,
+}
+
+impl<T> Clone for FileSink<T> {
+    fn clone(&self) -> Self {
+        FileSink { dir: self.dir.clone(), encode: self.encode.clone(), run: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct PendingFile {
+    epoch: u64,
+    /// File name without the leading `.pending-` / `part-`.
+    name: String,
+}
+
+struct Run {
+    prefix: String,
+    seq: u64,
+    writer: Option<(String, BufWriter<File>)>,
+    buf: Vec<u8>,
+    pending: Vec<PendingFile>,
+}
+
+impl<T: std::fmt::Display> FileSink<T> {
+    /// Writes each record's `Display` form as one line into `dir`.
+    pub fn exactly_once(dir: impl Into<PathBuf>) -> Self {
+        Self::with_encoder(dir, Arc::new(|t: &T, buf: &mut Vec<u8>| {
+            let _ = writeln!(buf, "{t}");
+        }))
+    }
+}
+
+impl<T> FileSink<T> {
+    /// Writes records encoded by `encode` into `dir`.
+    pub fn with_encoder(dir: impl Into<PathBuf>, encode: Encoder<T>) -> Self {
+        FileSink { dir: dir.into(), encode, run: None }
+    }
+
+    fn context(&self) -> String {
+        format!("file sink {}", self.dir.display())
+    }
+
+    fn run(&mut self) -> Result<&mut Run> {
+        let context = self.context();
+        self.run.as_mut().ok_or_else(|| RuntimeError::user(context, "used before open"))
+    }
+}
+
+fn io(context: &str, what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let context = format!("{context}: {what} {}", path.display());
+    move |e| RuntimeError::in_operator(context, e)
+}
+
+/// Makes a pending file visible. Already committed (by an earlier attempt) is fine; missing both
+/// ways means committed data is gone, which is an error.
+fn commit_file(dir: &Path, file: &PendingFile, context: &str) -> Result<()> {
+    let from = dir.join(format!(".pending-{}", file.name));
+    let to = dir.join(format!("part-{}", file.name));
+    match fs::rename(&from, &to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
+        Err(e) => Err(io(context, "commit (pending file of a completed checkpoint is missing)", &from)(e)),
+    }
+}
+
+impl<T: Send + 'static> Operator<T, ()> for FileSink<T> {
+    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let context = self.context();
+        fs::create_dir_all(&self.dir).map_err(io(&context, "create", &self.dir))?;
+        let info = ctx.info().clone();
+        let mut restored = Vec::new();
+        for entry in ctx.restored_union_state() {
+            let file: PendingFile = bincode::deserialize(entry).map_err(|e| RuntimeError::in_operator(context.clone(), e))?;
+            restored.push(file);
+        }
+        // Each restored pending file is committed by exactly one subtask.
+        for (i, file) in restored.iter().enumerate() {
+            if i % info.parallelism == info.subtask {
+                commit_file(&self.dir, file, &context)?;
+            }
+        }
+        if info.subtask == 0 {
+            // Hidden files of earlier attempts that no complete checkpoint references: discard.
+            let keep: Vec<String> = restored.iter().map(|f| format!(".pending-{}", f.name)).collect();
+            for entry in fs::read_dir(&self.dir).map_err(io(&context, "list", &self.dir))? {
+                let entry = entry.map_err(io(&context, "list", &self.dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let hidden = name.starts_with(".inprogress-") || name.starts_with(".pending-");
+                if hidden && !name.contains(&info.run_id) && !keep.contains(&name) {
+                    fs::remove_file(entry.path()).map_err(io(&context, "remove stale", &entry.path()))?;
+                }
+            }
+        }
+        sync_dir(&self.dir)?;
+        self.run = Some(Run {
+            prefix: format!("{}-{:03}", info.run_id, info.subtask),
+            seq: 0,
+            writer: None,
+            buf: Vec::with_capacity(64 * 1024),
+            pending: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
+        let context = self.context();
+        let dir = self.dir.clone();
+        let encode = self.encode.clone();
+        let run = self.run()?;
+        if run.writer.is_none() {
+            run.seq += 1;
+            let name = format!("{}-{:06}", run.prefix, run.seq);
+            let path = dir.join(format!(".inprogress-{name}"));
+            let file = File::create(&path).map_err(io(&context, "create", &path))?;
+            run.writer = Some((name, BufWriter::with_capacity(256 * 1024, file)));
+        }
+        run.buf.clear();
+        encode(&record, &mut run.buf);
+        if let Some((name, writer)) = run.writer.as_mut() {
+            writer
+                .write_all(&run.buf)
+                .map_err(io(&context, "write", &dir.join(format!(".inprogress-{name}"))))?;
+        }
+        Ok(())
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
+        let context = self.context();
+        let dir = self.dir.clone();
+        let run = self.run()?;
+        if let Some((name, writer)) = run.writer.take() {
+            let from = dir.join(format!(".inprogress-{name}"));
+            let file = writer.into_inner().map_err(|e| io(&context, "flush", &from)(e.into_error()))?;
+            file.sync_all().map_err(io(&context, "fsync", &from))?;
+            let final_name = format!("{:010}-{name}", barrier.epoch);
+            let to = dir.join(format!(".pending-{final_name}"));
+            fs::rename(&from, &to).map_err(io(&context, "seal", &from))?;
+            sync_dir(&dir)?;
+            run.pending.push(PendingFile { epoch: barrier.epoch, name: final_name });
+        }
+        let entries = run
+            .pending
+            .iter()
+            .map(|p| bincode::serialize(p).map_err(|e| RuntimeError::in_operator(context.clone(), e)))
+            .collect::<Result<Vec<_>>>()?;
+        ctx.put_union_state(entries);
+        Ok(())
+    }
+
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> Result<()> {
+        let context = self.context();
+        let dir = self.dir.clone();
+        let run = self.run()?;
+        let (ready, later): (Vec<PendingFile>, Vec<PendingFile>) =
+            std::mem::take(&mut run.pending).into_iter().partition(|p| p.epoch <= epoch);
+        run.pending = later;
+        for file in &ready {
+            commit_file(&dir, file, &context)?;
+        }
+        if !ready.is_empty() {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! A deterministic sequence source with checkpointed position and an optional rate limit.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use rill_runtime::{Collector, Context, Result, RuntimeError, Source, SourcePoll};
+use serde::{Deserialize, Serialize};
+
+/// Records emitted per poll.
+const POLL_BATCH: u64 = 1024;
+
+/// Emits every number of a range exactly once across all subtasks and restarts.
+///
+/// The range is cut into a fixed number of splits; split `s` belongs to subtask `s % parallelism`,
+/// and each split's next offset is union state, so a restore at another parallelism reassigns
+/// splits without losing or repeating a number.
+///
+/// ```
+/// let source = rill_operators::GeneratorSource::new(0..1_000).rate_per_second(500);
+/// # let _ = source;
+/// ```
+#[derive(Debug, Clone)]
+pub struct GeneratorSource {
+    range: Range<u64>,
+    splits: u64,
+    rate: Option<u64>,
+    owned: Vec<SplitState>,
+    cursor: usize,
+    started: Option<Instant>,
+    emitted: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct SplitState {
+    split: u64,
+    next: u64,
+    end: u64,
+}
+
+impl GeneratorSource {
+    /// A source of every number in `range`, in 128 splits.
+    pub fn new(range: Range<u64>) -> Self {
+        GeneratorSource { range, splits: 128, rate: None, owned: Vec::new(), cursor: 0, started: None, emitted: 0 }
+    }
+
+    /// At most `rate` records per second over all subtasks.
+    pub fn rate_per_second(mut self, rate: u64) -> Self {
+        self.rate = (rate > 0).then_some(rate);
+        self
+    }
+
+    /// Number of splits (default 128; must stay the same across restores).
+    pub fn splits(mut self, splits: u64) -> Self {
+        self.splits = splits.max(1);
+        self
+    }
+
+    fn split_bounds(&self, split: u64) -> (u64, u64) {
+        let len = self.range.end.saturating_sub(self.range.start);
+        let start = self.range.start + (u128::from(len) * u128::from(split) / u128::from(self.splits)) as u64;
+        let end = self.range.start + (u128::from(len) * u128::from(split + 1) / u128::from(self.splits)) as u64;
+        (start, end)
+    }
+}
+
+impl Source<u64> for GeneratorSource {
+    fn open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let (subtask, parallelism) = (ctx.info().subtask as u64, ctx.info().parallelism as u64);
+        let restored = ctx.restored_union_state();
+        self.owned = if restored.is_empty() {
+            (0..self.splits)
+                .filter(|s| s % parallelism == subtask)
+                .map(|split| {
+                    let (next, end) = self.split_bounds(split);
+                    SplitState { split, next, end }
+                })
+                .collect()
+        } else {
+            let mut owned = Vec::new();
+            for entry in restored {
+                let state: SplitState = bincode::deserialize(entry)
+                    .map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))?;
+                if state.split % parallelism == subtask {
+                    owned.push(state);
+                }
+            }
+            owned
+        };
+        Ok(())
+    }
+
+    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> Result<SourcePoll> {
+        let mut budget = POLL_BATCH;
+        if let Some(rate) = self.rate {
+            let per_subtask = (rate as f64 / ctx.info().parallelism as f64).max(1.0);
+            let started = *self.started.get_or_insert_with(Instant::now);
+            let allowed = (started.elapsed().as_secs_f64() * per_subtask) as u64 + 1;
+            budget = budget.min(allowed.saturating_sub(self.emitted));
+            if budget == 0 {
+                return Ok(SourcePoll::Idle(Duration::from_millis(5)));
+            }
+        }
+        let live: Vec<usize> = (0..self.owned.len()).filter(|i| self.owned[*i].next < self.owned[*i].end).collect();
+        if live.is_empty() {
+            return Ok(SourcePoll::Finished);
+        }
+        // Take from one split per poll, rotating, so all splits progress together.
+        self.cursor = (self.cursor + 1) % live.len();
+        let split = &mut self.owned[live[self.cursor]];
+        let until = split.end.min(split.next + budget);
+        for n in split.next..until {
+            out.emit(n);
+        }
+        self.emitted += until - split.next;
+        split.next = until;
+        Ok(SourcePoll::Ready)
+    }
+
+    fn snapshot(&mut self, _epoch: u64, ctx: &mut Context<'_>) -> Result<Vec<Vec<u8>>> {
+        self.owned
+            .iter()
+            .map(|s| {
+                bincode::serialize(s).map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))
+            })
+            .collect()
+    }
+}

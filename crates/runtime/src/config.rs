@@ -1,0 +1,172 @@
+//! Job configuration and its builder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rill_state::{KeyedStateConfig, DEFAULT_MAX_PARALLELISM};
+
+use crate::{Result, RuntimeError};
+
+/// What to do when a task fails: restart the whole job from the latest checkpoint after `delay`,
+/// at most `max_restarts` times, then fail with the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartStrategy {
+    /// Restarts allowed before the job fails.
+    pub max_restarts: usize,
+    /// Wait before each restart.
+    pub delay: Duration,
+}
+
+impl RestartStrategy {
+    /// Fixed delay between at most `max_restarts` restarts.
+    pub fn fixed_delay(max_restarts: usize, delay: Duration) -> Self {
+        RestartStrategy { max_restarts, delay }
+    }
+
+    /// Never restart: the first failure fails the job.
+    pub fn none() -> Self {
+        RestartStrategy { max_restarts: 0, delay: Duration::ZERO }
+    }
+}
+
+/// Everything that shapes how a job runs.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// Default parallelism of every operator chain.
+    pub parallelism: usize,
+    /// Number of key groups; fixed for the life of the job's checkpoints.
+    pub max_parallelism: u16,
+    /// Periodic checkpoint interval; `None` takes only the final checkpoint at end of input.
+    pub checkpoint_interval: Option<Duration>,
+    /// Where checkpoints (and the working state, under `work/`) live.
+    pub checkpoint_dir: PathBuf,
+    /// Complete checkpoints to keep.
+    pub retained_checkpoints: usize,
+    /// Restart strategy for task failures.
+    pub restart: RestartStrategy,
+    /// Keyed state backend tuning.
+    pub keyed_state: KeyedStateConfig,
+    /// Batches a channel holds before the sender blocks (back-pressure).
+    pub channel_capacity: usize,
+    /// Restore this checkpoint instead of the latest one.
+    pub restore_from: Option<u64>,
+    /// Start fresh even if the directory holds checkpoints.
+    pub ignore_checkpoints: bool,
+}
+
+/// Builds a [`crate::StreamEnv`].
+///
+/// ```
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir().unwrap();
+/// let env = rill_runtime::StreamEnv::builder()
+///     .parallelism(2)
+///     .checkpoint_interval(Duration::from_secs(1))
+///     .checkpoint_dir(dir.path())
+///     .build()
+///     .unwrap();
+/// assert_eq!(env.config().parallelism, 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamEnvBuilder {
+    config: JobConfig,
+    dir_set: bool,
+}
+
+impl Default for StreamEnvBuilder {
+    fn default() -> Self {
+        StreamEnvBuilder {
+            config: JobConfig {
+                parallelism: 1,
+                max_parallelism: DEFAULT_MAX_PARALLELISM,
+                checkpoint_interval: None,
+                checkpoint_dir: PathBuf::new(),
+                retained_checkpoints: 3,
+                restart: RestartStrategy::fixed_delay(3, Duration::from_millis(500)),
+                keyed_state: KeyedStateConfig::default(),
+                channel_capacity: 16,
+                restore_from: None,
+                ignore_checkpoints: false,
+            },
+            dir_set: false,
+        }
+    }
+}
+
+impl StreamEnvBuilder {
+    /// Default parallelism (default 1).
+    pub fn parallelism(mut self, parallelism: usize) -> Self {
+        self.config.parallelism = parallelism;
+        self
+    }
+
+    /// Number of key groups (default 128). Must not change between runs of a job.
+    pub fn max_parallelism(mut self, max_parallelism: u16) -> Self {
+        self.config.max_parallelism = max_parallelism;
+        self
+    }
+
+    /// Periodic checkpoint interval; zero disables periodic checkpoints.
+    pub fn checkpoint_interval(mut self, interval: std::time::Duration) -> Self {
+        self.config.checkpoint_interval = (!interval.is_zero()).then_some(interval);
+        self
+    }
+
+    /// Directory for checkpoints and working state (required).
+    pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.checkpoint_dir = dir.into();
+        self.dir_set = true;
+        self
+    }
+
+    /// How many complete checkpoints to keep (default 3).
+    pub fn retained_checkpoints(mut self, n: usize) -> Self {
+        self.config.retained_checkpoints = n;
+        self
+    }
+
+    /// Restart strategy (default: 3 restarts, 500 ms apart).
+    pub fn restart_strategy(mut self, strategy: RestartStrategy) -> Self {
+        self.config.restart = strategy;
+        self
+    }
+
+    /// Keyed state tuning.
+    pub fn keyed_state(mut self, config: KeyedStateConfig) -> Self {
+        self.config.keyed_state = config;
+        self
+    }
+
+    /// Batches buffered per channel (default 16).
+    pub fn channel_capacity(mut self, batches: usize) -> Self {
+        self.config.channel_capacity = batches;
+        self
+    }
+
+    /// Restore from this checkpoint id rather than the latest complete one.
+    pub fn restore_from(mut self, checkpoint: u64) -> Self {
+        self.config.restore_from = Some(checkpoint);
+        self
+    }
+
+    /// Checks the configuration and creates the environment.
+    pub fn build(self) -> Result<crate::StreamEnv> {
+        let c = &self.config;
+        if c.parallelism == 0 {
+            return Err(RuntimeError::Config("parallelism must be at least 1".into()));
+        }
+        if c.max_parallelism == 0 || c.parallelism > usize::from(c.max_parallelism) {
+            return Err(RuntimeError::Config(format!(
+                "parallelism {} exceeds max parallelism {}",
+                c.parallelism, c.max_parallelism
+            )));
+        }
+        if !self.dir_set || c.checkpoint_dir.as_os_str().is_empty() {
+            return Err(RuntimeError::Config("a checkpoint directory is required".into()));
+        }
+        if c.channel_capacity == 0 {
+            return Err(RuntimeError::Config("channel capacity must be at least 1".into()));
+        }
+        Ok(crate::StreamEnv::new(self.config))
+    }
+}

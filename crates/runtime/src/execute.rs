@@ -1,0 +1,405 @@
+//! Running a job: restore, spawn one thread per subtask, coordinate checkpoints, restart on failure.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
+use rill_state::decisions::{check_checkpoint, find_restore, next_checkpoint_id, CheckpointCheck, RestoreDecision};
+use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, StateError};
+
+use crate::coordinator::{complete_checkpoint, AckOutcome, PendingCheckpoint};
+use crate::graph::{ChannelTable, Graph, Wiring};
+use crate::operator::TaskInfo;
+use crate::restore::{load_vertex_restores, VertexRestore};
+use crate::task::{Control, TaskEnv, TaskEvent};
+use crate::{Barrier, JobConfig, Result, RuntimeError, StreamEnv};
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// Records emitted by the sources in this process (including replays after in-process restarts).
+    pub records: u64,
+    /// Checkpoints completed in this process (the final one included).
+    pub checkpoints: usize,
+    /// The checkpoint the first attempt restored, if any.
+    pub restored_from: Option<u64>,
+    /// In-process restarts after task failures.
+    pub restarts: usize,
+    /// Wall-clock time of the whole run.
+    pub elapsed: Duration,
+}
+
+impl StreamEnv {
+    /// Runs the job to completion: restores the latest complete checkpoint in the checkpoint
+    /// directory if there is one, restarts after failures per the restart strategy, and returns
+    /// once the final checkpoint after end of input has committed.
+    pub fn execute(self, job: &str) -> Result<JobResult> {
+        let config = (*self.config).clone();
+        let graph = std::mem::take(&mut *self.graph.borrow_mut());
+        for (i, v) in graph.vertices.iter().enumerate() {
+            if v.factory.is_none() {
+                return Err(RuntimeError::Config(format!(
+                    "operator chain {} is never consumed: end it with a sink",
+                    v.id(i)
+                )));
+            }
+        }
+        Runner::new(job, config, graph)?.run()
+    }
+}
+
+struct Runner {
+    job: String,
+    config: JobConfig,
+    graph: Graph,
+    store: FsCheckpointStore,
+    work_dir: PathBuf,
+}
+
+struct AttemptStats {
+    records: u64,
+    checkpoints: usize,
+}
+
+struct AttemptFailure {
+    error: RuntimeError,
+    records: u64,
+    checkpoints: usize,
+}
+
+impl Runner {
+    fn new(job: &str, config: JobConfig, graph: Graph) -> Result<Self> {
+        let store = FsCheckpointStore::new(&config.checkpoint_dir)?;
+        let work_dir = config.checkpoint_dir.join("work");
+        Ok(Runner { job: job.to_string(), config, graph, store, work_dir })
+    }
+
+    fn vertex_ids(&self) -> Vec<String> {
+        self.graph.vertices.iter().enumerate().map(|(i, v)| v.id(i)).collect()
+    }
+
+    fn run(self) -> Result<JobResult> {
+        let start = Instant::now();
+        let mut result = JobResult { records: 0, checkpoints: 0, restored_from: None, restarts: 0, elapsed: Duration::ZERO };
+        let mut explicit = self.config.restore_from;
+        loop {
+            let manifest = self.choose_restore(explicit.take())?;
+            if result.restarts == 0 {
+                result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
+            }
+            match self.attempt(manifest.as_ref()) {
+                Ok(stats) => {
+                    result.records += stats.records;
+                    result.checkpoints += stats.checkpoints;
+                    result.elapsed = start.elapsed();
+                    return Ok(result);
+                }
+                Err(failure) => {
+                    result.records += failure.records;
+                    result.checkpoints += failure.checkpoints;
+                    if result.restarts >= self.config.restart.max_restarts {
+                        return Err(RuntimeError::JobFailed {
+                            job: self.job.clone(),
+                            attempts: result.restarts + 1,
+                            cause: Box::new(failure.error),
+                        });
+                    }
+                    result.restarts += 1;
+                    tracing::warn!(job = %self.job, restart = result.restarts, error = %failure.error,
+                        "task failed; restarting from the latest complete checkpoint");
+                    std::thread::sleep(self.config.restart.delay);
+                }
+            }
+        }
+    }
+
+    fn choose_restore(&self, explicit: Option<u64>) -> Result<Option<Manifest>> {
+        if self.config.ignore_checkpoints {
+            return Ok(None);
+        }
+        if let Some(id) = explicit {
+            return match check_checkpoint(&self.store, id)? {
+                CheckpointCheck::Complete(m) => Ok(Some(*m)),
+                CheckpointCheck::Incomplete => Err(StateError::CorruptCheckpoint {
+                    checkpoint: id,
+                    reason: "it has no manifest (never completed, or does not exist)".into(),
+                }
+                .into()),
+                CheckpointCheck::Corrupt(reason) => Err(StateError::CorruptCheckpoint { checkpoint: id, reason }.into()),
+            };
+        }
+        match find_restore(&self.store)? {
+            RestoreDecision::Fresh => Ok(None),
+            RestoreDecision::Restore { manifest, skipped } => {
+                for (id, reason) in skipped {
+                    tracing::warn!(checkpoint = id, %reason, "skipping corrupt checkpoint");
+                    eprintln!("warning: skipping corrupt checkpoint {id}: {reason}");
+                }
+                Ok(Some(*manifest))
+            }
+            RestoreDecision::NoneUsable { skipped } => Err(StateError::NoUsableCheckpoint {
+                dir: self.store.root().to_path_buf(),
+                details: skipped.iter().map(|(id, r)| format!("checkpoint {id}: {r}")).collect::<Vec<_>>().join("; "),
+            }
+            .into()),
+        }
+    }
+
+    fn attempt(&self, manifest: Option<&Manifest>) -> Result<AttemptStats, AttemptFailure> {
+        let fail = |error| AttemptFailure { error, records: 0, checkpoints: 0 };
+        let restores = match manifest {
+            Some(m) => {
+                let dir = self.store.checkpoint_dir(m.checkpoint);
+                load_vertex_restores(m, &dir, &self.vertex_ids(), self.config.max_parallelism).map_err(fail)?
+            }
+            None => HashMap::new(),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&self.work_dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(fail(RuntimeError::Io { op: "clear working state", path: self.work_dir.clone(), source: e }));
+            }
+        }
+        let stored = self.store.list().map_err(|e| fail(e.into()))?;
+        let first_epoch = next_checkpoint_id(&stored);
+        // Leftovers newer than the restored checkpoint can never complete now.
+        for id in stored {
+            if manifest.is_none_or(|m| id > m.checkpoint) && self.store.read_manifest(id).ok().flatten().is_none() {
+                let _ = self.store.delete(id);
+            }
+        }
+
+        let (events_tx, events_rx) = unbounded();
+        let mut channels = ChannelTable::default();
+        for edge in &self.graph.edges {
+            let up = self.graph.vertices[edge.from].parallelism;
+            let down = self.graph.vertices[edge.to].parallelism;
+            (edge.channels)(up, down, self.config.channel_capacity, &mut channels);
+        }
+        let mut controls: Vec<(usize, usize, Sender<Control>)> = Vec::new();
+        let mut threads = Vec::new();
+        let spawn_result = self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads);
+        drop(channels);
+        drop(events_tx);
+        if let Err(error) = spawn_result {
+            abort_and_join(&controls, threads);
+            return Err(fail(error));
+        }
+
+        let mut coordinator = Coordinator {
+            runner: self,
+            controls: &controls,
+            next_epoch: first_epoch,
+            pending: None,
+            sources_finished: Default::default(),
+            final_done: false,
+            stats: AttemptStats { records: 0, checkpoints: 0 },
+        };
+        let outcome = coordinator.run(&events_rx, threads.len());
+        let stats = coordinator.stats;
+        match outcome {
+            Ok(()) => {
+                for t in threads {
+                    let _ = t.join();
+                }
+                Ok(stats)
+            }
+            Err(error) => {
+                abort_and_join(&controls, threads);
+                Err(AttemptFailure { error, records: stats.records, checkpoints: stats.checkpoints })
+            }
+        }
+    }
+
+    fn spawn_all(
+        &self,
+        restores: &HashMap<String, VertexRestore>,
+        channels: &mut ChannelTable,
+        events: &Sender<TaskEvent>,
+        controls: &mut Vec<(usize, usize, Sender<Control>)>,
+        threads: &mut Vec<std::thread::JoinHandle<()>>,
+    ) -> Result<()> {
+        let run_id = new_run_id();
+        for (index, vertex) in self.graph.vertices.iter().enumerate() {
+            let id = vertex.id(index);
+            let restore = Arc::new(restores.get(&id).cloned().unwrap_or_default());
+            let factory = vertex
+                .factory
+                .clone()
+                .ok_or_else(|| RuntimeError::Config(format!("operator chain {id} has no sink")))?;
+            for subtask in 0..vertex.parallelism {
+                let info = TaskInfo {
+                    job: self.job.clone(),
+                    vertex: id.clone(),
+                    subtask,
+                    parallelism: vertex.parallelism,
+                    max_parallelism: self.config.max_parallelism,
+                    run_id: run_id.clone(),
+                };
+                let task = factory(&mut Wiring { info: info.clone(), channels })?;
+                let (control_tx, control_rx) = unbounded();
+                controls.push((index, subtask, control_tx));
+                let env = TaskEnv {
+                    info: info.clone(),
+                    vertex: index,
+                    control: control_rx,
+                    events: events.clone(),
+                    restore: restore.clone(),
+                    keyed: vertex.keyed,
+                    keyed_config: self.config.keyed_state.clone(),
+                    work_dir: self.work_dir.clone(),
+                    checkpoints: self.store.clone(),
+                };
+                let handle = std::thread::Builder::new()
+                    .name(format!("{}-{}", id, subtask))
+                    .spawn(move || run_task(task, env))
+                    .map_err(RuntimeError::io("spawn thread for", info.name()))?;
+                threads.push(handle);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A short id unique to one attempt of one process, for naming files an attempt creates.
+fn new_run_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mix = nanos ^ (u64::from(std::process::id()) << 32) ^ ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+    format!("{:012x}", mix & 0xffff_ffff_ffff)
+}
+
+fn run_task(task: Box<dyn crate::task::Task>, env: TaskEnv) {
+    let name = env.info.name();
+    let outcome = catch_unwind(AssertUnwindSafe(|| task.run(&env)));
+    let event = match outcome {
+        Ok(Ok(records)) => TaskEvent::Done { records },
+        Ok(Err(error)) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task: name, cause: Box::new(error) } },
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            TaskEvent::Failed { error: RuntimeError::Panic { task: name, message } }
+        }
+    };
+    let _ = env.events.send(event);
+}
+
+fn abort_and_join(controls: &[(usize, usize, Sender<Control>)], threads: Vec<std::thread::JoinHandle<()>>) {
+    for (_, _, c) in controls {
+        let _ = c.send(Control::Abort);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// The checkpoint coordinator of one attempt.
+struct Coordinator<'a> {
+    runner: &'a Runner,
+    controls: &'a [(usize, usize, Sender<Control>)],
+    next_epoch: u64,
+    pending: Option<PendingCheckpoint>,
+    sources_finished: std::collections::HashSet<(usize, usize)>,
+    final_done: bool,
+    stats: AttemptStats,
+}
+
+impl Coordinator<'_> {
+    fn source_controls(&self) -> impl Iterator<Item = &Sender<Control>> {
+        self.controls
+            .iter()
+            .filter(|(v, _, _)| self.runner.graph.vertices[*v].is_source)
+            .map(|(_, _, c)| c)
+    }
+
+    fn trigger(&mut self, then_stop: bool) {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
+        self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
+        let barrier = Barrier { epoch, then_stop };
+        for c in self.source_controls() {
+            let _ = c.send(Control::Trigger(barrier));
+        }
+        tracing::debug!(epoch, then_stop, "checkpoint triggered");
+    }
+
+    fn run(&mut self, events: &crossbeam_channel::Receiver<TaskEvent>, tasks: usize) -> Result<()> {
+        let interval = self.runner.config.checkpoint_interval;
+        let total_sources: usize = self.source_controls().count();
+        let mut next_trigger = interval.map(|i| Instant::now() + i);
+        let mut done = 0usize;
+        loop {
+            if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
+                self.trigger(true);
+            }
+            let wait = match (next_trigger, &self.pending) {
+                (Some(t), None) => t.saturating_duration_since(Instant::now()),
+                _ => Duration::from_millis(200),
+            };
+            match events.recv_timeout(wait) {
+                Ok(event) => match event {
+                    TaskEvent::Ack { epoch, vertex, snapshot } => {
+                        let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
+                            return Err(RuntimeError::Config(format!("acknowledgement for unknown checkpoint {epoch}")));
+                        };
+                        if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
+                            let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
+                            self.complete(pending)?;
+                            next_trigger = interval.map(|i| Instant::now() + i);
+                        }
+                    }
+                    TaskEvent::SourceFinished { vertex, subtask } => {
+                        self.sources_finished.insert((vertex, subtask));
+                    }
+                    TaskEvent::Done { records, .. } => {
+                        self.stats.records += records;
+                        done += 1;
+                        if done == tasks {
+                            return Ok(());
+                        }
+                    }
+                    TaskEvent::Failed { error, .. } => return Err(error),
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {
+                        self.trigger(false);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
+            }
+        }
+    }
+
+    fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
+        let epoch = pending.epoch;
+        let then_stop = pending.then_stop;
+        let vertices: Vec<(String, usize)> = self
+            .runner
+            .graph
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id(i), v.parallelism))
+            .collect();
+        let manifest = pending.into_manifest(&self.runner.job, self.runner.config.max_parallelism, &vertices);
+        complete_checkpoint(&self.runner.store as &dyn CheckpointStore, &manifest, self.runner.config.retained_checkpoints)?;
+        self.stats.checkpoints += 1;
+        if then_stop {
+            self.final_done = true;
+        }
+        tracing::debug!(epoch, "checkpoint complete");
+        for (_, _, c) in self.controls {
+            let _ = c.send(Control::Commit(epoch));
+        }
+        Ok(())
+    }
+}

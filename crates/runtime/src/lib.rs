@@ -1,0 +1,39 @@
+//! The rill runtime: job graphs, parallel subtasks, channels, barrier alignment, checkpoint
+//! coordination, restore and restart.
+//!
+//! - Build a job with [`StreamEnv`]: sources, chained operators, partitioning (forward, hash by
+//!   key group, rebalance, broadcast), union, sinks.
+//! - Every subtask runs on its own thread; bounded channels carry one [`Message`] enum, so a slow
+//!   sink back-pressures the sources. Forward operators are chained in one thread.
+//! - Checkpoints are asynchronous barrier snapshots: the coordinator triggers sources, barriers
+//!   are aligned by [`BarrierAligner`] before operators see them, and a checkpoint is complete only
+//!   when every subtask acknowledged and its manifest is durable; then operators get `on_commit`.
+//! - On start the latest complete checkpoint is restored (also at another parallelism); a failing
+//!   task restarts the job from it under a [`RestartStrategy`].
+//!
+//! Depends on `rill-state` (RocksDB keyed state, manifests) and `crossbeam-channel`.
+#![warn(missing_docs)]
+
+mod align;
+mod chain;
+mod config;
+mod coordinator;
+mod error;
+mod execute;
+mod graph;
+mod message;
+mod operator;
+mod partition;
+mod restore;
+mod stream;
+mod task;
+
+pub use align::{BarrierAligner, WatermarkMerger};
+pub use config::{JobConfig, RestartStrategy, StreamEnvBuilder};
+pub use coordinator::{complete_checkpoint, AckOutcome, PendingCheckpoint};
+pub use error::{Result, RuntimeError};
+pub use execute::JobResult;
+pub use message::{Barrier, Message, Watermark};
+pub use operator::{Collector, Context, Operator, Source, SourcePoll, TaskInfo, TaskState};
+pub use partition::Partitioner;
+pub use stream::{DataStream, KeyedStream, StreamEnv};

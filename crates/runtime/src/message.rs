@@ -1,0 +1,36 @@
+//! The one message type on every channel, and the barrier and watermark it carries.
+
+/// A checkpoint barrier. Small and `Copy`: it flows with the data and splits the stream into the
+/// part before checkpoint `epoch` and the part after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    /// The checkpoint id.
+    pub epoch: u64,
+    /// The final checkpoint of a job whose sources have all finished; the job stops once it completes.
+    pub then_stop: bool,
+}
+
+/// Event-time progress: no record with a timestamp at or below `timestamp_ms` is expected anymore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Watermark {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+impl Watermark {
+    /// The watermark sent at the end of input: every timer and window fires.
+    pub const MAX: Watermark = Watermark { timestamp_ms: i64::MAX };
+}
+
+/// What flows on every channel between subtasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message<T> {
+    /// A small batch of records.
+    Data(Vec<T>),
+    /// Event-time progress of the sending subtask.
+    Watermark(Watermark),
+    /// A checkpoint barrier.
+    Barrier(Barrier),
+    /// The sender will send no more records (barriers may still follow, for the final checkpoint).
+    EndOfStream,
+}

@@ -1,0 +1,164 @@
+//! Partitioning: which downstream subtask gets each record, and the exchange that sends batches.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use rill_state::subtask_for_key_group;
+
+use crate::chain::Emitter;
+use crate::operator::TaskState;
+use crate::{Barrier, Message, Result, RuntimeError, Watermark};
+
+/// Records per batch on a channel.
+pub(crate) const BATCH_SIZE: usize = 1024;
+
+/// How records are spread over the subtasks of the next vertex.
+pub enum Partitioner<T> {
+    /// Subtask i sends to subtask i (round robin if the parallelisms differ).
+    Forward,
+    /// By key group of the record's key: the key group function is given.
+    Hash(Arc<dyn Fn(&T) -> u16 + Send + Sync>),
+    /// Round robin.
+    Rebalance,
+    /// Every record to every subtask.
+    Broadcast(Arc<dyn Fn(&T) -> T + Send + Sync>),
+}
+
+impl<T> Clone for Partitioner<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Partitioner::Forward => Partitioner::Forward,
+            Partitioner::Hash(f) => Partitioner::Hash(f.clone()),
+            Partitioner::Rebalance => Partitioner::Rebalance,
+            Partitioner::Broadcast(f) => Partitioner::Broadcast(f.clone()),
+        }
+    }
+}
+
+/// The tail of a chain: partitions records into per-channel batches and sends them.
+pub(crate) struct Exchange<T> {
+    senders: Vec<Sender<Message<T>>>,
+    buffers: Vec<Vec<T>>,
+    partitioner: Partitioner<T>,
+    subtask: usize,
+    max_parallelism: u16,
+    next_round_robin: usize,
+    task: String,
+}
+
+impl<T: Send + 'static> Exchange<T> {
+    pub(crate) fn new(senders: Vec<Sender<Message<T>>>, partitioner: Partitioner<T>, info: &crate::TaskInfo) -> Self {
+        let n = senders.len();
+        Exchange {
+            buffers: (0..n).map(|_| Vec::with_capacity(BATCH_SIZE)).collect(),
+            senders,
+            partitioner,
+            subtask: info.subtask,
+            max_parallelism: info.max_parallelism,
+            next_round_robin: info.subtask,
+            task: info.name(),
+        }
+    }
+
+    fn send(&self, channel: usize, message: Message<T>) -> Result<()> {
+        self.senders[channel]
+            .send(message)
+            .map_err(|_| RuntimeError::ChannelClosed { task: self.task.clone() })
+    }
+
+    fn send_batch(&mut self, channel: usize) -> Result<()> {
+        if self.buffers[channel].is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.buffers[channel], Vec::with_capacity(BATCH_SIZE));
+        self.send(channel, Message::Data(batch))
+    }
+
+    fn broadcast(&mut self, message: impl Fn() -> Message<T>) -> Result<()> {
+        self.flush()?;
+        for channel in 0..self.senders.len() {
+            self.send(channel, message())?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn route(&mut self, record: T) -> Result<()> {
+        let n = self.senders.len();
+        let channel = match &self.partitioner {
+            Partitioner::Forward if n == 1 => 0,
+            Partitioner::Forward => {
+                if self.subtask < n {
+                    self.subtask
+                } else {
+                    self.subtask % n
+                }
+            }
+            Partitioner::Hash(key_group) => subtask_for_key_group(key_group(&record), self.max_parallelism, n),
+            Partitioner::Rebalance => {
+                self.next_round_robin = (self.next_round_robin + 1) % n;
+                self.next_round_robin
+            }
+            Partitioner::Broadcast(clone) => {
+                let clone = clone.clone();
+                for channel in 0..n {
+                    let copy = clone(&record);
+                    self.buffers[channel].push(copy);
+                    if self.buffers[channel].len() >= BATCH_SIZE {
+                        self.send_batch(channel)?;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        self.buffers[channel].push(record);
+        if self.buffers[channel].len() >= BATCH_SIZE {
+            self.send_batch(channel)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static> Emitter<T> for Exchange<T> {
+    fn open(&mut self, _: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+
+    fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
+        for record in batch {
+            self.route(record)?;
+        }
+        Ok(())
+    }
+
+    fn watermark(&mut self, watermark: Watermark, _: &mut TaskState) -> Result<()> {
+        self.broadcast(|| Message::Watermark(watermark))
+    }
+
+    fn prepare_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {
+        self.flush()
+    }
+
+    fn forward_barrier(&mut self, barrier: Barrier, _: &mut TaskState) -> Result<()> {
+        self.broadcast(|| Message::Barrier(barrier))
+    }
+
+    fn commit(&mut self, _: u64, _: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+
+    fn end_of_input(&mut self, _: &mut TaskState) -> Result<()> {
+        self.broadcast(|| Message::EndOfStream)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for channel in 0..self.buffers.len() {
+            self.send_batch(channel)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, _: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+}

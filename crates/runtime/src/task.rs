@@ -1,0 +1,242 @@
+//! Subtasks: the loop of a source subtask and of a subtask fed by channels, and the checkpoint
+//! step they share (snapshot, acknowledge, forward the barrier).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rill_state::{
+    write_atomically, FileDigest, FsCheckpointStore, KeyGroupRange, KeyedBackend, KeyedStateConfig, SubtaskSnapshot,
+};
+
+use crate::align::{GateEvent, InputGate};
+use crate::chain::Emitter;
+use crate::operator::{Collector, Context, Source, SourcePoll, TaskInfo, TaskState};
+use crate::restore::VertexRestore;
+use crate::{Barrier, Message, Result, RuntimeError};
+
+/// What the coordinator tells a subtask.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    /// Sources only: take a checkpoint now.
+    Trigger(Barrier),
+    /// Checkpoint `epoch` is complete.
+    Commit(u64),
+    /// Stop: the job is restarting or failing.
+    Abort,
+}
+
+/// What a subtask tells the coordinator.
+#[derive(Debug)]
+pub(crate) enum TaskEvent {
+    Ack { epoch: u64, vertex: usize, snapshot: SubtaskSnapshot },
+    SourceFinished { vertex: usize, subtask: usize },
+    Done { records: u64 },
+    Failed { error: RuntimeError },
+}
+
+/// Everything a subtask needs from its job.
+pub(crate) struct TaskEnv {
+    pub(crate) info: TaskInfo,
+    pub(crate) vertex: usize,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) events: Sender<TaskEvent>,
+    pub(crate) restore: Arc<VertexRestore>,
+    pub(crate) keyed: bool,
+    pub(crate) keyed_config: KeyedStateConfig,
+    pub(crate) work_dir: PathBuf,
+    pub(crate) checkpoints: FsCheckpointStore,
+}
+
+impl TaskEnv {
+    fn open_state(&self) -> Result<TaskState> {
+        let keyed = if self.keyed {
+            let range = KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism);
+            let dir = self.work_dir.join(format!("{}-{}", self.info.vertex, self.info.subtask));
+            Some(KeyedBackend::open(dir, range, self.keyed_config.clone(), &self.restore.keyed)?)
+        } else {
+            None
+        };
+        Ok(TaskState::new(self.info.clone(), keyed, self.restore.union.clone()))
+    }
+
+    /// Snapshots keyed and operator state into the checkpoint directory and describes the files.
+    fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<SubtaskSnapshot> {
+        let rel = format!("{}-{}", self.info.vertex, self.info.subtask);
+        let dir = self.checkpoints.checkpoint_dir(epoch).join(&rel);
+        std::fs::create_dir_all(&dir).map_err(RuntimeError::io("create", &dir))?;
+        let mut files = Vec::new();
+        let mut keyed_state_dir = None;
+        let mut key_groups =
+            KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism);
+        if let Some(backend) = st.keyed.as_mut() {
+            let keyed_rel = format!("{rel}/keyed");
+            for f in backend.snapshot(&dir.join("keyed"))? {
+                files.push(FileDigest { path: format!("{keyed_rel}/{}", f.path), ..f });
+            }
+            key_groups = backend.key_groups();
+            keyed_state_dir = Some(keyed_rel);
+        }
+        let mut operator_state_file = None;
+        let op_state = std::mem::take(&mut st.snapshot);
+        if !op_state.entries.is_empty() {
+            let bytes = op_state.encode()?;
+            let path = format!("{rel}/operator.bin");
+            write_atomically(&dir.join("operator.bin"), &bytes)?;
+            files.push(FileDigest { path: path.clone(), size: bytes.len() as u64, crc32: crc32fast::hash(&bytes) });
+            operator_state_file = Some(path);
+        }
+        Ok(SubtaskSnapshot { subtask: self.info.subtask, key_groups, keyed_state_dir, operator_state_file, files })
+    }
+
+    /// The checkpoint step: operators snapshot, state is written, the coordinator is told, and
+    /// only then does the barrier go on downstream.
+    fn checkpoint<T>(&self, st: &mut TaskState, chain: &mut dyn Emitter<T>, barrier: Barrier) -> Result<()> {
+        chain.prepare_barrier(barrier, st)?;
+        let snapshot = self.snapshot(st, barrier.epoch)?;
+        self.send(TaskEvent::Ack { epoch: barrier.epoch, vertex: self.vertex, snapshot })?;
+        chain.forward_barrier(barrier, st)
+    }
+
+    fn send(&self, event: TaskEvent) -> Result<()> {
+        self.events.send(event).map_err(|_| RuntimeError::Aborted)
+    }
+}
+
+/// A subtask runnable on its own thread.
+pub(crate) trait Task: Send {
+    /// Runs until the final checkpoint commits (returns records emitted by a source) or failure.
+    fn run(self: Box<Self>, env: &TaskEnv) -> Result<u64>;
+}
+
+/// A source subtask: polls the source and serves checkpoint triggers between polls.
+pub(crate) struct SourceTask<T, S> {
+    pub(crate) source: S,
+    pub(crate) uid: String,
+    pub(crate) chain: Box<dyn Emitter<T>>,
+}
+
+impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
+    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<u64> {
+        let mut st = env.open_state()?;
+        self.source.open(&mut Context::new(&mut st, &self.uid))?;
+        self.chain.open(&mut st)?;
+        let mut out = Collector::default();
+        let mut records = 0u64;
+        let mut finished = false;
+        let mut final_epoch = None;
+        let mut pending: Option<Control> = None;
+        loop {
+            let control = match pending.take() {
+                Some(c) => Some(c),
+                None if finished => Some(env.control.recv().map_err(|_| RuntimeError::Aborted)?),
+                None => match env.control.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return Err(RuntimeError::Aborted),
+                },
+            };
+            if let Some(control) = control {
+                match control {
+                    Control::Trigger(barrier) => {
+                        let mut ctx = Context::new(&mut st, &self.uid);
+                        let entries = self.source.snapshot(barrier.epoch, &mut ctx)?;
+                        ctx.put_union_state(entries);
+                        env.checkpoint(&mut st, self.chain.as_mut(), barrier)?;
+                        if barrier.then_stop {
+                            final_epoch = Some(barrier.epoch);
+                        }
+                    }
+                    Control::Commit(epoch) => {
+                        self.source.on_commit(epoch, &mut Context::new(&mut st, &self.uid))?;
+                        self.chain.commit(epoch, &mut st)?;
+                        if final_epoch == Some(epoch) {
+                            self.source.on_close(&mut Context::new(&mut st, &self.uid))?;
+                            self.chain.close(&mut st)?;
+                            return Ok(records);
+                        }
+                    }
+                    Control::Abort => return Err(RuntimeError::Aborted),
+                }
+                continue;
+            }
+            let poll = self.source.poll(&mut Context::new(&mut st, &self.uid), &mut out)?;
+            records += out.records.len() as u64;
+            if !out.records.is_empty() {
+                self.chain.push(std::mem::take(&mut out.records), &mut st)?;
+            }
+            if let Some(wm) = out.watermark.take() {
+                self.chain.watermark(wm, &mut st)?;
+            }
+            match poll {
+                SourcePoll::Ready => {}
+                SourcePoll::Idle(wait) => {
+                    self.chain.flush()?;
+                    match env.control.recv_timeout(wait.min(Duration::from_millis(200))) {
+                        Ok(c) => pending = Some(c),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
+                    }
+                }
+                SourcePoll::Finished => {
+                    self.chain.end_of_input(&mut st)?;
+                    self.chain.flush()?;
+                    finished = true;
+                    env.send(TaskEvent::SourceFinished { vertex: env.vertex, subtask: env.info.subtask })?;
+                }
+            }
+        }
+    }
+}
+
+/// A subtask fed by channels from upstream subtasks, aligned by an [`InputGate`].
+pub(crate) struct InputTask<T> {
+    pub(crate) inputs: Vec<Receiver<Message<T>>>,
+    pub(crate) chain: Box<dyn Emitter<T>>,
+}
+
+impl<T: Send + 'static> Task for InputTask<T> {
+    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<u64> {
+        let mut st = env.open_state()?;
+        self.chain.open(&mut st)?;
+        let inputs = std::mem::take(&mut self.inputs);
+        let mut gate = InputGate::new(inputs, env.control.clone(), env.info.name());
+        let mut final_epoch = None;
+        loop {
+            let event = match gate.next(false)? {
+                Some(e) => e,
+                None => {
+                    self.chain.flush()?;
+                    match gate.next(true)? {
+                        Some(e) => e,
+                        None => continue,
+                    }
+                }
+            };
+            match event {
+                GateEvent::Data(batch) => self.chain.push(batch, &mut st)?,
+                GateEvent::Watermark(w) => self.chain.watermark(w, &mut st)?,
+                GateEvent::Barrier(barrier) => {
+                    env.checkpoint(&mut st, self.chain.as_mut(), barrier)?;
+                    if barrier.then_stop {
+                        final_epoch = Some(barrier.epoch);
+                    }
+                }
+                GateEvent::EndOfInput => {
+                    self.chain.end_of_input(&mut st)?;
+                    self.chain.flush()?;
+                }
+                GateEvent::Control(Control::Commit(epoch)) => {
+                    self.chain.commit(epoch, &mut st)?;
+                    if final_epoch == Some(epoch) {
+                        self.chain.close(&mut st)?;
+                        return Ok(0);
+                    }
+                }
+                GateEvent::Control(Control::Trigger(_)) => {}
+                GateEvent::Control(Control::Abort) => return Err(RuntimeError::Aborted),
+            }
+        }
+    }
+}

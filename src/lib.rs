@@ -1,0 +1,52 @@
+//! **rill**: stream processing in Rust with exactly-once checkpoints.
+//!
+//! One dependency for a job. Write a dataflow against [`StreamEnv`], run it at a chosen
+//! parallelism with periodic checkpoints, kill the process at any moment, start it again with the
+//! same command, and every input is counted exactly once.
+//!
+//! ```
+//! use rill::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let env = StreamEnv::builder().parallelism(2).checkpoint_dir(dir.path()).build()?;
+//! let (sink, out) = CollectSink::new();
+//! env.source("numbers", GeneratorSource::new(0..100))
+//!     .key_by(|n: &u64| n % 3)
+//!     .reduce(|a, b| a + b)
+//!     .sink_to(sink);
+//! env.execute("sum-by-residue")?;
+//! let out = out.lock().unwrap();
+//! assert_eq!(out.len(), 100);
+//! assert!(out.contains(&(0..100).filter(|n| n % 3 == 0).sum::<u64>()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Crates behind the facade: `rill-runtime` (graph, subtasks, barriers, checkpoint coordinator,
+//! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
+//! sources, sinks).
+#![warn(missing_docs)]
+
+pub use rill_operators as operators;
+pub use rill_runtime as runtime;
+pub use rill_state as state;
+
+pub use rill_operators::{
+    CollectSink, DiscardSink, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink,
+    StateRegistry, StreamExt,
+};
+pub use rill_runtime::{
+    Barrier, Collector, Context, DataStream, JobResult, KeyedStream, Message, Operator, RestartStrategy, Result,
+    RuntimeError, Source, SourcePoll, StreamEnv, Watermark,
+};
+pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
+
+/// Everything a job usually needs: `use rill::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        CollectSink, DiscardSink, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt,
+        ListState, MapState, Operator, PrintSink, StateRegistry, StreamEnv, StreamExt, ValueState,
+    };
+    pub use rill_runtime::Collector;
+}
