@@ -57,7 +57,12 @@ impl KeyedProcessFunction<u64, u64, (u64, u64)> for RunningCount {
         Ok(())
     }
 
-    fn process(&mut self, _seq: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<(u64, u64)>) -> rill::Result<()> {
+    fn process(
+        &mut self,
+        _seq: u64,
+        ctx: &mut KeyedContext<'_, u64>,
+        out: &mut Collector<(u64, u64)>,
+    ) -> rill::Result<()> {
         let Some(count) = self.count else {
             return Err(rill::RuntimeError::user("running count", "used before open"));
         };
@@ -72,7 +77,10 @@ impl KeyedProcessFunction<u64, u64, (u64, u64)> for RunningCount {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     anyhow::ensure!(args.keys > 0, "--keys must be at least 1");
     let env = StreamEnv::builder()

@@ -30,6 +30,15 @@ impl<T> Clone for FileSink<T> {
     }
 }
 
+/// One entry of the sink's union state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+enum SinkEntry {
+    /// The checkpoint this state belongs to.
+    Checkpoint(u64),
+    /// A sealed file waiting for its checkpoint to complete.
+    Pending(PendingFile),
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct PendingFile {
     epoch: u64,
@@ -48,9 +57,12 @@ struct Run {
 impl<T: std::fmt::Display> FileSink<T> {
     /// Writes each record's `Display` form as one line into `dir`.
     pub fn exactly_once(dir: impl Into<PathBuf>) -> Self {
-        Self::with_encoder(dir, Arc::new(|t: &T, buf: &mut Vec<u8>| {
-            let _ = writeln!(buf, "{t}");
-        }))
+        Self::with_encoder(
+            dir,
+            Arc::new(|t: &T, buf: &mut Vec<u8>| {
+                let _ = writeln!(buf, "{t}");
+            }),
+        )
     }
 }
 
@@ -87,21 +99,60 @@ fn commit_file(dir: &Path, file: &PendingFile, context: &str) -> Result<()> {
     }
 }
 
+/// Directory (inside the output directory) where rolled-back files are kept.
+pub const ROLLED_BACK_DIR: &str = ".rolled-back";
+
+/// When an older checkpoint is restored (the newest was corrupt, or an explicit restore), files
+/// committed by newer checkpoints would be produced again by the replay. They are moved, not
+/// deleted, into `.rolled-back/` so the visible output stays exactly-once and nothing is lost.
+fn roll_back_newer_than(dir: &Path, epoch: u64, context: &str) -> Result<()> {
+    let mut moved = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(context, "list", dir))? {
+        let entry = entry.map_err(io(context, "list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file_epoch = name.strip_prefix("part-").and_then(|rest| rest.get(..10)).and_then(|e| e.parse::<u64>().ok());
+        if file_epoch.is_some_and(|e| e > epoch) {
+            let target_dir = dir.join(ROLLED_BACK_DIR);
+            fs::create_dir_all(&target_dir).map_err(io(context, "create", &target_dir))?;
+            fs::rename(entry.path(), target_dir.join(&name)).map_err(io(context, "roll back", &entry.path()))?;
+            moved.push(name);
+        }
+    }
+    if !moved.is_empty() {
+        tracing::warn!(
+            restored = epoch,
+            files = moved.len(),
+            "rolled back output committed after the restored checkpoint"
+        );
+        eprintln!(
+            "warning: {context}: moved {} file(s) committed after restored checkpoint {epoch} into {ROLLED_BACK_DIR}/ (they will be produced again)",
+            moved.len()
+        );
+    }
+    Ok(())
+}
+
 impl<T: Send + 'static> Operator<T, ()> for FileSink<T> {
     fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         let context = self.context();
         fs::create_dir_all(&self.dir).map_err(io(&context, "create", &self.dir))?;
         let info = ctx.info().clone();
         let mut restored = Vec::new();
+        let mut restored_checkpoint = None;
         for entry in ctx.restored_union_state() {
-            let file: PendingFile = bincode::deserialize(entry).map_err(|e| RuntimeError::in_operator(context.clone(), e))?;
-            restored.push(file);
+            match bincode::deserialize(entry).map_err(|e| RuntimeError::in_operator(context.clone(), e))? {
+                SinkEntry::Checkpoint(epoch) => restored_checkpoint = Some(epoch),
+                SinkEntry::Pending(file) => restored.push(file),
+            }
         }
         // Each restored pending file is committed by exactly one subtask.
         for (i, file) in restored.iter().enumerate() {
             if i % info.parallelism == info.subtask {
                 commit_file(&self.dir, file, &context)?;
             }
+        }
+        if let (0, Some(epoch)) = (info.subtask, restored_checkpoint) {
+            roll_back_newer_than(&self.dir, epoch, &context)?;
         }
         if info.subtask == 0 {
             // Hidden files of earlier attempts that no complete checkpoint references: discard.
@@ -141,9 +192,7 @@ impl<T: Send + 'static> Operator<T, ()> for FileSink<T> {
         run.buf.clear();
         encode(&record, &mut run.buf);
         if let Some((name, writer)) = run.writer.as_mut() {
-            writer
-                .write_all(&run.buf)
-                .map_err(io(&context, "write", &dir.join(format!(".inprogress-{name}"))))?;
+            writer.write_all(&run.buf).map_err(io(&context, "write", &dir.join(format!(".inprogress-{name}"))))?;
         }
         Ok(())
     }
@@ -162,10 +211,9 @@ impl<T: Send + 'static> Operator<T, ()> for FileSink<T> {
             sync_dir(&dir)?;
             run.pending.push(PendingFile { epoch: barrier.epoch, name: final_name });
         }
-        let entries = run
-            .pending
-            .iter()
-            .map(|p| bincode::serialize(p).map_err(|e| RuntimeError::in_operator(context.clone(), e)))
+        let entries = std::iter::once(SinkEntry::Checkpoint(barrier.epoch))
+            .chain(run.pending.iter().cloned().map(SinkEntry::Pending))
+            .map(|e| bincode::serialize(&e).map_err(|e| RuntimeError::in_operator(context.clone(), e)))
             .collect::<Result<Vec<_>>>()?;
         ctx.put_union_state(entries);
         Ok(())

@@ -120,7 +120,8 @@ impl Source<u64> for GeneratorSource {
         self.owned
             .iter()
             .map(|s| {
-                bincode::serialize(s).map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))
+                bincode::serialize(s)
+                    .map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))
             })
             .collect()
     }

@@ -17,7 +17,7 @@ mod sinks;
 
 pub use basic::{Filter, FlatMap, Map};
 pub use ext::{KeyedStreamExt, StreamExt};
-pub use file_sink::{Encoder, FileSink};
+pub use file_sink::{Encoder, FileSink, ROLLED_BACK_DIR};
 pub use generator::GeneratorSource;
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFunction, Reduce, StateRegistry};
 pub use sinks::{CollectSink, DiscardSink, PrintSink};

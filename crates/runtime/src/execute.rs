@@ -57,16 +57,15 @@ struct Runner {
     graph: Graph,
     store: FsCheckpointStore,
     work_dir: PathBuf,
+    records: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct AttemptStats {
-    records: u64,
     checkpoints: usize,
 }
 
 struct AttemptFailure {
     error: RuntimeError,
-    records: u64,
     checkpoints: usize,
 }
 
@@ -74,7 +73,7 @@ impl Runner {
     fn new(job: &str, config: JobConfig, graph: Graph) -> Result<Self> {
         let store = FsCheckpointStore::new(&config.checkpoint_dir)?;
         let work_dir = config.checkpoint_dir.join("work");
-        Ok(Runner { job: job.to_string(), config, graph, store, work_dir })
+        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, records: Default::default() })
     }
 
     fn vertex_ids(&self) -> Vec<String> {
@@ -83,7 +82,8 @@ impl Runner {
 
     fn run(self) -> Result<JobResult> {
         let start = Instant::now();
-        let mut result = JobResult { records: 0, checkpoints: 0, restored_from: None, restarts: 0, elapsed: Duration::ZERO };
+        let mut result =
+            JobResult { records: 0, checkpoints: 0, restored_from: None, restarts: 0, elapsed: Duration::ZERO };
         let mut explicit = self.config.restore_from;
         loop {
             let manifest = self.choose_restore(explicit.take())?;
@@ -92,13 +92,12 @@ impl Runner {
             }
             match self.attempt(manifest.as_ref()) {
                 Ok(stats) => {
-                    result.records += stats.records;
+                    result.records = self.records.load(std::sync::atomic::Ordering::Relaxed);
                     result.checkpoints += stats.checkpoints;
                     result.elapsed = start.elapsed();
                     return Ok(result);
                 }
                 Err(failure) => {
-                    result.records += failure.records;
                     result.checkpoints += failure.checkpoints;
                     if result.restarts >= self.config.restart.max_restarts {
                         return Err(RuntimeError::JobFailed {
@@ -128,7 +127,9 @@ impl Runner {
                     reason: "it has no manifest (never completed, or does not exist)".into(),
                 }
                 .into()),
-                CheckpointCheck::Corrupt(reason) => Err(StateError::CorruptCheckpoint { checkpoint: id, reason }.into()),
+                CheckpointCheck::Corrupt(reason) => {
+                    Err(StateError::CorruptCheckpoint { checkpoint: id, reason }.into())
+                }
             };
         }
         match find_restore(&self.store)? {
@@ -149,7 +150,7 @@ impl Runner {
     }
 
     fn attempt(&self, manifest: Option<&Manifest>) -> Result<AttemptStats, AttemptFailure> {
-        let fail = |error| AttemptFailure { error, records: 0, checkpoints: 0 };
+        let fail = |error| AttemptFailure { error, checkpoints: 0 };
         let restores = match manifest {
             Some(m) => {
                 let dir = self.store.checkpoint_dir(m.checkpoint);
@@ -159,7 +160,11 @@ impl Runner {
         };
         if let Err(e) = std::fs::remove_dir_all(&self.work_dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(fail(RuntimeError::Io { op: "clear working state", path: self.work_dir.clone(), source: e }));
+                return Err(fail(RuntimeError::Io {
+                    op: "clear working state",
+                    path: self.work_dir.clone(),
+                    source: e,
+                }));
             }
         }
         let stored = self.store.list().map_err(|e| fail(e.into()))?;
@@ -195,7 +200,7 @@ impl Runner {
             pending: None,
             sources_finished: Default::default(),
             final_done: false,
-            stats: AttemptStats { records: 0, checkpoints: 0 },
+            stats: AttemptStats { checkpoints: 0 },
         };
         let outcome = coordinator.run(&events_rx, threads.len());
         let stats = coordinator.stats;
@@ -208,7 +213,7 @@ impl Runner {
             }
             Err(error) => {
                 abort_and_join(&controls, threads);
-                Err(AttemptFailure { error, records: stats.records, checkpoints: stats.checkpoints })
+                Err(AttemptFailure { error, checkpoints: stats.checkpoints })
             }
         }
     }
@@ -251,6 +256,7 @@ impl Runner {
                     keyed_config: self.config.keyed_state.clone(),
                     work_dir: self.work_dir.clone(),
                     checkpoints: self.store.clone(),
+                    records: self.records.clone(),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-{}", id, subtask))
@@ -267,9 +273,7 @@ impl Runner {
 fn new_run_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let mix = nanos ^ (u64::from(std::process::id()) << 32) ^ ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     format!("{:012x}", mix & 0xffff_ffff_ffff)
 }
@@ -278,7 +282,7 @@ fn run_task(task: Box<dyn crate::task::Task>, env: TaskEnv) {
     let name = env.info.name();
     let outcome = catch_unwind(AssertUnwindSafe(|| task.run(&env)));
     let event = match outcome {
-        Ok(Ok(records)) => TaskEvent::Done { records },
+        Ok(Ok(())) => TaskEvent::Done,
         Ok(Err(error)) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task: name, cause: Box::new(error) } },
         Err(panic) => {
             let message = panic
@@ -314,10 +318,7 @@ struct Coordinator<'a> {
 
 impl Coordinator<'_> {
     fn source_controls(&self) -> impl Iterator<Item = &Sender<Control>> {
-        self.controls
-            .iter()
-            .filter(|(v, _, _)| self.runner.graph.vertices[*v].is_source)
-            .map(|(_, _, c)| c)
+        self.controls.iter().filter(|(v, _, _)| self.runner.graph.vertices[*v].is_source).map(|(_, _, c)| c)
     }
 
     fn trigger(&mut self, then_stop: bool) {
@@ -349,7 +350,9 @@ impl Coordinator<'_> {
                 Ok(event) => match event {
                     TaskEvent::Ack { epoch, vertex, snapshot } => {
                         let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
-                            return Err(RuntimeError::Config(format!("acknowledgement for unknown checkpoint {epoch}")));
+                            return Err(RuntimeError::Config(format!(
+                                "acknowledgement for unknown checkpoint {epoch}"
+                            )));
                         };
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
@@ -360,8 +363,7 @@ impl Coordinator<'_> {
                     TaskEvent::SourceFinished { vertex, subtask } => {
                         self.sources_finished.insert((vertex, subtask));
                     }
-                    TaskEvent::Done { records, .. } => {
-                        self.stats.records += records;
+                    TaskEvent::Done => {
                         done += 1;
                         if done == tasks {
                             return Ok(());
@@ -382,16 +384,14 @@ impl Coordinator<'_> {
     fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
-        let vertices: Vec<(String, usize)> = self
-            .runner
-            .graph
-            .vertices
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.id(i), v.parallelism))
-            .collect();
+        let vertices: Vec<(String, usize)> =
+            self.runner.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
         let manifest = pending.into_manifest(&self.runner.job, self.runner.config.max_parallelism, &vertices);
-        complete_checkpoint(&self.runner.store as &dyn CheckpointStore, &manifest, self.runner.config.retained_checkpoints)?;
+        complete_checkpoint(
+            &self.runner.store as &dyn CheckpointStore,
+            &manifest,
+            self.runner.config.retained_checkpoints,
+        )?;
         self.stats.checkpoints += 1;
         if then_stop {
             self.final_done = true;

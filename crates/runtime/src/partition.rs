@@ -61,9 +61,7 @@ impl<T: Send + 'static> Exchange<T> {
     }
 
     fn send(&self, channel: usize, message: Message<T>) -> Result<()> {
-        self.senders[channel]
-            .send(message)
-            .map_err(|_| RuntimeError::ChannelClosed { task: self.task.clone() })
+        self.senders[channel].send(message).map_err(|_| RuntimeError::ChannelClosed { task: self.task.clone() })
     }
 
     fn send_batch(&mut self, channel: usize) -> Result<()> {

@@ -101,9 +101,8 @@ impl<T: Send + 'static> DataStream<T> {
     {
         let uid = self.next_uid(name, keyed);
         let head = self.head;
-        let new_head: Head<O> = Arc::new(move |w, next| {
-            head(w, Box::new(OperatorNode::new(op.clone(), uid.clone(), next)))
-        });
+        let new_head: Head<O> =
+            Arc::new(move |w, next| head(w, Box::new(OperatorNode::new(op.clone(), uid.clone(), next))));
         DataStream { env: self.env, vertex: self.vertex, head: new_head }
     }
 

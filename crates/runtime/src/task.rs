@@ -32,7 +32,7 @@ pub(crate) enum Control {
 pub(crate) enum TaskEvent {
     Ack { epoch: u64, vertex: usize, snapshot: SubtaskSnapshot },
     SourceFinished { vertex: usize, subtask: usize },
-    Done { records: u64 },
+    Done,
     Failed { error: RuntimeError },
 }
 
@@ -47,6 +47,8 @@ pub(crate) struct TaskEnv {
     pub(crate) keyed_config: KeyedStateConfig,
     pub(crate) work_dir: PathBuf,
     pub(crate) checkpoints: FsCheckpointStore,
+    /// Records emitted by all sources of the job in this process.
+    pub(crate) records: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TaskEnv {
@@ -106,8 +108,8 @@ impl TaskEnv {
 
 /// A subtask runnable on its own thread.
 pub(crate) trait Task: Send {
-    /// Runs until the final checkpoint commits (returns records emitted by a source) or failure.
-    fn run(self: Box<Self>, env: &TaskEnv) -> Result<u64>;
+    /// Runs until the final checkpoint commits, or fails.
+    fn run(self: Box<Self>, env: &TaskEnv) -> Result<()>;
 }
 
 /// A source subtask: polls the source and serves checkpoint triggers between polls.
@@ -118,12 +120,11 @@ pub(crate) struct SourceTask<T, S> {
 }
 
 impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
-    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<u64> {
+    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<()> {
         let mut st = env.open_state()?;
         self.source.open(&mut Context::new(&mut st, &self.uid))?;
         self.chain.open(&mut st)?;
         let mut out = Collector::default();
-        let mut records = 0u64;
         let mut finished = false;
         let mut final_epoch = None;
         let mut pending: Option<Control> = None;
@@ -154,7 +155,7 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
                         if final_epoch == Some(epoch) {
                             self.source.on_close(&mut Context::new(&mut st, &self.uid))?;
                             self.chain.close(&mut st)?;
-                            return Ok(records);
+                            return Ok(());
                         }
                     }
                     Control::Abort => return Err(RuntimeError::Aborted),
@@ -162,7 +163,7 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
                 continue;
             }
             let poll = self.source.poll(&mut Context::new(&mut st, &self.uid), &mut out)?;
-            records += out.records.len() as u64;
+            env.records.fetch_add(out.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !out.records.is_empty() {
                 self.chain.push(std::mem::take(&mut out.records), &mut st)?;
             }
@@ -197,7 +198,7 @@ pub(crate) struct InputTask<T> {
 }
 
 impl<T: Send + 'static> Task for InputTask<T> {
-    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<u64> {
+    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<()> {
         let mut st = env.open_state()?;
         self.chain.open(&mut st)?;
         let inputs = std::mem::take(&mut self.inputs);
@@ -231,7 +232,7 @@ impl<T: Send + 'static> Task for InputTask<T> {
                     self.chain.commit(epoch, &mut st)?;
                     if final_epoch == Some(epoch) {
                         self.chain.close(&mut st)?;
-                        return Ok(0);
+                        return Ok(());
                     }
                 }
                 GateEvent::Control(Control::Trigger(_)) => {}

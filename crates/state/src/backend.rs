@@ -25,11 +25,7 @@ pub struct KeyedStateConfig {
 
 impl Default for KeyedStateConfig {
     fn default() -> Self {
-        KeyedStateConfig {
-            cache_entries_per_state: 500_000,
-            write_buffer_bytes: 16 << 20,
-            block_cache_bytes: 8 << 20,
-        }
+        KeyedStateConfig { cache_entries_per_state: 500_000, write_buffer_bytes: 16 << 20, block_cache_bytes: 8 << 20 }
     }
 }
 
@@ -194,9 +190,7 @@ impl KeyedBackend {
             fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;
         }
         let checkpoint = Checkpoint::new(&self.db).map_err(StateError::rocks("checkpoint", &self.path))?;
-        checkpoint
-            .create_checkpoint(dir)
-            .map_err(StateError::rocks("create checkpoint", dir))?;
+        checkpoint.create_checkpoint(dir).map_err(StateError::rocks("create checkpoint", dir))?;
         let mut files = Vec::new();
         let mut fresh_digests = HashMap::new();
         for entry in fs::read_dir(dir).map_err(StateError::io("list", dir))? {

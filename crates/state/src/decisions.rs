@@ -37,7 +37,7 @@ pub enum RestoreDecision {
 
 /// Chooses the newest complete checkpoint. `checks` may be in any order.
 pub fn decide_restore(mut checks: Vec<(u64, CheckpointCheck)>) -> RestoreDecision {
-    checks.sort_by(|a, b| b.0.cmp(&a.0));
+    checks.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut skipped = Vec::new();
     for (id, check) in checks {
         match check {
@@ -60,11 +60,7 @@ pub fn decide_retention(all: &[u64], complete: &[u64], retain: usize, in_flight:
     let mut kept: Vec<u64> = complete.to_vec();
     kept.sort_unstable_by(|a, b| b.cmp(a));
     kept.truncate(retain.max(1));
-    let mut doomed: Vec<u64> = all
-        .iter()
-        .copied()
-        .filter(|id| !kept.contains(id) && Some(*id) != in_flight)
-        .collect();
+    let mut doomed: Vec<u64> = all.iter().copied().filter(|id| !kept.contains(id) && Some(*id) != in_flight).collect();
     doomed.sort_unstable();
     doomed.dedup();
     doomed

@@ -59,10 +59,7 @@ impl KeyGroupRange {
         let max = usize::from(max_parallelism);
         let start = (subtask * max).div_ceil(parallelism);
         let end = ((subtask + 1) * max - 1) / parallelism;
-        KeyGroupRange {
-            start: start as u16,
-            end: end as u16,
-        }
+        KeyGroupRange { start: start as u16, end: end as u16 }
     }
 
     /// Whether the range holds `key_group`.

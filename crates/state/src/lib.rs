@@ -29,4 +29,6 @@ pub use handles::{KeyedScope, ListState, MapState, StateKey, StateValue, ValueSt
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use operator_state::OperatorStateSnapshot;
-pub use store::{digest_file, sync_dir, write_atomically, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE};
+pub use store::{
+    digest_file, sync_dir, write_atomically, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE,
+};

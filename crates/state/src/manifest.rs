@@ -83,8 +83,8 @@ impl Manifest {
             .iter()
             .position(|b| *b == b'\n')
             .ok_or_else(|| corrupt("manifest has no header line (torn write?)".into()))?;
-        let header = std::str::from_utf8(&bytes[..newline])
-            .map_err(|_| corrupt("manifest header is not UTF-8".into()))?;
+        let header =
+            std::str::from_utf8(&bytes[..newline]).map_err(|_| corrupt("manifest header is not UTF-8".into()))?;
         let expected = header
             .strip_prefix(HEADER_PREFIX)
             .and_then(|hex| u32::from_str_radix(hex, 16).ok())
@@ -92,12 +92,10 @@ impl Manifest {
         let body = &bytes[newline + 1..];
         let actual = crc32fast::hash(body);
         if actual != expected {
-            return Err(corrupt(format!(
-                "manifest checksum mismatch (header {expected:08x}, body {actual:08x})"
-            )));
+            return Err(corrupt(format!("manifest checksum mismatch (header {expected:08x}, body {actual:08x})")));
         }
-        let manifest: Manifest = serde_json::from_slice(body)
-            .map_err(|e| corrupt(format!("manifest body is not valid: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_slice(body).map_err(|e| corrupt(format!("manifest body is not valid: {e}")))?;
         if manifest.checkpoint != checkpoint {
             return Err(corrupt(format!(
                 "manifest names checkpoint {} but sits in checkpoint {checkpoint}",
@@ -109,10 +107,7 @@ impl Manifest {
 
     /// Every file the checkpoint references.
     pub fn files(&self) -> impl Iterator<Item = &FileDigest> {
-        self.vertices
-            .iter()
-            .flat_map(|v| v.subtasks.iter())
-            .flat_map(|s| s.files.iter())
+        self.vertices.iter().flat_map(|v| v.subtasks.iter()).flat_map(|s| s.files.iter())
     }
 
     /// The snapshot of a vertex, by id.

@@ -188,11 +188,7 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
-        Ok(self
-            .lock()
-            .get(&id)
-            .and_then(|c| c.get(path))
-            .map(|b| (b.len() as u64, crc32fast::hash(b))))
+        Ok(self.lock().get(&id).and_then(|c| c.get(path)).map(|b| (b.len() as u64, crc32fast::hash(b))))
     }
 
     fn delete(&self, id: u64) -> Result<()> {

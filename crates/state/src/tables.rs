@@ -73,9 +73,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         self.row_key(key, key_group)?;
         match read_db(db, &self.buf)? {
             None => Ok(None),
-            Some(bytes) => bincode::deserialize(&bytes)
-                .map(Some)
-                .map_err(StateError::codec(format!("value of '{}'", self.name))),
+            Some(bytes) => {
+                bincode::deserialize(&bytes).map(Some).map_err(StateError::codec(format!("value of '{}'", self.name)))
+            }
         }
     }
 
@@ -99,7 +99,13 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         Ok(value)
     }
 
-    pub(crate) fn update(&mut self, db: &DB, key: &K, key_group: u16, f: impl FnOnce(Option<V>) -> Option<V>) -> Result<()> {
+    pub(crate) fn update(
+        &mut self,
+        db: &DB,
+        key: &K,
+        key_group: u16,
+        f: impl FnOnce(Option<V>) -> Option<V>,
+    ) -> Result<()> {
         if let Some(slot) = self.cache.get_mut(key) {
             slot.value = f(slot.value.take());
             slot.dirty = true;
@@ -121,7 +127,8 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
             encode_key(&mut row, &self.name, key)?;
             match &slot.value {
                 Some(v) => {
-                    let bytes = bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+                    let bytes =
+                        bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
                     batch.put(&row, bytes);
                 }
                 None => batch.delete(&row),
@@ -171,7 +178,9 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         encode_key(&mut row, &self.name, user_key)?;
         let value = match read_db(db, &row)? {
             None => None,
-            Some(bytes) => Some(bincode::deserialize(&bytes).map_err(StateError::codec(format!("value of '{}'", self.name)))?),
+            Some(bytes) => {
+                Some(bincode::deserialize(&bytes).map_err(StateError::codec(format!("value of '{}'", self.name)))?)
+            }
         };
         if self.cache.len() >= self.capacity {
             self.flush_to_db(db)?;
@@ -208,7 +217,8 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             }
             let user_key: UK = bincode::deserialize(&row[prefix.len()..])
                 .map_err(StateError::codec(format!("user key of '{}'", self.name)))?;
-            let value: UV = bincode::deserialize(&value).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+            let value: UV =
+                bincode::deserialize(&value).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
             out.push((user_key, value));
         }
         Ok(out)
@@ -225,7 +235,8 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
             encode_key(&mut row, &self.name, user_key)?;
             match &slot.value {
                 Some(v) => {
-                    let bytes = bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+                    let bytes =
+                        bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
                     batch.put(&row, bytes);
                 }
                 None => batch.delete(&row),

@@ -1,4 +1,4 @@
-use rill_state::{KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope, KeyedStateConfig, key_group_of};
+use rill_state::{key_group_of, KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope, KeyedStateConfig};
 
 const MAX_P: u16 = 128;
 
@@ -52,7 +52,8 @@ fn restore_at_other_parallelism_keeps_only_own_key_groups() {
     let mut sources = Vec::new();
     for sub in 0..2 {
         let range = KeyGroupRange::for_subtask(sub, 2, MAX_P);
-        let mut b = KeyedBackend::open(dir.path().join(format!("old{sub}")), range, KeyedStateConfig::default(), &[]).unwrap();
+        let mut b =
+            KeyedBackend::open(dir.path().join(format!("old{sub}")), range, KeyedStateConfig::default(), &[]).unwrap();
         let count = b.value_state::<u64, u64>("count").unwrap();
         for k in (0..1000u64).filter(|k| range.contains(key_group_of(k, MAX_P))) {
             count.set(&mut scope(&mut b, &k), k + 1).unwrap();
@@ -65,7 +66,9 @@ fn restore_at_other_parallelism_keeps_only_own_key_groups() {
     let mut found = 0;
     for sub in 0..3 {
         let range = KeyGroupRange::for_subtask(sub, 3, MAX_P);
-        let mut b = KeyedBackend::open(dir.path().join(format!("new{sub}")), range, KeyedStateConfig::default(), &sources).unwrap();
+        let mut b =
+            KeyedBackend::open(dir.path().join(format!("new{sub}")), range, KeyedStateConfig::default(), &sources)
+                .unwrap();
         let count = b.value_state::<u64, u64>("count").unwrap();
         for k in 0..1000u64 {
             let v = count.get(&mut scope(&mut b, &k)).unwrap();

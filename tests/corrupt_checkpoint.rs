@@ -1,0 +1,73 @@
+//! A corrupted latest checkpoint is detected by checksum and the previous one is restored, with
+//! a warning naming it; the output stays exactly-once.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{assert_exactly_once, summary_field, KeyedCount};
+
+fn complete_checkpoints(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("_manifest").exists())
+        .collect();
+    out.sort();
+    out
+}
+
+fn flip_first_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn corrupted_latest_checkpoint_falls_back_to_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = KeyedCount { records: 400_000, keys: 31, parallelism: 2, interval_ms: 100, rate: Some(150_000) };
+    let mut child = job.spawn(dir.path());
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let complete = complete_checkpoints(dir.path());
+    assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
+    let latest = complete.last().unwrap();
+    let previous = &complete[complete.len() - 2];
+    let source_state = std::fs::read_dir(latest)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("operator.bin"))
+        .find(|p| p.exists() && p.to_string_lossy().contains("generator"))
+        .expect("generator operator state in the latest checkpoint");
+    flip_first_byte(&source_state);
+
+    let out = job.run(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let latest_id: u64 = latest.file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    let previous_id: u64 = previous.file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    assert!(stderr.contains(&format!("skipping corrupt checkpoint {latest_id}")), "stderr: {stderr}");
+    assert_eq!(summary_field(&out, "restored_from"), previous_id.to_string());
+    assert_exactly_once(dir.path(), job.records, job.keys);
+}
+
+#[test]
+fn all_checkpoints_corrupt_is_a_clear_error_and_keeps_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = KeyedCount { records: 200_000, keys: 7, parallelism: 1, interval_ms: 100, rate: Some(100_000) };
+    let mut child = job.spawn(dir.path());
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for chk in complete_checkpoints(dir.path()) {
+        flip_first_byte(&chk.join("_manifest"));
+    }
+    let before = support::committed_lines(dir.path());
+    let out = job.command(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no usable checkpoint"), "stderr: {stderr}");
+    assert_eq!(support::committed_lines(dir.path()), before, "committed output must be untouched");
+}

@@ -1,0 +1,74 @@
+//! Acceptance: kill -9 at random points, restart with the same command, and every input is
+//! counted exactly once in the committed output; restoring at another parallelism gives the
+//! same result as a straight run.
+
+mod support;
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use support::{assert_exactly_once, assert_no_hidden_files, committed_lines, summary_field, KeyedCount};
+
+fn kill_after(job: &KeyedCount, dir: &std::path::Path, delay: Duration) -> bool {
+    let mut child = job.spawn(dir);
+    std::thread::sleep(delay);
+    let finished = child.try_wait().expect("try_wait").is_some();
+    if !finished {
+        // SIGKILL: no destructor, no flush, no final checkpoint.
+        child.kill().expect("kill -9");
+    }
+    child.wait().expect("wait");
+    finished
+}
+
+#[test]
+fn killed_and_restarted_job_counts_every_record_exactly_once() {
+    let seed: u64 = rand::rng().random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let job = KeyedCount { records: 600_000, keys: 97, parallelism: 2, interval_ms: 100, rate: Some(200_000) };
+    let mut kills = 0;
+    while kills < 6 {
+        if !kill_after(&job, dir.path(), Duration::from_millis(rng.random_range(150..700))) {
+            kills += 1;
+        }
+    }
+    let out = job.run(dir.path());
+    assert_ne!(summary_field(&out, "restored_from"), "none", "the last run must resume from a checkpoint");
+    assert_exactly_once(dir.path(), job.records, job.keys);
+    assert_no_hidden_files(dir.path());
+}
+
+fn straight_run(records: u64, keys: u64, parallelism: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    KeyedCount { records, keys, parallelism, interval_ms: 0, rate: None }.run(dir.path());
+    committed_lines(dir.path())
+}
+
+fn rescaled_run(records: u64, keys: u64, from: usize, to: usize) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = KeyedCount { records, keys, parallelism: from, interval_ms: 50, rate: Some(150_000) };
+    assert!(!kill_after(&first, dir.path(), Duration::from_millis(900)), "first run finished before the kill");
+    let second = KeyedCount { records, keys, parallelism: to, interval_ms: 50, rate: None };
+    let out = second.run(dir.path());
+    let restored = summary_field(&out, "restored_from");
+    assert_exactly_once(dir.path(), records, keys);
+    (committed_lines(dir.path()), restored)
+}
+
+#[test]
+fn restore_from_parallelism_two_to_three_gives_identical_results() {
+    let expected = straight_run(300_000, 50, 2);
+    let (lines, restored) = rescaled_run(300_000, 50, 2, 3);
+    assert_ne!(restored, "none");
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn restore_from_parallelism_three_to_one_gives_identical_results() {
+    let expected = straight_run(300_000, 50, 3);
+    let (lines, restored) = rescaled_run(300_000, 50, 3, 1);
+    assert_ne!(restored, "none");
+    assert_eq!(lines, expected);
+}

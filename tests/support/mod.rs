@@ -1,0 +1,113 @@
+//! Helpers for the acceptance tests: run the `keyed_count` example as a child process, kill it,
+//! and read its committed output.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The example binary that `cargo test` builds next to the test binaries.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the tests with `cargo test --release` (examples are built then)",
+        path.display()
+    );
+    path
+}
+
+pub struct KeyedCount {
+    pub records: u64,
+    pub keys: u64,
+    pub parallelism: usize,
+    pub interval_ms: u64,
+    pub rate: Option<u64>,
+}
+
+impl KeyedCount {
+    pub fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(example("keyed_count"));
+        cmd.args(["--records", &self.records.to_string()])
+            .args(["--keys", &self.keys.to_string()])
+            .args(["--parallelism", &self.parallelism.to_string()])
+            .args(["--checkpoint-interval-ms", &self.interval_ms.to_string()])
+            .arg("--dir")
+            .arg(dir);
+        if let Some(rate) = self.rate {
+            cmd.args(["--rate", &rate.to_string()]);
+        }
+        cmd
+    }
+
+    pub fn spawn(&self, dir: &Path) -> Child {
+        self.command(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn keyed_count")
+    }
+
+    /// Runs to completion and returns the summary line.
+    pub fn run(&self, dir: &Path) -> Output {
+        let out = self.command(dir).output().expect("run keyed_count");
+        assert!(
+            out.status.success(),
+            "keyed_count failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// Value of `name=` in the summary line.
+pub fn summary_field(out: &Output, name: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default().to_string();
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+/// All committed lines of `dir/output/part-*`, sorted.
+pub fn committed_lines(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let out = dir.join("output");
+    for entry in std::fs::read_dir(&out).expect("output dir") {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// Checks that for each key the committed counts are exactly 1..=n_key, each once.
+pub fn assert_exactly_once(dir: &Path, records: u64, keys: u64) {
+    let mut counts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for line in committed_lines(dir) {
+        let (k, c) = line.split_once('\t').unwrap_or_else(|| panic!("bad line {line:?}"));
+        counts.entry(k.parse().unwrap()).or_default().push(c.parse().unwrap());
+    }
+    for key in 0..keys {
+        let expected = records / keys + u64::from(key < records % keys);
+        let mut got = counts.remove(&key).unwrap_or_default();
+        got.sort_unstable();
+        let want: Vec<u64> = (1..=expected).collect();
+        if got != want {
+            let dups = got.windows(2).filter(|w| w[0] == w[1]).count();
+            panic!("key {key}: expected counts 1..={expected}, got {} values ({dups} duplicates)", got.len());
+        }
+    }
+    assert!(counts.is_empty(), "unexpected keys {:?}", counts.keys().collect::<Vec<_>>());
+}
+
+/// No hidden in-progress or pending files are left once a job has finished.
+pub fn assert_no_hidden_files(dir: &Path) {
+    for entry in std::fs::read_dir(dir.join("output")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!(name.starts_with(".inprogress-") || name.starts_with(".pending-")), "left behind: {name}");
+    }
+}
