@@ -72,3 +72,17 @@ fn restore_from_parallelism_three_to_one_gives_identical_results() {
     assert_ne!(restored, "none");
     assert_eq!(lines, expected);
 }
+
+#[test]
+fn second_job_on_the_same_directory_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = KeyedCount { records: 1_000_000, keys: 10, parallelism: 1, interval_ms: 100, rate: Some(100_000) };
+    let mut first = job.spawn(dir.path());
+    std::thread::sleep(Duration::from_millis(300));
+    let second = job.command(dir.path()).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another running job"), "stderr: {stderr}");
+}

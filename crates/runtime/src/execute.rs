@@ -58,6 +58,8 @@ struct Runner {
     store: FsCheckpointStore,
     work_dir: PathBuf,
     records: Arc<std::sync::atomic::AtomicU64>,
+    /// Held for the whole run: one job per checkpoint directory at a time.
+    _lock: std::fs::File,
 }
 
 struct AttemptStats {
@@ -73,7 +75,15 @@ impl Runner {
     fn new(job: &str, config: JobConfig, graph: Graph) -> Result<Self> {
         let store = FsCheckpointStore::new(&config.checkpoint_dir)?;
         let work_dir = config.checkpoint_dir.join("work");
-        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, records: Default::default() })
+        let lock_path = config.checkpoint_dir.join(".lock");
+        let lock = std::fs::File::create(&lock_path).map_err(RuntimeError::io("create", &lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(RuntimeError::Config(format!(
+                "checkpoint directory {} is in use by another running job",
+                config.checkpoint_dir.display()
+            )));
+        }
+        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, records: Default::default(), _lock: lock })
     }
 
     fn vertex_ids(&self) -> Vec<String> {
