@@ -34,6 +34,9 @@ struct Args {
     rate: Option<u64>,
     #[arg(long, value_enum, default_value_t = Emit::Running)]
     emit: Emit,
+    /// Restore this checkpoint id instead of the latest complete one.
+    #[arg(long)]
+    restore_from: Option<u64>,
     /// Entries per state cache before it spills to RocksDB.
     #[arg(long, default_value_t = 500_000)]
     cache_entries: usize,
@@ -83,7 +86,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     anyhow::ensure!(args.keys > 0, "--keys must be at least 1");
-    let env = StreamEnv::builder()
+    let mut builder = StreamEnv::builder();
+    if let Some(id) = args.restore_from {
+        builder = builder.restore_from(id);
+    }
+    let env = builder
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))

@@ -27,7 +27,8 @@ fn flip_first_byte(path: &Path) {
 #[test]
 fn corrupted_latest_checkpoint_falls_back_to_the_previous_one() {
     let dir = tempfile::tempdir().unwrap();
-    let job = KeyedCount { records: 400_000, keys: 31, parallelism: 2, interval_ms: 100, rate: Some(150_000) };
+    let job =
+        KeyedCount { records: 400_000, keys: 31, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
     let mut child = job.spawn(dir.path());
     std::thread::sleep(Duration::from_millis(1200));
     child.kill().unwrap();
@@ -56,7 +57,8 @@ fn corrupted_latest_checkpoint_falls_back_to_the_previous_one() {
 #[test]
 fn all_checkpoints_corrupt_is_a_clear_error_and_keeps_the_output() {
     let dir = tempfile::tempdir().unwrap();
-    let job = KeyedCount { records: 200_000, keys: 7, parallelism: 1, interval_ms: 100, rate: Some(100_000) };
+    let job =
+        KeyedCount { records: 200_000, keys: 7, parallelism: 1, interval_ms: 100, rate: Some(100_000), extra: vec![] };
     let mut child = job.spawn(dir.path());
     std::thread::sleep(Duration::from_millis(800));
     child.kill().unwrap();

@@ -27,7 +27,15 @@ fn killed_and_restarted_job_counts_every_record_exactly_once() {
     eprintln!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
-    let job = KeyedCount { records: 600_000, keys: 97, parallelism: 2, interval_ms: 100, rate: Some(200_000) };
+    // A cache of 20 entries per state for 97 keys: state is read from and spilled to RocksDB all the time.
+    let job = KeyedCount {
+        records: 600_000,
+        keys: 97,
+        parallelism: 2,
+        interval_ms: 100,
+        rate: Some(200_000),
+        extra: vec!["--cache-entries".into(), "20".into()],
+    };
     let mut kills = 0;
     while kills < 6 {
         if !kill_after(&job, dir.path(), Duration::from_millis(rng.random_range(150..700))) {
@@ -42,15 +50,15 @@ fn killed_and_restarted_job_counts_every_record_exactly_once() {
 
 fn straight_run(records: u64, keys: u64, parallelism: usize) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    KeyedCount { records, keys, parallelism, interval_ms: 0, rate: None }.run(dir.path());
+    KeyedCount { records, keys, parallelism, interval_ms: 0, rate: None, extra: vec![] }.run(dir.path());
     committed_lines(dir.path())
 }
 
 fn rescaled_run(records: u64, keys: u64, from: usize, to: usize) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let first = KeyedCount { records, keys, parallelism: from, interval_ms: 50, rate: Some(150_000) };
+    let first = KeyedCount { records, keys, parallelism: from, interval_ms: 50, rate: Some(150_000), extra: vec![] };
     assert!(!kill_after(&first, dir.path(), Duration::from_millis(900)), "first run finished before the kill");
-    let second = KeyedCount { records, keys, parallelism: to, interval_ms: 50, rate: None };
+    let second = KeyedCount { records, keys, parallelism: to, interval_ms: 50, rate: None, extra: vec![] };
     let out = second.run(dir.path());
     let restored = summary_field(&out, "restored_from");
     assert_exactly_once(dir.path(), records, keys);
@@ -76,7 +84,14 @@ fn restore_from_parallelism_three_to_one_gives_identical_results() {
 #[test]
 fn second_job_on_the_same_directory_is_refused_while_the_first_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let job = KeyedCount { records: 1_000_000, keys: 10, parallelism: 1, interval_ms: 100, rate: Some(100_000) };
+    let job = KeyedCount {
+        records: 1_000_000,
+        keys: 10,
+        parallelism: 1,
+        interval_ms: 100,
+        rate: Some(100_000),
+        extra: vec![],
+    };
     let mut first = job.spawn(dir.path());
     std::thread::sleep(Duration::from_millis(300));
     let second = job.command(dir.path()).output().unwrap();

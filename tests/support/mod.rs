@@ -26,6 +26,8 @@ pub struct KeyedCount {
     pub parallelism: usize,
     pub interval_ms: u64,
     pub rate: Option<u64>,
+    /// Extra command-line arguments.
+    pub extra: Vec<String>,
 }
 
 impl KeyedCount {
@@ -40,6 +42,7 @@ impl KeyedCount {
         if let Some(rate) = self.rate {
             cmd.args(["--rate", &rate.to_string()]);
         }
+        cmd.args(&self.extra);
         cmd
     }
 
