@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_state::{
-    write_atomically, FileDigest, FsCheckpointStore, KeyGroupRange, KeyedBackend, KeyedStateConfig, SubtaskSnapshot,
+    write_atomically, FileDigest, FsCheckpointStore, KeyGroupRange, KeyedBackend, KeyedStateConfig, SnapshotDone,
+    SubtaskSnapshot,
 };
 
 use crate::align::{GateEvent, InputGate};
@@ -63,41 +64,62 @@ impl TaskEnv {
         Ok(TaskState::new(self.info.clone(), keyed, self.restore.union.clone()))
     }
 
-    /// Snapshots keyed and operator state into the checkpoint directory and describes the files.
-    fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<SubtaskSnapshot> {
+    /// Snapshots operator state (here) and keyed state (its RocksDB part in the background), and
+    /// acknowledges the checkpoint to the coordinator once everything is written.
+    fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<()> {
         let rel = format!("{}-{}", self.info.vertex, self.info.subtask);
         let dir = self.checkpoints.checkpoint_dir(epoch).join(&rel);
         std::fs::create_dir_all(&dir).map_err(RuntimeError::io("create", &dir))?;
-        let mut files = Vec::new();
-        let mut keyed_state_dir = None;
-        let mut key_groups =
-            KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism);
-        if let Some(backend) = st.keyed.as_mut() {
-            let keyed_rel = format!("{rel}/keyed");
-            for f in backend.snapshot(&dir.join("keyed"))? {
-                files.push(FileDigest { path: format!("{keyed_rel}/{}", f.path), ..f });
-            }
-            key_groups = backend.key_groups();
-            keyed_state_dir = Some(keyed_rel);
-        }
-        let mut operator_state_file = None;
+        let mut snapshot = SubtaskSnapshot {
+            subtask: self.info.subtask,
+            key_groups: KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism),
+            keyed_state_dir: None,
+            operator_state_file: None,
+            files: Vec::new(),
+        };
         let op_state = std::mem::take(&mut st.snapshot);
         if !op_state.entries.is_empty() {
             let bytes = op_state.encode()?;
             let path = format!("{rel}/operator.bin");
             write_atomically(&dir.join("operator.bin"), &bytes)?;
-            files.push(FileDigest { path: path.clone(), size: bytes.len() as u64, crc32: crc32fast::hash(&bytes) });
-            operator_state_file = Some(path);
+            snapshot.files.push(FileDigest {
+                path: path.clone(),
+                size: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            });
+            snapshot.operator_state_file = Some(path);
         }
-        Ok(SubtaskSnapshot { subtask: self.info.subtask, key_groups, keyed_state_dir, operator_state_file, files })
+        let Some(backend) = st.keyed.as_mut() else {
+            return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot });
+        };
+        let keyed_rel = format!("{rel}/keyed");
+        snapshot.key_groups = backend.key_groups();
+        snapshot.keyed_state_dir = Some(keyed_rel.clone());
+        let events = self.events.clone();
+        let (vertex, task) = (self.vertex, self.info.name());
+        let done: SnapshotDone = Box::new(move |result| {
+            let event = match result {
+                Ok(files) => {
+                    snapshot
+                        .files
+                        .extend(files.into_iter().map(|f| FileDigest { path: format!("{keyed_rel}/{}", f.path), ..f }));
+                    TaskEvent::Ack { epoch, vertex, snapshot }
+                }
+                Err(e) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task, cause: Box::new(e.into()) } },
+            };
+            let _ = events.send(event);
+        });
+        backend.snapshot_async(&dir.join("keyed"), done)?;
+        Ok(())
     }
 
-    /// The checkpoint step: operators snapshot, state is written, the coordinator is told, and
-    /// only then does the barrier go on downstream.
+    /// The checkpoint step: operators snapshot, state is written (the RocksDB part continues in
+    /// the background and acknowledges when durable), then the barrier goes on downstream.
     fn checkpoint<T>(&self, st: &mut TaskState, chain: &mut dyn Emitter<T>, barrier: Barrier) -> Result<()> {
+        let started = std::time::Instant::now();
         chain.prepare_barrier(barrier, st)?;
-        let snapshot = self.snapshot(st, barrier.epoch)?;
-        self.send(TaskEvent::Ack { epoch: barrier.epoch, vertex: self.vertex, snapshot })?;
+        self.snapshot(st, barrier.epoch)?;
+        tracing::debug!(task = %self.info.name(), epoch = barrier.epoch, sync_us = started.elapsed().as_micros() as u64, "snapshot started");
         chain.forward_barrier(barrier, st)
     }
 

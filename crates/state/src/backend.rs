@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
 
+use crate::db::{write_batch, Db};
 use crate::handles::{ListState, MapState, StateKey, StateValue, ValueState};
 use crate::store::digest_file;
-use crate::tables::{write_batch, MapTable, StateTable, ValueTable, PREFIX_LEN};
+use crate::tables::{MapTable, StateTable, ValueTable, PREFIX_LEN};
 use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
 
 /// Tuning of a keyed state backend. Every in-memory buffer is bounded by these numbers.
@@ -40,14 +42,17 @@ pub struct KeyedRestoreSource {
 
 /// Keyed state of one subtask.
 pub struct KeyedBackend {
-    db: DB,
+    db: Db,
     path: PathBuf,
     key_groups: KeyGroupRange,
     config: KeyedStateConfig,
     tables: Vec<Box<dyn StateTable>>,
     names: HashMap<String, usize>,
-    digests: HashMap<(String, u64), u32>,
+    digests: Arc<Mutex<HashMap<(String, u64), u32>>>,
 }
+
+/// Called once a background snapshot is written: the snapshot's files, or why it failed.
+pub type SnapshotDone = Box<dyn FnOnce(Result<Vec<FileDigest>>) + Send>;
 
 impl std::fmt::Debug for KeyedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,14 +85,14 @@ impl KeyedBackend {
             link_copy_dir(&relevant[0].dir, &path)?;
         }
         let db = DB::open(&db_options(&config), &path).map_err(StateError::rocks("open", &path))?;
-        let backend = KeyedBackend {
-            db,
+        let mut backend = KeyedBackend {
+            db: Db::new(db),
             path: path.clone(),
             key_groups,
             config,
             tables: Vec::new(),
             names: HashMap::new(),
-            digests: HashMap::new(),
+            digests: Arc::default(),
         };
         if !same_shape {
             for source in relevant {
@@ -98,7 +103,7 @@ impl KeyedBackend {
     }
 
     /// Copies the rows of our key groups from another subtask's snapshot (restore at another parallelism).
-    fn import_key_groups(&self, source: &KeyedRestoreSource) -> Result<()> {
+    fn import_key_groups(&mut self, source: &KeyedRestoreSource) -> Result<()> {
         let tmp = self.path.with_extension("import");
         remove_dir_if_exists(&tmp)?;
         link_copy_dir(&source.dir, &tmp)?;
@@ -117,10 +122,10 @@ impl KeyedBackend {
                 }
                 batch.put(&key, &value);
                 if batch.len() >= 10_000 {
-                    write_batch(&self.db, std::mem::take(&mut batch))?;
+                    self.db.write(std::mem::take(&mut batch))?;
                 }
             }
-            write_batch(&self.db, batch)
+            self.db.write(batch)
         })();
         remove_dir_if_exists(&tmp)?;
         result
@@ -163,7 +168,7 @@ impl KeyedBackend {
         Ok(MapState { table, _types: PhantomData })
     }
 
-    pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &DB)> {
+    pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {
         let ok = self.tables.get_mut(index).is_some_and(|t| t.as_any_mut().is::<T>());
         if !ok {
             let name = self.names.iter().find(|(_, i)| **i == index).map(|(n, _)| n.clone());
@@ -173,45 +178,79 @@ impl KeyedBackend {
             .as_any_mut()
             .downcast_mut::<T>()
             .ok_or_else(|| StateError::TypeMismatch { name: format!("#{index}") })?;
-        Ok((table, &self.db))
+        Ok((table, &mut self.db))
     }
 
-    /// Writes every buffered change in one `WriteBatch`, then snapshots the database into `dir`
-    /// (hard links to unchanged SST files, so successive snapshots share them). Returns the
-    /// snapshot's files with sizes and checksums, paths relative to `dir`.
+    /// Takes a snapshot into `dir` and returns its files once it is written (see
+    /// [`KeyedBackend::snapshot_async`]).
     pub fn snapshot(&mut self, dir: &Path) -> Result<Vec<FileDigest>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.snapshot_async(
+            dir,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        self.db.wait()?;
+        rx.recv().map_err(|_| StateError::Snapshot {
+            path: dir.to_path_buf(),
+            reason: "the snapshot thread ended without a result".into(),
+        })?
+    }
+
+    /// Snapshots every buffered change: the dirty cache entries go into one `WriteBatch` here; on
+    /// a background thread the batch is applied and the database is checkpointed into `dir`
+    /// (hard links to unchanged SST files, so successive snapshots share them), then `done`
+    /// receives the files with sizes and checksums, paths relative to `dir`. Processing may go
+    /// on meanwhile: any write to the database waits for the snapshot first.
+    pub fn snapshot_async(&mut self, dir: &Path, done: SnapshotDone) -> Result<()> {
         let mut batch = WriteBatch::default();
         for table in &mut self.tables {
             table.flush_into(&mut batch)?;
         }
-        write_batch(&self.db, batch)?;
-        remove_dir_if_exists(dir)?;
-        if let Some(parent) = dir.parent() {
-            fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;
-        }
-        let checkpoint = Checkpoint::new(&self.db).map_err(StateError::rocks("checkpoint", &self.path))?;
-        checkpoint.create_checkpoint(dir).map_err(StateError::rocks("create checkpoint", dir))?;
-        let mut files = Vec::new();
-        let mut fresh_digests = HashMap::new();
-        for entry in fs::read_dir(dir).map_err(StateError::io("list", dir))? {
-            let entry = entry.map_err(StateError::io("list", dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let full = entry.path();
-            let size = entry.metadata().map_err(StateError::io("stat", &full))?.len();
-            let immutable = name.ends_with(".sst") || name.ends_with(".blob");
-            let crc = match self.digests.get(&(name.clone(), size)) {
-                Some(crc) if immutable => *crc,
-                _ => digest_file(&full)?.1,
-            };
-            if immutable {
-                fresh_digests.insert((name.clone(), size), crc);
-            }
-            files.push(FileDigest { path: name, size, crc32: crc });
-        }
-        self.digests = fresh_digests;
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+        let dir = dir.to_path_buf();
+        let digests = self.digests.clone();
+        let name =
+            format!("snapshot-{}", self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()));
+        self.db.spawn(name, move |db| done(write_snapshot(db, batch, &dir, &digests)))
     }
+}
+
+fn write_snapshot(
+    db: &DB,
+    batch: WriteBatch,
+    dir: &Path,
+    digests: &Mutex<HashMap<(String, u64), u32>>,
+) -> Result<Vec<FileDigest>> {
+    write_batch(db, batch)?;
+    remove_dir_if_exists(dir)?;
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;
+    }
+    let checkpoint = Checkpoint::new(db).map_err(StateError::rocks("checkpoint", db.path()))?;
+    checkpoint.create_checkpoint(dir).map_err(StateError::rocks("create checkpoint", dir))?;
+    let mut known = digests.lock().unwrap_or_else(|p| p.into_inner());
+    let mut files = Vec::new();
+    let mut fresh = HashMap::new();
+    for entry in fs::read_dir(dir).map_err(StateError::io("list", dir))? {
+        let entry = entry.map_err(StateError::io("list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let full = entry.path();
+        let size = entry.metadata().map_err(StateError::io("stat", &full))?.len();
+        // SST and blob files never change once written: their checksum is computed once.
+        let immutable = name.ends_with(".sst") || name.ends_with(".blob");
+        let crc = match known.get(&(name.clone(), size)) {
+            Some(crc) if immutable => *crc,
+            _ => digest_file(&full)?.1,
+        };
+        if immutable {
+            fresh.insert((name.clone(), size), crc);
+        }
+        files.push(FileDigest { path: name, size, crc32: crc });
+    }
+    *known = fresh;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 fn db_options(config: &KeyedStateConfig) -> Options {

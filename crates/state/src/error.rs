@@ -16,6 +16,14 @@ pub enum StateError {
         #[source]
         source: rocksdb::Error,
     },
+    /// A background snapshot did not finish.
+    #[error("snapshot of {path} failed: {reason}")]
+    Snapshot {
+        /// The database directory.
+        path: PathBuf,
+        /// What happened.
+        reason: String,
+    },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {

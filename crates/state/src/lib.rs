@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod db;
 pub mod decisions;
 mod error;
 mod handles;
@@ -23,7 +24,7 @@ mod operator_state;
 mod store;
 mod tables;
 
-pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig};
+pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDone};
 pub use error::{Result, StateError};
 pub use handles::{KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};

@@ -8,7 +8,9 @@
 use std::any::Any;
 
 use ahash::AHashMap;
-use rocksdb::{WriteBatch, DB};
+use rocksdb::WriteBatch;
+
+use crate::db::Db;
 
 use crate::handles::{StateKey, StateValue};
 use crate::{Result, StateError};
@@ -30,17 +32,6 @@ pub(crate) fn encode_prefix(out: &mut Vec<u8>, key_group: u16, state_id: u32) {
 
 fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Result<()> {
     bincode::serialize_into(out, key).map_err(StateError::codec(format!("key of '{name}'")))
-}
-
-fn read_db(db: &DB, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    db.get(key).map_err(StateError::rocks("get", db.path()))
-}
-
-pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
-    let mut opts = rocksdb::WriteOptions::default();
-    // Durability comes from checkpoints; the working database is discarded after a crash.
-    opts.disable_wal(true);
-    db.write_opt(batch, &opts).map_err(StateError::rocks("write batch", db.path()))
 }
 
 struct Slot<V> {
@@ -69,9 +60,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         encode_key(&mut self.buf, &self.name, key)
     }
 
-    fn load(&mut self, db: &DB, key: &K, key_group: u16) -> Result<Option<V>> {
+    fn load(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
         self.row_key(key, key_group)?;
-        match read_db(db, &self.buf)? {
+        match db.get(&self.buf)? {
             None => Ok(None),
             Some(bytes) => {
                 bincode::deserialize(&bytes).map(Some).map_err(StateError::codec(format!("value of '{}'", self.name)))
@@ -79,17 +70,17 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
     }
 
-    fn make_room(&mut self, db: &DB) -> Result<()> {
+    fn make_room(&mut self, db: &mut Db) -> Result<()> {
         if self.cache.len() >= self.capacity {
             let mut batch = WriteBatch::default();
             self.flush_into(&mut batch)?;
-            write_batch(db, batch)?;
+            db.write(batch)?;
             self.cache.clear();
         }
         Ok(())
     }
 
-    pub(crate) fn get(&mut self, db: &DB, key: &K, key_group: u16) -> Result<Option<V>> {
+    pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
         if let Some(slot) = self.cache.get(key) {
             return Ok(slot.value.clone());
         }
@@ -101,7 +92,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 
     pub(crate) fn update(
         &mut self,
-        db: &DB,
+        db: &mut Db,
         key: &K,
         key_group: u16,
         f: impl FnOnce(Option<V>) -> Option<V>,
@@ -120,16 +111,17 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 
 impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
-        let mut row = Vec::new();
+        let (mut row, mut value) = (Vec::new(), Vec::new());
         for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
             row.clear();
             encode_prefix(&mut row, slot.key_group, self.state_id);
             encode_key(&mut row, &self.name, key)?;
             match &slot.value {
                 Some(v) => {
-                    let bytes =
-                        bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
-                    batch.put(&row, bytes);
+                    value.clear();
+                    bincode::serialize_into(&mut value, v)
+                        .map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+                    batch.put(&row, &value);
                 }
                 None => batch.delete(&row),
             }
@@ -163,20 +155,20 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         Ok(row)
     }
 
-    fn flush_to_db(&mut self, db: &DB) -> Result<()> {
+    fn flush_to_db(&mut self, db: &mut Db) -> Result<()> {
         let mut batch = WriteBatch::default();
         self.flush_into(&mut batch)?;
-        write_batch(db, batch)
+        db.write(batch)
     }
 
-    pub(crate) fn get(&mut self, db: &DB, key: &K, user_key: &UK, key_group: u16) -> Result<Option<UV>> {
+    pub(crate) fn get(&mut self, db: &mut Db, key: &K, user_key: &UK, key_group: u16) -> Result<Option<UV>> {
         let composite = (key.clone(), user_key.clone());
         if let Some(slot) = self.cache.get(&composite) {
             return Ok(slot.value.clone());
         }
         let mut row = self.key_prefix(key, key_group)?;
         encode_key(&mut row, &self.name, user_key)?;
-        let value = match read_db(db, &row)? {
+        let value = match db.get(&row)? {
             None => None,
             Some(bytes) => {
                 Some(bincode::deserialize(&bytes).map_err(StateError::codec(format!("value of '{}'", self.name)))?)
@@ -190,7 +182,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         Ok(value)
     }
 
-    pub(crate) fn set(&mut self, db: &DB, key: &K, user_key: UK, key_group: u16, value: Option<UV>) -> Result<()> {
+    pub(crate) fn set(&mut self, db: &mut Db, key: &K, user_key: UK, key_group: u16, value: Option<UV>) -> Result<()> {
         let composite = (key.clone(), user_key);
         if let Some(slot) = self.cache.get_mut(&composite) {
             slot.value = value;
@@ -205,13 +197,13 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         Ok(())
     }
 
-    pub(crate) fn entries(&mut self, db: &DB, key: &K, key_group: u16) -> Result<Vec<(UK, UV)>> {
+    pub(crate) fn entries(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Vec<(UK, UV)>> {
         // Make RocksDB authoritative for this state, then scan the key's rows.
         self.flush_to_db(db)?;
         let prefix = self.key_prefix(key, key_group)?;
         let mut out = Vec::new();
-        for item in db.prefix_iterator(&prefix) {
-            let (row, value) = item.map_err(StateError::rocks("scan", db.path()))?;
+        for item in db.raw().prefix_iterator(&prefix) {
+            let (row, value) = item.map_err(StateError::rocks("scan", db.raw().path()))?;
             if !row.starts_with(&prefix) {
                 break;
             }
@@ -227,7 +219,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
 
 impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, UV> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
-        let mut row = Vec::new();
+        let (mut row, mut value) = (Vec::new(), Vec::new());
         for ((key, user_key), slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
             row.clear();
             encode_prefix(&mut row, slot.key_group, self.state_id);
@@ -235,9 +227,10 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
             encode_key(&mut row, &self.name, user_key)?;
             match &slot.value {
                 Some(v) => {
-                    let bytes =
-                        bincode::serialize(v).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
-                    batch.put(&row, bytes);
+                    value.clear();
+                    bincode::serialize_into(&mut value, v)
+                        .map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+                    batch.put(&row, &value);
                 }
                 None => batch.delete(&row),
             }
