@@ -73,3 +73,27 @@ fn all_checkpoints_corrupt_is_a_clear_error_and_keeps_the_output() {
     assert!(stderr.contains("no usable checkpoint"), "stderr: {stderr}");
     assert_eq!(support::committed_lines(dir.path()), before, "committed output must be untouched");
 }
+
+#[test]
+fn explicit_restore_of_an_older_checkpoint_rolls_back_newer_output_and_stays_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let job =
+        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
+    let mut child = job.spawn(dir.path());
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let complete = complete_checkpoints(dir.path());
+    assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
+    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+
+    let mut again = KeyedCount { extra: vec!["--restore-from".into(), older.to_string()], ..job };
+    again.rate = None;
+    let out = again.run(dir.path());
+    assert_eq!(summary_field(&out, "restored_from"), older.to_string());
+    assert!(
+        dir.path().join("output").join(rill::operators::ROLLED_BACK_DIR).exists(),
+        "newer output must be kept aside"
+    );
+    assert_exactly_once(dir.path(), job.records, job.keys);
+}
