@@ -168,6 +168,27 @@ impl KeyedBackend {
         Ok(MapState { table, _types: PhantomData })
     }
 
+    /// Every stored entry of a value state over all keys of this backend's key groups, as (key
+    /// group, key, value), in key-group order. Pending writes reach the working database first.
+    /// For rebuilding in-memory indexes at open (timers, for instance).
+    pub fn scan_value_state<K: StateKey, V: StateValue>(&mut self, state: ValueState<V>) -> Result<Vec<(u16, K, V)>> {
+        let range = self.key_groups;
+        let (table, db) = self.table_and_db::<ValueTable<K, V>>(state.table)?;
+        table.scan(db, range)
+    }
+
+    /// Every stored entry of a map state over all keys of this backend's key groups, as (key
+    /// group, key, user key, value), in key-group order. Pending writes reach the working
+    /// database first. For rebuilding in-memory indexes at open (timers, windows).
+    pub fn scan_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
+        &mut self,
+        state: MapState<UK, UV>,
+    ) -> Result<Vec<(u16, K, UK, UV)>> {
+        let range = self.key_groups;
+        let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;
+        table.scan(db, range)
+    }
+
     pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {
         let ok = self.tables.get_mut(index).is_some_and(|t| t.as_any_mut().is::<T>());
         if !ok {
@@ -204,6 +225,8 @@ impl KeyedBackend {
     /// receives the files with sizes and checksums, paths relative to `dir`. Processing may go
     /// on meanwhile: any write to the database waits for the snapshot first.
     pub fn snapshot_async(&mut self, dir: &Path, done: SnapshotDone) -> Result<()> {
+        // The previous batch must be applied before the caches forget what it removed.
+        self.db.wait()?;
         let mut batch = WriteBatch::default();
         for table in &mut self.tables {
             table.flush_into(&mut batch)?;

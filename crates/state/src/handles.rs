@@ -142,13 +142,40 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
     /// Puts `value` under `user_key` for the current key.
     pub fn put<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.set(db, scope.key, user_key, scope.key_group, Some(value))
+        table.set(db, scope.key, user_key, scope.key_group, Some(value), false)
+    }
+
+    /// Puts `value` under a `user_key` that has no stored value yet, without reading it first. An
+    /// entry inserted this way and removed before the next checkpoint never reaches RocksDB.
+    ///
+    /// The caller must know that nothing is stored under `user_key` for the current key (an
+    /// operator that tracks its entries in memory, for instance); otherwise use [`MapState::put`].
+    pub fn insert_new<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
+        let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
+        table.set(db, scope.key, user_key, scope.key_group, Some(value), true)
+    }
+
+    /// Replaces the value under `user_key` for the current key with `f(old)` (`None`: absent,
+    /// or remove), with one lookup; returns what `f` returns besides the new value.
+    pub fn update<K: StateKey, R>(
+        &self,
+        scope: &mut KeyedScope<'_, K>,
+        user_key: &UK,
+        f: impl FnOnce(Option<UV>) -> (Option<UV>, R),
+    ) -> Result<R> {
+        let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
+        table.update(db, scope.key, user_key, scope.key_group, f)
+    }
+
+    /// Removes `user_key` for the current key and returns its value.
+    pub fn take<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
+        self.update(scope, user_key, |old| (None, old))
     }
 
     /// Removes `user_key` for the current key.
     pub fn remove<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK) -> Result<()> {
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.set(db, scope.key, user_key, scope.key_group, None)
+        table.set(db, scope.key, user_key, scope.key_group, None, false)
     }
 
     /// All entries for the current key, ordered by the user key's encoding.

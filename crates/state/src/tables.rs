@@ -4,6 +4,11 @@
 //! entry goes into the subtask's single `WriteBatch`. When a cache reaches its bound, its dirty
 //! entries are written to the working database and the cache is emptied, so state larger than
 //! memory works (the working database is never restored from; checkpoints are).
+//!
+//! Each cached entry knows whether RocksDB holds a row for it (`in_db`). An entry created and
+//! removed between two barriers (a window's contents, a timer) never reaches RocksDB: no put, no
+//! tombstone. Removed entries leave the cache as soon as no batch that may still be in flight
+//! mentions them (see `db.rs` for why entries of an in-flight batch must stay cached).
 
 use std::any::Any;
 
@@ -13,7 +18,7 @@ use rocksdb::WriteBatch;
 use crate::db::Db;
 
 use crate::handles::{StateKey, StateValue};
-use crate::{Result, StateError};
+use crate::{KeyGroupRange, Result, StateError};
 
 /// A cache the backend can flush at a barrier without knowing its types.
 pub(crate) trait StateTable: Send {
@@ -37,7 +42,90 @@ fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Re
 struct Slot<V> {
     key_group: u16,
     value: Option<V>,
+    /// Changed since the last flush.
     dirty: bool,
+    /// RocksDB holds a row for this entry (once the batches written so far are applied).
+    in_db: bool,
+    /// Part of the most recent batch, which a background snapshot may still be applying.
+    batched: bool,
+}
+
+impl<V> Slot<V> {
+    fn loaded(key_group: u16, value: Option<V>) -> Self {
+        Slot { key_group, in_db: value.is_some(), value, dirty: false, batched: false }
+    }
+
+    /// Whether the entry can leave the cache: removed, not in RocksDB, not in an in-flight batch.
+    fn is_gone(&self) -> bool {
+        self.value.is_none() && !self.in_db && !self.batched
+    }
+}
+
+/// Moves the dirty entries of a cache into `batch` and drops the entries that are gone.
+fn flush_slots<Q, V: StateValue>(
+    cache: &mut AHashMap<Q, Slot<V>>,
+    batch: &mut WriteBatch,
+    name: &str,
+    state_id: u32,
+    encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
+) -> Result<()> {
+    let (mut row, mut value) = (Vec::new(), Vec::new());
+    for (key, slot) in cache.iter_mut() {
+        slot.batched = false;
+        if !slot.dirty {
+            continue;
+        }
+        slot.dirty = false;
+        if slot.value.is_none() && !slot.in_db {
+            continue;
+        }
+        row.clear();
+        encode_prefix(&mut row, slot.key_group, state_id);
+        encode_row(&mut row, key)?;
+        match &slot.value {
+            Some(v) => {
+                value.clear();
+                bincode::serialize_into(&mut value, v).map_err(StateError::codec(format!("value of '{name}'")))?;
+                batch.put(&row, &value);
+            }
+            None => batch.delete(&row),
+        }
+        slot.in_db = slot.value.is_some();
+        slot.batched = true;
+    }
+    cache.retain(|_, slot| !slot.is_gone());
+    Ok(())
+}
+
+/// Scans every row of `state_id` in the key groups `range`, handing the bytes after the prefix
+/// and the value bytes to `f`.
+fn scan_rows(
+    db: &Db,
+    range: KeyGroupRange,
+    state_id: u32,
+    mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let mut prefix = Vec::with_capacity(PREFIX_LEN);
+    for key_group in range.start..=range.end {
+        prefix.clear();
+        encode_prefix(&mut prefix, key_group, state_id);
+        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        for item in db.raw().iterator(mode) {
+            let (row, value) = item.map_err(StateError::rocks("scan", db.raw().path()))?;
+            if !row.starts_with(&prefix) {
+                break;
+            }
+            f(key_group, &row[PREFIX_LEN..], &value)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &mut &[u8], what: impl FnOnce() -> String) -> Result<T> {
+    bincode::deserialize_from(bytes).map_err(|e| StateError::Codec { what: what(), source: e })
 }
 
 /// Cache of a `ValueState` (and `ListState`, a value holding a `Vec`).
@@ -86,7 +174,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
         let value = self.load(db, key, key_group)?;
         self.make_room(db)?;
-        self.cache.insert(key.clone(), Slot { key_group, value: value.clone(), dirty: false });
+        self.cache.insert(key.clone(), Slot::loaded(key_group, value.clone()));
         Ok(value)
     }
 
@@ -100,34 +188,43 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         if let Some(slot) = self.cache.get_mut(key) {
             slot.value = f(slot.value.take());
             slot.dirty = true;
+            if slot.is_gone() {
+                self.cache.remove(key);
+            }
             return Ok(());
         }
         let old = self.load(db, key, key_group)?;
-        self.make_room(db)?;
-        self.cache.insert(key.clone(), Slot { key_group, value: f(old), dirty: true });
+        let mut slot = Slot::loaded(key_group, old);
+        slot.value = f(slot.value.take());
+        slot.dirty = true;
+        if !slot.is_gone() {
+            self.make_room(db)?;
+            self.cache.insert(key.clone(), slot);
+        }
         Ok(())
+    }
+
+    /// Every stored entry of this state in `range`: (key group, key, value).
+    pub(crate) fn scan(&mut self, db: &mut Db, range: KeyGroupRange) -> Result<Vec<(u16, K, V)>> {
+        let mut batch = WriteBatch::default();
+        self.flush_into(&mut batch)?;
+        db.write(batch)?;
+        let name = &self.name;
+        let mut out = Vec::new();
+        scan_rows(db, range, self.state_id, |key_group, mut row, mut value| {
+            let key: K = decode(&mut row, || format!("key of '{name}'"))?;
+            let value: V = decode(&mut value, || format!("value of '{name}'"))?;
+            out.push((key_group, key, value));
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
 impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
-        let (mut row, mut value) = (Vec::new(), Vec::new());
-        for (key, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
-            row.clear();
-            encode_prefix(&mut row, slot.key_group, self.state_id);
-            encode_key(&mut row, &self.name, key)?;
-            match &slot.value {
-                Some(v) => {
-                    value.clear();
-                    bincode::serialize_into(&mut value, v)
-                        .map_err(StateError::codec(format!("value of '{}'", self.name)))?;
-                    batch.put(&row, &value);
-                }
-                None => batch.delete(&row),
-            }
-            slot.dirty = false;
-        }
-        Ok(())
+        let name = &self.name;
+        flush_slots(&mut self.cache, batch, name, self.state_id, |row, key| encode_key(row, name, key))
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -174,27 +271,88 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
                 Some(bincode::deserialize(&bytes).map_err(StateError::codec(format!("value of '{}'", self.name)))?)
             }
         };
+        self.make_room(db)?;
+        self.cache.insert(composite, Slot::loaded(key_group, value.clone()));
+        Ok(value)
+    }
+
+    fn make_room(&mut self, db: &mut Db) -> Result<()> {
         if self.cache.len() >= self.capacity {
             self.flush_to_db(db)?;
             self.cache.clear();
         }
-        self.cache.insert(composite, Slot { key_group, value: value.clone(), dirty: false });
-        Ok(value)
+        Ok(())
     }
 
-    pub(crate) fn set(&mut self, db: &mut Db, key: &K, user_key: UK, key_group: u16, value: Option<UV>) -> Result<()> {
+    /// Sets (or with `None` removes) an entry without reading it. `known_absent`: the caller
+    /// guarantees RocksDB holds no row for it, so a later removal needs no tombstone.
+    pub(crate) fn set(
+        &mut self,
+        db: &mut Db,
+        key: &K,
+        user_key: UK,
+        key_group: u16,
+        value: Option<UV>,
+        known_absent: bool,
+    ) -> Result<()> {
         let composite = (key.clone(), user_key);
         if let Some(slot) = self.cache.get_mut(&composite) {
             slot.value = value;
             slot.dirty = true;
+            if slot.is_gone() {
+                self.cache.remove(&composite);
+            }
             return Ok(());
         }
-        if self.cache.len() >= self.capacity {
-            self.flush_to_db(db)?;
-            self.cache.clear();
-        }
-        self.cache.insert(composite, Slot { key_group, value, dirty: true });
+        self.make_room(db)?;
+        self.cache.insert(composite, Slot { key_group, value, dirty: true, in_db: !known_absent, batched: false });
         Ok(())
+    }
+
+    /// Replaces an entry with `f(old)`, with one lookup.
+    pub(crate) fn update<R>(
+        &mut self,
+        db: &mut Db,
+        key: &K,
+        user_key: &UK,
+        key_group: u16,
+        f: impl FnOnce(Option<UV>) -> (Option<UV>, R),
+    ) -> Result<R> {
+        let composite = (key.clone(), user_key.clone());
+        if let Some(slot) = self.cache.get_mut(&composite) {
+            let (value, r) = f(slot.value.take());
+            slot.value = value;
+            slot.dirty = true;
+            if slot.is_gone() {
+                self.cache.remove(&composite);
+            }
+            return Ok(r);
+        }
+        let old = self.get(db, key, user_key, key_group)?;
+        let (value, r) = f(old);
+        if let Some(slot) = self.cache.get_mut(&composite) {
+            slot.value = value;
+            slot.dirty = true;
+            if slot.is_gone() {
+                self.cache.remove(&composite);
+            }
+        }
+        Ok(r)
+    }
+
+    /// Every stored entry of this state in `range`: (key group, key, user key, value).
+    pub(crate) fn scan(&mut self, db: &mut Db, range: KeyGroupRange) -> Result<Vec<(u16, K, UK, UV)>> {
+        self.flush_to_db(db)?;
+        let name = &self.name;
+        let mut out = Vec::new();
+        scan_rows(db, range, self.state_id, |key_group, mut row, mut value| {
+            let key: K = decode(&mut row, || format!("key of '{name}'"))?;
+            let user_key: UK = decode(&mut row, || format!("user key of '{name}'"))?;
+            let value: UV = decode(&mut value, || format!("value of '{name}'"))?;
+            out.push((key_group, key, user_key, value));
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     pub(crate) fn entries(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Vec<(UK, UV)>> {
@@ -219,24 +377,11 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
 
 impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, UV> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
-        let (mut row, mut value) = (Vec::new(), Vec::new());
-        for ((key, user_key), slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
-            row.clear();
-            encode_prefix(&mut row, slot.key_group, self.state_id);
-            encode_key(&mut row, &self.name, key)?;
-            encode_key(&mut row, &self.name, user_key)?;
-            match &slot.value {
-                Some(v) => {
-                    value.clear();
-                    bincode::serialize_into(&mut value, v)
-                        .map_err(StateError::codec(format!("value of '{}'", self.name)))?;
-                    batch.put(&row, &value);
-                }
-                None => batch.delete(&row),
-            }
-            slot.dirty = false;
-        }
-        Ok(())
+        let name = &self.name;
+        flush_slots(&mut self.cache, batch, name, self.state_id, |row, (key, user_key)| {
+            encode_key(row, name, key)?;
+            encode_key(row, name, user_key)
+        })
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
