@@ -1,11 +1,13 @@
 //! Barrier alignment and watermark merging for subtasks with several input channels.
 //!
 //! [`BarrierAligner`] and [`WatermarkMerger`] are pure and deterministic; [`InputGate`] puts them
-//! in front of the channels, so operators only ever see aligned input.
+//! in front of the channels, so operators only ever see aligned input and merged event time.
+
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Select};
 
-use crate::{Barrier, Message, Result, RuntimeError, Watermark};
+use crate::{Barrier, Message, Result, RuntimeError, Watermark, WatermarkMerger};
 
 /// Tracks which inputs delivered the barrier being aligned.
 #[derive(Debug, Clone)]
@@ -56,62 +58,27 @@ impl BarrierAligner {
     }
 }
 
-/// Merges per-input watermarks: the output is the minimum over inputs that have not ended, and
-/// it never moves backwards.
-#[derive(Debug, Clone)]
-pub struct WatermarkMerger {
-    inputs: Vec<Option<Watermark>>,
-    ended: Vec<bool>,
-    emitted: Option<Watermark>,
-}
-
-impl WatermarkMerger {
-    /// A merger for `inputs` channels.
-    pub fn new(inputs: usize) -> Self {
-        WatermarkMerger { inputs: vec![None; inputs], ended: vec![false; inputs], emitted: None }
-    }
-
-    /// `input` reported `watermark`; returns the merged watermark if it advanced.
-    pub fn on_watermark(&mut self, input: usize, watermark: Watermark) -> Option<Watermark> {
-        let slot = &mut self.inputs[input];
-        *slot = Some(slot.map_or(watermark, |w| w.max(watermark)));
-        self.advance()
-    }
-
-    /// `input` ended: it no longer holds the watermark back.
-    pub fn on_end(&mut self, input: usize) -> Option<Watermark> {
-        self.ended[input] = true;
-        self.advance()
-    }
-
-    fn advance(&mut self) -> Option<Watermark> {
-        let mut min: Option<Watermark> = None;
-        for (wm, ended) in self.inputs.iter().zip(&self.ended) {
-            if *ended {
-                continue;
-            }
-            match wm {
-                None => return None,
-                Some(w) => min = Some(min.map_or(*w, |m| m.min(*w))),
-            }
-        }
-        let min = min?;
-        if self.emitted.is_some_and(|e| e >= min) {
-            return None;
-        }
-        self.emitted = Some(min);
-        Some(min)
-    }
-}
-
 /// What a subtask with inputs handles next.
 #[derive(Debug)]
 pub(crate) enum GateEvent<T, C> {
     Data(Vec<T>),
     Watermark(Watermark),
+    /// Every input that has not ended is idle.
+    Idle,
     Barrier(Barrier),
     EndOfInput,
     Control(C),
+}
+
+/// How long [`InputGate::next`] may wait for an event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Return `None` at once when nothing is ready.
+    No,
+    /// Return `None` when nothing arrived by then.
+    Until(Instant),
+    /// Wait for the next event.
+    Forever,
 }
 
 /// The input side of a subtask: its channels, aligned, plus the control channel.
@@ -123,6 +90,7 @@ pub(crate) struct InputGate<T, C> {
     ended: Vec<bool>,
     closed: Vec<bool>,
     end_reported: bool,
+    idle_pending: bool,
     task: String,
 }
 
@@ -137,13 +105,23 @@ impl<T, C> InputGate<T, C> {
             ended: vec![false; n],
             closed: vec![false; n],
             end_reported: false,
+            idle_pending: false,
             task,
         }
     }
 
     /// The next event. With `block == false`, returns `None` when nothing is ready.
     pub(crate) fn next(&mut self, block: bool) -> Result<Option<GateEvent<T, C>>> {
+        self.next_within(if block { Wait::Forever } else { Wait::No })
+    }
+
+    /// The next event, or `None` if none arrived within `wait`.
+    pub(crate) fn next_within(&mut self, wait: Wait) -> Result<Option<GateEvent<T, C>>> {
         loop {
+            if self.idle_pending {
+                self.idle_pending = false;
+                return Ok(Some(GateEvent::Idle));
+            }
             // Control first, so commits and aborts are not starved by a busy input.
             if let Ok(c) = self.control.try_recv() {
                 return Ok(Some(GateEvent::Control(c)));
@@ -161,13 +139,16 @@ impl<T, C> InputGate<T, C> {
                     map.push(i);
                 }
             }
-            let op = if block {
-                select.select()
-            } else {
-                match select.try_select() {
+            let op = match wait {
+                Wait::Forever => select.select(),
+                Wait::No => match select.try_select() {
                     Ok(op) => op,
                     Err(_) => return Ok(None),
-                }
+                },
+                Wait::Until(deadline) => match select.select_deadline(deadline) {
+                    Ok(op) => op,
+                    Err(_) => return Ok(None),
+                },
             };
             let index = op.index();
             if index == 0 {
@@ -188,9 +169,19 @@ impl<T, C> InputGate<T, C> {
                 }
             };
             match message {
-                Message::Data(batch) => return Ok(Some(GateEvent::Data(batch))),
+                Message::Data(batch) => {
+                    self.watermarks.on_records(input);
+                    return Ok(Some(GateEvent::Data(batch)));
+                }
                 Message::Watermark(w) => {
                     if let Some(w) = self.watermarks.on_watermark(input, w) {
+                        return Ok(Some(GateEvent::Watermark(w)));
+                    }
+                }
+                Message::Idle => {
+                    let progress = self.watermarks.on_idle(input);
+                    self.idle_pending = progress.became_idle;
+                    if let Some(w) = progress.watermark {
                         return Ok(Some(GateEvent::Watermark(w)));
                     }
                 }
@@ -243,17 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn watermark_is_the_minimum_over_inputs_and_never_regresses() {
-        let mut m = WatermarkMerger::new(2);
-        let w = |t| Watermark { timestamp_ms: t };
-        assert_eq!(m.on_watermark(0, w(10)), None);
-        assert_eq!(m.on_watermark(1, w(5)), Some(w(5)));
-        assert_eq!(m.on_watermark(1, w(20)), Some(w(10)));
-        assert_eq!(m.on_watermark(0, w(8)), None, "input 0 went back; output must not");
-        assert_eq!(m.on_end(0), Some(w(20)));
-    }
-
-    #[test]
     fn gate_holds_back_a_blocked_input_until_alignment_completes() {
         let (tx0, rx0) = crossbeam_channel::unbounded();
         let (tx1, rx1) = crossbeam_channel::unbounded();
@@ -283,7 +263,38 @@ mod tests {
         tx0.send(Message::EndOfStream).unwrap();
         assert!(gate.next(false).unwrap().is_none());
         tx1.send(Message::EndOfStream).unwrap();
+        // Event time is over once every input ended: the final watermark comes first.
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(Watermark::MAX))));
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::EndOfInput)));
         assert!(gate.next(false).unwrap().is_none());
+    }
+
+    #[test]
+    fn gate_passes_on_idleness_once_every_input_is_idle() {
+        let (tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into());
+        let w = |t| Watermark { timestamp_ms: t };
+        tx0.send(Message::Watermark(w(10))).unwrap();
+        tx1.send(Message::Watermark(w(30))).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(x)) if x == w(10)));
+        tx0.send(Message::Idle).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(x)) if x == w(30)));
+        tx1.send(Message::Idle).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Idle)));
+        assert!(gate.next(false).unwrap().is_none());
+        tx0.send(Message::Data(vec![1])).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(_))));
+    }
+
+    #[test]
+    fn gate_waits_no_longer_than_the_deadline() {
+        let (_tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0], ctl_rx, "t".into());
+        let deadline = Instant::now() + std::time::Duration::from_millis(5);
+        assert!(gate.next_within(Wait::Until(deadline)).unwrap().is_none());
+        assert!(Instant::now() >= deadline);
     }
 }

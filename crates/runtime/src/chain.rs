@@ -9,6 +9,10 @@ pub(crate) trait Emitter<T>: Send {
     fn open(&mut self, st: &mut TaskState) -> Result<()>;
     fn push(&mut self, batch: Vec<T>, st: &mut TaskState) -> Result<()>;
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()>;
+    /// The input went idle.
+    fn idle(&mut self, st: &mut TaskState) -> Result<()>;
+    /// Processing time advanced to `now_ms`.
+    fn tick(&mut self, now_ms: i64, st: &mut TaskState) -> Result<()>;
     /// Lets every operator snapshot (and emit what it must before the barrier).
     fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()>;
     /// Sends the barrier on to the next subtasks.
@@ -47,6 +51,9 @@ where
         if let Some(wm) = self.out.watermark.take() {
             self.next.watermark(wm, st)?;
         }
+        if std::mem::take(&mut self.out.idle) {
+            self.next.idle(st)?;
+        }
         Ok(())
     }
 }
@@ -63,18 +70,24 @@ where
     }
 
     fn push(&mut self, batch: Vec<I>, st: &mut TaskState) -> Result<()> {
-        {
-            let mut ctx = Context::new(st, &self.uid);
-            for record in batch {
-                self.op.process(record, &mut ctx, &mut self.out)?;
-            }
-        }
+        self.op.process_batch(batch, &mut Context::new(st, &self.uid), &mut self.out)?;
         self.drain(st)
     }
 
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()> {
         self.op.on_watermark(watermark, &mut Context::new(st, &self.uid), &mut self.out)?;
         self.drain(st)
+    }
+
+    fn idle(&mut self, st: &mut TaskState) -> Result<()> {
+        self.op.on_idle(&mut Context::new(st, &self.uid), &mut self.out)?;
+        self.drain(st)
+    }
+
+    fn tick(&mut self, now_ms: i64, st: &mut TaskState) -> Result<()> {
+        self.op.on_processing_time(now_ms, &mut Context::new(st, &self.uid), &mut self.out)?;
+        self.drain(st)?;
+        self.next.tick(now_ms, st)
     }
 
     fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()> {
@@ -120,6 +133,12 @@ impl<T: Send> Emitter<T> for NullEmitter {
         Ok(())
     }
     fn watermark(&mut self, _: Watermark, _: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+    fn idle(&mut self, _: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+    fn tick(&mut self, _: i64, _: &mut TaskState) -> Result<()> {
         Ok(())
     }
     fn prepare_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {

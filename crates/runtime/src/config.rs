@@ -52,6 +52,9 @@ pub struct JobConfig {
     pub restore_from: Option<u64>,
     /// Start fresh even if the directory holds checkpoints.
     pub ignore_checkpoints: bool,
+    /// How often operators get [`crate::Operator::on_processing_time`]: the resolution of
+    /// processing-time timers, periodic watermarks and idleness timeouts.
+    pub tick_interval: Duration,
 }
 
 /// Builds a [`crate::StreamEnv`].
@@ -87,6 +90,7 @@ impl Default for StreamEnvBuilder {
                 channel_capacity: 16,
                 restore_from: None,
                 ignore_checkpoints: false,
+                tick_interval: Duration::from_millis(20),
             },
             dir_set: false,
         }
@@ -149,6 +153,12 @@ impl StreamEnvBuilder {
         self
     }
 
+    /// How often operators see processing time advance (default 20 ms).
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.config.tick_interval = interval;
+        self
+    }
+
     /// Checks the configuration and creates the environment.
     pub fn build(self) -> Result<crate::StreamEnv> {
         let c = &self.config;
@@ -163,6 +173,9 @@ impl StreamEnvBuilder {
         }
         if !self.dir_set || c.checkpoint_dir.as_os_str().is_empty() {
             return Err(RuntimeError::Config("a checkpoint directory is required".into()));
+        }
+        if c.tick_interval.is_zero() {
+            return Err(RuntimeError::Config("tick interval must be positive".into()));
         }
         if c.channel_capacity == 0 {
             return Err(RuntimeError::Config("channel capacity must be at least 1".into()));

@@ -267,6 +267,7 @@ impl Runner {
                     work_dir: self.work_dir.clone(),
                     checkpoints: self.store.clone(),
                     records: self.records.clone(),
+                    tick_interval: self.config.tick_interval,
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-{}", id, subtask))

@@ -16,24 +16,32 @@
 
 mod align;
 mod chain;
+mod clock;
 mod config;
 mod coordinator;
 mod error;
 mod execute;
 mod graph;
+#[cfg(any(test, feature = "test-utils"))]
+mod harness;
 mod message;
 mod operator;
 mod partition;
 mod restore;
 mod stream;
 mod task;
+mod watermark_merger;
 
-pub use align::{BarrierAligner, WatermarkMerger};
+pub use align::BarrierAligner;
+pub use clock::ProcessingClock;
 pub use config::{JobConfig, RestartStrategy, StreamEnvBuilder};
 pub use coordinator::{complete_checkpoint, AckOutcome, PendingCheckpoint};
 pub use error::{Result, RuntimeError};
 pub use execute::JobResult;
+#[cfg(any(test, feature = "test-utils"))]
+pub use harness::{HarnessSnapshot, OperatorHarness};
 pub use message::{Barrier, Message, Watermark};
 pub use operator::{Collector, Context, Operator, Source, SourcePoll, TaskInfo, TaskState};
 pub use partition::Partitioner;
 pub use stream::{DataStream, KeyedStream, StreamEnv};
+pub use watermark_merger::{MergedProgress, WatermarkMerger};

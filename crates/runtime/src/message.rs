@@ -20,6 +20,11 @@ pub struct Watermark {
 impl Watermark {
     /// The watermark sent at the end of input: every timer and window fires.
     pub const MAX: Watermark = Watermark { timestamp_ms: i64::MAX };
+
+    /// A watermark at `timestamp_ms`.
+    pub const fn at(timestamp_ms: i64) -> Self {
+        Watermark { timestamp_ms }
+    }
 }
 
 /// What flows on every channel between subtasks.
@@ -29,6 +34,9 @@ pub enum Message<T> {
     Data(Vec<T>),
     /// Event-time progress of the sending subtask.
     Watermark(Watermark),
+    /// The sender is idle: until it sends records or a watermark again, it must not hold the
+    /// receiver's event time back.
+    Idle,
     /// A checkpoint barrier.
     Barrier(Barrier),
     /// The sender will send no more records (barriers may still follow, for the final checkpoint).

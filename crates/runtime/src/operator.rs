@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rill_state::{KeyedBackend, OperatorStateSnapshot};
 
-use crate::{Barrier, Result, RuntimeError, Watermark};
+use crate::{Barrier, ProcessingClock, Result, RuntimeError, Watermark};
 
 /// Facts about the subtask an operator runs in.
 #[derive(Debug, Clone)]
@@ -37,11 +37,17 @@ pub struct TaskState {
     pub(crate) keyed: Option<KeyedBackend>,
     pub(crate) restored: OperatorStateSnapshot,
     pub(crate) snapshot: OperatorStateSnapshot,
+    pub(crate) clock: ProcessingClock,
 }
 
 impl TaskState {
-    pub(crate) fn new(info: TaskInfo, keyed: Option<KeyedBackend>, restored: OperatorStateSnapshot) -> Self {
-        TaskState { info, keyed, restored, snapshot: OperatorStateSnapshot::default() }
+    pub(crate) fn new(
+        info: TaskInfo,
+        keyed: Option<KeyedBackend>,
+        restored: OperatorStateSnapshot,
+        clock: ProcessingClock,
+    ) -> Self {
+        TaskState { info, keyed, restored, snapshot: OperatorStateSnapshot::default(), clock }
     }
 }
 
@@ -65,6 +71,16 @@ impl<'a> Context<'a> {
     /// Stable id of this operator within the job (used to key its operator state).
     pub fn operator_id(&self) -> &str {
         self.uid
+    }
+
+    /// The subtask's processing-time clock (the system clock in jobs, a manual one in tests).
+    pub fn clock(&self) -> &ProcessingClock {
+        &self.state.clock
+    }
+
+    /// Current processing time in milliseconds since the Unix epoch.
+    pub fn processing_time_ms(&self) -> i64 {
+        self.state.clock.now_ms()
     }
 
     /// The subtask's keyed state. Only operators after a `key_by` have one.
@@ -93,11 +109,12 @@ impl<'a> Context<'a> {
 pub struct Collector<T> {
     pub(crate) records: Vec<T>,
     pub(crate) watermark: Option<Watermark>,
+    pub(crate) idle: bool,
 }
 
 impl<T> Default for Collector<T> {
     fn default() -> Self {
-        Collector { records: Vec::new(), watermark: None }
+        Collector { records: Vec::new(), watermark: None, idle: false }
     }
 }
 
@@ -108,9 +125,26 @@ impl<T> Collector<T> {
         self.records.push(record);
     }
 
+    /// Emits a batch of records (moved, without copying when nothing was emitted before).
+    #[inline]
+    pub fn emit_all(&mut self, records: Vec<T>) {
+        if self.records.is_empty() {
+            self.records = records;
+        } else {
+            self.records.extend(records);
+        }
+    }
+
     /// Emits a watermark after the records emitted so far.
     pub fn emit_watermark(&mut self, watermark: Watermark) {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+    }
+
+    /// Declares this output idle after what was emitted so far: until it emits records or a
+    /// watermark again, downstream operators do not wait for its event time. Sources call this
+    /// when they have nothing to read (a subtask without splits or shards, for instance).
+    pub fn mark_idle(&mut self) {
+        self.idle = true;
     }
 
     /// Number of records emitted and not yet passed on.
@@ -120,7 +154,13 @@ impl<T> Collector<T> {
 
     /// Whether nothing was emitted.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.watermark.is_none()
+        self.records.is_empty() && self.watermark.is_none() && !self.idle
+    }
+
+    /// Takes what was emitted: the records, then the watermark, then whether it went idle (tests
+    /// and custom drivers).
+    pub fn take(&mut self) -> (Vec<T>, Option<Watermark>, bool) {
+        (std::mem::take(&mut self.records), self.watermark.take(), std::mem::take(&mut self.idle))
     }
 }
 
@@ -132,6 +172,16 @@ pub trait Operator<I, O>: Send + 'static {
     /// Handles one record.
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()>;
 
+    /// Handles a batch of records. The default calls [`Operator::process`] for each; operators that
+    /// pass records on unchanged may move the whole batch (see [`Collector::emit_all`]).
+    #[inline]
+    fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        for record in batch {
+            self.process(record, ctx, out)?;
+        }
+        Ok(())
+    }
+
     /// Called once before the first record, after state is restored: register state here.
     fn on_open(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         Ok(())
@@ -140,6 +190,19 @@ pub trait Operator<I, O>: Send + 'static {
     /// Event time advanced. The default forwards the watermark.
     fn on_watermark(&mut self, watermark: Watermark, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
         out.emit_watermark(watermark);
+        Ok(())
+    }
+
+    /// Every input is idle (see [`Collector::mark_idle`]). The default passes the idleness on.
+    fn on_idle(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        out.mark_idle();
+        Ok(())
+    }
+
+    /// Processing time advanced to `now_ms` (milliseconds since the Unix epoch). Called
+    /// periodically, every [`crate::JobConfig::tick_interval`], until end of input: fire
+    /// processing-time timers and emit periodic watermarks here.
+    fn on_processing_time(&mut self, _now_ms: i64, _ctx: &mut Context<'_>, _out: &mut Collector<O>) -> Result<()> {
         Ok(())
     }
 

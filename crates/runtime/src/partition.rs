@@ -43,6 +43,8 @@ pub(crate) struct Exchange<T> {
     subtask: usize,
     max_parallelism: u16,
     next_round_robin: usize,
+    /// Whether the receivers were last told that this sender is idle.
+    idle: bool,
     task: String,
 }
 
@@ -56,6 +58,7 @@ impl<T: Send + 'static> Exchange<T> {
             subtask: info.subtask,
             max_parallelism: info.max_parallelism,
             next_round_robin: info.subtask,
+            idle: false,
             task: info.name(),
         }
     }
@@ -123,6 +126,7 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     }
 
     fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
+        self.idle = false;
         for record in batch {
             self.route(record)?;
         }
@@ -130,7 +134,20 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     }
 
     fn watermark(&mut self, watermark: Watermark, _: &mut TaskState) -> Result<()> {
+        self.idle = false;
         self.broadcast(|| Message::Watermark(watermark))
+    }
+
+    fn idle(&mut self, _: &mut TaskState) -> Result<()> {
+        if self.idle {
+            return Ok(());
+        }
+        self.idle = true;
+        self.broadcast(|| Message::Idle)
+    }
+
+    fn tick(&mut self, _: i64, _: &mut TaskState) -> Result<()> {
+        Ok(())
     }
 
     fn prepare_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_state::{
@@ -11,11 +11,11 @@ use rill_state::{
     SubtaskSnapshot,
 };
 
-use crate::align::{GateEvent, InputGate};
+use crate::align::{GateEvent, InputGate, Wait};
 use crate::chain::Emitter;
 use crate::operator::{Collector, Context, Source, SourcePoll, TaskInfo, TaskState};
 use crate::restore::VertexRestore;
-use crate::{Barrier, Message, Result, RuntimeError};
+use crate::{Barrier, Message, ProcessingClock, Result, RuntimeError, Watermark};
 
 /// What the coordinator tells a subtask.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +50,35 @@ pub(crate) struct TaskEnv {
     pub(crate) checkpoints: FsCheckpointStore,
     /// Records emitted by all sources of the job in this process.
     pub(crate) records: Arc<std::sync::atomic::AtomicU64>,
+    /// How often the chain sees processing time advance.
+    pub(crate) tick_interval: Duration,
+}
+
+/// When the chain is next due to see processing time advance.
+struct Ticker {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Ticker {
+    fn new(interval: Duration) -> Self {
+        Ticker { next: Instant::now() + interval, interval }
+    }
+
+    /// Whether a tick is due now; if so, the next one is scheduled.
+    #[inline]
+    fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.interval;
+        true
+    }
+
+    fn until_next(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
 }
 
 impl TaskEnv {
@@ -61,7 +90,7 @@ impl TaskEnv {
         } else {
             None
         };
-        Ok(TaskState::new(self.info.clone(), keyed, self.restore.union.clone()))
+        Ok(TaskState::new(self.info.clone(), keyed, self.restore.union.clone(), ProcessingClock::system()))
     }
 
     /// Snapshots operator state (here) and keyed state (its RocksDB part in the background), and
@@ -150,6 +179,7 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
         let mut finished = false;
         let mut final_epoch = None;
         let mut pending: Option<Control> = None;
+        let mut ticker = Ticker::new(env.tick_interval);
         loop {
             let control = match pending.take() {
                 Some(c) => Some(c),
@@ -184,6 +214,10 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
                 }
                 continue;
             }
+            if ticker.due() {
+                let now = st.clock.now_ms();
+                self.chain.tick(now, &mut st)?;
+            }
             let poll = self.source.poll(&mut Context::new(&mut st, &self.uid), &mut out)?;
             env.records.fetch_add(out.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !out.records.is_empty() {
@@ -192,17 +226,24 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
             if let Some(wm) = out.watermark.take() {
                 self.chain.watermark(wm, &mut st)?;
             }
+            if std::mem::take(&mut out.idle) {
+                self.chain.idle(&mut st)?;
+            }
             match poll {
                 SourcePoll::Ready => {}
                 SourcePoll::Idle(wait) => {
                     self.chain.flush()?;
-                    match env.control.recv_timeout(wait.min(Duration::from_millis(200))) {
+                    let wait = wait.min(Duration::from_millis(200)).min(ticker.until_next());
+                    match env.control.recv_timeout(wait) {
                         Ok(c) => pending = Some(c),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
                     }
                 }
                 SourcePoll::Finished => {
+                    // As in Flink, a finished source ends event time: every timer and window fires
+                    // now, before the final checkpoint.
+                    self.chain.watermark(Watermark::MAX, &mut st)?;
                     self.chain.end_of_input(&mut st)?;
                     self.chain.flush()?;
                     finished = true;
@@ -226,12 +267,19 @@ impl<T: Send + 'static> Task for InputTask<T> {
         let inputs = std::mem::take(&mut self.inputs);
         let mut gate = InputGate::new(inputs, env.control.clone(), env.info.name());
         let mut final_epoch = None;
+        let mut ticker = Ticker::new(env.tick_interval);
+        let mut ended = false;
         loop {
+            if !ended && ticker.due() {
+                let now = st.clock.now_ms();
+                self.chain.tick(now, &mut st)?;
+            }
             let event = match gate.next(false)? {
                 Some(e) => e,
                 None => {
                     self.chain.flush()?;
-                    match gate.next(true)? {
+                    let wait = if ended { Wait::Forever } else { Wait::Until(ticker.next) };
+                    match gate.next_within(wait)? {
                         Some(e) => e,
                         None => continue,
                     }
@@ -240,6 +288,7 @@ impl<T: Send + 'static> Task for InputTask<T> {
             match event {
                 GateEvent::Data(batch) => self.chain.push(batch, &mut st)?,
                 GateEvent::Watermark(w) => self.chain.watermark(w, &mut st)?,
+                GateEvent::Idle => self.chain.idle(&mut st)?,
                 GateEvent::Barrier(barrier) => {
                     env.checkpoint(&mut st, self.chain.as_mut(), barrier)?;
                     if barrier.then_stop {
@@ -247,6 +296,7 @@ impl<T: Send + 'static> Task for InputTask<T> {
                     }
                 }
                 GateEvent::EndOfInput => {
+                    ended = true;
                     self.chain.end_of_input(&mut st)?;
                     self.chain.flush()?;
                 }
