@@ -14,4 +14,4 @@ scripts/emulators.sh start all
 trap 'scripts/emulators.sh stop all' EXIT
 eval "$(scripts/emulators.sh env)"
 
-cargo test --release --workspace "$@"
+cargo test --release --workspace --all-features "$@"
