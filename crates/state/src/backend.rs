@@ -189,6 +189,19 @@ impl KeyedBackend {
         table.scan(db, range)
     }
 
+    /// Like [`KeyedBackend::scan_map_state`], and also loads the entries into the state's cache
+    /// when they fit: while the cache holds every entry, looking up an absent one costs no RocksDB
+    /// read (until the cache spills). For operators that look up many entries that do not exist
+    /// yet, such as windows.
+    pub fn preload_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
+        &mut self,
+        state: MapState<UK, UV>,
+    ) -> Result<Vec<(u16, K, UK, UV)>> {
+        let range = self.key_groups;
+        let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;
+        table.preload(db, range)
+    }
+
     pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {
         let ok = self.tables.get_mut(index).is_some_and(|t| t.as_any_mut().is::<T>());
         if !ok {

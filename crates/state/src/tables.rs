@@ -12,6 +12,8 @@
 
 use std::any::Any;
 
+use std::collections::hash_map::Entry;
+
 use ahash::AHashMap;
 use rocksdb::WriteBatch;
 
@@ -238,11 +240,28 @@ pub(crate) struct MapTable<K, UK, UV> {
     state_id: u32,
     capacity: usize,
     cache: AHashMap<(K, UK), Slot<UV>>,
+    /// Every stored entry is in the cache (after [`MapTable::preload`], until the cache spills):
+    /// an entry missing from the cache is absent, no RocksDB read needed.
+    complete: bool,
 }
 
 impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     pub(crate) fn new(name: String, state_id: u32, capacity: usize) -> Self {
-        MapTable { name, state_id, capacity: capacity.max(1), cache: AHashMap::new() }
+        MapTable { name, state_id, capacity: capacity.max(1), cache: AHashMap::new(), complete: false }
+    }
+
+    /// Loads every stored entry of `range` into the cache, if they fit, and returns them.
+    pub(crate) fn preload(&mut self, db: &mut Db, range: KeyGroupRange) -> Result<Vec<(u16, K, UK, UV)>> {
+        let rows = self.scan(db, range)?;
+        if rows.len() + self.cache.len() < self.capacity {
+            for (key_group, key, user_key, value) in &rows {
+                self.cache
+                    .entry((key.clone(), user_key.clone()))
+                    .or_insert_with(|| Slot::loaded(*key_group, Some(value.clone())));
+            }
+            self.complete = true;
+        }
+        Ok(rows)
     }
 
     fn key_prefix(&self, key: &K, key_group: u16) -> Result<Vec<u8>> {
@@ -263,6 +282,9 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         if let Some(slot) = self.cache.get(&composite) {
             return Ok(slot.value.clone());
         }
+        if self.complete {
+            return Ok(None);
+        }
         let mut row = self.key_prefix(key, key_group)?;
         encode_key(&mut row, &self.name, user_key)?;
         let value = match db.get(&row)? {
@@ -280,6 +302,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         if self.cache.len() >= self.capacity {
             self.flush_to_db(db)?;
             self.cache.clear();
+            self.complete = false;
         }
         Ok(())
     }
@@ -295,17 +318,24 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         value: Option<UV>,
         known_absent: bool,
     ) -> Result<()> {
-        let composite = (key.clone(), user_key);
-        if let Some(slot) = self.cache.get_mut(&composite) {
-            slot.value = value;
-            slot.dirty = true;
-            if slot.is_gone() {
-                self.cache.remove(&composite);
-            }
-            return Ok(());
-        }
         self.make_room(db)?;
-        self.cache.insert(composite, Slot { key_group, value, dirty: true, in_db: !known_absent, batched: false });
+        match self.cache.entry((key.clone(), user_key)) {
+            Entry::Occupied(mut occupied) => {
+                let slot = occupied.get_mut();
+                slot.value = value;
+                slot.dirty = true;
+                if slot.is_gone() {
+                    occupied.remove();
+                }
+            }
+            Entry::Vacant(vacant) => {
+                let in_db = !known_absent && !self.complete;
+                let slot = Slot { key_group, value, dirty: true, in_db, batched: false };
+                if !slot.is_gone() {
+                    vacant.insert(slot);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -318,23 +348,33 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         key_group: u16,
         f: impl FnOnce(Option<UV>) -> (Option<UV>, R),
     ) -> Result<R> {
-        let composite = (key.clone(), user_key.clone());
-        if let Some(slot) = self.cache.get_mut(&composite) {
+        if let Entry::Occupied(mut occupied) = self.cache.entry((key.clone(), user_key.clone())) {
+            let slot = occupied.get_mut();
             let (value, r) = f(slot.value.take());
             slot.value = value;
             slot.dirty = true;
             if slot.is_gone() {
-                self.cache.remove(&composite);
+                occupied.remove();
+            }
+            return Ok(r);
+        }
+        if self.complete {
+            let (value, r) = f(None);
+            if value.is_some() {
+                self.make_room(db)?;
+                let slot = Slot { key_group, value, dirty: true, in_db: false, batched: false };
+                self.cache.insert((key.clone(), user_key.clone()), slot);
             }
             return Ok(r);
         }
         let old = self.get(db, key, user_key, key_group)?;
         let (value, r) = f(old);
-        if let Some(slot) = self.cache.get_mut(&composite) {
+        if let Entry::Occupied(mut occupied) = self.cache.entry((key.clone(), user_key.clone())) {
+            let slot = occupied.get_mut();
             slot.value = value;
             slot.dirty = true;
             if slot.is_gone() {
-                self.cache.remove(&composite);
+                occupied.remove();
             }
         }
         Ok(r)
