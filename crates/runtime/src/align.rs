@@ -91,6 +91,8 @@ pub(crate) struct InputGate<T, C> {
     closed: Vec<bool>,
     end_reported: bool,
     idle_pending: bool,
+    /// Watermark alignment: inputs further ahead of the merged watermark are not read.
+    max_drift_ms: Option<i64>,
     task: String,
 }
 
@@ -106,7 +108,27 @@ impl<T, C> InputGate<T, C> {
             closed: vec![false; n],
             end_reported: false,
             idle_pending: false,
+            max_drift_ms: None,
             task,
+        }
+    }
+
+    /// Enables watermark alignment: an input whose watermark is more than `max_drift_ms` ahead of
+    /// the merged one is not read (so its sender is back-pressured) until the others catch up.
+    /// Never during barrier alignment, which needs every input read.
+    pub(crate) fn with_max_drift(mut self, max_drift_ms: Option<i64>) -> Self {
+        self.max_drift_ms = max_drift_ms;
+        self
+    }
+
+    /// Whether `input` may be read now.
+    fn readable(&self, input: usize, aligning: bool) -> bool {
+        if self.closed[input] || self.aligner.is_blocked(input) {
+            return false;
+        }
+        match self.max_drift_ms {
+            Some(drift) if !aligning => !self.watermarks.is_ahead(input, drift),
+            _ => true,
         }
     }
 
@@ -133,8 +155,12 @@ impl<T, C> InputGate<T, C> {
             let mut select = Select::new();
             let mut map = Vec::with_capacity(self.inputs.len());
             select.recv(&self.control);
+            let aligning = (0..self.inputs.len()).any(|i| self.aligner.is_blocked(i));
+            // Should every open input be ahead (it cannot be: the slowest defines the merged
+            // watermark), read them all rather than wait forever.
+            let pause = (0..self.inputs.len()).any(|i| self.readable(i, aligning));
             for (i, rx) in self.inputs.iter().enumerate() {
-                if !self.aligner.is_blocked(i) && !self.closed[i] {
+                if self.readable(i, aligning || !pause) {
                     select.recv(rx);
                     map.push(i);
                 }
@@ -286,6 +312,39 @@ mod tests {
         assert!(gate.next(false).unwrap().is_none());
         tx0.send(Message::Data(vec![1])).unwrap();
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(_))));
+    }
+
+    #[test]
+    fn gate_does_not_read_an_input_too_far_ahead_until_the_others_catch_up() {
+        let (tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into()).with_max_drift(Some(100));
+        let w = |t| Watermark { timestamp_ms: t };
+        tx0.send(Message::Watermark(w(1_000))).unwrap();
+        tx1.send(Message::Watermark(w(10))).unwrap();
+        while !matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(_))) {}
+        tx0.send(Message::Data(vec![7])).unwrap();
+        assert!(gate.next(false).unwrap().is_none(), "input 0 is 990 ms ahead: paused");
+        tx1.send(Message::Watermark(w(950))).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(x)) if x == w(950)));
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(d)) if d == vec![7]));
+    }
+
+    #[test]
+    fn gate_reads_an_input_ahead_while_aligning_a_barrier() {
+        let (tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into()).with_max_drift(Some(100));
+        let w = |t| Watermark { timestamp_ms: t };
+        tx0.send(Message::Watermark(w(1_000))).unwrap();
+        tx1.send(Message::Watermark(w(10))).unwrap();
+        while !matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(_))) {}
+        tx1.send(Message::Barrier(barrier(1))).unwrap();
+        tx0.send(Message::Barrier(barrier(1))).unwrap();
+        // Input 0 is paused until input 1's barrier starts the alignment, which needs input 0.
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Barrier(b)) if b.epoch == 1));
     }
 
     #[test]

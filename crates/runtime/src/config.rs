@@ -55,6 +55,9 @@ pub struct JobConfig {
     /// How often operators get [`crate::Operator::on_processing_time`]: the resolution of
     /// processing-time timers, periodic watermarks and idleness timeouts.
     pub tick_interval: Duration,
+    /// Watermark alignment: a subtask does not read an input whose watermark is more than this
+    /// ahead of its merged watermark, until the others catch up. `None` (default): off.
+    pub watermark_alignment: Option<Duration>,
 }
 
 /// Builds a [`crate::StreamEnv`].
@@ -91,6 +94,7 @@ impl Default for StreamEnvBuilder {
                 restore_from: None,
                 ignore_checkpoints: false,
                 tick_interval: Duration::from_millis(20),
+                watermark_alignment: None,
             },
             dir_set: false,
         }
@@ -156,6 +160,16 @@ impl StreamEnvBuilder {
     /// How often operators see processing time advance (default 20 ms).
     pub fn tick_interval(mut self, interval: Duration) -> Self {
         self.config.tick_interval = interval;
+        self
+    }
+
+    /// Watermark alignment (Flink's `withWatermarkAlignment`, applied at each subtask's inputs):
+    /// an input whose watermark runs more than `max_drift` ahead of the subtask's watermark is not
+    /// read — its sender is back-pressured — until the others catch up. This bounds how much
+    /// event-time state (open windows, timers) skew between parallel sources can pile up. An idle
+    /// input does not hold the others back; barrier alignment always reads every input.
+    pub fn watermark_alignment(mut self, max_drift: Duration) -> Self {
+        self.config.watermark_alignment = Some(max_drift);
         self
     }
 

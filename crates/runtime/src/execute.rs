@@ -268,6 +268,7 @@ impl Runner {
                     checkpoints: self.store.clone(),
                     records: self.records.clone(),
                     tick_interval: self.config.tick_interval,
+                    max_drift: self.config.watermark_alignment,
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-{}", id, subtask))

@@ -157,6 +157,12 @@ impl<T> Collector<T> {
         self.records.is_empty() && self.watermark.is_none() && !self.idle
     }
 
+    /// Drains the records emitted so far, keeping the buffer (for operators that run a user
+    /// function into a scratch collector and pass its records on).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        self.records.drain(..)
+    }
+
     /// Takes what was emitted: the records, then the watermark, then whether it went idle (tests
     /// and custom drivers).
     pub fn take(&mut self) -> (Vec<T>, Option<Watermark>, bool) {

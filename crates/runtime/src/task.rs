@@ -52,6 +52,8 @@ pub(crate) struct TaskEnv {
     pub(crate) records: Arc<std::sync::atomic::AtomicU64>,
     /// How often the chain sees processing time advance.
     pub(crate) tick_interval: Duration,
+    /// Watermark alignment of the inputs, if on.
+    pub(crate) max_drift: Option<Duration>,
 }
 
 /// When the chain is next due to see processing time advance.
@@ -265,7 +267,8 @@ impl<T: Send + 'static> Task for InputTask<T> {
         let mut st = env.open_state()?;
         self.chain.open(&mut st)?;
         let inputs = std::mem::take(&mut self.inputs);
-        let mut gate = InputGate::new(inputs, env.control.clone(), env.info.name());
+        let max_drift = env.max_drift.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let mut gate = InputGate::new(inputs, env.control.clone(), env.info.name()).with_max_drift(max_drift);
         let mut final_epoch = None;
         let mut ticker = Ticker::new(env.tick_interval);
         let mut ended = false;

@@ -74,6 +74,16 @@ impl WatermarkMerger {
         self.output_idle
     }
 
+    /// Whether `input` runs more than `max_drift_ms` ahead of the merged watermark (watermark
+    /// alignment: such an input is not read until the others catch up). An idle or ended input,
+    /// or any input before the merged watermark exists, is never ahead.
+    #[inline]
+    pub fn is_ahead(&self, input: usize, max_drift_ms: i64) -> bool {
+        let (Some(merged), Some(w)) = (self.emitted, self.inputs[input].watermark) else { return false };
+        let slot = &self.inputs[input];
+        !slot.idle && !slot.ended && w.timestamp_ms > merged.timestamp_ms.saturating_add(max_drift_ms)
+    }
+
     /// `input` reported `watermark` (which also makes it active); returns the merged watermark if
     /// it advanced.
     pub fn on_watermark(&mut self, input: usize, watermark: Watermark) -> Option<Watermark> {
@@ -260,6 +270,18 @@ mod tests {
         let mut m = WatermarkMerger::new(1);
         assert_eq!(m.on_watermark(0, Watermark::MAX), Some(Watermark::MAX));
         assert_eq!(m.on_end(0), None);
+    }
+
+    #[test]
+    fn an_input_is_ahead_only_beyond_the_drift_and_while_active() {
+        let mut m = WatermarkMerger::new(2);
+        m.on_watermark(0, w(1_000));
+        assert!(!m.is_ahead(0, 100), "no merged watermark yet");
+        m.on_watermark(1, w(100));
+        assert!(m.is_ahead(0, 100) && !m.is_ahead(1, 100));
+        assert!(!m.is_ahead(0, 900));
+        m.on_idle(1);
+        assert!(!m.is_ahead(0, 100), "the slow input went idle: the merged watermark caught up");
     }
 
     #[test]
