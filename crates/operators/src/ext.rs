@@ -7,6 +7,9 @@ use rill_state::{StateKey, StateValue};
 
 use crate::basic::{Filter, FlatMap, Map};
 use crate::keyed::{KeyedProcess, KeyedProcessFunction, Reduce};
+use crate::watermark_assigner::TimestampsAndWatermarks;
+use crate::watermark_strategy::WatermarkStrategy;
+use crate::window::{WindowAssigner, WindowedStream};
 
 /// Record-at-a-time operators on any stream.
 pub trait StreamExt<T: Send + 'static> {
@@ -32,6 +35,10 @@ pub trait StreamExt<T: Send + 'static> {
     fn sink_to<S>(self, sink: S)
     where
         S: Operator<T, ()> + Clone + Sync;
+
+    /// Gives the stream event time: `strategy` extracts each record's timestamp and generates
+    /// watermarks (apply it right after the source). Records pass through unchanged.
+    fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T>;
 }
 
 impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
@@ -65,6 +72,10 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
     {
         self.sink("sink", sink)
     }
+
+    fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T> {
+        self.transform("watermarks", TimestampsAndWatermarks::new(strategy))
+    }
 }
 
 /// Keyed operators.
@@ -80,6 +91,15 @@ pub trait KeyedStreamExt<T: Send + 'static, K: StateKey> {
     where
         T: StateValue + Sync,
         F: Fn(T, T) -> T + Clone + Send + Sync + 'static;
+
+    /// Cuts the stream into event-time windows. Records carry no timestamp field: `timestamps`
+    /// gives each record's event time (usually the one of the stream's [`WatermarkStrategy`],
+    /// whose watermarks close the windows).
+    fn window(
+        self,
+        assigner: WindowAssigner,
+        timestamps: impl Fn(&T) -> i64 + Send + Sync + 'static,
+    ) -> WindowedStream<T, K>;
 }
 
 impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> {
@@ -99,5 +119,13 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
     {
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = self.key_selector();
         self.transform_keyed("reduce", KeyedProcess::new(key, Reduce::new(f)))
+    }
+
+    fn window(
+        self,
+        assigner: WindowAssigner,
+        timestamps: impl Fn(&T) -> i64 + Send + Sync + 'static,
+    ) -> WindowedStream<T, K> {
+        WindowedStream::new(self, assigner, Arc::new(timestamps))
     }
 }

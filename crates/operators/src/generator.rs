@@ -15,6 +15,12 @@ const POLL_BATCH: u64 = 1024;
 /// and each split's next offset is union state, so a restore at another parallelism reassigns
 /// splits without losing or repeating a number.
 ///
+/// By default splits are contiguous slices of the range, read in turns. With
+/// [`GeneratorSource::ordered`], split `s` holds the numbers `start + s + k * splits` and each
+/// subtask emits its numbers in increasing order — also after a restore at another parallelism,
+/// when the splits it gets were left at different positions — so that an event time derived from
+/// the number stays (almost) ordered within every subtask.
+///
 /// ```
 /// let source = rill_operators::GeneratorSource::new(0..1_000).rate_per_second(500);
 /// # let _ = source;
@@ -28,6 +34,11 @@ pub struct GeneratorSource {
     cursor: usize,
     started: Option<Instant>,
     emitted: u64,
+    ordered: bool,
+    /// Ordered mode: for each split, its index in `owned` if this subtask owns it.
+    owned_index: Vec<Option<usize>>,
+    /// Ordered mode: the next number to consider (no owned split is behind it).
+    next_number: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -40,7 +51,25 @@ struct SplitState {
 impl GeneratorSource {
     /// A source of every number in `range`, in 128 splits.
     pub fn new(range: Range<u64>) -> Self {
-        GeneratorSource { range, splits: 128, rate: None, owned: Vec::new(), cursor: 0, started: None, emitted: 0 }
+        GeneratorSource {
+            range,
+            splits: 128,
+            rate: None,
+            owned: Vec::new(),
+            cursor: 0,
+            started: None,
+            emitted: 0,
+            ordered: false,
+            owned_index: Vec::new(),
+            next_number: 0,
+        }
+    }
+
+    /// Interleaved splits, each subtask emitting its numbers in increasing order (see the type's
+    /// documentation). Must stay the same across restores.
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
+        self
     }
 
     /// At most `rate` records per second over all subtasks.
@@ -56,10 +85,42 @@ impl GeneratorSource {
     }
 
     fn split_bounds(&self, split: u64) -> (u64, u64) {
+        if self.ordered {
+            return (self.range.start.saturating_add(split).min(self.range.end), self.range.end);
+        }
         let len = self.range.end.saturating_sub(self.range.start);
         let start = self.range.start + (u128::from(len) * u128::from(split) / u128::from(self.splits)) as u64;
         let end = self.range.start + (u128::from(len) * u128::from(split + 1) / u128::from(self.splits)) as u64;
         (start, end)
+    }
+
+    /// Ordered mode: emits up to `budget` numbers of the owned splits in increasing order.
+    fn poll_ordered(&mut self, budget: u64, out: &mut Collector<u64>) -> SourcePoll {
+        let (start, end, splits) = (self.range.start, self.range.end, self.splits);
+        let mut n = self.next_number;
+        let mut split = ((n.saturating_sub(start)) % splits) as usize;
+        let mut emitted = 0;
+        while emitted < budget && n < end {
+            if let Some(state) = self.owned_index[split].map(|i| &mut self.owned[i]) {
+                if state.next == n {
+                    out.emit(n);
+                    state.next = n.saturating_add(splits);
+                    emitted += 1;
+                }
+            }
+            n += 1;
+            split += 1;
+            if split == splits as usize {
+                split = 0;
+            }
+        }
+        self.next_number = n;
+        self.emitted += emitted;
+        if emitted == 0 && n >= end {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::Ready
+        }
     }
 }
 
@@ -86,6 +147,15 @@ impl Source<u64> for GeneratorSource {
             }
             owned
         };
+        if self.ordered {
+            self.owned_index = vec![None; self.splits as usize];
+            for (i, split) in self.owned.iter().enumerate() {
+                if let Some(slot) = self.owned_index.get_mut(split.split as usize) {
+                    *slot = Some(i);
+                }
+            }
+            self.next_number = self.owned.iter().map(|s| s.next).min().unwrap_or(self.range.end);
+        }
         Ok(())
     }
 
@@ -99,6 +169,9 @@ impl Source<u64> for GeneratorSource {
             if budget == 0 {
                 return Ok(SourcePoll::Idle(Duration::from_millis(5)));
             }
+        }
+        if self.ordered {
+            return Ok(self.poll_ordered(budget, out));
         }
         let live: Vec<usize> = (0..self.owned.len()).filter(|i| self.owned[*i].next < self.owned[*i].end).collect();
         if live.is_empty() {

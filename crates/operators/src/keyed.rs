@@ -1,10 +1,13 @@
-//! Keyed operators: `process` with keyed state, and `reduce`.
+//! Keyed operators: `process` with keyed state and timers, and `reduce`.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rill_runtime::{Collector, Context, Operator, Result};
+use rill_runtime::{Collector, Context, Operator, ProcessingClock, Result, RuntimeError, Watermark};
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
+
+use crate::subtask_local::SubtaskLocal;
+use crate::timers::{TimeDomain, TimerService};
 
 /// Registers the keyed state a [`KeyedProcessFunction`] uses. Names are scoped to the operator.
 pub struct StateRegistry<'a, K> {
@@ -37,13 +40,17 @@ impl<K: StateKey> StateRegistry<'_, K> {
     }
 }
 
-/// What a keyed process function sees for each record: the key and its state.
+/// What a keyed process function sees for each record or timer: the key, its state, its timers,
+/// and the operator's event and processing time.
 pub struct KeyedContext<'a, K> {
     scope: KeyedScope<'a, K>,
+    timers: &'a mut TimerService<K>,
+    watermark: Option<Watermark>,
+    clock: &'a ProcessingClock,
 }
 
 impl<'a, K: StateKey> KeyedContext<'a, K> {
-    /// The current record's key.
+    /// The current record's (or timer's) key.
     pub fn key(&self) -> &K {
         self.scope.key()
     }
@@ -52,9 +59,47 @@ impl<'a, K: StateKey> KeyedContext<'a, K> {
     pub fn state(&mut self) -> &mut KeyedScope<'a, K> {
         &mut self.scope
     }
+
+    /// The operator's current watermark (`None` before the first one).
+    pub fn current_watermark(&self) -> Option<i64> {
+        self.watermark.map(|w| w.timestamp_ms)
+    }
+
+    /// Current processing time in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Calls [`KeyedProcessFunction::on_timer`] for the current key once the watermark reaches
+    /// `timestamp_ms`. Registering a timer twice is a no-op. Timers are keyed state: they are part
+    /// of checkpoints and fire after a restore.
+    pub fn register_event_time_timer(&mut self, timestamp_ms: i64) -> Result<()> {
+        self.timers.register(TimeDomain::EventTime, &mut self.scope, timestamp_ms)
+    }
+
+    /// Calls [`KeyedProcessFunction::on_timer`] for the current key once processing time reaches
+    /// `timestamp_ms` (within the job's tick interval).
+    pub fn register_processing_time_timer(&mut self, timestamp_ms: i64) -> Result<()> {
+        self.timers.register(TimeDomain::ProcessingTime, &mut self.scope, timestamp_ms)
+    }
+
+    /// Deletes an event-time timer of the current key (a no-op if there is none).
+    pub fn delete_event_time_timer(&mut self, timestamp_ms: i64) -> Result<()> {
+        self.timers.delete(TimeDomain::EventTime, &mut self.scope, timestamp_ms)
+    }
+
+    /// Deletes a processing-time timer of the current key (a no-op if there is none).
+    pub fn delete_processing_time_timer(&mut self, timestamp_ms: i64) -> Result<()> {
+        self.timers.delete(TimeDomain::ProcessingTime, &mut self.scope, timestamp_ms)
+    }
 }
 
-/// A function over a keyed stream with keyed state (Flink's `KeyedProcessFunction`).
+/// A function over a keyed stream with keyed state and timers (Flink's `KeyedProcessFunction`).
+///
+/// Timers registered through the [`KeyedContext`] call [`KeyedProcessFunction::on_timer`] with the
+/// key they were registered for: event-time timers when the watermark reaches them, processing-time
+/// timers when the clock does. Both are checkpointed with the keyed state, so a restored job fires
+/// exactly the timers that had not fired before its checkpoint.
 ///
 /// ```
 /// use rill_operators::{KeyedContext, KeyedProcessFunction, StateRegistry};
@@ -84,24 +129,69 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 
     /// Handles one record of the current key.
     fn process(&mut self, record: I, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<O>) -> Result<()>;
+
+    /// A timer registered for `ctx.key()` at `timestamp_ms` fired. The default does nothing.
+    fn on_timer(
+        &mut self,
+        _timestamp_ms: i64,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_, K>,
+        _out: &mut Collector<O>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
-/// Runs a [`KeyedProcessFunction`]: sets the key (and its key group) before every record.
+/// Runs a [`KeyedProcessFunction`]: sets the key (and its key group) before every record and
+/// timer, and fires timers as event and processing time advance.
 pub struct KeyedProcess<K, I, F> {
     key: Arc<dyn Fn(&I) -> K + Send + Sync>,
     function: F,
+    timers: SubtaskLocal<Option<TimerService<K>>>,
+    watermark: Option<Watermark>,
+    clock: ProcessingClock,
 }
 
 impl<K, I, F: Clone> Clone for KeyedProcess<K, I, F> {
     fn clone(&self) -> Self {
-        KeyedProcess { key: self.key.clone(), function: self.function.clone() }
+        KeyedProcess::new(self.key.clone(), self.function.clone())
     }
 }
 
 impl<K, I, F> KeyedProcess<K, I, F> {
     /// Wraps `function`, keyed by `key`.
     pub fn new(key: Arc<dyn Fn(&I) -> K + Send + Sync>, function: F) -> Self {
-        KeyedProcess { key, function }
+        KeyedProcess {
+            key,
+            function,
+            timers: SubtaskLocal::new(None),
+            watermark: None,
+            clock: ProcessingClock::system(),
+        }
+    }
+}
+
+impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
+    /// Fires the timers of `domain` due at `up_to`, in time order (timers they register that are
+    /// due as well fire in the same call).
+    fn fire<O>(&mut self, domain: TimeDomain, up_to: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()>
+    where
+        F: KeyedProcessFunction<K, I, O>,
+    {
+        let max_parallelism = ctx.info().max_parallelism;
+        let backend = ctx.keyed_state()?;
+        let timers =
+            self.timers.get_mut().as_mut().ok_or_else(|| RuntimeError::user("keyed process", "used before open"))?;
+        while let Some((time, keys)) = timers.pop_due(domain, up_to) {
+            for key in keys {
+                let mut scope = KeyedScope::new(&mut *backend, &key, key_group_of(&key, max_parallelism));
+                timers.forget(domain, &mut scope, time)?;
+                let mut keyed =
+                    KeyedContext { scope, timers: &mut *timers, watermark: self.watermark, clock: &self.clock };
+                self.function.on_timer(time, domain, &mut keyed, out)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -112,8 +202,10 @@ where
     F: KeyedProcessFunction<K, I, O>,
 {
     fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.clock = ctx.clock().clone();
         let operator = ctx.operator_id().to_string();
         let backend = ctx.keyed_state()?;
+        *self.timers.get_mut() = Some(TimerService::open(backend, &operator)?);
         self.function.open(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })
     }
 
@@ -122,8 +214,26 @@ where
         let key = (self.key)(&record);
         let key_group = key_group_of(&key, ctx.info().max_parallelism);
         let backend = ctx.keyed_state()?;
-        let mut keyed = KeyedContext { scope: KeyedScope::new(backend, &key, key_group) };
+        let timers =
+            self.timers.get_mut().as_mut().ok_or_else(|| RuntimeError::user("keyed process", "used before open"))?;
+        let mut keyed = KeyedContext {
+            scope: KeyedScope::new(backend, &key, key_group),
+            timers,
+            watermark: self.watermark,
+            clock: &self.clock,
+        };
         self.function.process(record, &mut keyed, out)
+    }
+
+    fn on_watermark(&mut self, watermark: Watermark, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        self.watermark = Some(watermark);
+        self.fire(TimeDomain::EventTime, watermark.timestamp_ms, ctx, out)?;
+        out.emit_watermark(watermark);
+        Ok(())
+    }
+
+    fn on_processing_time(&mut self, now_ms: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+        self.fire(TimeDomain::ProcessingTime, now_ms, ctx, out)
     }
 }
 

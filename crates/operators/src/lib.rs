@@ -14,6 +14,11 @@ mod file_sink;
 mod generator;
 mod keyed;
 mod sinks;
+mod subtask_local;
+mod timers;
+mod watermark_assigner;
+mod watermark_strategy;
+mod window;
 
 pub use basic::{Filter, FlatMap, Map};
 pub use ext::{KeyedStreamExt, StreamExt};
@@ -21,3 +26,13 @@ pub use file_sink::{Encoder, FileSink, ROLLED_BACK_DIR};
 pub use generator::GeneratorSource;
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFunction, Reduce, StateRegistry};
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
+pub use timers::TimeDomain;
+pub use watermark_assigner::TimestampsAndWatermarks;
+pub use watermark_strategy::{
+    BoundedOutOfOrderness, TimestampFn, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,
+};
+pub use window::{
+    AggregateFunction, Count, DropLate, EventTimeSessionWindows, LatePolicy, ProcessWindowFunction, SideOutputLate,
+    SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, WindowAssigner, WindowOutput, Windowed,
+    WindowedStream,
+};
