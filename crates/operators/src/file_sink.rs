@@ -177,22 +177,27 @@ impl<T: Send + 'static> Operator<T, ()> for FileSink<T> {
         Ok(())
     }
 
+    #[inline]
     fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
-        let context = self.context();
-        let dir = self.dir.clone();
-        let encode = self.encode.clone();
-        let run = self.run()?;
+        // Hot path: no allocation unless a new file starts or an error is reported.
+        let Some(run) = self.run.as_mut() else {
+            return Err(RuntimeError::user(self.context(), "used before open"));
+        };
         if run.writer.is_none() {
             run.seq += 1;
             let name = format!("{}-{:06}", run.prefix, run.seq);
-            let path = dir.join(format!(".inprogress-{name}"));
-            let file = File::create(&path).map_err(io(&context, "create", &path))?;
+            let path = self.dir.join(format!(".inprogress-{name}"));
+            let file =
+                File::create(&path).map_err(io(&format!("file sink {}", self.dir.display()), "create", &path))?;
             run.writer = Some((name, BufWriter::with_capacity(256 * 1024, file)));
         }
         run.buf.clear();
-        encode(&record, &mut run.buf);
+        (self.encode)(&record, &mut run.buf);
         if let Some((name, writer)) = run.writer.as_mut() {
-            writer.write_all(&run.buf).map_err(io(&context, "write", &dir.join(format!(".inprogress-{name}"))))?;
+            if let Err(e) = writer.write_all(&run.buf) {
+                let path = self.dir.join(format!(".inprogress-{name}"));
+                return Err(io(&format!("file sink {}", self.dir.display()), "write", &path)(e));
+            }
         }
         Ok(())
     }
