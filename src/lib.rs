@@ -33,20 +33,24 @@ pub use rill_runtime as runtime;
 pub use rill_state as state;
 
 pub use rill_operators::{
-    CollectSink, DiscardSink, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink,
-    StateRegistry, StreamExt,
+    AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
+    KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, SlidingEventTimeWindows,
+    StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput,
+    WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    Barrier, Collector, Context, DataStream, JobResult, KeyedStream, Message, Operator, RestartStrategy, Result,
-    RuntimeError, Source, SourcePoll, StreamEnv, Watermark,
+    Barrier, Collector, Context, DataStream, JobResult, KeyedStream, Message, Operator, ProcessingClock,
+    RestartStrategy, Result, RuntimeError, Source, SourcePoll, StreamEnv, Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
 
 /// Everything a job usually needs: `use rill::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CollectSink, DiscardSink, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt,
-        ListState, MapState, Operator, PrintSink, StateRegistry, StreamEnv, StreamExt, ValueState,
+        AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
+        KeyedContext, KeyedProcessFunction, KeyedStreamExt, ListState, MapState, Operator, PrintSink,
+        ProcessWindowFunction, SlidingEventTimeWindows, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow,
+        TumblingEventTimeWindows, ValueState, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }
