@@ -114,3 +114,69 @@ pub fn assert_no_hidden_files(dir: &Path) {
         assert!(!(name.starts_with(".inprogress-") || name.starts_with(".pending-")), "left behind: {name}");
     }
 }
+
+/// The `window_count` example's command line (issue 5).
+pub struct WindowCount {
+    pub records: u64,
+    pub keys: u64,
+    pub parallelism: usize,
+    pub interval_ms: u64,
+    pub window_ms: u64,
+    pub out_of_orderness_ms: u64,
+    pub rate: Option<u64>,
+}
+
+impl WindowCount {
+    pub fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(example("window_count"));
+        cmd.args(["--records", &self.records.to_string()])
+            .args(["--keys", &self.keys.to_string()])
+            .args(["--parallelism", &self.parallelism.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--checkpoint-interval-ms", &self.interval_ms.to_string()])
+            .args(["--window-ms", &self.window_ms.to_string()])
+            .args(["--out-of-orderness-ms", &self.out_of_orderness_ms.to_string()]);
+        if let Some(rate) = self.rate {
+            cmd.args(["--rate", &rate.to_string()]);
+        }
+        cmd
+    }
+
+    pub fn spawn(&self, dir: &Path) -> Child {
+        self.command(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn window_count")
+    }
+
+    /// Runs to completion and returns the summary line.
+    pub fn run(&self, dir: &Path) -> Output {
+        let out = self.command(dir).output().expect("run window_count");
+        assert!(
+            out.status.success(),
+            "window_count failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The event time of record `i`, as the issue defines it: max(0, i - (i * 7919) mod O).
+    pub fn event_time(&self, i: u64) -> u64 {
+        let o = self.out_of_orderness_ms;
+        if o == 0 {
+            return i;
+        }
+        i.saturating_sub(((u128::from(i) * 7919) % u128::from(o)) as u64)
+    }
+
+    /// The true `key<TAB>window_start<TAB>count` lines, sorted.
+    pub fn expected_lines(&self) -> Vec<String> {
+        let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for i in 0..self.records {
+            let t = self.event_time(i);
+            *counts.entry((i % self.keys, t - t % self.window_ms)).or_default() += 1;
+        }
+        let mut lines: Vec<String> = counts.into_iter().map(|((k, w), c)| format!("{k}\t{w}\t{c}")).collect();
+        lines.sort();
+        lines
+    }
+}

@@ -223,3 +223,33 @@ fn map_update_reads_modifies_and_removes_through_a_small_cache() {
         assert_eq!(sums.get(&mut scope(&mut r, &k), &1).unwrap(), want, "key {k}");
     }
 }
+
+#[test]
+fn a_preloaded_map_state_reads_right_before_and_after_its_cache_spills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = KeyedBackend::open(dir.path().join("work"), all(), KeyedStateConfig::default(), &[]).unwrap();
+    let windows = b.map_state::<u64, i64, u64>("windows").unwrap();
+    for k in 0..40u64 {
+        windows.put(&mut scope(&mut b, &k), 0, k).unwrap();
+    }
+    b.snapshot(&dir.path().join("snap")).unwrap();
+    drop(b);
+    let source = KeyedRestoreSource { dir: dir.path().join("snap"), key_groups: all() };
+    let config = KeyedStateConfig { cache_entries_per_state: 64, ..KeyedStateConfig::default() };
+    let mut r = KeyedBackend::open(dir.path().join("work2"), all(), config, &[source]).unwrap();
+    let windows = r.map_state::<u64, i64, u64>("windows").unwrap();
+    assert_eq!(r.preload_map_state::<u64, i64, u64>(windows).unwrap().len(), 40);
+    for k in 0..40u64 {
+        assert_eq!(windows.get(&mut scope(&mut r, &k), &0).unwrap(), Some(k), "preloaded");
+        assert_eq!(windows.get(&mut scope(&mut r, &k), &1).unwrap(), None, "absent");
+    }
+    // Past the cache bound the cache spills; reads go to RocksDB again and stay right.
+    for k in 0..200u64 {
+        let old = windows.update(&mut scope(&mut r, &k), &0, |v| (Some(v.unwrap_or(0) + 1000), v)).unwrap();
+        assert_eq!(old, (k < 40).then_some(k), "key {k}");
+    }
+    for k in 0..200u64 {
+        let want = if k < 40 { k + 1000 } else { 1000 };
+        assert_eq!(windows.get(&mut scope(&mut r, &k), &0).unwrap(), Some(want), "key {k}");
+    }
+}
