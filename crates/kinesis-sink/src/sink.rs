@@ -1,0 +1,283 @@
+//! [`KinesisSink`]: the operator. Its subtask thread turns records into entries and hands them to
+//! the background writer; barriers wait for the writer to drain.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rill_kinesis_common::{BoxError, KinesisConnection};
+use rill_runtime::{Barrier, Collector, Context, Operator, Result, RuntimeError};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::Entry;
+use crate::error::truncate;
+use crate::metrics::{SinkStats, Telemetry};
+use crate::partitioner::partition_key_problem;
+use crate::stream_check::check_stream;
+use crate::writer::{Command, FailureSlot, Writer};
+use crate::{ErrorPolicy, KinesisSinkBuilder, Partitioner, SinkConfig, SinkError, MAX_RECORD_BYTES};
+
+/// Turns a record into the bytes stored in Kinesis.
+pub type Serializer<T> = Arc<dyn Fn(T) -> std::result::Result<Vec<u8>, BoxError> + Send + Sync>;
+/// Picks a record's target stream (`None`: the default stream).
+pub type StreamSelector<T> = Arc<dyn Fn(&T) -> Option<String> + Send + Sync>;
+
+/// Commands queued between the subtask thread and its writer (beyond the writer's buffer).
+const CHANNEL_CAPACITY: usize = 256;
+/// How long `on_close` lets the writer's runtime wind down.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The user's functions that turn a record into an entry.
+pub(crate) struct RecordFns<T> {
+    pub(crate) serializer: Serializer<T>,
+    pub(crate) selector: Option<StreamSelector<T>>,
+    pub(crate) partitioner: Partitioner<T>,
+}
+
+struct Shared<T> {
+    connection: KinesisConnection,
+    default_stream: Option<String>,
+    config: Arc<SinkConfig>,
+    fns: RecordFns<T>,
+    stats: Arc<SinkStats>,
+}
+
+/// Writes each record to Amazon Kinesis with batched `PutRecords` calls: an `Operator<T, ()>`
+/// for [`rill_runtime::DataStream::sink`].
+///
+/// Each subtask owns a one-worker tokio runtime and a background writer; `process` blocks when
+/// the subtask's buffer is full (back-pressure), and `on_barrier` returns only when every
+/// record received before the barrier is acknowledged by Kinesis (at-least-once; see the crate
+/// documentation). Clones share configuration and [`SinkStats`], not runtime state.
+pub struct KinesisSink<T> {
+    shared: Arc<Shared<T>>,
+    running: Option<Running>,
+}
+
+impl<T> Clone for KinesisSink<T> {
+    fn clone(&self) -> Self {
+        KinesisSink { shared: self.shared.clone(), running: None }
+    }
+}
+
+impl<T> fmt::Debug for KinesisSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KinesisSink")
+            .field("connection", &self.shared.connection)
+            .field("default_stream", &self.shared.default_stream)
+            .field("config", &self.shared.config)
+            .field("partitioner", &self.shared.fns.partitioner)
+            .field("open", &self.running.is_some())
+            .finish()
+    }
+}
+
+/// One open subtask's state.
+struct Running {
+    runtime: tokio::runtime::Runtime,
+    commands: mpsc::Sender<Command>,
+    failure: FailureSlot,
+    context: String,
+    subtask: usize,
+    fixed_key: String,
+    records: u64,
+    default_stream: Option<Arc<str>>,
+    streams: HashMap<String, Arc<str>>,
+    telemetry: Telemetry,
+}
+
+impl<T: Send + 'static> KinesisSink<T> {
+    /// A builder.
+    pub fn builder() -> KinesisSinkBuilder<T> {
+        KinesisSinkBuilder::default()
+    }
+
+    pub(crate) fn new(
+        connection: KinesisConnection,
+        default_stream: Option<String>,
+        config: SinkConfig,
+        fns: RecordFns<T>,
+    ) -> Self {
+        let shared =
+            Shared { connection, default_stream, config: Arc::new(config), fns, stats: Arc::new(SinkStats::default()) };
+        KinesisSink { shared: Arc::new(shared), running: None }
+    }
+
+    /// Figures summed over all subtasks of this sink (and its clones).
+    pub fn stats(&self) -> Arc<SinkStats> {
+        self.shared.stats.clone()
+    }
+
+    /// The sink's settings.
+    pub fn config(&self) -> &SinkConfig {
+        &self.shared.config
+    }
+
+    fn running(&mut self) -> Result<&mut Running> {
+        self.running.as_mut().ok_or_else(|| RuntimeError::in_operator("kinesis sink", SinkError::NotOpen))
+    }
+
+    fn open(&mut self, ctx: &Context<'_>) -> std::result::Result<Running, SinkError> {
+        let info = ctx.info();
+        let task = info.name();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("kinesis-sink-{}", info.subtask))
+            .enable_all()
+            .build()
+            .map_err(SinkError::Runtime)?;
+        let shared = &self.shared;
+        // The writer does its own retries, so that it sees throttling and can slow down.
+        let connection =
+            shared.connection.clone().with_max_attempts(1).with_attempt_timeout(shared.config.request_timeout);
+        let client = runtime.block_on(connection.client())?;
+        let describe = connection.describe();
+        if let Some(stream) = &shared.default_stream {
+            runtime.block_on(check_stream(&client, stream, &describe))?;
+        }
+        let telemetry = Telemetry::new(&task, shared.stats.clone());
+        let failure: FailureSlot = Arc::new(Mutex::new(None));
+        let (commands, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        let writer = Writer::new(client, shared.config.clone(), describe, task.clone(), telemetry.clone());
+        runtime.spawn(writer.run(receiver, failure.clone()));
+        tracing::info!(task = %task, stream = ?shared.default_stream, connection = %connection.describe(), "Kinesis sink open");
+        Ok(Running {
+            runtime,
+            commands,
+            failure,
+            context: format!("kinesis sink {task}"),
+            subtask: info.subtask,
+            fixed_key: info.subtask.to_string(),
+            records: 0,
+            default_stream: shared.default_stream.as_deref().map(Arc::from),
+            streams: HashMap::new(),
+            telemetry,
+        })
+    }
+}
+
+impl Running {
+    /// The error that stopped the writer.
+    fn writer_failure(&self) -> SinkError {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(SinkError::WriterStopped)
+    }
+
+    fn fail(&self, error: SinkError) -> RuntimeError {
+        RuntimeError::in_operator(self.context.clone(), error)
+    }
+
+    /// Hands a command to the writer, waiting while its buffer is full.
+    fn send(&self, command: Command) -> Result<()> {
+        match self.commands.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(command)) => {
+                self.telemetry.backpressure_wait();
+                self.commands.blocking_send(command).map_err(|_| self.fail(self.writer_failure()))
+            }
+            Err(TrySendError::Closed(_)) => Err(self.fail(self.writer_failure())),
+        }
+    }
+
+    /// Waits until every record handed over so far is acknowledged by Kinesis.
+    fn flush(&self) -> Result<()> {
+        let started = Instant::now();
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Flush(reply))?;
+        match done.blocking_recv() {
+            Ok(()) => {
+                tracing::debug!(context = %self.context, waited_ms = started.elapsed().as_millis() as u64, "flushed");
+                Ok(())
+            }
+            Err(_) => Err(self.fail(self.writer_failure())),
+        }
+    }
+
+    fn intern(&mut self, stream: String) -> Arc<str> {
+        if let Some(s) = self.streams.get(&stream) {
+            return s.clone();
+        }
+        let interned: Arc<str> = Arc::from(stream.as_str());
+        self.streams.insert(stream, interned.clone());
+        interned
+    }
+}
+
+impl<T> Shared<T> {
+    /// Turns a record into an entry, or a record-level error.
+    fn entry(&self, record: T, index: u64, running: &mut Running) -> std::result::Result<Entry, SinkError> {
+        let subtask = running.subtask;
+        let stream = match self.fns.selector.as_ref().and_then(|select| select(&record)) {
+            Some(name) => running.intern(name),
+            None => running.default_stream.clone().ok_or(SinkError::NoTargetStream { record: index, subtask })?,
+        };
+        let partition_key = self.fns.partitioner.partition_key(&record, &running.fixed_key);
+        if let Some(reason) = partition_key_problem(&partition_key) {
+            return Err(SinkError::InvalidPartitionKey {
+                record: index,
+                subtask,
+                partition_key: truncate(&partition_key, 64),
+                reason,
+            });
+        }
+        let explicit_hash_key = self.fns.partitioner.explicit_hash_key(&record);
+        let data =
+            (self.fns.serializer)(record).map_err(|source| SinkError::Serialize { record: index, subtask, source })?;
+        let size = data.len() + partition_key.len();
+        if size > MAX_RECORD_BYTES {
+            return Err(SinkError::RecordTooLarge {
+                record: index,
+                subtask,
+                stream: stream.to_string(),
+                partition_key: truncate(&partition_key, 64),
+                size,
+                limit: MAX_RECORD_BYTES,
+            });
+        }
+        Ok(Entry { stream, data, partition_key, explicit_hash_key, attempts: 0, enqueued: Instant::now() })
+    }
+}
+
+impl<T: Send + 'static> Operator<T, ()> for KinesisSink<T> {
+    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let running =
+            self.open(ctx).map_err(|e| RuntimeError::in_operator(format!("kinesis sink {}", ctx.info().name()), e))?;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
+        let shared = self.shared.clone();
+        let running = self.running()?;
+        let index = running.records;
+        running.records += 1;
+        match shared.entry(record, index, running) {
+            Ok(entry) => running.send(Command::Record(entry)),
+            Err(error) if shared.config.error_policy == ErrorPolicy::DropAndCount => {
+                running.telemetry.dropped(1);
+                tracing::warn!(context = %running.context, %error, "Kinesis sink dropped a record");
+                Ok(())
+            }
+            Err(error) => Err(running.fail(error)),
+        }
+    }
+
+    /// Flushes and waits until Kinesis acknowledged every record received before the barrier.
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
+        self.running()?.flush()
+    }
+
+    fn on_end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
+        self.running()?.flush()
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+        if let Some(running) = self.running.take() {
+            let Running { runtime, commands, .. } = running;
+            drop(commands);
+            runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        }
+        Ok(())
+    }
+}

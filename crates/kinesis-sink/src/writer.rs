@@ -1,0 +1,348 @@
+//! The background writer of one subtask: an async task on the subtask's runtime that batches
+//! records, keeps several PutRecords calls in flight, retries failures, adapts the send rate,
+//! and answers flush requests once everything before them is acknowledged.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use rill_kinesis_common::{classify_code, ErrorClass, FullJitter};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinSet};
+
+use crate::batch::{BatchLimits, Entry, Queues};
+use crate::metrics::Telemetry;
+use crate::rate::Aimd;
+use crate::request::{put_records, Completion, Outcome};
+use crate::{ErrorPolicy, SinkConfig, SinkError};
+
+/// What the subtask thread sends to its writer, in order.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A record to send.
+    Record(Entry),
+    /// Answer once every record sent before this command is acknowledged by Kinesis.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Where the writer leaves the error that stopped it, for the subtask thread to report.
+pub(crate) type FailureSlot = Arc<Mutex<Option<SinkError>>>;
+
+/// The writer's state.
+pub(crate) struct Writer {
+    client: Client,
+    config: Arc<SinkConfig>,
+    connection: String,
+    task: String,
+    queues: Queues,
+    in_flight: JoinSet<Completion>,
+    in_flight_records: usize,
+    /// Failed records waiting for their backoff to pass.
+    retry_wait: Vec<(Instant, Vec<Entry>)>,
+    /// Records (and bytes) received and not yet acknowledged or dropped.
+    held_records: usize,
+    held_bytes: usize,
+    rate: Aimd,
+    backoff: FullJitter,
+    flush: Option<oneshot::Sender<()>>,
+    telemetry: Telemetry,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        client: Client,
+        config: Arc<SinkConfig>,
+        connection: String,
+        task: String,
+        telemetry: Telemetry,
+    ) -> Self {
+        let rate = Aimd::new(
+            config.max_batch_records * config.max_in_flight_requests,
+            config.rate_increase,
+            config.rate_decrease_factor,
+        );
+        telemetry.rate_initial(rate.limit());
+        Writer {
+            client,
+            backoff: config.backoff(),
+            config,
+            connection,
+            task,
+            queues: Queues::default(),
+            in_flight: JoinSet::new(),
+            in_flight_records: 0,
+            retry_wait: Vec::new(),
+            held_records: 0,
+            held_bytes: 0,
+            rate,
+            flush: None,
+            telemetry,
+        }
+    }
+
+    /// Runs until the command channel closes or a fatal error; the error goes into `failure`
+    /// before the channel and any pending flush are dropped, so the subtask thread finds it.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, failure: FailureSlot) {
+        if let Err(error) = self.event_loop(&mut commands).await {
+            tracing::error!(task = %self.task, %error, "Kinesis sink failed");
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        }
+        commands.close();
+        self.in_flight.abort_all();
+    }
+
+    async fn event_loop(&mut self, commands: &mut mpsc::Receiver<Command>) -> Result<(), SinkError> {
+        loop {
+            let now = Instant::now();
+            self.release_retries(now);
+            self.dispatch(now);
+            self.answer_flush();
+            self.telemetry.buffered(self.held_records, self.held_bytes);
+            self.telemetry.in_flight(self.in_flight.len(), self.in_flight_records);
+
+            let deadline = self.next_deadline();
+            let accept = self.flush.is_none() && self.has_room();
+            tokio::select! {
+                biased;
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => self.complete(done)?,
+                command = commands.recv(), if accept => match command {
+                    Some(command) => {
+                        self.handle(command);
+                        while self.flush.is_none() && self.has_room() {
+                            match commands.try_recv() {
+                                Ok(command) => self.handle(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // The subtask closed or dropped the sink: nothing waits for the rest.
+                    None => return Ok(()),
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {}
+            }
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.held_records < self.config.max_buffered_records && self.held_bytes < self.config.max_buffered_bytes
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Record(entry) => {
+                self.held_records += 1;
+                self.held_bytes += entry.size();
+                self.queues.push(entry);
+            }
+            Command::Flush(reply) => self.flush = Some(reply),
+        }
+    }
+
+    fn answer_flush(&mut self) {
+        if self.held_records == 0 {
+            if let Some(reply) = self.flush.take() {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Records per batch now: the configured size, but never above the rate limit.
+    fn batch_cap(&self) -> usize {
+        self.config.max_batch_records.min(self.rate.limit())
+    }
+
+    /// Whether one more full batch may be sent now.
+    fn can_send(&self) -> bool {
+        self.in_flight.len() < self.config.max_in_flight_requests
+            && (self.in_flight.is_empty() || self.in_flight_records + self.batch_cap() <= self.rate.limit())
+    }
+
+    /// Starts calls for due batches while the in-flight limits allow.
+    fn dispatch(&mut self, now: Instant) {
+        while self.can_send() {
+            let limits = BatchLimits {
+                max_records: self.batch_cap(),
+                max_bytes: self.config.max_batch_bytes,
+                linger: self.config.linger,
+                flushing: self.flush.is_some(),
+            };
+            let Some(batch) = self.queues.next_batch(now, &limits) else {
+                return;
+            };
+            self.in_flight_records += batch.entries.len();
+            tracing::trace!(task = %self.task, stream = %batch.stream, records = batch.entries.len(), bytes = batch.bytes, "PutRecords");
+            self.in_flight.spawn(put_records(self.client.clone(), batch, self.rate.epoch()));
+        }
+    }
+
+    /// When the loop must wake up without a completion or a command: a batch lingered long
+    /// enough (only if it could be sent), or a retry's backoff passed.
+    fn next_deadline(&self) -> Option<Instant> {
+        let linger = if self.can_send() && self.flush.is_none() {
+            self.queues.next_linger_deadline(self.config.linger)
+        } else {
+            None
+        };
+        let retry = self.retry_wait.iter().map(|(at, _)| *at).min();
+        match (linger, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn release_retries(&mut self, now: Instant) {
+        if self.retry_wait.iter().all(|(at, _)| *at > now) {
+            return;
+        }
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.retry_wait).into_iter().partition(|(at, _)| *at <= now);
+        self.retry_wait = waiting;
+        for (_, entries) in due {
+            self.queues.push_retries(entries);
+        }
+    }
+
+    fn release(&mut self, records: usize, bytes: usize) {
+        self.held_records -= records;
+        self.held_bytes -= bytes;
+    }
+
+    fn complete(&mut self, done: Result<Completion, JoinError>) -> Result<(), SinkError> {
+        let completion = done.map_err(|e| SinkError::Fatal {
+            operation: "PutRecords",
+            stream: String::from("(unknown)"),
+            code: "RequestTaskFailed".into(),
+            message: e.to_string(),
+        })?;
+        let Completion { batch, epoch, outcome } = completion;
+        self.in_flight_records -= batch.entries.len();
+        self.telemetry.request();
+        let stream = batch.stream.clone();
+        match outcome {
+            Outcome::Answered(results) => {
+                let (mut sent, mut sent_bytes, mut throttled) = (0usize, 0usize, 0u64);
+                let mut failed = Vec::new();
+                let mut last_error = (String::new(), String::new());
+                for (entry, result) in batch.entries.into_iter().zip(results) {
+                    match result {
+                        None => {
+                            sent += 1;
+                            sent_bytes += entry.size();
+                        }
+                        Some((code, message)) => {
+                            match classify_code(&code) {
+                                ErrorClass::Throttled => throttled += 1,
+                                ErrorClass::Fatal => return Err(self.fatal(&stream, code, message)),
+                                ErrorClass::Transient | ErrorClass::ExpiredIterator => {}
+                            }
+                            last_error = (code, message);
+                            failed.push(entry);
+                        }
+                    }
+                }
+                self.release(sent, sent_bytes);
+                self.telemetry.sent(sent as u64, sent_bytes as u64);
+                if failed.is_empty() {
+                    self.on_success();
+                    Ok(())
+                } else {
+                    if throttled > 0 {
+                        self.telemetry.throttled(throttled);
+                    }
+                    tracing::debug!(task = %self.task, %stream, failed = failed.len(), code = %last_error.0, "PutRecords partially failed; retrying the failed entries");
+                    self.on_congestion(epoch);
+                    self.schedule_retry(&stream, failed, last_error)
+                }
+            }
+            Outcome::Failed { class, code, message } => match class {
+                ErrorClass::Fatal | ErrorClass::ExpiredIterator => Err(self.fatal(&stream, code, message)),
+                ErrorClass::Throttled | ErrorClass::Transient => {
+                    if class == ErrorClass::Throttled {
+                        self.telemetry.throttled(1);
+                    }
+                    tracing::debug!(task = %self.task, %stream, %code, %class, "PutRecords failed; retrying the request");
+                    self.on_congestion(epoch);
+                    self.schedule_retry(&stream, batch.entries, (code, message))
+                }
+            },
+        }
+    }
+
+    fn on_success(&mut self) {
+        let before = self.rate.limit();
+        self.rate.on_success();
+        if self.rate.limit() != before {
+            self.telemetry.rate_changed(self.rate.limit(), false);
+        }
+    }
+
+    fn on_congestion(&mut self, epoch: u64) {
+        if self.rate.on_congestion(epoch) {
+            tracing::debug!(task = %self.task, limit = self.rate.limit(), "lowered the in-flight record limit");
+            self.telemetry.rate_changed(self.rate.limit(), true);
+        }
+    }
+
+    fn fatal(&self, stream: &str, code: String, message: String) -> SinkError {
+        if code == "ResourceNotFoundException" {
+            return SinkError::StreamNotFound { stream: stream.to_string(), connection: self.connection.clone() };
+        }
+        SinkError::Fatal { operation: "PutRecords", stream: stream.to_string(), code, message }
+    }
+
+    /// Counts a failed attempt for each entry; those under the retry limit wait for a
+    /// full-jitter backoff, the others go to the error policy.
+    fn schedule_retry(
+        &mut self,
+        stream: &str,
+        entries: Vec<Entry>,
+        last_error: (String, String),
+    ) -> Result<(), SinkError> {
+        let max_retries = self.config.max_retries;
+        let (mut retry, mut exhausted) = (Vec::with_capacity(entries.len()), Vec::new());
+        for mut entry in entries {
+            entry.attempts += 1;
+            if entry.attempts > max_retries {
+                exhausted.push(entry);
+            } else {
+                retry.push(entry);
+            }
+        }
+        if !exhausted.is_empty() {
+            let (code, message) = last_error;
+            match self.config.error_policy {
+                ErrorPolicy::Fail => {
+                    return Err(SinkError::RetriesExhausted {
+                        stream: stream.to_string(),
+                        records: exhausted.len(),
+                        attempts: max_retries + 1,
+                        code,
+                        message,
+                    })
+                }
+                ErrorPolicy::DropAndCount => {
+                    let bytes: usize = exhausted.iter().map(Entry::size).sum();
+                    self.release(exhausted.len(), bytes);
+                    self.telemetry.dropped(exhausted.len() as u64);
+                    tracing::warn!(
+                        task = %self.task, %stream, records = exhausted.len(), attempts = max_retries + 1, %code, %message,
+                        "Kinesis sink dropped a batch of records that kept failing"
+                    );
+                }
+            }
+        }
+        if let Some(attempt) = retry.iter().map(|e| e.attempts).max() {
+            self.telemetry.retried(retry.len() as u64);
+            let delay = self.backoff.delay(attempt.saturating_sub(1));
+            self.retry_wait.push((Instant::now() + delay, retry));
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => tokio::time::sleep(Duration::from_secs(3600)).await,
+    }
+}

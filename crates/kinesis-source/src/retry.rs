@@ -1,0 +1,143 @@
+//! Calling Kinesis with full-jitter backoff: throttling, transient and network failures are
+//! retried up to the configured count; fatal ones and exhausted retries become errors.
+
+use std::future::Future;
+
+use rill_kinesis_common::{Error as CommonError, ErrorClass};
+
+use crate::config::RetrySettings;
+use crate::metrics::Stats;
+use crate::KinesisSourceError;
+
+/// Why a call with retries did not succeed.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The shard iterator expired: the caller renews it.
+    ExpiredIterator,
+    /// Fatal, or retries exhausted.
+    Failed(KinesisSourceError),
+}
+
+/// Runs `call` until it succeeds, retrying retryable failures with the backoff of `retry`.
+pub(crate) async fn with_retries<T, F, Fut>(
+    operation: &'static str,
+    target: &str,
+    retry: &RetrySettings,
+    stats: &Stats,
+    mut call: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CommonError>>,
+{
+    let backoff = retry.backoff();
+    let mut attempt: u32 = 0;
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let class = error.class();
+        match class {
+            ErrorClass::ExpiredIterator => return Err(CallError::ExpiredIterator),
+            ErrorClass::Fatal => {
+                return Err(CallError::Failed(KinesisSourceError::Api {
+                    operation,
+                    target: target.to_string(),
+                    source: Box::new(error),
+                }))
+            }
+            ErrorClass::Throttled | ErrorClass::Transient => {
+                if attempt >= retry.max_retries {
+                    return Err(CallError::Failed(KinesisSourceError::RetriesExhausted {
+                        operation,
+                        target: target.to_string(),
+                        attempts: attempt + 1,
+                        last: Box::new(error),
+                    }));
+                }
+                let delay = backoff.delay(attempt);
+                stats.retry(operation, class == ErrorClass::Throttled);
+                tracing::debug!(operation, target, attempt, %class, ?delay, error = %error, "retrying Kinesis call");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn api(code: &str, class: ErrorClass) -> CommonError {
+        CommonError::Api {
+            operation: "GetRecords",
+            stream: Some("s".into()),
+            class,
+            code: Some(code.into()),
+            message: code.into(),
+            source: code.to_string().into(),
+        }
+    }
+
+    fn fast(retries: u32) -> RetrySettings {
+        RetrySettings {
+            max_retries: retries,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+            exponent: 1.5,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn throttling_is_retried_and_counted_until_success() {
+        let stats = Stats::default();
+        let mut calls = 0;
+        let out = with_retries("GetRecords", "s/0", &fast(3), &stats, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n <= 2 {
+                    Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert!(matches!(out, Ok(3)));
+        assert_eq!(stats.snapshot().retries, 2);
+        assert_eq!(stats.snapshot().throttles, 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn exhausted_retries_name_the_operation_and_attempts() {
+        let stats = Stats::default();
+        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(2), &stats, || async {
+            Err(api("InternalFailure", ErrorClass::Transient))
+        })
+        .await;
+        let Err(CallError::Failed(e)) = out else { panic!("expected failure") };
+        let text = e.to_string();
+        assert!(text.contains("GetRecords") && text.contains("3 attempt"), "{text}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn fatal_errors_and_expired_iterators_are_not_retried() {
+        let stats = Stats::default();
+        let out: Result<(), _> = with_retries("ListShards", "s", &fast(5), &stats, || async {
+            Err(api("AccessDeniedException", ErrorClass::Fatal))
+        })
+        .await;
+        assert!(matches!(out, Err(CallError::Failed(KinesisSourceError::Api { .. }))));
+        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(5), &stats, || async {
+            Err(api("ExpiredIteratorException", ErrorClass::ExpiredIterator))
+        })
+        .await;
+        assert!(matches!(out, Err(CallError::ExpiredIterator)));
+        assert_eq!(stats.snapshot().retries, 0);
+    }
+}

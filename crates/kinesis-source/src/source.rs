@@ -1,0 +1,300 @@
+//! [`KinesisSource`]: the rill [`Source`] over Kinesis shards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_kinesis_common::KinesisConnection;
+use rill_runtime::{Collector, Context, Result as RuntimeResult, RuntimeError, Source, SourcePoll, Watermark};
+
+use crate::assigner::SharedAssigner;
+use crate::metrics::Stats;
+use crate::position::decode_union;
+use crate::reader::ReaderEvent;
+use crate::registry::Registry;
+use crate::subtask::{Batch, EventTime, Identity, Subtask};
+use crate::{
+    ConsumerSettings, KinesisDeserializer, KinesisSourceBuilder, KinesisSourceError, MalformedRecordPolicy, Result,
+    SourceStats, TimestampAssigner,
+};
+
+/// Records emitted per poll at most (a poll must return within about 100 ms).
+const POLL_RECORD_BUDGET: usize = 8192;
+/// Time spent emitting per poll at most.
+const POLL_TIME_BUDGET: Duration = Duration::from_millis(20);
+/// How long the runtime waits before polling again when nothing is queued.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// What every clone of one source shares.
+pub(crate) struct Shared<T> {
+    pub(crate) connection: KinesisConnection,
+    pub(crate) streams: Vec<String>,
+    pub(crate) settings: Arc<ConsumerSettings>,
+    pub(crate) deserializer: Arc<dyn KinesisDeserializer<T>>,
+    pub(crate) timestamps: Option<Arc<dyn TimestampAssigner<T>>>,
+    pub(crate) assigner: SharedAssigner,
+    pub(crate) registry: Registry,
+    pub(crate) stats: Arc<Stats>,
+    /// When the source was built: the timestamp LATEST is pinned to.
+    pub(crate) latest_pinned_ms: i64,
+}
+
+/// An exactly-once, parallel source over one or more Kinesis streams.
+///
+/// - Every subtask lists the shards (ListShards with paging, every discovery interval) and keeps
+///   those the [`crate::ShardAssigner`] gives it; one tokio task per shard reads it with
+///   GetRecords and feeds the subtask through a bounded queue.
+/// - The checkpointed position of a shard is the last *emitted* record (sequence number and KPL
+///   sub-sequence), or not-started / finished; positions are union state, so a restore at another
+///   parallelism redistributes shards. Restores resume after the last emitted record, finished
+///   shards are never read again, shards unknown to the checkpoint start at TRIM_HORIZON.
+/// - A child shard is read only after its parents were read to their end, also across subtasks
+///   and crashes (see `lineage`).
+/// - Watermarks: per shard the largest timestamp (arrival time by default), the subtask's the
+///   minimum over its active shards; idle shards and subtasks without shards do not hold it back.
+///
+/// Clones share an in-process registry, so use one prototype per `env.source(..)` call.
+///
+/// ```no_run
+/// use rill_operators::{PrintSink, StreamExt};
+/// use rill_runtime::StreamEnv;
+/// use rill_kinesis_source::{InitialPosition, KinesisSource, Utf8Deserializer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let env = StreamEnv::builder().parallelism(2).checkpoint_dir("/tmp/job").build()?;
+/// let source = KinesisSource::builder(Utf8Deserializer)
+///     .stream("orders")
+///     .initial_position(InitialPosition::TrimHorizon)
+///     .build()?;
+/// env.source("orders", source).sink_to(PrintSink);
+/// env.execute("print-orders")?;
+/// # Ok(()) }
+/// ```
+pub struct KinesisSource<T> {
+    shared: Arc<Shared<T>>,
+    subtask: Option<Subtask>,
+}
+
+impl<T> Clone for KinesisSource<T> {
+    fn clone(&self) -> Self {
+        KinesisSource { shared: self.shared.clone(), subtask: None }
+    }
+}
+
+impl<T> std::fmt::Debug for KinesisSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KinesisSource")
+            .field("connection", &self.shared.connection)
+            .field("streams", &self.shared.streams)
+            .field("settings", &self.shared.settings)
+            .field("subtask", &self.subtask)
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> KinesisSource<T> {
+    /// A builder; records are made by `deserializer`.
+    pub fn builder(deserializer: impl KinesisDeserializer<T>) -> KinesisSourceBuilder<T> {
+        KinesisSourceBuilder::new(deserializer)
+    }
+
+    /// A source of `streams` configured by Flink's property keys (`aws.*`, `flink.*`).
+    pub fn from_properties<I, S>(
+        streams: I,
+        properties: &HashMap<String, String>,
+        deserializer: impl KinesisDeserializer<T>,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder(deserializer).streams(streams).properties(properties)?.build()
+    }
+}
+
+impl<T> KinesisSource<T> {
+    pub(crate) fn from_shared(shared: Shared<T>) -> Self {
+        KinesisSource { shared: Arc::new(shared), subtask: None }
+    }
+
+    /// Totals over all subtasks of this source in this process.
+    pub fn stats(&self) -> SourceStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ConsumerSettings {
+        &self.shared.settings
+    }
+
+    fn context(&self) -> String {
+        match &self.subtask {
+            Some(s) => format!("kinesis source {}", s.id.name),
+            None => "kinesis source".to_string(),
+        }
+    }
+
+    fn fail(&self, error: KinesisSourceError) -> RuntimeError {
+        RuntimeError::in_operator(self.context(), error)
+    }
+}
+
+/// Emits up to `budget` records of `batch`; returns how many were emitted (skipped excluded).
+fn emit_batch<T: 'static>(
+    shared: &Shared<T>,
+    sub: &mut Subtask,
+    mut batch: Batch,
+    budget: usize,
+    out: &mut Collector<T>,
+) -> Result<usize> {
+    let take = batch.records.len().min(budget);
+    let mut emitted = 0usize;
+    let mut bytes = 0u64;
+    let mut max_ts: Option<i64> = None;
+    let mut last = None;
+    let key = batch.shard.clone();
+    for raw in batch.records.drain(..take) {
+        let view = raw.view(&key.stream, &key.shard_id);
+        match shared.deserializer.deserialize(&view) {
+            Ok(value) => {
+                let ts = match &shared.timestamps {
+                    Some(assigner) => assigner.timestamp(&value, &view),
+                    None => view.approximate_arrival_timestamp_ms,
+                };
+                if let Some(ts) = ts {
+                    max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+                }
+                bytes += raw.data.len() as u64;
+                emitted += 1;
+                out.emit(value);
+            }
+            Err(e) => match shared.settings.malformed_records {
+                MalformedRecordPolicy::Fail => {
+                    return Err(KinesisSourceError::Deserialize {
+                        stream: key.stream.clone(),
+                        shard: key.shard_id.clone(),
+                        sequence_number: raw.sequence_number.clone(),
+                        sub_sequence_number: raw.sub_sequence,
+                        reason: e.to_string(),
+                    })
+                }
+                MalformedRecordPolicy::SkipAndCount => {
+                    tracing::warn!(
+                        stream = %key.stream,
+                        shard = %key.shard_id,
+                        sequence_number = %raw.sequence_number,
+                        sub_sequence_number = ?raw.sub_sequence,
+                        error = %e,
+                        "skipping a record that could not be deserialized"
+                    );
+                    sub.stats().skipped(&key);
+                }
+            },
+        }
+        last = Some((raw.sequence_number, raw.sub_sequence));
+    }
+    if let Some((seq, sub_seq)) = last {
+        sub.advance(&key, seq, sub_seq);
+    }
+    if emitted > 0 {
+        sub.stats().emitted(&key, emitted as u64, bytes);
+        sub.watermarks.on_records(&key, max_ts, Instant::now());
+    }
+    if !batch.records.is_empty() {
+        sub.batch = Some(batch);
+    }
+    Ok(emitted)
+}
+
+impl<T: Send + 'static> KinesisSource<T> {
+    fn poll_inner(&mut self, out: &mut Collector<T>) -> Result<SourcePoll> {
+        let shared = self.shared.clone();
+        let Some(sub) = self.subtask.as_mut() else {
+            return Err(KinesisSourceError::State("polled before open".into()));
+        };
+        if sub.is_finished() {
+            return Ok(SourcePoll::Finished);
+        }
+        sub.drain_listings(&shared.assigner)?;
+        sub.start_ready();
+        let started = Instant::now();
+        let mut emitted = 0usize;
+        loop {
+            if let Some(batch) = sub.batch.take() {
+                emitted += emit_batch(&shared, sub, batch, POLL_RECORD_BUDGET - emitted, out)?;
+            } else {
+                match sub.next_event()? {
+                    Some(ReaderEvent::Records { shard, records }) => {
+                        sub.batch = Some(Batch { shard, records: records.into() });
+                    }
+                    Some(ReaderEvent::End { shard }) => sub.shard_ended(&shard),
+                    Some(ReaderEvent::Failed { shard, error }) => {
+                        tracing::error!(%shard, %error, "shard reader failed; failing the task");
+                        return Err(error);
+                    }
+                    None => break,
+                }
+            }
+            if emitted >= POLL_RECORD_BUDGET || started.elapsed() >= POLL_TIME_BUDGET {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if emitted > 0 {
+            sub.touch();
+            sub.active();
+        }
+        match sub.event_time(now) {
+            EventTime::Watermark(w) => out.emit_watermark(Watermark { timestamp_ms: w }),
+            EventTime::Idle => out.mark_idle(),
+            EventTime::Unchanged => {}
+        }
+        if emitted == 0 && sub.idle_exit_due(now) {
+            sub.finish();
+            return Ok(SourcePoll::Finished);
+        }
+        if emitted > 0 || sub.batch.is_some() {
+            Ok(SourcePoll::Ready)
+        } else {
+            Ok(SourcePoll::Idle(IDLE_POLL))
+        }
+    }
+}
+
+impl<T: Send + 'static> Source<T> for KinesisSource<T> {
+    fn open(&mut self, ctx: &mut Context<'_>) -> RuntimeResult<()> {
+        let info = ctx.info().clone();
+        let id = Identity {
+            uid: ctx.operator_id().to_string(),
+            name: format!("{} ({})", info.name(), self.shared.streams.join(",")),
+            index: info.subtask,
+            parallelism: info.parallelism,
+        };
+        let restored = decode_union(ctx.restored_union_state()).map_err(|e| self.fail(e))?;
+        let subtask = Subtask::open(&self.shared, id, &info.run_id, restored).map_err(|e| self.fail(e))?;
+        self.subtask = Some(subtask);
+        Ok(())
+    }
+
+    fn poll(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> RuntimeResult<SourcePoll> {
+        self.poll_inner(out).map_err(|e| self.fail(e))
+    }
+
+    fn snapshot(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> RuntimeResult<Vec<Vec<u8>>> {
+        match &self.subtask {
+            Some(sub) => sub.snapshot(epoch).map_err(|e| self.fail(e)),
+            None => Err(self.fail(KinesisSourceError::State("snapshot before open".into()))),
+        }
+    }
+
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> RuntimeResult<()> {
+        if let Some(sub) = self.subtask.as_mut() {
+            sub.committed(epoch);
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>) -> RuntimeResult<()> {
+        self.subtask = None;
+        Ok(())
+    }
+}
