@@ -1,6 +1,7 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
-//! RocksDB (`process`, `reduce`), the deterministic [`GeneratorSource`], and sinks, among them the
-//! exactly-once [`FileSink`].
+//! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), event time
+//! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
+//! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`].
 //!
 //! The methods come as extension traits on the runtime's streams: bring [`StreamExt`] and
 //! [`KeyedStreamExt`] into scope (the `rill` facade's prelude does).

@@ -10,6 +10,12 @@
 //!   when every subtask acknowledged and its manifest is durable; then operators get `on_commit`.
 //! - On start the latest complete checkpoint is restored (also at another parallelism); a failing
 //!   task restarts the job from it under a [`RestartStrategy`].
+//! - Event time: watermarks flow with the data; a subtask's watermark is the minimum over its
+//!   inputs ([`WatermarkMerger`]), idle inputs (`Message::Idle`) do not hold it back, optional
+//!   watermark alignment pauses inputs that run ahead, and a finished source emits
+//!   [`Watermark::MAX`] before end of input. Operators see processing time advance through
+//!   `on_processing_time` ticks of a [`ProcessingClock`]. `OperatorHarness` (feature
+//!   `test-utils`) drives one operator by hand for deterministic tests.
 //!
 //! Depends on `rill-state` (RocksDB keyed state, manifests) and `crossbeam-channel`.
 #![warn(missing_docs)]
