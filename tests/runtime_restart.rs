@@ -77,3 +77,46 @@ fn job_fails_with_the_cause_once_restarts_are_exhausted() {
     assert!(text.contains("after 3 attempt(s)"), "{text}");
     assert!(text.contains("injected failure at record 150000"), "{text}");
 }
+
+/// A source that fails with an error of its own after some records.
+#[derive(Clone)]
+struct FailingSource {
+    emitted: u64,
+}
+
+impl rill::Source<u64> for FailingSource {
+    fn open(&mut self, _ctx: &mut rill::Context<'_>) -> rill::Result<()> {
+        Ok(())
+    }
+    fn poll(&mut self, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> rill::Result<rill::SourcePoll> {
+        if self.emitted >= 3_000 {
+            return Err(RuntimeError::user("failing source", "the upstream system went away"));
+        }
+        for n in self.emitted..self.emitted + 1000 {
+            out.emit(n);
+        }
+        self.emitted += 1000;
+        Ok(rill::SourcePoll::Ready)
+    }
+    fn snapshot(&mut self, _epoch: u64, _ctx: &mut rill::Context<'_>) -> rill::Result<Vec<Vec<u8>>> {
+        Ok(vec![])
+    }
+}
+
+#[test]
+fn job_failure_names_the_task_that_failed_not_its_neighbours_closed_channel() {
+    // The race between the failing task and its neighbours is timing-dependent: try many times.
+    for _ in 0..100 {
+        let dir = tempfile::tempdir().unwrap();
+        let env = StreamEnv::builder()
+            .parallelism(2)
+            .checkpoint_dir(dir.path())
+            .restart_strategy(RestartStrategy::none())
+            .build()
+            .unwrap();
+        let (sink, _out) = CollectSink::new();
+        env.source("failing", FailingSource { emitted: 0 }).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
+        let text = env.execute("failing").unwrap_err().to_string();
+        assert!(text.contains("the upstream system went away"), "{text}");
+    }
+}

@@ -290,7 +290,7 @@ fn new_run_id() -> String {
     format!("{:012x}", mix & 0xffff_ffff_ffff)
 }
 
-fn run_task(task: Box<dyn crate::task::Task>, env: TaskEnv) {
+fn run_task(mut task: Box<dyn crate::task::Task>, env: TaskEnv) {
     let name = env.info.name();
     let outcome = catch_unwind(AssertUnwindSafe(|| task.run(&env)));
     let event = match outcome {
@@ -306,6 +306,8 @@ fn run_task(task: Box<dyn crate::task::Task>, env: TaskEnv) {
         }
     };
     let _ = env.events.send(event);
+    // Only now do this task's channels close.
+    drop(task);
 }
 
 fn abort_and_join(controls: &[(usize, usize, Sender<Control>)], threads: Vec<std::thread::JoinHandle<()>>) {
@@ -315,6 +317,32 @@ fn abort_and_join(controls: &[(usize, usize, Sender<Control>)], threads: Vec<std
     for t in threads {
         let _ = t.join();
     }
+}
+
+/// Whether a task failure is only the echo of another task's failure (a closed channel, an abort).
+fn is_consequence(error: &RuntimeError) -> bool {
+    match error {
+        RuntimeError::ChannelClosed { .. } | RuntimeError::Aborted => true,
+        RuntimeError::TaskFailed { cause, .. } => is_consequence(cause),
+        _ => false,
+    }
+}
+
+/// When the first failure reported is the echo of another (a neighbour's channel closed), waits
+/// briefly for the failure that caused it, so the job reports the real cause.
+fn root_cause(first: RuntimeError, events: &crossbeam_channel::Receiver<TaskEvent>) -> RuntimeError {
+    if !is_consequence(&first) {
+        return first;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while let Ok(event) = events.recv_deadline(deadline) {
+        if let TaskEvent::Failed { error } = event {
+            if !is_consequence(&error) {
+                return error;
+            }
+        }
+    }
+    first
 }
 
 /// The checkpoint coordinator of one attempt.
@@ -381,7 +409,7 @@ impl Coordinator<'_> {
                             return Ok(());
                         }
                     }
-                    TaskEvent::Failed { error, .. } => return Err(error),
+                    TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
                 },
                 Err(RecvTimeoutError::Timeout) => {
                     if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {

@@ -134,7 +134,7 @@ impl<T: Send + 'static> DataStream<T> {
         let edge = self.connect(to, partitioner);
         let head: Head<T> = Arc::new(move |w, chain| {
             let inputs = w.receivers::<T>(edge)?;
-            Ok(Box::new(InputTask { inputs, chain }) as Box<dyn Task>)
+            Ok(Box::new(InputTask { inputs, chain, gate: None }) as Box<dyn Task>)
         });
         DataStream { env: self.env, vertex: to, head }
     }
@@ -191,7 +191,7 @@ impl<T: Send + 'static> DataStream<T> {
             for edge in &edges {
                 inputs.extend(w.receivers::<T>(*edge)?);
             }
-            Ok(Box::new(InputTask { inputs, chain }) as Box<dyn Task>)
+            Ok(Box::new(InputTask { inputs, chain, gate: None }) as Box<dyn Task>)
         });
         DataStream { env: self.env, vertex: to, head }
     }

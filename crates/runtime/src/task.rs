@@ -162,7 +162,9 @@ impl TaskEnv {
 /// A subtask runnable on its own thread.
 pub(crate) trait Task: Send {
     /// Runs until the final checkpoint commits, or fails.
-    fn run(self: Box<Self>, env: &TaskEnv) -> Result<()>;
+    /// Channels and resources stay owned by the task until the caller drops it, so a failing
+    /// task reports its error before its neighbours see its channels close.
+    fn run(&mut self, env: &TaskEnv) -> Result<()>;
 }
 
 /// A source subtask: polls the source and serves checkpoint triggers between polls.
@@ -173,7 +175,7 @@ pub(crate) struct SourceTask<T, S> {
 }
 
 impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
-    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<()> {
+    fn run(&mut self, env: &TaskEnv) -> Result<()> {
         let mut st = env.open_state()?;
         self.source.open(&mut Context::new(&mut st, &self.uid))?;
         self.chain.open(&mut st)?;
@@ -260,15 +262,18 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
 pub(crate) struct InputTask<T> {
     pub(crate) inputs: Vec<Receiver<Message<T>>>,
     pub(crate) chain: Box<dyn Emitter<T>>,
+    /// The gate over `inputs` while running; kept here so the receivers outlive `run`.
+    pub(crate) gate: Option<InputGate<T, Control>>,
 }
 
 impl<T: Send + 'static> Task for InputTask<T> {
-    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<()> {
+    fn run(&mut self, env: &TaskEnv) -> Result<()> {
         let mut st = env.open_state()?;
         self.chain.open(&mut st)?;
         let inputs = std::mem::take(&mut self.inputs);
         let max_drift = env.max_drift.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let mut gate = InputGate::new(inputs, env.control.clone(), env.info.name()).with_max_drift(max_drift);
+        let gate =
+            self.gate.insert(InputGate::new(inputs, env.control.clone(), env.info.name()).with_max_drift(max_drift));
         let mut final_epoch = None;
         let mut ticker = Ticker::new(env.tick_interval);
         let mut ended = false;
