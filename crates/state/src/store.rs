@@ -91,6 +91,14 @@ impl CheckpointStore for FsCheckpointStore {
 
     fn delete(&self, id: u64) -> Result<()> {
         let dir = self.checkpoint_dir(id);
+        // The manifest goes first: a deletion cut short by a crash leaves an incomplete
+        // checkpoint (ignored), never a complete-looking one with files missing.
+        let manifest = dir.join(MANIFEST_FILE);
+        match fs::remove_file(&manifest) {
+            Ok(()) => sync_dir(&dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::Io { op: "delete manifest", path: manifest, source: e }),
+        }
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
