@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use rill::prelude::*;
 use rill::KeyedStateConfig;
+use rill::RunningCount;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -46,37 +47,6 @@ struct Args {
 enum Emit {
     Running,
     None,
-}
-
-/// Counts records per key in a keyed `ValueState<u64>` held in RocksDB.
-#[derive(Clone, Default)]
-struct RunningCount {
-    count: Option<ValueState<u64>>,
-}
-
-impl KeyedProcessFunction<u64, u64, (u64, u64)> for RunningCount {
-    fn open(&mut self, state: &mut StateRegistry<'_, u64>) -> rill::Result<()> {
-        self.count = Some(state.value("count")?);
-        Ok(())
-    }
-
-    fn process(
-        &mut self,
-        _seq: u64,
-        ctx: &mut KeyedContext<'_, u64>,
-        out: &mut Collector<(u64, u64)>,
-    ) -> rill::Result<()> {
-        let Some(count) = self.count else {
-            return Err(rill::RuntimeError::user("running count", "used before open"));
-        };
-        let mut n = 0;
-        count.update(ctx.state(), |c| {
-            n = c.unwrap_or(0) + 1;
-            Some(n)
-        })?;
-        out.emit((*ctx.key(), n));
-        Ok(())
-    }
 }
 
 fn main() -> anyhow::Result<()> {

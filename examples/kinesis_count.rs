@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use rill::prelude::*;
+use rill::RunningCount;
 use rill_kinesis_common::KinesisConnection;
 use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, KinesisSource};
 
@@ -59,37 +60,6 @@ enum Position {
     TrimHorizon,
     Latest,
     AtTimestamp,
-}
-
-/// Counts records per partition key in a keyed `ValueState<u64>` held in RocksDB.
-#[derive(Clone, Default)]
-struct RunningCount {
-    count: Option<ValueState<u64>>,
-}
-
-impl KeyedProcessFunction<String, String, (String, u64)> for RunningCount {
-    fn open(&mut self, state: &mut StateRegistry<'_, String>) -> rill::Result<()> {
-        self.count = Some(state.value("count")?);
-        Ok(())
-    }
-
-    fn process(
-        &mut self,
-        key: String,
-        ctx: &mut KeyedContext<'_, String>,
-        out: &mut Collector<(String, u64)>,
-    ) -> rill::Result<()> {
-        let Some(count) = self.count else {
-            return Err(rill::RuntimeError::user("running count", "used before open"));
-        };
-        let mut n = 0;
-        count.update(ctx.state(), |c| {
-            n = c.unwrap_or(0) + 1;
-            Some(n)
-        })?;
-        out.emit((key, n));
-        Ok(())
-    }
 }
 
 fn connection(args: &Args) -> anyhow::Result<KinesisConnection> {

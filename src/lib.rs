@@ -28,15 +28,21 @@
 //! sources, sinks).
 #![warn(missing_docs)]
 
+/// Kinesis connection, credentials and Flink `aws.*` properties (shared by source and sink).
+pub use rill_kinesis_common as kinesis_common;
+/// The at-least-once Kinesis sink.
+pub use rill_kinesis_sink as kinesis_sink;
+/// The exactly-once Kinesis source.
+pub use rill_kinesis_source as kinesis_source;
 pub use rill_operators as operators;
 pub use rill_runtime as runtime;
 pub use rill_state as state;
 
 pub use rill_operators::{
     AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
-    KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, SlidingEventTimeWindows,
-    StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput,
-    WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
+    KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, RunningCount,
+    SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
+    WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
     Barrier, Collector, Context, DataStream, JobResult, KeyedStream, Message, Operator, ProcessingClock,
