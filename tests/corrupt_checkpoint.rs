@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{assert_exactly_once, summary_field, KeyedCount};
+use support::{assert_exactly_once, kill_after, summary_field, KeyedCount};
 
 fn complete_checkpoints(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
@@ -29,10 +29,7 @@ fn corrupted_latest_checkpoint_falls_back_to_the_previous_one() {
     let dir = tempfile::tempdir().unwrap();
     let job =
         KeyedCount { records: 400_000, keys: 31, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
-    let mut child = job.spawn(dir.path());
-    std::thread::sleep(Duration::from_millis(1200));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
 
     let complete = complete_checkpoints(dir.path());
     assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
@@ -59,10 +56,7 @@ fn all_checkpoints_corrupt_is_a_clear_error_and_keeps_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let job =
         KeyedCount { records: 200_000, keys: 7, parallelism: 1, interval_ms: 100, rate: Some(100_000), extra: vec![] };
-    let mut child = job.spawn(dir.path());
-    std::thread::sleep(Duration::from_millis(800));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(800)), "the job finished before the kill");
     for chk in complete_checkpoints(dir.path()) {
         flip_first_byte(&chk.join("_manifest"));
     }
@@ -79,10 +73,7 @@ fn explicit_restore_of_an_older_checkpoint_rolls_back_newer_output_and_stays_exa
     let dir = tempfile::tempdir().unwrap();
     let job =
         KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
-    let mut child = job.spawn(dir.path());
-    std::thread::sleep(Duration::from_millis(1200));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
     let complete = complete_checkpoints(dir.path());
     assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
     let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();

@@ -7,19 +7,7 @@ mod support;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use support::{assert_exactly_once, assert_no_hidden_files, committed_lines, summary_field, KeyedCount};
-
-fn kill_after(job: &KeyedCount, dir: &std::path::Path, delay: Duration) -> bool {
-    let mut child = job.spawn(dir);
-    std::thread::sleep(delay);
-    let finished = child.try_wait().expect("try_wait").is_some();
-    if !finished {
-        // SIGKILL: no destructor, no flush, no final checkpoint.
-        child.kill().expect("kill -9");
-    }
-    child.wait().expect("wait");
-    finished
-}
+use support::{assert_exactly_once, assert_no_hidden_files, committed_lines, kill_after, summary_field, KeyedCount};
 
 #[test]
 fn killed_and_restarted_job_counts_every_record_exactly_once() {
@@ -38,7 +26,7 @@ fn killed_and_restarted_job_counts_every_record_exactly_once() {
     };
     let mut kills = 0;
     while kills < 6 {
-        if !kill_after(&job, dir.path(), Duration::from_millis(rng.random_range(150..700))) {
+        if !kill_after(job.spawn(dir.path()), Duration::from_millis(rng.random_range(150..700))) {
             kills += 1;
         }
     }
@@ -57,7 +45,7 @@ fn straight_run(records: u64, keys: u64, parallelism: usize) -> Vec<String> {
 fn rescaled_run(records: u64, keys: u64, from: usize, to: usize) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let first = KeyedCount { records, keys, parallelism: from, interval_ms: 50, rate: Some(150_000), extra: vec![] };
-    assert!(!kill_after(&first, dir.path(), Duration::from_millis(900)), "first run finished before the kill");
+    assert!(!kill_after(first.spawn(dir.path()), Duration::from_millis(900)), "first run finished before the kill");
     let second = KeyedCount { records, keys, parallelism: to, interval_ms: 50, rate: None, extra: vec![] };
     let out = second.run(dir.path());
     let restored = summary_field(&out, "restored_from");

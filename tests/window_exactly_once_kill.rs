@@ -9,19 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use support::{assert_no_hidden_files, committed_lines, summary_field, WindowCount};
-
-/// Starts the job, lets it run for `delay`, kills it with SIGKILL. Whether it finished first.
-fn kill_after(job: &WindowCount, dir: &std::path::Path, delay: Duration) -> bool {
-    let mut child = job.spawn(dir);
-    std::thread::sleep(delay);
-    let finished = child.try_wait().expect("try_wait").is_some();
-    if !finished {
-        child.kill().expect("kill -9");
-    }
-    child.wait().expect("wait");
-    finished
-}
+use support::{assert_no_hidden_files, committed_lines, kill_after, summary_field, WindowCount};
 
 fn assert_each_window_once(dir: &std::path::Path, job: &WindowCount) {
     let lines = committed_lines(dir);
@@ -63,7 +51,7 @@ fn killed_and_rescaled_window_job_commits_every_window_count_exactly_once() {
     while kills < parallelisms.len() {
         job.parallelism = parallelisms[kills];
         assert!(
-            !kill_after(&job, dir.path(), Duration::from_millis(rng.random_range(300..900))),
+            !kill_after(job.spawn(dir.path()), Duration::from_millis(rng.random_range(300..900))),
             "the job finished before being killed; lower the rate"
         );
         kills += 1;

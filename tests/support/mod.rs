@@ -7,6 +7,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// Lets a spawned job run for `delay`, then kills it with SIGKILL (no destructor, no flush, no
+/// final checkpoint). Returns whether it had finished on its own first.
+pub fn kill_after(mut child: Child, delay: std::time::Duration) -> bool {
+    std::thread::sleep(delay);
+    let finished = child.try_wait().expect("try_wait").is_some();
+    if !finished {
+        child.kill().expect("kill -9");
+    }
+    child.wait().expect("wait");
+    finished
+}
+
 /// The example binary that `cargo test` builds next to the test binaries.
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
