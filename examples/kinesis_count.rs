@@ -63,12 +63,11 @@ enum Position {
 }
 
 fn connection(args: &Args) -> anyhow::Result<KinesisConnection> {
-    let mut builder = KinesisConnection::builder().region(&args.region).endpoint(&args.endpoint);
-    let local = ["://127.0.0.1", "://localhost", "://[::1]"].iter().any(|h| args.endpoint.contains(h));
-    if local && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-        builder = builder.static_credentials("rill-local", "rill-local-secret");
-    }
-    Ok(builder.build()?)
+    Ok(KinesisConnection::builder()
+        .region(&args.region)
+        .endpoint(&args.endpoint)
+        .dummy_credentials_for_local_endpoint()
+        .build()?)
 }
 
 fn initial_position(args: &Args) -> anyhow::Result<InitialPosition> {

@@ -240,6 +240,21 @@ impl KinesisConnectionBuilder {
         })
     }
 
+    /// For local emulators, which check no credentials: when the endpoint (set before this call)
+    /// is on this machine and `AWS_ACCESS_KEY_ID` is not set, uses fixed dummy static keys.
+    /// Otherwise changes nothing.
+    pub fn dummy_credentials_for_local_endpoint(self) -> Self {
+        let local = self
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| ["://127.0.0.1", "://localhost", "://[::1]"].iter().any(|h| e.contains(h)));
+        if local && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            self.static_credentials("rill-local", "rill-local-secret")
+        } else {
+            self
+        }
+    }
+
     /// A named profile from the usual files.
     pub fn profile(self, name: impl Into<String>) -> Self {
         self.credentials(CredentialsSource::Profile { name: Some(name.into()), path: None })
@@ -380,6 +395,18 @@ pub(crate) fn validate_endpoint(endpoint: &str) -> std::result::Result<(), Strin
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dummy_local_credentials_leave_a_remote_endpoint_on_the_default_chain() {
+        let c = KinesisConnection::builder()
+            .region("eu-west-1")
+            .endpoint("https://kinesis.eu-west-1.amazonaws.com")
+            .dummy_credentials_for_local_endpoint()
+            .build()
+            .unwrap();
+        assert!(matches!(c.credentials(), CredentialsSource::DefaultChain), "{:?}", c.credentials());
+    }
+
     use super::*;
 
     #[test]
