@@ -28,6 +28,16 @@ impl TaskInfo {
     pub fn name(&self) -> String {
         format!("{}[{}/{}]", self.vertex, self.subtask, self.parallelism)
     }
+
+    /// The key groups this subtask owns.
+    pub fn key_groups(&self) -> rill_state::KeyGroupRange {
+        rill_state::KeyGroupRange::for_subtask(self.subtask, self.parallelism, self.max_parallelism)
+    }
+
+    /// `vertex-subtask`: the name of this subtask's directories (working state, snapshots).
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.vertex, self.subtask)
+    }
 }
 
 /// What a subtask holds for its operators: keyed state, restored and new operator state.

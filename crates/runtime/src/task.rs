@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_state::{
-    write_atomically, FileDigest, FsCheckpointStore, KeyGroupRange, KeyedBackend, KeyedStateConfig, SnapshotDone,
-    SubtaskSnapshot,
+    write_atomically, FileDigest, FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SubtaskSnapshot,
 };
 
 use crate::align::{GateEvent, InputGate, Wait};
@@ -86,9 +85,8 @@ impl Ticker {
 impl TaskEnv {
     fn open_state(&self) -> Result<TaskState> {
         let keyed = if self.keyed {
-            let range = KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism);
-            let dir = self.work_dir.join(format!("{}-{}", self.info.vertex, self.info.subtask));
-            Some(KeyedBackend::open(dir, range, self.keyed_config.clone(), &self.restore.keyed)?)
+            let dir = self.work_dir.join(self.info.dir_name());
+            Some(KeyedBackend::open(dir, self.info.key_groups(), self.keyed_config.clone(), &self.restore.keyed)?)
         } else {
             None
         };
@@ -98,12 +96,12 @@ impl TaskEnv {
     /// Snapshots operator state (here) and keyed state (its RocksDB part in the background), and
     /// acknowledges the checkpoint to the coordinator once everything is written.
     fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<()> {
-        let rel = format!("{}-{}", self.info.vertex, self.info.subtask);
+        let rel = self.info.dir_name();
         let dir = self.checkpoints.checkpoint_dir(epoch).join(&rel);
         std::fs::create_dir_all(&dir).map_err(RuntimeError::io("create", &dir))?;
         let mut snapshot = SubtaskSnapshot {
             subtask: self.info.subtask,
-            key_groups: KeyGroupRange::for_subtask(self.info.subtask, self.info.parallelism, self.info.max_parallelism),
+            key_groups: self.info.key_groups(),
             keyed_state_dir: None,
             operator_state_file: None,
             files: Vec::new(),
@@ -124,7 +122,6 @@ impl TaskEnv {
             return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot });
         };
         let keyed_rel = format!("{rel}/keyed");
-        snapshot.key_groups = backend.key_groups();
         snapshot.keyed_state_dir = Some(keyed_rel.clone());
         let events = self.events.clone();
         let (vertex, task) = (self.vertex, self.info.name());
