@@ -2,16 +2,14 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
 
 use crate::db::{write_batch, Db};
-use crate::handles::{ListState, MapState, StateKey, StateValue, ValueState};
 use crate::store::digest_file;
-use crate::tables::{MapTable, StateTable, ValueTable, PREFIX_LEN};
+use crate::tables::{StateTable, PREFIX_LEN};
 use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
 
 /// Tuning of a keyed state backend. Every in-memory buffer is bounded by these numbers.
@@ -136,7 +134,11 @@ impl KeyedBackend {
         self.key_groups
     }
 
-    fn register<T: StateTable + 'static>(&mut self, name: &str, make: impl FnOnce(u32) -> T) -> Result<usize> {
+    pub(crate) fn register<T: StateTable + 'static>(
+        &mut self,
+        name: &str,
+        make: impl FnOnce(u32) -> T,
+    ) -> Result<usize> {
         if let Some(&index) = self.names.get(name) {
             if self.tables[index].as_any_mut().downcast_mut::<T>().is_none() {
                 return Err(StateError::TypeMismatch { name: name.to_string() });
@@ -149,57 +151,9 @@ impl KeyedBackend {
         Ok(self.tables.len() - 1)
     }
 
-    /// Registers (or looks up) a value state. `name` must be unique within the subtask.
-    pub fn value_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>> {
-        let capacity = self.config.cache_entries_per_state;
-        let table = self.register(name, |id| ValueTable::<K, V>::new(name.to_string(), id, capacity))?;
-        Ok(ValueState { table, _value: PhantomData })
-    }
-
-    /// Registers (or looks up) a list state.
-    pub fn list_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ListState<V>> {
-        Ok(ListState { inner: self.value_state::<K, Vec<V>>(name)? })
-    }
-
-    /// Registers (or looks up) a map state.
-    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<UK, UV>> {
-        let capacity = self.config.cache_entries_per_state;
-        let table = self.register(name, |id| MapTable::<K, UK, UV>::new(name.to_string(), id, capacity))?;
-        Ok(MapState { table, _types: PhantomData })
-    }
-
-    /// Every stored entry of a value state over all keys of this backend's key groups, as (key
-    /// group, key, value), in key-group order. Pending writes reach the working database first.
-    /// For rebuilding in-memory indexes at open (timers, for instance).
-    pub fn scan_value_state<K: StateKey, V: StateValue>(&mut self, state: ValueState<V>) -> Result<Vec<(u16, K, V)>> {
-        let range = self.key_groups;
-        let (table, db) = self.table_and_db::<ValueTable<K, V>>(state.table)?;
-        table.scan(db, range)
-    }
-
-    /// Every stored entry of a map state over all keys of this backend's key groups, as (key
-    /// group, key, user key, value), in key-group order. Pending writes reach the working
-    /// database first. For rebuilding in-memory indexes at open (timers, windows).
-    pub fn scan_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
-        &mut self,
-        state: MapState<UK, UV>,
-    ) -> Result<Vec<(u16, K, UK, UV)>> {
-        let range = self.key_groups;
-        let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;
-        table.scan(db, range)
-    }
-
-    /// Like [`KeyedBackend::scan_map_state`], and also loads the entries into the state's cache
-    /// when they fit: while the cache holds every entry, looking up an absent one costs no RocksDB
-    /// read (until the cache spills). For operators that look up many entries that do not exist
-    /// yet, such as windows.
-    pub fn preload_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
-        &mut self,
-        state: MapState<UK, UV>,
-    ) -> Result<Vec<(u16, K, UK, UV)>> {
-        let range = self.key_groups;
-        let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;
-        table.preload(db, range)
+    /// Entries each state's cache holds before it spills.
+    pub(crate) fn cache_entries_per_state(&self) -> usize {
+        self.config.cache_entries_per_state
     }
 
     pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {

@@ -1,22 +1,11 @@
 //! Typed handles to keyed state and the scope (current key) they are read and written in.
 
-use std::hash::Hash;
 use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use crate::backend::KeyedBackend;
+use crate::state_types::{StateKey, StateValue};
 use crate::tables::{MapTable, ValueTable};
 use crate::Result;
-
-/// What a key of keyed state must be: hashable (for key groups and the cache) and serializable.
-pub trait StateKey: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static> StateKey for T {}
-
-/// What a value of keyed state must be.
-pub trait StateValue: Clone + Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Clone + Serialize + DeserializeOwned + Send + 'static> StateValue for T {}
 
 /// Keyed state access for one key: what operators read and write state through.
 pub struct KeyedScope<'a, K> {

@@ -11,7 +11,6 @@
 //!
 //! Depends on `rocksdb`, `bincode`/`serde` for encoding and `crc32fast` for checksums; nothing
 //! else in rill.
-#![warn(missing_docs)]
 
 mod backend;
 mod db;
@@ -19,17 +18,20 @@ pub mod decisions;
 mod error;
 mod handles;
 mod key_group;
+mod layout;
 mod manifest;
 mod operator_state;
+mod registration;
+mod state_types;
 mod store;
 mod tables;
 
 pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDone};
 pub use error::{Result, StateError};
-pub use handles::{KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
+pub use handles::{KeyedScope, ListState, MapState, ValueState};
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
+pub use layout::SubtaskSnapshotWriter;
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use operator_state::OperatorStateSnapshot;
-pub use store::{
-    digest_file, sync_dir, write_atomically, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE,
-};
+pub use state_types::{StateKey, StateValue};
+pub use store::{digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE};

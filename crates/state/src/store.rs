@@ -129,7 +129,7 @@ fn digest_reader(mut reader: impl Read, path: &Path) -> Result<(u64, u32)> {
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, then fsyncs the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut file = fs::File::create(&tmp).map_err(StateError::io("create", &tmp))?;

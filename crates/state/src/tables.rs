@@ -19,7 +19,7 @@ use rocksdb::WriteBatch;
 
 use crate::db::Db;
 
-use crate::handles::{StateKey, StateValue};
+use crate::state_types::{StateKey, StateValue};
 use crate::{KeyGroupRange, Result, StateError};
 
 /// A cache the backend can flush at a barrier without knowing its types.

@@ -1,3 +1,6 @@
+//! Keyed state in RocksDB: values, lists and maps per key, snapshots, and restores at another
+//! parallelism that hand each subtask its key groups.
+
 use rill_state::{key_group_of, KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope, KeyedStateConfig};
 
 const MAX_P: u16 = 128;
