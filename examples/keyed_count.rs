@@ -50,10 +50,7 @@ enum Emit {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    rill::init_logging();
     let args = Args::parse();
     anyhow::ensure!(args.keys > 0, "--keys must be at least 1");
     let mut builder = StreamEnv::builder();
@@ -71,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         source = source.rate_per_second(rate);
     }
     let keys = args.keys;
-    let counts = env.source("generator", source).key_by(move |seq: &u64| seq % keys).process(RunningCount::default());
+    let counts = env.source("generator", source).key_by(move |seq: &u64| seq % keys).process(RunningCount::open);
     match args.emit {
         Emit::Running => counts
             .map(|(key, count)| format!("{key}\t{count}"))

@@ -83,10 +83,7 @@ fn initial_position(args: &Args) -> anyhow::Result<InitialPosition> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    rill::init_logging();
     let args = Args::parse();
     anyhow::ensure!(args.idle_exit_ms > 0, "--idle-exit-ms must be positive");
     let idle = Duration::from_millis(args.idle_exit_ms);
@@ -106,9 +103,10 @@ fn main() -> anyhow::Result<()> {
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
         .build()?;
-    env.source("kinesis", source.clone())
+    let stats = source.stats_handle();
+    env.source("kinesis", source)
         .key_by(|key: &String| key.clone())
-        .process(RunningCount::default())
+        .process(RunningCount::open)
         .map(|(key, count)| format!("{key}\t{count}"))
         .sink_to(FileSink::exactly_once(args.dir.join("output")));
     let result = env.execute("kinesis-count").context("kinesis-count job failed")?;
@@ -117,7 +115,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "records={} shards={} elapsed_ms={} records_per_sec={:.0} restored_from={}",
         result.records,
-        source.stats().shards,
+        stats().shards,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),

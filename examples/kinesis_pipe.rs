@@ -64,10 +64,7 @@ fn connection(args: &Args) -> anyhow::Result<KinesisConnection> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    rill::init_logging();
     let args = Args::parse();
     let connection = connection(&args)?;
 

@@ -1,7 +1,7 @@
 //! Tumbling event-time windows counting records per key, with exactly-once output.
 //!
 //! `cargo run --release --example window_count -- --records N --keys K --parallelism P --dir DIR
-//!  --checkpoint-interval-ms MS --window-ms W --out-of-orderness-ms O [--rate R]`
+//!  --checkpoint-interval-ms MS --window-ms W --out-of-orderness-ms O [--rate R] [--running-counts]`
 //!
 //! Record i (i = 0..N-1) has the event time max(0, i - (i * 7919) mod O) milliseconds, so input is
 //! out of order by less than O ms, and the key i % K. Watermarks trail the largest event time by O
@@ -9,6 +9,9 @@
 //! exactly-once file sink in `DIR/output`; checkpoints go to `DIR/checkpoints`. Re-running the
 //! same command after a crash resumes from the latest complete checkpoint; at the end of input the
 //! final watermark fires every window before the final checkpoint.
+//!
+//! With `--running-counts`, the same keyed stream also feeds a keyed running count (the stream
+//! is used by two operators), committed as `key<TAB>count` lines to `DIR/running`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -45,6 +48,9 @@ struct Args {
     /// At most this many records per second.
     #[arg(long)]
     rate: Option<u64>,
+    /// Also commit each key's running count from the same keyed stream to `DIR/running`.
+    #[arg(long)]
+    running_counts: bool,
 }
 
 /// How often watermarks are emitted (processing time).
@@ -64,10 +70,7 @@ fn event_time(i: u64, o: u64) -> i64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    rill::init_logging();
     let args = Args::parse();
     anyhow::ensure!(args.keys > 0, "--keys must be at least 1");
     anyhow::ensure!(args.window_ms > 0, "--window-ms must be at least 1");
@@ -92,9 +95,16 @@ fn main() -> anyhow::Result<()> {
     let encode: rill::operators::Encoder<Windowed<u64, u64>> = Arc::new(|w, buf| {
         let _ = writeln!(buf, "{}\t{}\t{}", w.key, w.window.start, w.value);
     });
-    env.source("generator", source)
-        .assign_timestamps_and_watermarks(strategy)
-        .key_by(move |i: &u64| i % keys)
+    let keyed =
+        env.source("generator", source).assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
+    if args.running_counts {
+        keyed
+            .clone()
+            .process(RunningCount::open)
+            .map(|(key, count)| format!("{key}\t{count}"))
+            .sink_to(FileSink::exactly_once(args.dir.join("running")));
+    }
+    keyed
         .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)), move |i: &u64| event_time(*i, o))
         .count_late_records(late.clone())
         .aggregate(Count)

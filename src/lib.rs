@@ -26,7 +26,6 @@
 //! Crates behind the facade: `rill-runtime` (graph, subtasks, barriers, checkpoint coordinator,
 //! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
 //! sources, sinks).
-#![warn(missing_docs)]
 
 /// Kinesis connection, credentials and Flink `aws.*` properties (shared by source and sink).
 pub use rill_kinesis_common as kinesis_common;
@@ -45,18 +44,35 @@ pub use rill_operators::{
     WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    Barrier, Collector, Context, DataStream, JobResult, KeyedStream, Message, Operator, ProcessingClock,
-    RestartStrategy, Result, RuntimeError, Source, SourcePoll, StreamEnv, Watermark,
+    fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, ErrorClass, JobResult, KeyedStream,
+    Message, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result,
+    RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
+    Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
+/// serde, re-exported so that a job's record and state types can derive `Serialize` and
+/// `Deserialize` with `rill` as the only dependency (`#[derive(rill::serde::Serialize)]` with
+/// `#[serde(crate = "rill::serde")]`).
+pub use serde;
+
+/// Logs rill's warnings (a skipped corrupt checkpoint, late records, rolled-back output, a
+/// restart and its cause) to stderr: `warn` and above by default, or what `RUST_LOG` says
+/// (`RUST_LOG=rill_runtime=debug` shows every checkpoint). Call it once at the start of `main`;
+/// without a `tracing` subscriber nothing is logged. A second call does nothing.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
 
 /// Everything a job usually needs: `use rill::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
-        KeyedContext, KeyedProcessFunction, KeyedStreamExt, ListState, MapState, Operator, PrintSink,
-        ProcessWindowFunction, SlidingEventTimeWindows, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow,
-        TumblingEventTimeWindows, ValueState, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
+        fatal, AggregateFunction, ClonePerSubtask, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink,
+        GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ListState, MapState, OpenContext,
+        Operator, OperatorFactory, OperatorResult, PrintSink, ProcessWindowFunction, RunningCount,
+        SlidingEventTimeWindows, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
+        TwoPhaseCommit, TwoPhaseCommitSink, ValueState, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }

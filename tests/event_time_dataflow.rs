@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rill::prelude::*;
-use rill::{Context, RuntimeError, Source, SourcePoll};
+use rill::{Context, Source, SourcePoll};
 
 fn env(dir: &std::path::Path, parallelism: usize) -> StreamEnv {
     StreamEnv::builder()
@@ -67,17 +67,8 @@ fn session_windows_in_a_job_split_where_the_gap_is() {
 struct Remind;
 
 impl KeyedProcessFunction<u64, u64, (u64, i64)> for Remind {
-    fn open(&mut self, _state: &mut StateRegistry<'_, u64>) -> rill::Result<()> {
-        Ok(())
-    }
-
-    fn process(
-        &mut self,
-        n: u64,
-        ctx: &mut KeyedContext<'_, u64>,
-        _out: &mut Collector<(u64, i64)>,
-    ) -> rill::Result<()> {
-        ctx.register_event_time_timer(n as i64 + 1_000)
+    fn process(&mut self, n: u64, ctx: &mut KeyedContext<'_, u64>, _out: &mut Collector<(u64, i64)>) -> OperatorResult {
+        Ok(ctx.register_event_time_timer(n as i64 + 1_000)?)
     }
 
     fn on_timer(
@@ -86,9 +77,9 @@ impl KeyedProcessFunction<u64, u64, (u64, i64)> for Remind {
         domain: TimeDomain,
         ctx: &mut KeyedContext<'_, u64>,
         out: &mut Collector<(u64, i64)>,
-    ) -> rill::Result<()> {
+    ) -> OperatorResult {
         if domain != TimeDomain::EventTime || ctx.current_watermark().is_none_or(|w| w < time) {
-            return Err(RuntimeError::user("remind", "a timer fired before the watermark reached it"));
+            return Err("a timer fired before the watermark reached it".into());
         }
         out.emit((*ctx.key(), time));
         Ok(())
@@ -103,7 +94,7 @@ fn every_event_time_timer_fires_once_by_the_end_of_input() {
     env.source("numbers", GeneratorSource::new(0..20_000).ordered())
         .assign_timestamps_and_watermarks(WatermarkStrategy::ascending(|n: &u64| *n as i64))
         .key_by(|n: &u64| n % 10)
-        .process(Remind)
+        .process(|_| Ok(Remind))
         .sink_to(sink);
     env.execute("timers").unwrap();
     let mut got = out.lock().unwrap().clone();
@@ -127,11 +118,9 @@ struct Lopsided {
 }
 
 impl Source<u64> for Lopsided {
-    fn open(&mut self, _ctx: &mut Context<'_>) -> rill::Result<()> {
-        Ok(())
-    }
+    type Position = ();
 
-    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> rill::Result<SourcePoll> {
+    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
         let started = *self.started.get_or_insert_with(Instant::now);
         if self.fired.load(Ordering::SeqCst) {
             return Ok(SourcePoll::Finished);
@@ -152,7 +141,7 @@ impl Source<u64> for Lopsided {
         Ok(SourcePoll::Idle(Duration::from_millis(5)))
     }
 
-    fn snapshot(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> rill::Result<Vec<Vec<u8>>> {
+    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<()>> {
         Ok(Vec::new())
     }
 }
@@ -165,7 +154,7 @@ struct Flag {
 }
 
 impl Operator<Windowed<u64, u64>, ()> for Flag {
-    fn process(&mut self, w: Windowed<u64, u64>, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> rill::Result<()> {
+    fn process(&mut self, w: Windowed<u64, u64>, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).push((w.key, w.window.start, w.value));
         self.fired.store(true, Ordering::SeqCst);
         Ok(())
@@ -183,12 +172,12 @@ fn lopsided_job(mark_idle: bool, early: u64, idleness: Option<Duration>) -> (boo
     if let Some(timeout) = idleness {
         strategy = strategy.with_idleness(timeout);
     }
-    env.source("lopsided", source)
+    env.source("lopsided", move |_: &mut OpenContext<'_>| -> OperatorResult<Lopsided> { Ok(source.clone()) })
         .assign_timestamps_and_watermarks(strategy)
         .key_by(|n: &u64| n % 2)
         .window(TumblingEventTimeWindows::of(Duration::from_millis(100)), |n: &u64| *n as i64)
         .aggregate(Count)
-        .sink_to(Flag { fired, seen: seen.clone() });
+        .sink_to(ClonePerSubtask(Flag { fired, seen: seen.clone() }));
     env.execute("lopsided").unwrap();
     let seen = seen.lock().unwrap().clone();
     (gave_up.load(Ordering::SeqCst), seen)

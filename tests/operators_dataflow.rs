@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rill::prelude::*;
-use rill::RuntimeError;
 
 fn env(dir: &std::path::Path, parallelism: usize) -> StreamEnv {
     StreamEnv::builder()
@@ -51,6 +50,48 @@ fn union_of_two_sources_delivers_both_and_aligns_their_barriers() {
 }
 
 #[test]
+fn one_keyed_stream_feeds_two_keyed_operators_each_with_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 2);
+    let (sums, sums_out) = CollectSink::new();
+    let (counts, counts_out) = CollectSink::new();
+    let keyed = env.source("numbers", GeneratorSource::new(0..10_000).rate_per_second(50_000)).key_by(|n: &u64| n % 7);
+    keyed.clone().reduce(|a, b| a + b).sink_to(sums);
+    keyed.process(RunningCount::open).set_parallelism(3).sink_to(counts);
+    let result = env.execute("fan-out").unwrap();
+    assert!(result.checkpoints >= 2, "barriers reach both branches: {}", result.checkpoints);
+    let sums = sums_out.lock().unwrap();
+    assert_eq!(sums.len(), 10_000);
+    for r in 0..7 {
+        assert!(sums.contains(&(0..10_000u64).filter(|n| n % 7 == r).sum::<u64>()));
+    }
+    let counts = counts_out.lock().unwrap();
+    assert_eq!(counts.len(), 10_000);
+    for r in 0..7u64 {
+        let n = (0..10_000u64).filter(|n| n % 7 == r).count() as u64;
+        assert!(counts.contains(&(r, n)), "key {r} counted to {n}");
+    }
+}
+
+#[test]
+fn a_stream_used_twice_reaches_an_exchange_and_a_chained_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 2);
+    let (direct, direct_out) = CollectSink::new();
+    let (shuffled, shuffled_out) = CollectSink::new();
+    let doubled = env.source("numbers", GeneratorSource::new(0..1_000)).map(|n| n * 2);
+    doubled.clone().sink_to(direct);
+    doubled.rebalance().set_parallelism(3).map(|n| n + 1).sink_to(shuffled);
+    env.execute("twice").unwrap();
+    let mut a = direct_out.lock().unwrap().clone();
+    a.sort_unstable();
+    assert_eq!(a, (0..1_000u64).map(|n| n * 2).collect::<Vec<_>>());
+    let mut b = shuffled_out.lock().unwrap().clone();
+    b.sort_unstable();
+    assert_eq!(b, (0..1_000u64).map(|n| n * 2 + 1).collect::<Vec<_>>());
+}
+
+#[test]
 fn broadcast_sends_every_record_to_every_subtask() {
     let dir = tempfile::tempdir().unwrap();
     let env = env(dir.path(), 1);
@@ -65,7 +106,7 @@ fn rebalance_spreads_records_over_all_subtasks() {
     #[derive(Clone)]
     struct Tag;
     impl Operator<u64, usize> for Tag {
-        fn process(&mut self, _r: u64, ctx: &mut rill::Context<'_>, out: &mut Collector<usize>) -> rill::Result<()> {
+        fn process(&mut self, _r: u64, ctx: &mut rill::Context<'_>, out: &mut Collector<usize>) -> OperatorResult {
             out.emit(ctx.info().subtask);
             Ok(())
         }
@@ -76,7 +117,7 @@ fn rebalance_spreads_records_over_all_subtasks() {
     env.source("numbers", GeneratorSource::new(0..3000))
         .rebalance()
         .set_parallelism(3)
-        .transform("tag", Tag)
+        .transform("tag", ClonePerSubtask(Tag))
         .sink_to(sink);
     env.execute("rebalance").unwrap();
     let mut per_subtask = BTreeMap::new();
@@ -87,28 +128,19 @@ fn rebalance_spreads_records_over_all_subtasks() {
 }
 
 /// Keeps, per key, the list of records and a map of residue -> count.
-#[derive(Clone, Default)]
 struct Shapes {
-    list: Option<ListState<u64>>,
-    map: Option<MapState<u64, u64>>,
+    list: ListState<u64>,
+    map: MapState<u64, u64>,
 }
 
 impl KeyedProcessFunction<u64, u64, (u64, usize, Vec<(u64, u64)>)> for Shapes {
-    fn open(&mut self, state: &mut StateRegistry<'_, u64>) -> rill::Result<()> {
-        self.list = Some(state.list("seen")?);
-        self.map = Some(state.map("residues")?);
-        Ok(())
-    }
     fn process(
         &mut self,
         record: u64,
         ctx: &mut KeyedContext<'_, u64>,
         out: &mut Collector<(u64, usize, Vec<(u64, u64)>)>,
-    ) -> rill::Result<()> {
-        let (list, map) = match (self.list, self.map) {
-            (Some(l), Some(m)) => (l, m),
-            _ => return Err(RuntimeError::user("shapes", "not opened")),
-        };
+    ) -> OperatorResult {
+        let (list, map) = (self.list, self.map);
         list.add(ctx.state(), record)?;
         let residue = record % 3;
         let n = map.get(ctx.state(), &residue)?.unwrap_or(0);
@@ -126,7 +158,7 @@ fn list_and_map_state_hold_every_record_per_key() {
     let (sink, out) = CollectSink::new();
     env.source("numbers", GeneratorSource::new(0..600))
         .key_by(|n: &u64| n % 4)
-        .process(Shapes::default())
+        .process(|state| Ok(Shapes { list: state.list("seen")?, map: state.map("residues")? }))
         .sink_to(sink);
     env.execute("shapes").unwrap();
     let out = out.lock().unwrap();

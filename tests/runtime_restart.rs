@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill::prelude::*;
-use rill::{RestartStrategy, RuntimeError};
+use rill::{ErrorClass, RestartStrategy};
 
 mod support;
 
@@ -18,7 +18,7 @@ struct FailOnce {
 }
 
 impl Operator<u64, u64> for FailOnce {
-    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> rill::Result<()> {
+    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
         if record == self.at && self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             panic!("injected failure at record {record}");
@@ -28,18 +28,12 @@ impl Operator<u64, u64> for FailOnce {
     }
 }
 
-#[derive(Clone, Default)]
-struct Count(Option<ValueState<u64>>);
+struct KeyCount(ValueState<u64>);
 
-impl KeyedProcessFunction<u64, u64, String> for Count {
-    fn open(&mut self, state: &mut StateRegistry<'_, u64>) -> rill::Result<()> {
-        self.0 = Some(state.value("n")?);
-        Ok(())
-    }
-    fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<String>) -> rill::Result<()> {
-        let state = self.0.ok_or_else(|| RuntimeError::user("count", "not opened"))?;
-        let n = state.get(ctx.state())?.unwrap_or(0) + 1;
-        state.set(ctx.state(), n)?;
+impl KeyedProcessFunction<u64, u64, String> for KeyCount {
+    fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<String>) -> OperatorResult {
+        let n = self.0.get(ctx.state())?.unwrap_or(0) + 1;
+        self.0.set(ctx.state(), n)?;
         out.emit(format!("{}\t{n}", ctx.key()));
         Ok(())
     }
@@ -53,9 +47,9 @@ fn job(dir: &std::path::Path, failures: u64, strategy: RestartStrategy) -> rill:
         .restart_strategy(strategy)
         .build()?;
     env.source("generator", GeneratorSource::new(0..200_000).rate_per_second(400_000))
-        .transform("fail-once", FailOnce { at: 150_000, failures: Arc::new(AtomicU64::new(failures)) })
+        .transform("fail-once", ClonePerSubtask(FailOnce { at: 150_000, failures: Arc::new(AtomicU64::new(failures)) }))
         .key_by(|n: &u64| n % 13)
-        .process(Count::default())
+        .process(|state| Ok(KeyCount(state.value("n")?)))
         .sink_to(FileSink::exactly_once(dir.join("output")));
     env.execute("restart-test")
 }
@@ -79,18 +73,16 @@ fn job_fails_with_the_cause_once_restarts_are_exhausted() {
 }
 
 /// A source that fails with an error of its own after some records.
-#[derive(Clone)]
 struct FailingSource {
     emitted: u64,
 }
 
 impl rill::Source<u64> for FailingSource {
-    fn open(&mut self, _ctx: &mut rill::Context<'_>) -> rill::Result<()> {
-        Ok(())
-    }
-    fn poll(&mut self, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> rill::Result<rill::SourcePoll> {
+    type Position = ();
+
+    fn poll(&mut self, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult<rill::SourcePoll> {
         if self.emitted >= 3_000 {
-            return Err(RuntimeError::user("failing source", "the upstream system went away"));
+            return Err("the upstream system went away".into());
         }
         for n in self.emitted..self.emitted + 1000 {
             out.emit(n);
@@ -98,7 +90,7 @@ impl rill::Source<u64> for FailingSource {
         self.emitted += 1000;
         Ok(rill::SourcePoll::Ready)
     }
-    fn snapshot(&mut self, _epoch: u64, _ctx: &mut rill::Context<'_>) -> rill::Result<Vec<Vec<u8>>> {
+    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut rill::Context<'_>) -> OperatorResult<Vec<()>> {
         Ok(vec![])
     }
 }
@@ -115,8 +107,77 @@ fn job_failure_names_the_task_that_failed_not_its_neighbours_closed_channel() {
             .build()
             .unwrap();
         let (sink, _out) = CollectSink::new();
-        env.source("failing", FailingSource { emitted: 0 }).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
+        let source = |_: &mut OpenContext<'_>| -> OperatorResult<FailingSource> { Ok(FailingSource { emitted: 0 }) };
+        env.source("failing", source).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
         let text = env.execute("failing").unwrap_err().to_string();
         assert!(text.contains("the upstream system went away"), "{text}");
+        assert!(text.contains("operator v0-failing in v0-failing["), "names the operator and subtask: {text}");
     }
+}
+
+/// A job whose window has a bad configuration, with a generous restart strategy.
+fn job_with_a_zero_size_window(dir: &std::path::Path) -> rill::Result<rill::JobResult> {
+    let env = StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_dir(dir)
+        .restart_strategy(RestartStrategy::fixed_delay(5, Duration::from_millis(200)))
+        .build()?;
+    let (sink, _out) = CollectSink::new();
+    env.source("numbers", GeneratorSource::new(0..1_000))
+        .key_by(|n: &u64| n % 3)
+        .window(WindowAssigner::tumbling(Duration::ZERO), |n: &u64| *n as i64)
+        .aggregate(Count)
+        .sink_to(sink);
+    env.execute("bad-window")
+}
+
+#[test]
+fn a_bad_configuration_fails_the_job_at_once_without_restarts_naming_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let err = job_with_a_zero_size_window(dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.class(), ErrorClass::Fatal, "{text}");
+    assert!(text.contains("after 1 attempt(s)"), "no restart: {text}");
+    assert!(text.contains("window-aggregate"), "names the operator: {text}");
+    assert!(text.contains("window size must be positive"), "names the cause: {text}");
+    assert!(started.elapsed() < Duration::from_secs(1), "did not wait for 5 restart delays");
+}
+
+/// Fails with an error the user marked fatal at record `at`.
+#[derive(Clone)]
+struct RejectRecord {
+    at: u64,
+}
+
+impl Operator<u64, u64> for RejectRecord {
+    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
+        if record == self.at {
+            return Err(fatal(format!("record {record} is malformed")));
+        }
+        out.emit(record);
+        Ok(())
+    }
+}
+
+#[test]
+fn an_error_marked_fatal_skips_restarts_while_a_transient_one_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamEnv::builder()
+        .checkpoint_dir(dir.path())
+        .restart_strategy(RestartStrategy::fixed_delay(5, Duration::from_millis(1)))
+        .build()
+        .unwrap();
+    let (sink, _out) = CollectSink::new();
+    env.source("numbers", GeneratorSource::new(0..1_000))
+        .transform("reject", ClonePerSubtask(RejectRecord { at: 500 }))
+        .sink_to(sink);
+    let text = env.execute("fatal").unwrap_err().to_string();
+    assert!(text.contains("after 1 attempt(s)") && text.contains("record 500 is malformed"), "{text}");
+
+    // The same failure, not marked fatal (a panic), is retried until the strategy gives up.
+    let dir = tempfile::tempdir().unwrap();
+    let err = job(dir.path(), 10, RestartStrategy::fixed_delay(2, Duration::from_millis(1))).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert!(err.to_string().contains("after 3 attempt(s)"), "{err}");
 }

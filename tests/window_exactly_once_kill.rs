@@ -1,7 +1,8 @@
 //! Acceptance (issue 5): the `window_count` example killed with SIGKILL several times, restarted
 //! each time at another parallelism, commits exactly the true per-key, per-window counts, each
 //! once — windows open at a crash are restored and fire once, and at the end of input the final
-//! watermark fires every window before the final checkpoint.
+//! watermark fires every window before the final checkpoint. The killed job also feeds its keyed
+//! stream to a running count (one stream, two operators): those counts are exactly-once too.
 
 mod support;
 
@@ -9,7 +10,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use support::{assert_no_hidden_files, committed_lines, kill_after, summary_field, WindowCount};
+use support::{
+    assert_counts_exactly_once, assert_no_hidden_files, committed_lines, kill_after, summary_field, WindowCount,
+};
 
 fn assert_each_window_once(dir: &std::path::Path, job: &WindowCount) {
     let lines = committed_lines(dir);
@@ -45,6 +48,7 @@ fn killed_and_rescaled_window_job_commits_every_window_count_exactly_once() {
         window_ms: 500,
         out_of_orderness_ms: 50,
         rate: Some(150_000),
+        running_counts: true,
     };
     let parallelisms = [2, 3, 1, 3, 2];
     let mut kills = 0;
@@ -63,6 +67,7 @@ fn killed_and_rescaled_window_job_commits_every_window_count_exactly_once() {
     assert_eq!(summary_field(&out, "late"), "0", "ordered input within the bound is never late");
     assert_each_window_once(dir.path(), &job);
     assert_no_hidden_files(dir.path());
+    assert_counts_exactly_once(&dir.path().join("running"), job.records, job.keys);
 }
 
 #[test]
@@ -76,6 +81,7 @@ fn a_straight_run_commits_the_true_window_counts() {
         window_ms: 1000,
         out_of_orderness_ms: 100,
         rate: None,
+        running_counts: false,
     };
     let out = job.run(dir.path());
     assert_eq!(summary_field(&out, "records"), "200000");

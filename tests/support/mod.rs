@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 /// Lets a spawned job run for `delay`, then kills it with SIGKILL (no destructor, no flush, no
 /// final checkpoint). Returns whether it had finished on its own first.
-pub fn kill_after(mut child: Child, delay: std::time::Duration) -> bool {
+pub(crate) fn kill_after(mut child: Child, delay: std::time::Duration) -> bool {
     std::thread::sleep(delay);
     let finished = child.try_wait().expect("try_wait").is_some();
     if !finished {
@@ -20,7 +20,7 @@ pub fn kill_after(mut child: Child, delay: std::time::Duration) -> bool {
 }
 
 /// The example binary that `cargo test` builds next to the test binaries.
-pub fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     let path = dir.join("examples").join(name);
@@ -32,7 +32,7 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
-pub struct KeyedCount {
+pub(crate) struct KeyedCount {
     pub records: u64,
     pub keys: u64,
     pub parallelism: usize,
@@ -43,7 +43,7 @@ pub struct KeyedCount {
 }
 
 impl KeyedCount {
-    pub fn command(&self, dir: &Path) -> Command {
+    pub(crate) fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(example("keyed_count"));
         cmd.args(["--records", &self.records.to_string()])
             .args(["--keys", &self.keys.to_string()])
@@ -58,12 +58,12 @@ impl KeyedCount {
         cmd
     }
 
-    pub fn spawn(&self, dir: &Path) -> Child {
+    pub(crate) fn spawn(&self, dir: &Path) -> Child {
         self.command(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn keyed_count")
     }
 
     /// Runs to completion and returns the summary line.
-    pub fn run(&self, dir: &Path) -> Output {
+    pub(crate) fn run(&self, dir: &Path) -> Output {
         let out = self.command(dir).output().expect("run keyed_count");
         assert!(
             out.status.success(),
@@ -76,7 +76,7 @@ impl KeyedCount {
 }
 
 /// Value of `name=` in the summary line.
-pub fn summary_field(out: &Output, name: &str) -> String {
+pub(crate) fn summary_field(out: &Output, name: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default().to_string();
     line.split_whitespace()
@@ -85,10 +85,14 @@ pub fn summary_field(out: &Output, name: &str) -> String {
 }
 
 /// All committed lines of `dir/output/part-*`, sorted.
-pub fn committed_lines(dir: &Path) -> Vec<String> {
+pub(crate) fn committed_lines(dir: &Path) -> Vec<String> {
+    committed_lines_in(&dir.join("output"))
+}
+
+/// All committed lines of `out/part-*`, sorted.
+pub(crate) fn committed_lines_in(out: &Path) -> Vec<String> {
     let mut lines = Vec::new();
-    let out = dir.join("output");
-    for entry in std::fs::read_dir(&out).expect("output dir") {
+    for entry in std::fs::read_dir(out).expect("output dir") {
         let entry = entry.unwrap();
         if entry.file_name().to_string_lossy().starts_with("part-") {
             let text = std::fs::read_to_string(entry.path()).unwrap();
@@ -100,9 +104,14 @@ pub fn committed_lines(dir: &Path) -> Vec<String> {
 }
 
 /// Checks that for each key the committed counts are exactly 1..=n_key, each once.
-pub fn assert_exactly_once(dir: &Path, records: u64, keys: u64) {
+pub(crate) fn assert_exactly_once(dir: &Path, records: u64, keys: u64) {
+    assert_counts_exactly_once(&dir.join("output"), records, keys)
+}
+
+/// Checks that for each key the counts committed to `out` are exactly 1..=n_key, each once.
+pub(crate) fn assert_counts_exactly_once(out: &Path, records: u64, keys: u64) {
     let mut counts: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for line in committed_lines(dir) {
+    for line in committed_lines_in(out) {
         let (k, c) = line.split_once('\t').unwrap_or_else(|| panic!("bad line {line:?}"));
         counts.entry(k.parse().unwrap()).or_default().push(c.parse().unwrap());
     }
@@ -119,8 +128,25 @@ pub fn assert_exactly_once(dir: &Path, records: u64, keys: u64) {
     assert!(counts.is_empty(), "unexpected keys {:?}", counts.keys().collect::<Vec<_>>());
 }
 
+/// Checks that for each named key the counts committed to `out` (`key<TAB>count` lines) are
+/// exactly 1..=n, each once, with n from `expected`.
+pub(crate) fn assert_counts_exactly_once_by_name(out: &Path, expected: &std::collections::HashMap<String, u64>) {
+    let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for line in committed_lines_in(out) {
+        let (k, c) = line.split_once('\t').unwrap_or_else(|| panic!("bad line {line:?}"));
+        counts.entry(k.to_string()).or_default().push(c.parse().unwrap());
+    }
+    for (key, n) in expected {
+        let mut got = counts.remove(key).unwrap_or_default();
+        got.sort_unstable();
+        let dups = got.windows(2).filter(|w| w[0] == w[1]).count();
+        assert_eq!(got, (1..=*n).collect::<Vec<_>>(), "key {key}: counts 1..={n} each once ({dups} duplicates)");
+    }
+    assert!(counts.is_empty(), "unexpected keys {:?}", counts.keys().collect::<Vec<_>>());
+}
+
 /// No hidden in-progress or pending files are left once a job has finished.
-pub fn assert_no_hidden_files(dir: &Path) {
+pub(crate) fn assert_no_hidden_files(dir: &Path) {
     for entry in std::fs::read_dir(dir.join("output")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(!(name.starts_with(".inprogress-") || name.starts_with(".pending-")), "left behind: {name}");
@@ -128,7 +154,7 @@ pub fn assert_no_hidden_files(dir: &Path) {
 }
 
 /// The `window_count` example's command line (issue 5).
-pub struct WindowCount {
+pub(crate) struct WindowCount {
     pub records: u64,
     pub keys: u64,
     pub parallelism: usize,
@@ -136,10 +162,12 @@ pub struct WindowCount {
     pub window_ms: u64,
     pub out_of_orderness_ms: u64,
     pub rate: Option<u64>,
+    /// Also feed the keyed stream to a running count (`--running-counts`).
+    pub running_counts: bool,
 }
 
 impl WindowCount {
-    pub fn command(&self, dir: &Path) -> Command {
+    pub(crate) fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(example("window_count"));
         cmd.args(["--records", &self.records.to_string()])
             .args(["--keys", &self.keys.to_string()])
@@ -152,15 +180,18 @@ impl WindowCount {
         if let Some(rate) = self.rate {
             cmd.args(["--rate", &rate.to_string()]);
         }
+        if self.running_counts {
+            cmd.arg("--running-counts");
+        }
         cmd
     }
 
-    pub fn spawn(&self, dir: &Path) -> Child {
+    pub(crate) fn spawn(&self, dir: &Path) -> Child {
         self.command(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn window_count")
     }
 
     /// Runs to completion and returns the summary line.
-    pub fn run(&self, dir: &Path) -> Output {
+    pub(crate) fn run(&self, dir: &Path) -> Output {
         let out = self.command(dir).output().expect("run window_count");
         assert!(
             out.status.success(),
@@ -172,7 +203,7 @@ impl WindowCount {
     }
 
     /// The event time of record `i`, as the issue defines it: max(0, i - (i * 7919) mod O).
-    pub fn event_time(&self, i: u64) -> u64 {
+    pub(crate) fn event_time(&self, i: u64) -> u64 {
         let o = self.out_of_orderness_ms;
         if o == 0 {
             return i;
@@ -181,7 +212,7 @@ impl WindowCount {
     }
 
     /// The true `key<TAB>window_start<TAB>count` lines, sorted.
-    pub fn expected_lines(&self) -> Vec<String> {
+    pub(crate) fn expected_lines(&self) -> Vec<String> {
         let mut counts: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         for i in 0..self.records {
             let t = self.event_time(i);

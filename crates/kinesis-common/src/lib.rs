@@ -16,7 +16,6 @@
 //!
 //! Depends on `aws-config`, `aws-sdk-kinesis` (and the smithy runtime crates under them),
 //! `backon`, `tokio`, `tracing` and `thiserror`; nothing of rill itself.
-#![warn(missing_docs, unreachable_pub)]
 
 mod backoff;
 mod classify;

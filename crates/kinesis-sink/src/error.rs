@@ -141,12 +141,28 @@ pub enum SinkError {
     /// The background writer stopped without reporting an error (a bug, or a panic in it).
     #[error("the sink's background writer stopped unexpectedly")]
     WriterStopped,
-    /// `process` or a hook ran before `on_open`.
-    #[error("the sink was used before on_open")]
-    NotOpen,
 }
 
 impl SinkError {
+    /// Whether restarting the job can cure this error: configuration errors, a missing or
+    /// unwritable stream, fatal Kinesis answers and bad records are fatal; exhausted retries, the
+    /// runtime and the writer are retryable.
+    pub fn class(&self) -> rill_runtime::ErrorClass {
+        use rill_runtime::ErrorClass::{Fatal, Retryable};
+        match self {
+            SinkError::RetriesExhausted { .. } | SinkError::Runtime(_) | SinkError::WriterStopped => Retryable,
+            _ => Fatal,
+        }
+    }
+
+    /// As the runtime's operator error, marked fatal when a restart cannot cure it.
+    pub(crate) fn into_operator_error(self) -> rill_runtime::BoxError {
+        match self.class() {
+            rill_runtime::ErrorClass::Fatal => rill_runtime::fatal(self),
+            rill_runtime::ErrorClass::Retryable => self.into(),
+        }
+    }
+
     /// Whether this is a record-level error that the [`crate::ErrorPolicy`] decides about.
     pub fn is_record_error(&self) -> bool {
         matches!(

@@ -59,7 +59,6 @@
 //! Depends on `rill-runtime` (the operator trait), `rill-kinesis-common` (connection, error
 //! classes, backoff), `aws-sdk-kinesis`, `tokio` (one single-worker runtime per subtask),
 //! `metrics` and `tracing`.
-#![warn(missing_docs, unreachable_pub)]
 
 mod batch;
 mod builder;
@@ -84,4 +83,4 @@ pub use properties::{
     REQUESTS_MAX_BUFFERED, REQUESTS_MAX_INFLIGHT, REQUEST_TIMEOUT, RETRIES_BACKOFF_BASE, RETRIES_BACKOFF_MAX,
     RETRIES_MAX, SINK_PROPERTY_KEYS, STREAM,
 };
-pub use sink::{KinesisSink, Serializer, StreamSelector};
+pub use sink::{KinesisSink, KinesisSinkWriter, Serializer, StreamSelector};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rill_kinesis_common::{BoxError, KinesisConnection};
-use rill_runtime::{Barrier, Collector, Context, Operator, Result, RuntimeError};
+use rill_runtime::{Barrier, Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,22 +44,27 @@ struct Shared<T> {
     stats: Arc<SinkStats>,
 }
 
-/// Writes each record to Amazon Kinesis with batched `PutRecords` calls: an `Operator<T, ()>`
-/// for [`rill_runtime::DataStream::sink`].
+/// Writes each record to Amazon Kinesis with batched `PutRecords` calls: the description of the
+/// sink, an operator factory for `sink_to` / [`rill_runtime::DataStream::sink`].
 ///
-/// Each subtask owns a one-worker tokio runtime and a background writer; `process` blocks when
-/// the subtask's buffer is full (back-pressure), and `on_barrier` returns only when every
-/// record received before the barrier is acknowledged by Kinesis (at-least-once; see the crate
-/// documentation). Clones share configuration and [`SinkStats`], not runtime state.
+/// Each subtask opens a [`KinesisSinkWriter`], which owns a one-worker tokio runtime and a
+/// background writer; `process` blocks when the subtask's buffer is full (back-pressure), and
+/// `on_barrier` returns only when every record received before the barrier is acknowledged by
+/// Kinesis (at-least-once; see the crate documentation). All subtasks share [`SinkStats`].
 pub struct KinesisSink<T> {
     shared: Arc<Shared<T>>,
-    running: Option<Running>,
 }
 
 impl<T> Clone for KinesisSink<T> {
     fn clone(&self) -> Self {
-        KinesisSink { shared: self.shared.clone(), running: None }
+        KinesisSink { shared: self.shared.clone() }
     }
+}
+
+/// The running [`KinesisSink`] of one subtask.
+pub struct KinesisSinkWriter<T> {
+    shared: Arc<Shared<T>>,
+    running: Running,
 }
 
 impl<T> fmt::Debug for KinesisSink<T> {
@@ -69,14 +74,14 @@ impl<T> fmt::Debug for KinesisSink<T> {
             .field("default_stream", &self.shared.default_stream)
             .field("config", &self.shared.config)
             .field("partitioner", &self.shared.fns.partitioner)
-            .field("open", &self.running.is_some())
             .finish()
     }
 }
 
 /// One open subtask's state.
 struct Running {
-    runtime: tokio::runtime::Runtime,
+    /// Taken at close, to wind it down with a timeout.
+    runtime: Option<tokio::runtime::Runtime>,
     commands: mpsc::Sender<Command>,
     failure: FailureSlot,
     context: String,
@@ -102,7 +107,7 @@ impl<T: Send + 'static> KinesisSink<T> {
     ) -> Self {
         let shared =
             Shared { connection, default_stream, config: Arc::new(config), fns, stats: Arc::new(SinkStats::default()) };
-        KinesisSink { shared: Arc::new(shared), running: None }
+        KinesisSink { shared: Arc::new(shared) }
     }
 
     /// Figures summed over all subtasks of this sink (and its clones).
@@ -115,11 +120,7 @@ impl<T: Send + 'static> KinesisSink<T> {
         &self.shared.config
     }
 
-    fn running(&mut self) -> Result<&mut Running> {
-        self.running.as_mut().ok_or_else(|| RuntimeError::in_operator("kinesis sink", SinkError::NotOpen))
-    }
-
-    fn open(&mut self, ctx: &Context<'_>) -> std::result::Result<Running, SinkError> {
+    fn start(&self, ctx: &OpenContext<'_>) -> std::result::Result<Running, SinkError> {
         let info = ctx.info();
         let task = info.name();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -128,7 +129,7 @@ impl<T: Send + 'static> KinesisSink<T> {
             .enable_all()
             .build()
             .map_err(SinkError::Runtime)?;
-        let shared = &self.shared;
+        let shared = &*self.shared;
         // The writer does its own retries, so that it sees throttling and can slow down.
         let connection =
             shared.connection.clone().with_max_attempts(1).with_attempt_timeout(shared.config.request_timeout);
@@ -144,7 +145,7 @@ impl<T: Send + 'static> KinesisSink<T> {
         runtime.spawn(writer.run(receiver, failure.clone()));
         tracing::info!(task = %task, stream = ?shared.default_stream, connection = %connection.describe(), "Kinesis sink open");
         Ok(Running {
-            runtime,
+            runtime: Some(runtime),
             commands,
             failure,
             context: format!("kinesis sink {task}"),
@@ -164,12 +165,12 @@ impl Running {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(SinkError::WriterStopped)
     }
 
-    fn fail(&self, error: SinkError) -> RuntimeError {
-        RuntimeError::in_operator(self.context.clone(), error)
+    fn fail(&self, error: SinkError) -> rill_runtime::BoxError {
+        error.into_operator_error()
     }
 
     /// Hands a command to the writer, waiting while its buffer is full.
-    fn send(&self, command: Command) -> Result<()> {
+    fn send(&self, command: Command) -> OperatorResult {
         match self.commands.try_send(command) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(command)) => {
@@ -181,7 +182,7 @@ impl Running {
     }
 
     /// Waits until every record handed over so far is acknowledged by Kinesis.
-    fn flush(&self) -> Result<()> {
+    fn flush(&self) -> OperatorResult {
         let started = Instant::now();
         let (reply, done) = oneshot::channel();
         self.send(Command::Flush(reply))?;
@@ -239,17 +240,19 @@ impl<T> Shared<T> {
     }
 }
 
-impl<T: Send + 'static> Operator<T, ()> for KinesisSink<T> {
-    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        let running =
-            self.open(ctx).map_err(|e| RuntimeError::in_operator(format!("kinesis sink {}", ctx.info().name()), e))?;
-        self.running = Some(running);
-        Ok(())
-    }
+impl<T: Send + 'static> OperatorFactory<T, ()> for KinesisSink<T> {
+    type Operator = KinesisSinkWriter<T>;
 
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
-        let shared = self.shared.clone();
-        let running = self.running()?;
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KinesisSinkWriter<T>> {
+        let running = self.start(ctx).map_err(SinkError::into_operator_error)?;
+        Ok(KinesisSinkWriter { shared: self.shared.clone(), running })
+    }
+}
+
+impl<T: Send + 'static> Operator<T, ()> for KinesisSinkWriter<T> {
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+        let shared = &self.shared;
+        let running = &mut self.running;
         let index = running.records;
         running.records += 1;
         match shared.entry(record, index, running) {
@@ -264,18 +267,19 @@ impl<T: Send + 'static> Operator<T, ()> for KinesisSink<T> {
     }
 
     /// Flushes and waits until Kinesis acknowledged every record received before the barrier.
-    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
-        self.running()?.flush()
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+        self.running.flush()
     }
 
-    fn on_end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> Result<()> {
-        self.running()?.flush()
+    fn on_end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+        self.running.flush()
     }
 
-    fn on_close(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
-        if let Some(running) = self.running.take() {
-            let Running { runtime, commands, .. } = running;
-            drop(commands);
+    fn on_close(&mut self, _ctx: &mut Context<'_>) -> OperatorResult {
+        // Closing the command channel stops the writer; then its runtime winds down.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.running.commands, closed));
+        if let Some(runtime) = self.running.runtime.take() {
             runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
         }
         Ok(())

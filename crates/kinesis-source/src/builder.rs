@@ -8,7 +8,7 @@ use rill_kinesis_common::KinesisConnection;
 
 use crate::assigner::SharedAssigner;
 use crate::config::{InitialPosition, MalformedRecordPolicy, RetrySettings, MAX_GET_RECORDS_INTERVAL};
-use crate::source::Shared;
+use crate::shared::Shared;
 use crate::{
     properties, ConsumerSettings, KinesisDeserializer, KinesisSource, KinesisSourceError, Result, ShardAssigner,
     TimestampAssigner, UniformShardAssigner,
@@ -36,6 +36,7 @@ pub struct KinesisSourceBuilder<T> {
     settings: ConsumerSettings,
     deserializer: Arc<dyn KinesisDeserializer<T>>,
     timestamps: Option<Arc<dyn crate::TimestampAssigner<T>>>,
+    watermarks: bool,
     assigner: Arc<dyn ShardAssigner>,
 }
 
@@ -57,6 +58,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             settings: ConsumerSettings::default(),
             deserializer: Arc::new(deserializer),
             timestamps: None,
+            watermarks: false,
             assigner: Arc::new(UniformShardAssigner),
         }
     }
@@ -188,9 +190,23 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
         self
     }
 
-    /// Event timestamps (default: the approximate arrival timestamp).
+    /// Emits per-shard watermarks on event timestamps taken from each record by `assigner`
+    /// (`max - lag - 1 ms` per shard, see [`Self::max_out_of_orderness`]; the subtask's watermark
+    /// is the minimum over its active shards).
     pub fn timestamp_assigner(mut self, assigner: impl TimestampAssigner<T>) -> Self {
         self.timestamps = Some(Arc::new(assigner));
+        self.watermarks = true;
+        self
+    }
+
+    /// Emits per-shard watermarks on the records' approximate arrival timestamps.
+    ///
+    /// By default the source emits no watermarks (as Flink's sources without a watermark
+    /// strategy): a job that windows on event time either calls this (or
+    /// [`Self::timestamp_assigner`]), or assigns timestamps and watermarks after the source with
+    /// `assign_timestamps_and_watermarks`, which replaces upstream watermarks.
+    pub fn arrival_time_watermarks(mut self) -> Self {
+        self.watermarks = true;
         self
     }
 
@@ -244,6 +260,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             settings: Arc::new(self.settings),
             deserializer: self.deserializer,
             timestamps: self.timestamps,
+            watermarks: self.watermarks,
             assigner: SharedAssigner(self.assigner),
             registry: Default::default(),
             stats: Default::default(),

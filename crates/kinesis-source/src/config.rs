@@ -130,4 +130,4 @@ impl Default for ConsumerSettings {
 }
 
 /// Longest GetRecords interval: shard iterators expire after five minutes.
-pub const MAX_GET_RECORDS_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const MAX_GET_RECORDS_INTERVAL: Duration = Duration::from_secs(300);

@@ -91,7 +91,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// Parses `value` with `pattern` into milliseconds since the Unix epoch (UTC when the pattern
 /// has no offset).
-pub fn parse_with_pattern(value: &str, pattern: &str) -> Result<i64, String> {
+pub(crate) fn parse_with_pattern(value: &str, pattern: &str) -> Result<i64, String> {
     let tokens = tokenize(pattern)?;
     let (mut year, mut month, mut day) = (1970, 1, 1);
     let (mut hour, mut minute, mut second, mut millis, mut offset) = (0, 0, 0, 0i64, 0i64);
@@ -141,7 +141,7 @@ pub fn parse_with_pattern(value: &str, pattern: &str) -> Result<i64, String> {
 }
 
 /// Parses unix seconds with an optional fraction, e.g. `1459799926.480`.
-pub fn parse_unix_seconds(value: &str) -> Option<i64> {
+pub(crate) fn parse_unix_seconds(value: &str) -> Option<i64> {
     let value = value.trim();
     let (int, frac) = value.split_once('.').unwrap_or((value, ""));
     if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {

@@ -116,6 +116,33 @@ pub enum KinesisSourceError {
     ReadersGone,
 }
 
+impl KinesisSourceError {
+    /// Whether restarting the job can cure this error: configuration errors, a missing stream, a
+    /// malformed record under the fail policy and unreadable checkpoint state are fatal.
+    pub fn class(&self) -> rill_runtime::ErrorClass {
+        use rill_runtime::ErrorClass::{Fatal, Retryable};
+        match self {
+            KinesisSourceError::InvalidProperty { .. }
+            | KinesisSourceError::UnknownProperty { .. }
+            | KinesisSourceError::MissingProperty { .. }
+            | KinesisSourceError::InvalidSetting { .. }
+            | KinesisSourceError::Connection(_)
+            | KinesisSourceError::StreamNotFound { .. }
+            | KinesisSourceError::Deserialize { .. }
+            | KinesisSourceError::State(_) => Fatal,
+            _ => Retryable,
+        }
+    }
+
+    /// As the runtime's operator error, marked fatal when a restart cannot cure it.
+    pub(crate) fn into_operator_error(self) -> rill_runtime::BoxError {
+        match self.class() {
+            rill_runtime::ErrorClass::Fatal => rill_runtime::fatal(self),
+            rill_runtime::ErrorClass::Retryable => self.into(),
+        }
+    }
+}
+
 impl From<rill_kinesis_common::Error> for KinesisSourceError {
     fn from(error: rill_kinesis_common::Error) -> Self {
         KinesisSourceError::Connection(Box::new(error))

@@ -21,7 +21,6 @@
 //!
 //! Depends on `rill-runtime` (the `Source` trait), `rill-kinesis-common` (connection, client,
 //! error classes, backoff), `aws-sdk-kinesis`, `tokio`, `prost` and `md-5` (KPL), `metrics`.
-#![warn(missing_docs)]
 
 mod assigner;
 mod builder;
@@ -40,6 +39,7 @@ mod record;
 mod registry;
 mod retry;
 mod shard;
+mod shared;
 mod source;
 mod subtask;
 mod watermarks;
@@ -56,8 +56,8 @@ pub use deserializer::{
 };
 pub use error::{KinesisSourceError, Result};
 pub use metrics::SourceStats;
-pub use position::{ShardPosition, StartingPoint};
+pub use position::{ShardPosition, StartingPoint, StateEntry};
 pub use properties::{consumer_settings_from_properties, CONSUMER_PROPERTY_KEYS};
 pub use record::KinesisRecord;
 pub use shard::{ShardInfo, ShardKey};
-pub use source::KinesisSource;
+pub use source::{KinesisSource, KinesisSourceReader};

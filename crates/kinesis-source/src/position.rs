@@ -2,7 +2,7 @@
 //!
 //! Every subtask writes one entry per shard it owns plus a marker entry; on restore every
 //! subtask sees the union and keeps the shards the assigner gives it, so a restore at another
-//! parallelism redistributes shards. Entries are versioned JSON.
+//! parallelism redistributes shards. Entries are versioned; the runtime serializes them.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,22 +46,31 @@ impl ShardPosition {
 
 const VERSION: u32 = 1;
 
-/// One union-state entry.
+/// One entry of the source's checkpointed position (its union state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum StateEntry {
+pub enum StateEntry {
     /// Written by every subtask: tells a restore from a fresh start even without shards.
-    Marker { version: u32 },
-    /// One shard.
-    Shard {
+    Marker {
+        /// Format version of the entry.
         version: u32,
+    },
+    /// One shard and how far it was read.
+    Shard {
+        /// Format version of the entry.
+        version: u32,
+        /// The stream.
         stream: String,
+        /// The shard id.
         shard_id: String,
+        /// The parent shard, if any.
         parent: Option<String>,
+        /// The adjacent parent (merges), if any.
         adjacent_parent: Option<String>,
-        /// Decimal, as Kinesis prints hash keys.
+        /// Start of the hash-key range, decimal, as Kinesis prints hash keys.
         hash_start: String,
+        /// End of the hash-key range, decimal.
         hash_end: String,
+        /// How far the shard was read.
         position: ShardPosition,
     },
 }
@@ -73,12 +82,12 @@ pub(crate) struct RestoredShard {
     pub(crate) position: ShardPosition,
 }
 
-pub(crate) fn encode_marker() -> Result<Vec<u8>> {
-    serde_json::to_vec(&StateEntry::Marker { version: VERSION }).map_err(|e| KinesisSourceError::State(e.to_string()))
+pub(crate) fn encode_marker() -> StateEntry {
+    StateEntry::Marker { version: VERSION }
 }
 
-pub(crate) fn encode_shard(info: &ShardInfo, position: &ShardPosition) -> Result<Vec<u8>> {
-    let entry = StateEntry::Shard {
+pub(crate) fn encode_shard(info: &ShardInfo, position: &ShardPosition) -> StateEntry {
+    StateEntry::Shard {
         version: VERSION,
         stream: info.key.stream.clone(),
         shard_id: info.key.shard_id.clone(),
@@ -87,8 +96,7 @@ pub(crate) fn encode_shard(info: &ShardInfo, position: &ShardPosition) -> Result
         hash_start: info.hash_start.to_string(),
         hash_end: info.hash_end.to_string(),
         position: position.clone(),
-    };
-    serde_json::to_vec(&entry).map_err(|e| KinesisSourceError::State(e.to_string()))
+    }
 }
 
 /// What a restored union state holds.
@@ -100,12 +108,9 @@ pub(crate) struct RestoredState {
     pub(crate) shards: std::collections::BTreeMap<ShardKey, RestoredShard>,
 }
 
-pub(crate) fn decode_union(entries: &[Vec<u8>]) -> Result<RestoredState> {
+pub(crate) fn decode_union(entries: Vec<StateEntry>) -> Result<RestoredState> {
     let mut out = RestoredState { restored: !entries.is_empty(), ..RestoredState::default() };
-    for bytes in entries {
-        let entry: StateEntry = serde_json::from_slice(bytes).map_err(|e| {
-            KinesisSourceError::State(format!("unreadable entry ({e}): {}", String::from_utf8_lossy(bytes)))
-        })?;
+    for entry in entries {
         match entry {
             StateEntry::Marker { version } | StateEntry::Shard { version, .. } if version > VERSION => {
                 return Err(KinesisSourceError::State(format!(
@@ -149,8 +154,8 @@ mod tests {
             ShardPosition::Finished,
         ];
         for position in positions {
-            let entries = vec![encode_marker().unwrap(), encode_shard(&info, &position).unwrap()];
-            let restored = decode_union(&entries).unwrap();
+            let entries = vec![encode_marker(), encode_shard(&info, &position)];
+            let restored = decode_union(entries).unwrap();
             assert!(restored.restored);
             let shard = &restored.shards[&info.key];
             assert_eq!(shard.info, info);
@@ -160,15 +165,14 @@ mod tests {
 
     #[test]
     fn an_empty_union_is_a_fresh_start_and_a_marker_alone_is_a_restore() {
-        assert!(!decode_union(&[]).unwrap().restored);
-        let only_marker = decode_union(&[encode_marker().unwrap()]).unwrap();
+        assert!(!decode_union(vec![]).unwrap().restored);
+        let only_marker = decode_union(vec![encode_marker()]).unwrap();
         assert!(only_marker.restored && only_marker.shards.is_empty());
     }
 
     #[test]
-    fn garbage_and_newer_versions_are_errors() {
-        assert!(decode_union(&[b"not json".to_vec()]).is_err());
-        let newer = br#"{"kind":"marker","version":99}"#.to_vec();
-        assert!(decode_union(&[newer]).unwrap_err().to_string().contains("99"));
+    fn newer_versions_are_errors() {
+        let newer = StateEntry::Marker { version: 99 };
+        assert!(decode_union(vec![newer]).unwrap_err().to_string().contains("99"));
     }
 }

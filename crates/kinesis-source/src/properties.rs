@@ -11,43 +11,43 @@ use crate::date_format::{parse_unix_seconds, parse_with_pattern, DEFAULT_TIMESTA
 use crate::{ConsumerSettings, KinesisSourceError, Result};
 
 /// `flink.stream.initpos`: LATEST (default), TRIM_HORIZON or AT_TIMESTAMP.
-pub const STREAM_INITIAL_POSITION: &str = "flink.stream.initpos";
+pub(crate) const STREAM_INITIAL_POSITION: &str = "flink.stream.initpos";
 /// `flink.stream.initpos.timestamp`: unix seconds or a date (for AT_TIMESTAMP).
-pub const STREAM_INITIAL_TIMESTAMP: &str = "flink.stream.initpos.timestamp";
+pub(crate) const STREAM_INITIAL_TIMESTAMP: &str = "flink.stream.initpos.timestamp";
 /// `flink.stream.initpos.timestamp.format`: pattern of the date (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`).
-pub const STREAM_TIMESTAMP_DATE_FORMAT: &str = "flink.stream.initpos.timestamp.format";
+pub(crate) const STREAM_TIMESTAMP_DATE_FORMAT: &str = "flink.stream.initpos.timestamp.format";
 /// `flink.shard.getrecords.maxrecordcount` (10000).
-pub const SHARD_GETRECORDS_MAX: &str = "flink.shard.getrecords.maxrecordcount";
+pub(crate) const SHARD_GETRECORDS_MAX: &str = "flink.shard.getrecords.maxrecordcount";
 /// `flink.shard.getrecords.intervalmillis` (200).
-pub const SHARD_GETRECORDS_INTERVAL_MILLIS: &str = "flink.shard.getrecords.intervalmillis";
+pub(crate) const SHARD_GETRECORDS_INTERVAL_MILLIS: &str = "flink.shard.getrecords.intervalmillis";
 /// `flink.shard.getrecords.maxretries` (3).
-pub const SHARD_GETRECORDS_RETRIES: &str = "flink.shard.getrecords.maxretries";
+pub(crate) const SHARD_GETRECORDS_RETRIES: &str = "flink.shard.getrecords.maxretries";
 /// `flink.shard.getrecords.backoff.base` (300).
-pub const SHARD_GETRECORDS_BACKOFF_BASE: &str = "flink.shard.getrecords.backoff.base";
+pub(crate) const SHARD_GETRECORDS_BACKOFF_BASE: &str = "flink.shard.getrecords.backoff.base";
 /// `flink.shard.getrecords.backoff.max` (1000).
-pub const SHARD_GETRECORDS_BACKOFF_MAX: &str = "flink.shard.getrecords.backoff.max";
+pub(crate) const SHARD_GETRECORDS_BACKOFF_MAX: &str = "flink.shard.getrecords.backoff.max";
 /// `flink.shard.getrecords.backoff.expconst` (1.5).
-pub const SHARD_GETRECORDS_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.shard.getrecords.backoff.expconst";
+pub(crate) const SHARD_GETRECORDS_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.shard.getrecords.backoff.expconst";
 /// `flink.shard.getiterator.maxretries` (3).
-pub const SHARD_GETITERATOR_RETRIES: &str = "flink.shard.getiterator.maxretries";
+pub(crate) const SHARD_GETITERATOR_RETRIES: &str = "flink.shard.getiterator.maxretries";
 /// `flink.shard.getiterator.backoff.base` (300).
-pub const SHARD_GETITERATOR_BACKOFF_BASE: &str = "flink.shard.getiterator.backoff.base";
+pub(crate) const SHARD_GETITERATOR_BACKOFF_BASE: &str = "flink.shard.getiterator.backoff.base";
 /// `flink.shard.getiterator.backoff.max` (1000).
-pub const SHARD_GETITERATOR_BACKOFF_MAX: &str = "flink.shard.getiterator.backoff.max";
+pub(crate) const SHARD_GETITERATOR_BACKOFF_MAX: &str = "flink.shard.getiterator.backoff.max";
 /// `flink.shard.getiterator.backoff.expconst` (1.5).
-pub const SHARD_GETITERATOR_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.shard.getiterator.backoff.expconst";
+pub(crate) const SHARD_GETITERATOR_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.shard.getiterator.backoff.expconst";
 /// `flink.shard.discovery.intervalmillis` (10000).
-pub const SHARD_DISCOVERY_INTERVAL_MILLIS: &str = "flink.shard.discovery.intervalmillis";
+pub(crate) const SHARD_DISCOVERY_INTERVAL_MILLIS: &str = "flink.shard.discovery.intervalmillis";
 /// `flink.list.shards.maxretries` (10).
-pub const LIST_SHARDS_RETRIES: &str = "flink.list.shards.maxretries";
+pub(crate) const LIST_SHARDS_RETRIES: &str = "flink.list.shards.maxretries";
 /// `flink.list.shards.backoff.base` (1000).
-pub const LIST_SHARDS_BACKOFF_BASE: &str = "flink.list.shards.backoff.base";
+pub(crate) const LIST_SHARDS_BACKOFF_BASE: &str = "flink.list.shards.backoff.base";
 /// `flink.list.shards.backoff.max` (5000).
-pub const LIST_SHARDS_BACKOFF_MAX: &str = "flink.list.shards.backoff.max";
+pub(crate) const LIST_SHARDS_BACKOFF_MAX: &str = "flink.list.shards.backoff.max";
 /// `flink.list.shards.backoff.expconst` (1.5).
-pub const LIST_SHARDS_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.list.shards.backoff.expconst";
+pub(crate) const LIST_SHARDS_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.list.shards.backoff.expconst";
 /// `flink.shard.idle.interval`: milliseconds, -1 (default) for never.
-pub const SHARD_IDLE_INTERVAL_MILLIS: &str = "flink.shard.idle.interval";
+pub(crate) const SHARD_IDLE_INTERVAL_MILLIS: &str = "flink.shard.idle.interval";
 
 /// Every `flink.*` key [`consumer_settings_from_properties`] reads.
 pub const CONSUMER_PROPERTY_KEYS: &[&str] = &[
@@ -215,7 +215,7 @@ pub fn consumer_settings_from_properties(properties: &HashMap<String, String>) -
 }
 
 /// Reads both the connection (`aws.*`) and the consumer settings (`flink.*`).
-pub fn from_properties(properties: &HashMap<String, String>) -> Result<(KinesisConnection, ConsumerSettings)> {
+pub(crate) fn from_properties(properties: &HashMap<String, String>) -> Result<(KinesisConnection, ConsumerSettings)> {
     let settings = consumer_settings_from_properties(properties)?;
     let connection = KinesisConnection::from_properties(properties)?;
     Ok((connection, settings))

@@ -72,7 +72,7 @@ impl ShardInfo {
 }
 
 /// Parses a decimal hash key (0 ..= 2^128 - 1) as ListShards returns it.
-pub fn parse_hash_key(text: &str) -> Option<u128> {
+pub(crate) fn parse_hash_key(text: &str) -> Option<u128> {
     text.trim().parse().ok()
 }
 

@@ -4,18 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rill_kinesis_common::KinesisConnection;
-use rill_runtime::{Collector, Context, Result as RuntimeResult, RuntimeError, Source, SourcePoll, Watermark};
+use rill_runtime::{Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll, Watermark};
 
-use crate::assigner::SharedAssigner;
-use crate::metrics::Stats;
-use crate::position::decode_union;
+use crate::position::{decode_union, StateEntry};
 use crate::reader::ReaderEvent;
-use crate::registry::Registry;
+use crate::shared::Shared;
 use crate::subtask::{Batch, EventTime, Identity, Subtask};
 use crate::{
     ConsumerSettings, KinesisDeserializer, KinesisSourceBuilder, KinesisSourceError, MalformedRecordPolicy, Result,
-    SourceStats, TimestampAssigner,
+    SourceStats,
 };
 
 /// Records emitted per poll at most (a poll must return within about 100 ms).
@@ -24,20 +21,6 @@ const POLL_RECORD_BUDGET: usize = 8192;
 const POLL_TIME_BUDGET: Duration = Duration::from_millis(20);
 /// How long the runtime waits before polling again when nothing is queued.
 const IDLE_POLL: Duration = Duration::from_millis(5);
-
-/// What every clone of one source shares.
-pub(crate) struct Shared<T> {
-    pub(crate) connection: KinesisConnection,
-    pub(crate) streams: Vec<String>,
-    pub(crate) settings: Arc<ConsumerSettings>,
-    pub(crate) deserializer: Arc<dyn KinesisDeserializer<T>>,
-    pub(crate) timestamps: Option<Arc<dyn TimestampAssigner<T>>>,
-    pub(crate) assigner: SharedAssigner,
-    pub(crate) registry: Registry,
-    pub(crate) stats: Arc<Stats>,
-    /// When the source was built: the timestamp LATEST is pinned to.
-    pub(crate) latest_pinned_ms: i64,
-}
 
 /// An exactly-once, parallel source over one or more Kinesis streams.
 ///
@@ -50,10 +33,13 @@ pub(crate) struct Shared<T> {
 ///   shards are never read again, shards unknown to the checkpoint start at TRIM_HORIZON.
 /// - A child shard is read only after its parents were read to their end, also across subtasks
 ///   and crashes (see `lineage`).
-/// - Watermarks: per shard the largest timestamp (arrival time by default), the subtask's the
-///   minimum over its active shards; idle shards and subtasks without shards do not hold it back.
+/// - Watermarks, when asked for ([`KinesisSourceBuilder::arrival_time_watermarks`] or
+///   [`KinesisSourceBuilder::timestamp_assigner`]; none by default, as in Flink): per shard the
+///   largest timestamp, the subtask's the minimum over its active shards; idle shards and
+///   subtasks without shards do not hold it back.
 ///
-/// Clones share an in-process registry, so use one prototype per `env.source(..)` call.
+/// It is the description of the source: `env.source(..)` takes it, and each subtask opens its
+/// [`KinesisSourceReader`] from it (the subtasks of one source share an in-process registry).
 ///
 /// ```no_run
 /// use rill_operators::{PrintSink, StreamExt};
@@ -71,13 +57,12 @@ pub(crate) struct Shared<T> {
 /// ```
 pub struct KinesisSource<T> {
     shared: Arc<Shared<T>>,
-    subtask: Option<Subtask>,
 }
 
-impl<T> Clone for KinesisSource<T> {
-    fn clone(&self) -> Self {
-        KinesisSource { shared: self.shared.clone(), subtask: None }
-    }
+/// The running [`KinesisSource`] of one subtask.
+pub struct KinesisSourceReader<T> {
+    shared: Arc<Shared<T>>,
+    subtask: Subtask,
 }
 
 impl<T> std::fmt::Debug for KinesisSource<T> {
@@ -86,7 +71,6 @@ impl<T> std::fmt::Debug for KinesisSource<T> {
             .field("connection", &self.shared.connection)
             .field("streams", &self.shared.streams)
             .field("settings", &self.shared.settings)
-            .field("subtask", &self.subtask)
             .finish()
     }
 }
@@ -113,7 +97,7 @@ impl<T: Send + 'static> KinesisSource<T> {
 
 impl<T> KinesisSource<T> {
     pub(crate) fn from_shared(shared: Shared<T>) -> Self {
-        KinesisSource { shared: Arc::new(shared), subtask: None }
+        KinesisSource { shared: Arc::new(shared) }
     }
 
     /// Totals over all subtasks of this source in this process.
@@ -126,15 +110,10 @@ impl<T> KinesisSource<T> {
         &self.shared.settings
     }
 
-    fn context(&self) -> String {
-        match &self.subtask {
-            Some(s) => format!("kinesis source {}", s.id.name),
-            None => "kinesis source".to_string(),
-        }
-    }
-
-    fn fail(&self, error: KinesisSourceError) -> RuntimeError {
-        RuntimeError::in_operator(self.context(), error)
+    /// A handle to read the totals while the job runs (the source itself moves into the job).
+    pub fn stats_handle(&self) -> impl Fn() -> SourceStats + Send + Sync + 'static {
+        let stats = self.shared.stats.clone();
+        move || stats.snapshot()
     }
 }
 
@@ -205,12 +184,10 @@ fn emit_batch<T: 'static>(
     Ok(emitted)
 }
 
-impl<T: Send + 'static> KinesisSource<T> {
+impl<T: Send + 'static> KinesisSourceReader<T> {
     fn poll_inner(&mut self, out: &mut Collector<T>) -> Result<SourcePoll> {
         let shared = self.shared.clone();
-        let Some(sub) = self.subtask.as_mut() else {
-            return Err(KinesisSourceError::State("polled before open".into()));
-        };
+        let sub = &mut self.subtask;
         if sub.is_finished() {
             return Ok(SourcePoll::Finished);
         }
@@ -244,9 +221,9 @@ impl<T: Send + 'static> KinesisSource<T> {
             sub.active();
         }
         match sub.event_time(now) {
-            EventTime::Watermark(w) => out.emit_watermark(Watermark { timestamp_ms: w }),
+            EventTime::Watermark(w) if shared.watermarks => out.emit_watermark(Watermark { timestamp_ms: w }),
             EventTime::Idle => out.mark_idle(),
-            EventTime::Unchanged => {}
+            EventTime::Watermark(_) | EventTime::Unchanged => {}
         }
         if emitted == 0 && sub.idle_exit_due(now) {
             sub.finish();
@@ -260,8 +237,10 @@ impl<T: Send + 'static> KinesisSource<T> {
     }
 }
 
-impl<T: Send + 'static> Source<T> for KinesisSource<T> {
-    fn open(&mut self, ctx: &mut Context<'_>) -> RuntimeResult<()> {
+impl<T: Send + 'static> SourceFactory<T> for KinesisSource<T> {
+    type Source = KinesisSourceReader<T>;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KinesisSourceReader<T>> {
         let info = ctx.info().clone();
         let id = Identity {
             uid: ctx.operator_id().to_string(),
@@ -269,32 +248,26 @@ impl<T: Send + 'static> Source<T> for KinesisSource<T> {
             index: info.subtask,
             parallelism: info.parallelism,
         };
-        let restored = decode_union(ctx.restored_union_state()).map_err(|e| self.fail(e))?;
-        let subtask = Subtask::open(&self.shared, id, &info.run_id, restored).map_err(|e| self.fail(e))?;
-        self.subtask = Some(subtask);
-        Ok(())
+        let restored = decode_union(ctx.restored_union_state()?).map_err(KinesisSourceError::into_operator_error)?;
+        let subtask =
+            Subtask::open(&self.shared, id, &info.run_id, restored).map_err(KinesisSourceError::into_operator_error)?;
+        Ok(KinesisSourceReader { shared: self.shared.clone(), subtask })
+    }
+}
+
+impl<T: Send + 'static> Source<T> for KinesisSourceReader<T> {
+    type Position = StateEntry;
+
+    fn poll(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll> {
+        self.poll_inner(out).map_err(KinesisSourceError::into_operator_error)
     }
 
-    fn poll(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> RuntimeResult<SourcePoll> {
-        self.poll_inner(out).map_err(|e| self.fail(e))
+    fn on_barrier(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<StateEntry>> {
+        Ok(self.subtask.snapshot(epoch))
     }
 
-    fn snapshot(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> RuntimeResult<Vec<Vec<u8>>> {
-        match &self.subtask {
-            Some(sub) => sub.snapshot(epoch).map_err(|e| self.fail(e)),
-            None => Err(self.fail(KinesisSourceError::State("snapshot before open".into()))),
-        }
-    }
-
-    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> RuntimeResult<()> {
-        if let Some(sub) = self.subtask.as_mut() {
-            sub.committed(epoch);
-        }
-        Ok(())
-    }
-
-    fn on_close(&mut self, _ctx: &mut Context<'_>) -> RuntimeResult<()> {
-        self.subtask = None;
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {
+        self.subtask.committed(epoch);
         Ok(())
     }
 }

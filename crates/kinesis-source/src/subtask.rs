@@ -19,7 +19,7 @@ use crate::position::{RestoredShard, RestoredState};
 use crate::reader::{Reader, ReaderEvent};
 use crate::record::RawRecord;
 use crate::registry::Registry;
-use crate::source::Shared;
+use crate::shared::Shared;
 use crate::watermarks::{ShardWatermarks, SubtaskTime};
 use crate::{position, KinesisSourceError, Result, ShardInfo, ShardKey, ShardPosition, StartingPoint};
 
@@ -340,16 +340,16 @@ impl Subtask {
     }
 
     /// The union-state entries for checkpoint `epoch`, registering finished shards as part of it.
-    pub(crate) fn snapshot(&self, epoch: u64) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn snapshot(&self, epoch: u64) -> Vec<position::StateEntry> {
         let mut entries = Vec::with_capacity(self.owned.len() + 1);
-        entries.push(position::encode_marker()?);
+        entries.push(position::encode_marker());
         for owned in self.owned.values() {
-            entries.push(position::encode_shard(&owned.info, &owned.position)?);
+            entries.push(position::encode_shard(&owned.info, &owned.position));
             if owned.position.is_finished() {
                 self.registry.snapshotted_finished(&self.id.uid, &owned.info.key, epoch);
             }
         }
-        Ok(entries)
+        entries
     }
 
     /// Checkpoint `epoch` completed: children of shards finished in it may start.

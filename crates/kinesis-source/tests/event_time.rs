@@ -36,7 +36,12 @@ struct Seen {
 struct WatermarkProbe(Arc<Mutex<Seen>>);
 
 impl Operator<Arrival, ()> for WatermarkProbe {
-    fn process(&mut self, r: Arrival, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> rill_runtime::Result<()> {
+    fn process(
+        &mut self,
+        r: Arrival,
+        _ctx: &mut Context<'_>,
+        _out: &mut Collector<()>,
+    ) -> rill_runtime::OperatorResult {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         seen.records += 1;
         if let Some(w) = seen.watermarks.last().copied() {
@@ -52,7 +57,7 @@ impl Operator<Arrival, ()> for WatermarkProbe {
         w: Watermark,
         _ctx: &mut Context<'_>,
         _out: &mut Collector<()>,
-    ) -> rill_runtime::Result<()> {
+    ) -> rill_runtime::OperatorResult {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if w.timestamp_ms < i64::MAX && seen.records_at_first_watermark.is_none() {
             seen.records_at_first_watermark = Some(seen.records);
@@ -72,6 +77,30 @@ fn records_for(keys: &[String], n: usize) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
+fn without_a_timestamp_setting_the_source_emits_no_watermark_but_the_final_one() -> anyhow::Result<()> {
+    let emulator = Emulator::Kinesalite;
+    let rt = runtime();
+    let (client, stream) = rt.block_on(new_stream(emulator, "src-wm-none", 2))?;
+    rt.block_on(put(&client, &stream, &records_for(&keys_in_half(false, 4), 100)))?;
+    let source = KinesisSource::builder(arrival)
+        .connection(emulator.connection()?)
+        .stream(&stream)
+        .initial_position(InitialPosition::TrimHorizon)
+        .get_records_interval(Duration::from_millis(20))
+        .stop_when_idle(Duration::from_secs(1))
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let env = StreamEnv::builder().parallelism(1).checkpoint_dir(dir.path()).build()?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    env.source("kinesis", source).sink("probe", rill_runtime::ClonePerSubtask(WatermarkProbe(seen.clone())));
+    env.execute("no-watermarks")?;
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(seen.records, 100);
+    assert_eq!(seen.watermarks, vec![i64::MAX], "only the end of input's watermark");
+    Ok(())
+}
+
+#[test]
 fn no_record_is_late_when_one_shard_is_read_ahead_of_another() -> anyhow::Result<()> {
     let emulator = Emulator::Kinesalite;
     let rt = runtime();
@@ -81,6 +110,7 @@ fn no_record_is_late_when_one_shard_is_read_ahead_of_another() -> anyhow::Result
     std::thread::sleep(Duration::from_millis(300));
     rt.block_on(put(&client, &stream, &records_for(&keys_in_half(true, 4), 300)))?;
     let source = KinesisSource::builder(arrival)
+        .arrival_time_watermarks()
         .connection(emulator.connection()?)
         .stream(&stream)
         .initial_position(InitialPosition::TrimHorizon)
@@ -91,7 +121,7 @@ fn no_record_is_late_when_one_shard_is_read_ahead_of_another() -> anyhow::Result
     let dir = tempfile::tempdir()?;
     let env = StreamEnv::builder().parallelism(1).checkpoint_dir(dir.path()).build()?;
     let seen = Arc::new(Mutex::new(Seen::default()));
-    env.source("kinesis", source).sink("probe", WatermarkProbe(seen.clone()));
+    env.source("kinesis", source).sink("probe", rill_runtime::ClonePerSubtask(WatermarkProbe(seen.clone())));
     env.execute("watermark-min")?;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(seen.records, 600);
@@ -109,6 +139,7 @@ fn an_idle_shard_stops_holding_the_watermark_back() -> anyhow::Result<()> {
     let last_arrival = rt.block_on(rill_kinesis_common::test_utils::read_all(&client, &stream))?.len();
     assert_eq!(last_arrival, 50);
     let source = KinesisSource::builder(arrival)
+        .arrival_time_watermarks()
         .connection(emulator.connection()?)
         .stream(&stream)
         .initial_position(InitialPosition::TrimHorizon)
@@ -118,7 +149,7 @@ fn an_idle_shard_stops_holding_the_watermark_back() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let env = StreamEnv::builder().parallelism(1).checkpoint_dir(dir.path()).build()?;
     let seen = Arc::new(Mutex::new(Seen::default()));
-    env.source("kinesis", source).sink("probe", WatermarkProbe(seen.clone()));
+    env.source("kinesis", source).sink("probe", rill_runtime::ClonePerSubtask(WatermarkProbe(seen.clone())));
     env.execute("watermark-idle-shard")?;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     assert_eq!(seen.records, 50);
@@ -134,6 +165,7 @@ fn a_subtask_without_shards_does_not_hold_back_downstream_event_time() -> anyhow
     let (client, stream) = rt.block_on(new_stream(emulator, "src-wm-no-shard", 1))?;
     rt.block_on(put(&client, &stream, &records_for(&keys_in_half(false, 3), 60)))?;
     let source = KinesisSource::builder(arrival)
+        .arrival_time_watermarks()
         .connection(emulator.connection()?)
         .stream(&stream)
         .initial_position(InitialPosition::TrimHorizon)
@@ -152,7 +184,7 @@ fn a_subtask_without_shards_does_not_hold_back_downstream_event_time() -> anyhow
         .reduce(|a, _b| a)
         .map(|r: Arrival| r)
         .set_parallelism(1)
-        .sink("probe", WatermarkProbe(seen.clone()));
+        .sink("probe", rill_runtime::ClonePerSubtask(WatermarkProbe(seen.clone())));
     env.execute("watermark-idle-subtask")?;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     // Without idleness the shard-less subtask would hold every watermark back until it ends,

@@ -34,10 +34,11 @@ fn throttling_and_transient_faults_are_retried_and_nothing_is_lost(emulator: Emu
         .list_shards_retry(FAST)
         .build()?;
     let dir = tempfile::tempdir()?;
-    let result = run_counting_job(source.clone(), dir.path(), &JobSpec::default())?;
+    let stats = source.stats_handle();
+    let result = run_counting_job(source, dir.path(), &JobSpec::default())?;
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     assert_eq!(result.restarts, 0, "retried faults do not fail the task");
-    let stats = source.stats();
+    let stats = stats();
     let injected: usize = ["ListShards", "DescribeStreamSummary", "GetShardIterator", "GetRecords"]
         .iter()
         .map(|op| faults.injected(op))
@@ -70,10 +71,11 @@ fn expired_iterators_are_renewed_after_the_last_record_handed_over(emulator: Emu
     let connection = faults.install(emulator.connection_builder()?).build()?;
     let source = source_builder(connection, &stream, Duration::from_secs(2)).get_records_max(20).build()?;
     let dir = tempfile::tempdir()?;
-    let result = run_counting_job(source.clone(), dir.path(), &JobSpec::default())?;
+    let stats = source.stats_handle();
+    let result = run_counting_job(source, dir.path(), &JobSpec::default())?;
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     assert_eq!(result.restarts, 0);
-    assert_eq!(source.stats().expired_iterators, 4, "{:?}", source.stats());
+    assert_eq!(stats().expired_iterators, 4, "{:?}", stats());
     Ok(())
 }
 
@@ -107,9 +109,10 @@ fn exhausted_retries_fail_the_task_and_the_job_resumes_from_its_checkpoint(
         .build()?;
     let dir = tempfile::tempdir()?;
     let spec = JobSpec { checkpoint_interval: Duration::from_millis(100), ..JobSpec::default() };
-    let result = run_counting_job(source.clone(), dir.path(), &spec)?;
+    let stats = source.stats_handle();
+    let result = run_counting_job(source, dir.path(), &spec)?;
     assert_eq!(result.restarts, 1, "the task failed once and the job restarted");
-    assert!(source.stats().records >= n as u64, "{:?}", source.stats());
+    assert!(stats().records >= n as u64, "{:?}", stats());
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     Ok(())
 }

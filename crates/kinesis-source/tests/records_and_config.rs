@@ -66,9 +66,10 @@ fn skipped_malformed_records_are_counted_and_the_rest_is_read(emulator: Emulator
     let source = source_builder(emulator.connection()?, &stream, Duration::from_secs(2))
         .malformed_records(MalformedRecordPolicy::SkipAndCount)
         .build()?;
-    run_counting_job(source.clone(), dir.path(), &JobSpec::default())?;
+    let stats = source.stats_handle();
+    run_counting_job(source, dir.path(), &JobSpec::default())?;
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
-    assert_eq!(source.stats().skipped_records, 3);
+    assert_eq!(stats().skipped_records, 3);
     Ok(())
 }
 
@@ -126,7 +127,7 @@ fn kpl_encode(records: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Aggregates of `per_aggregate` sub-records, interleaved with plain records; one job is failed
-/// by a deserializer on its first attempt in the middle of the aggregates, so it restarts from a
+/// by a deserializer that panics on its first attempt in the middle of the aggregates, so it restarts from a
 /// checkpoint that may sit inside an aggregate (sub-sequence numbers resume it).
 fn kpl_aggregates_are_deaggregated_exactly_once(
     emulator: Emulator,
@@ -159,7 +160,8 @@ fn kpl_aggregates_are_deaggregated_exactly_once(
     let deserializer = move |r: &rill_kinesis_source::KinesisRecord<'_>| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if n == fail_at && !flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(rill_kinesis_source::DeserializeError::new("injected failure on the first attempt"));
+            // A crash, not a malformed record: that would be fatal under the fail policy.
+            panic!("injected failure on the first attempt");
         }
         if n % 64 == 0 {
             std::thread::sleep(Duration::from_millis(2));
@@ -176,7 +178,7 @@ fn kpl_aggregates_are_deaggregated_exactly_once(
         .build()?;
     let dir = tempfile::tempdir()?;
     let spec = JobSpec { checkpoint_interval: Duration::from_millis(50), ..JobSpec::default() };
-    let result = run_counting_job(source.clone(), dir.path(), &spec)?;
+    let result = run_counting_job(source, dir.path(), &spec)?;
     assert_eq!(result.restarts, 1, "the injected failure restarted the job once");
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     Ok(())

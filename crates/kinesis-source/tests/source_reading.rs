@@ -22,11 +22,12 @@ fn reads_every_record_of_a_multi_shard_stream_exactly_once(
     // ignores MaxResults and answers with all shards at once).
     let source =
         source_builder(emulator.connection()?, &stream, Duration::from_secs(2)).list_shards_page_size(1).build()?;
-    let result = run_counting_job(source.clone(), dir.path(), &JobSpec::default())?;
+    let stats = source.stats_handle();
+    let result = run_counting_job(source, dir.path(), &JobSpec::default())?;
     assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     assert_eq!(result.restarts, 0);
-    assert_eq!(source.stats().records, records as u64);
-    assert_eq!(source.stats().shards, shards as u64);
+    assert_eq!(stats().records, records as u64);
+    assert_eq!(stats().shards, shards as u64);
     Ok(())
 }
 
@@ -52,13 +53,10 @@ fn restore_at_another_parallelism_resumes_after_last_emitted_record(
         rt.block_on(put(&client, &stream, &writer.batch(10, n)))?;
         let source = source_builder(emulator.connection()?, &stream, Duration::from_secs(2)).build()?;
         let spec = JobSpec { parallelism, ..JobSpec::default() };
-        let result = run_counting_job(source.clone(), dir.path(), &spec)?;
+        let stats = source.stats_handle();
+        let result = run_counting_job(source, dir.path(), &spec)?;
         assert_eq!(result.restored_from.is_some(), round > 0, "round {round}");
-        assert_eq!(
-            source.stats().records,
-            n as u64,
-            "round {round} at parallelism {parallelism} reads only the new records"
-        );
+        assert_eq!(stats().records, n as u64, "round {round} at parallelism {parallelism} reads only the new records");
         assert_exactly_once_in_order(dir.path(), &writer.counts)?;
     }
     Ok(())
@@ -91,7 +89,8 @@ fn two_streams_are_read_by_one_source_exactly_once() -> anyhow::Result<()> {
     rt.block_on(put(&client, &second, &batch_b))?;
     let dir = tempfile::tempdir()?;
     let source = source_builder(emulator.connection()?, &first, Duration::from_secs(2)).stream(&second).build()?;
-    run_counting_job(source.clone(), dir.path(), &JobSpec { parallelism: 3, ..JobSpec::default() })?;
+    let stats = source.stats_handle();
+    run_counting_job(source, dir.path(), &JobSpec { parallelism: 3, ..JobSpec::default() })?;
     let mut expected = std::collections::BTreeMap::new();
     for (k, n) in writer_a.counts {
         expected.insert(format!("a{k}"), n);
@@ -100,6 +99,6 @@ fn two_streams_are_read_by_one_source_exactly_once() -> anyhow::Result<()> {
         expected.insert(format!("b{k}"), n);
     }
     assert_exactly_once_in_order(dir.path(), &expected)?;
-    assert_eq!(source.stats().shards, 5);
+    assert_eq!(stats().shards, 5);
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Stateless record-at-a-time operators: map, filter, flat_map.
 
-use rill_runtime::{Collector, Context, Operator, Result};
+use rill_runtime::{Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
 
-/// Applies a function to every record.
+/// Applies a function to every record. Its own factory: each subtask runs a clone.
 #[derive(Clone)]
 pub struct Map<F>(pub F);
 
@@ -11,13 +11,13 @@ where
     F: Fn(I) -> O + Send + 'static,
 {
     #[inline]
-    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         out.emit((self.0)(record));
         Ok(())
     }
 }
 
-/// Keeps the records a predicate accepts.
+/// Keeps the records a predicate accepts. Its own factory: each subtask runs a clone.
 #[derive(Clone)]
 pub struct Filter<F>(pub F);
 
@@ -26,7 +26,7 @@ where
     F: Fn(&T) -> bool + Send + 'static,
 {
     #[inline]
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
         if (self.0)(&record) {
             out.emit(record);
         }
@@ -34,7 +34,7 @@ where
     }
 }
 
-/// Turns every record into zero or more records.
+/// Turns every record into zero or more records. Its own factory: each subtask runs a clone.
 #[derive(Clone)]
 pub struct FlatMap<F>(pub F);
 
@@ -43,10 +43,44 @@ where
     F: Fn(I) -> It + Send + 'static,
     It: IntoIterator<Item = O>,
 {
-    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         for o in (self.0)(record) {
             out.emit(o);
         }
         Ok(())
+    }
+}
+
+impl<I, O, F> OperatorFactory<I, O> for Map<F>
+where
+    F: Fn(I) -> O + Clone + Send + Sync + 'static,
+{
+    type Operator = Self;
+
+    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
+        Ok(self.clone())
+    }
+}
+
+impl<T, F> OperatorFactory<T, T> for Filter<F>
+where
+    F: Fn(&T) -> bool + Clone + Send + Sync + 'static,
+{
+    type Operator = Self;
+
+    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
+        Ok(self.clone())
+    }
+}
+
+impl<I, O, It, F> OperatorFactory<I, O> for FlatMap<F>
+where
+    F: Fn(I) -> It + Clone + Send + Sync + 'static,
+    It: IntoIterator<Item = O>,
+{
+    type Operator = Self;
+
+    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
+        Ok(self.clone())
     }
 }

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use rill_runtime::{DataStream, KeyedStream, Operator};
+use rill_runtime::{DataStream, KeyedStream, OperatorFactory, OperatorResult};
 use rill_state::{StateKey, StateValue};
 
 use crate::basic::{Filter, FlatMap, Map};
-use crate::keyed::{KeyedProcess, KeyedProcessFunction, Reduce};
+use crate::keyed::{KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
 use crate::watermark_assigner::TimestampsAndWatermarks;
 use crate::watermark_strategy::WatermarkStrategy;
 use crate::window::{WindowAssigner, WindowedStream};
@@ -31,13 +31,17 @@ pub trait StreamExt<T: Send + 'static> {
         It: IntoIterator<Item = O>,
         F: Fn(T) -> It + Clone + Send + Sync + 'static;
 
-    /// Ends the stream in `sink`.
+    /// Ends the stream in `sink`, which each subtask opens (any [`OperatorFactory`] with no
+    /// output: [`crate::FileSink`], [`crate::PrintSink`], `TwoPhaseCommit::new(my_sink)`, ...).
     fn sink_to<S>(self, sink: S)
     where
-        S: Operator<T, ()> + Clone + Sync;
+        S: OperatorFactory<T, ()>;
 
     /// Gives the stream event time: `strategy` extracts each record's timestamp and generates
     /// watermarks (apply it right after the source). Records pass through unchanged.
+    ///
+    /// Event time starts here: watermarks from upstream (a source's own) are replaced by the
+    /// strategy's, except the final one of a finished source.
     fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T>;
 }
 
@@ -68,7 +72,7 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
 
     fn sink_to<S>(self, sink: S)
     where
-        S: Operator<T, ()> + Clone + Sync,
+        S: OperatorFactory<T, ()>,
     {
         self.sink("sink", sink)
     }
@@ -80,11 +84,14 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
 
 /// Keyed operators.
 pub trait KeyedStreamExt<T: Send + 'static, K: StateKey> {
-    /// Runs a keyed process function with keyed state.
-    fn process<O, F>(self, f: F) -> DataStream<O>
+    /// Runs a keyed process function with keyed state and timers. `open` is called once per
+    /// subtask to register the function's state and build it:
+    /// `.process(|state| Ok(MyFunction { count: state.value("count")? }))`.
+    fn process<O, P, F>(self, open: F) -> DataStream<O>
     where
         O: Send + 'static,
-        F: KeyedProcessFunction<K, T, O> + Clone + Sync;
+        P: KeyedProcessFunction<K, T, O>,
+        F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static;
 
     /// Rolling reduce per key; emits the reduced value after each record.
     fn reduce<F>(self, f: F) -> DataStream<T>
@@ -103,13 +110,14 @@ pub trait KeyedStreamExt<T: Send + 'static, K: StateKey> {
 }
 
 impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> {
-    fn process<O, F>(self, f: F) -> DataStream<O>
+    fn process<O, P, F>(self, open: F) -> DataStream<O>
     where
         O: Send + 'static,
-        F: KeyedProcessFunction<K, T, O> + Clone + Sync,
+        P: KeyedProcessFunction<K, T, O>,
+        F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
     {
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = self.key_selector();
-        self.transform_keyed("process", KeyedProcess::new(key, f))
+        self.transform_keyed("process", KeyedProcessFactory::new(key, open))
     }
 
     fn reduce<F>(self, f: F) -> DataStream<T>
@@ -118,7 +126,8 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
         F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
     {
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = self.key_selector();
-        self.transform_keyed("reduce", KeyedProcess::new(key, Reduce::new(f)))
+        let open = move |state: &mut StateRegistry<'_, K>| Reduce::open(f.clone(), state);
+        self.transform_keyed("reduce", KeyedProcessFactory::new(key, open))
     }
 
     fn window(

@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use rill_runtime::{Collector, Context, Result, RuntimeError, Source, SourcePoll};
+use rill_runtime::{Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll};
 use serde::{Deserialize, Serialize};
 
 /// Records emitted per poll.
@@ -30,19 +30,26 @@ pub struct GeneratorSource {
     range: Range<u64>,
     splits: u64,
     rate: Option<u64>,
-    owned: Vec<SplitState>,
+    ordered: bool,
+}
+
+/// The running [`GeneratorSource`] of one subtask.
+#[derive(Debug)]
+pub struct GeneratorReader {
+    spec: GeneratorSource,
+    owned: Vec<GeneratorSplit>,
     cursor: usize,
     started: Option<Instant>,
     emitted: u64,
-    ordered: bool,
     /// Ordered mode: for each split, its index in `owned` if this subtask owns it.
     owned_index: Vec<Option<usize>>,
     /// Ordered mode: the next number to consider (no owned split is behind it).
     next_number: u64,
 }
 
+/// The checkpointed position of one split of a [`GeneratorSource`].
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct SplitState {
+pub struct GeneratorSplit {
     split: u64,
     next: u64,
     end: u64,
@@ -51,18 +58,7 @@ struct SplitState {
 impl GeneratorSource {
     /// A source of every number in `range`, in 128 splits.
     pub fn new(range: Range<u64>) -> Self {
-        GeneratorSource {
-            range,
-            splits: 128,
-            rate: None,
-            owned: Vec::new(),
-            cursor: 0,
-            started: None,
-            emitted: 0,
-            ordered: false,
-            owned_index: Vec::new(),
-            next_number: 0,
-        }
+        GeneratorSource { range, splits: 128, rate: None, ordered: false }
     }
 
     /// Interleaved splits, each subtask emitting its numbers in increasing order (see the type's
@@ -93,10 +89,51 @@ impl GeneratorSource {
         let end = self.range.start + (u128::from(len) * u128::from(split + 1) / u128::from(self.splits)) as u64;
         (start, end)
     }
+}
 
+impl SourceFactory<u64> for GeneratorSource {
+    type Source = GeneratorReader;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<GeneratorReader> {
+        let (subtask, parallelism) = (ctx.info().subtask as u64, ctx.info().parallelism as u64);
+        let restored: Vec<GeneratorSplit> = ctx.restored_union_state()?;
+        let owned = if restored.is_empty() {
+            (0..self.splits)
+                .filter(|s| s % parallelism == subtask)
+                .map(|split| {
+                    let (next, end) = self.split_bounds(split);
+                    GeneratorSplit { split, next, end }
+                })
+                .collect()
+        } else {
+            restored.into_iter().filter(|state| state.split % parallelism == subtask).collect()
+        };
+        let mut reader = GeneratorReader {
+            spec: self.clone(),
+            owned,
+            cursor: 0,
+            started: None,
+            emitted: 0,
+            owned_index: Vec::new(),
+            next_number: 0,
+        };
+        if self.ordered {
+            reader.owned_index = vec![None; self.splits as usize];
+            for (i, split) in reader.owned.iter().enumerate() {
+                if let Some(slot) = reader.owned_index.get_mut(split.split as usize) {
+                    *slot = Some(i);
+                }
+            }
+            reader.next_number = reader.owned.iter().map(|s| s.next).min().unwrap_or(self.range.end);
+        }
+        Ok(reader)
+    }
+}
+
+impl GeneratorReader {
     /// Ordered mode: emits up to `budget` numbers of the owned splits in increasing order.
     fn poll_ordered(&mut self, budget: u64, out: &mut Collector<u64>) -> SourcePoll {
-        let (start, end, splits) = (self.range.start, self.range.end, self.splits);
+        let (start, end, splits) = (self.spec.range.start, self.spec.range.end, self.spec.splits);
         let mut n = self.next_number;
         let mut split = ((n.saturating_sub(start)) % splits) as usize;
         let mut emitted = 0;
@@ -124,44 +161,12 @@ impl GeneratorSource {
     }
 }
 
-impl Source<u64> for GeneratorSource {
-    fn open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        let (subtask, parallelism) = (ctx.info().subtask as u64, ctx.info().parallelism as u64);
-        let restored = ctx.restored_union_state();
-        self.owned = if restored.is_empty() {
-            (0..self.splits)
-                .filter(|s| s % parallelism == subtask)
-                .map(|split| {
-                    let (next, end) = self.split_bounds(split);
-                    SplitState { split, next, end }
-                })
-                .collect()
-        } else {
-            let mut owned = Vec::new();
-            for entry in restored {
-                let state: SplitState = bincode::deserialize(entry)
-                    .map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))?;
-                if state.split % parallelism == subtask {
-                    owned.push(state);
-                }
-            }
-            owned
-        };
-        if self.ordered {
-            self.owned_index = vec![None; self.splits as usize];
-            for (i, split) in self.owned.iter().enumerate() {
-                if let Some(slot) = self.owned_index.get_mut(split.split as usize) {
-                    *slot = Some(i);
-                }
-            }
-            self.next_number = self.owned.iter().map(|s| s.next).min().unwrap_or(self.range.end);
-        }
-        Ok(())
-    }
+impl Source<u64> for GeneratorReader {
+    type Position = GeneratorSplit;
 
-    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> Result<SourcePoll> {
+    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
         let mut budget = POLL_BATCH;
-        if let Some(rate) = self.rate {
+        if let Some(rate) = self.spec.rate {
             let per_subtask = (rate as f64 / ctx.info().parallelism as f64).max(1.0);
             let started = *self.started.get_or_insert_with(Instant::now);
             let allowed = (started.elapsed().as_secs_f64() * per_subtask) as u64 + 1;
@@ -170,7 +175,7 @@ impl Source<u64> for GeneratorSource {
                 return Ok(SourcePoll::Idle(Duration::from_millis(5)));
             }
         }
-        if self.ordered {
+        if self.spec.ordered {
             return Ok(self.poll_ordered(budget, out));
         }
         let live: Vec<usize> = (0..self.owned.len()).filter(|i| self.owned[*i].next < self.owned[*i].end).collect();
@@ -189,13 +194,7 @@ impl Source<u64> for GeneratorSource {
         Ok(SourcePoll::Ready)
     }
 
-    fn snapshot(&mut self, _epoch: u64, ctx: &mut Context<'_>) -> Result<Vec<Vec<u8>>> {
-        self.owned
-            .iter()
-            .map(|s| {
-                bincode::serialize(s)
-                    .map_err(|e| RuntimeError::in_operator(format!("generator {}", ctx.operator_id()), e))
-            })
-            .collect()
+    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<GeneratorSplit>> {
+        Ok(self.owned.clone())
     }
 }

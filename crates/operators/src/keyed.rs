@@ -3,10 +3,11 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rill_runtime::{Collector, Context, Operator, ProcessingClock, Result, RuntimeError, Watermark};
+use rill_runtime::{
+    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result, Watermark,
+};
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 
-use crate::subtask_local::SubtaskLocal;
 use crate::timers::{TimeDomain, TimerService};
 
 /// Registers the keyed state a [`KeyedProcessFunction`] uses. Names are scoped to the operator.
@@ -96,39 +97,39 @@ impl<'a, K: StateKey> KeyedContext<'a, K> {
 
 /// A function over a keyed stream with keyed state and timers (Flink's `KeyedProcessFunction`).
 ///
-/// Timers registered through the [`KeyedContext`] call [`KeyedProcessFunction::on_timer`] with the
-/// key they were registered for: event-time timers when the watermark reaches them, processing-time
-/// timers when the clock does. Both are checkpointed with the keyed state, so a restored job fires
-/// exactly the timers that had not fired before its checkpoint.
+/// It is opened once per subtask by a closure that registers its state: pass
+/// `|state| Ok(MyFunction { count: state.value("count")? })` to `process`, so the state handles
+/// are plain fields. Timers registered through the [`KeyedContext`] call
+/// [`KeyedProcessFunction::on_timer`] with the key they were registered for: event-time timers
+/// when the watermark reaches them, processing-time timers when the clock does. Both are
+/// checkpointed with the keyed state, so a restored job fires exactly the timers that had not
+/// fired before its checkpoint.
 ///
 /// ```
 /// use rill_operators::{KeyedContext, KeyedProcessFunction, StateRegistry};
-/// use rill_runtime::{Collector, Result};
+/// use rill_runtime::{Collector, OperatorResult};
 /// use rill_state::ValueState;
 ///
-/// #[derive(Clone, Default)]
-/// struct RunningCount { count: Option<ValueState<u64>> }
+/// struct RunningCount { count: ValueState<u64> }
 ///
 /// impl KeyedProcessFunction<u64, u64, (u64, u64)> for RunningCount {
-///     fn open(&mut self, state: &mut StateRegistry<'_, u64>) -> Result<()> {
-///         self.count = Some(state.value("count")?);
-///         Ok(())
-///     }
-///     fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<(u64, u64)>) -> Result<()> {
-///         let count = self.count.expect("opened");
-///         let n = count.get(ctx.state())?.unwrap_or(0) + 1;
-///         count.set(ctx.state(), n)?;
+///     fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<(u64, u64)>) -> OperatorResult {
+///         let n = self.count.get(ctx.state())?.unwrap_or(0) + 1;
+///         self.count.set(ctx.state(), n)?;
 ///         out.emit((*ctx.key(), n));
 ///         Ok(())
 ///     }
 /// }
+///
+/// // What `keyed.process(..)` is given: opens the function in each subtask.
+/// let open = |state: &mut StateRegistry<'_, u64>| -> OperatorResult<RunningCount> {
+///     Ok(RunningCount { count: state.value("count")? })
+/// };
+/// # let _ = open;
 /// ```
 pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
-    /// Registers state handles; called once per subtask before the first record.
-    fn open(&mut self, state: &mut StateRegistry<'_, K>) -> Result<()>;
-
     /// Handles one record of the current key.
-    fn process(&mut self, record: I, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<O>) -> Result<()>;
+    fn process(&mut self, record: I, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<O>) -> OperatorResult;
 
     /// A timer registered for `ctx.key()` at `timestamp_ms` fired. The default does nothing.
     fn on_timer(
@@ -137,51 +138,69 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
         _domain: TimeDomain,
         _ctx: &mut KeyedContext<'_, K>,
         _out: &mut Collector<O>,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         Ok(())
     }
 }
 
-/// Runs a [`KeyedProcessFunction`]: sets the key (and its key group) before every record and
-/// timer, and fires timers as event and processing time advance.
+/// Opens a [`KeyedProcessFunction`] per subtask: the factory behind `process`.
+pub struct KeyedProcessFactory<K, I, F> {
+    key: Arc<dyn Fn(&I) -> K + Send + Sync>,
+    open: F,
+}
+
+impl<K, I, F> KeyedProcessFactory<K, I, F> {
+    /// Opens functions with `open`, keyed by `key`.
+    pub fn new(key: Arc<dyn Fn(&I) -> K + Send + Sync>, open: F) -> Self {
+        KeyedProcessFactory { key, open }
+    }
+}
+
+impl<K, I, O, P, F> OperatorFactory<I, O> for KeyedProcessFactory<K, I, F>
+where
+    K: StateKey,
+    I: Send + 'static,
+    P: KeyedProcessFunction<K, I, O>,
+    F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
+{
+    type Operator = KeyedProcess<K, I, P>;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KeyedProcess<K, I, P>> {
+        let clock = ctx.clock().clone();
+        let operator = ctx.operator_id().to_string();
+        let backend = ctx.keyed_state()?;
+        let timers = TimerService::open(backend, &operator)?;
+        let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
+        Ok(KeyedProcess { key: self.key.clone(), function, timers, watermark: None, clock })
+    }
+}
+
+/// Runs a [`KeyedProcessFunction`] in one subtask: sets the key (and its key group) before every
+/// record and timer, and fires timers as event and processing time advance.
 pub struct KeyedProcess<K, I, F> {
     key: Arc<dyn Fn(&I) -> K + Send + Sync>,
     function: F,
-    timers: SubtaskLocal<Option<TimerService<K>>>,
+    timers: TimerService<K>,
     watermark: Option<Watermark>,
     clock: ProcessingClock,
-}
-
-impl<K, I, F: Clone> Clone for KeyedProcess<K, I, F> {
-    fn clone(&self) -> Self {
-        KeyedProcess::new(self.key.clone(), self.function.clone())
-    }
-}
-
-impl<K, I, F> KeyedProcess<K, I, F> {
-    /// Wraps `function`, keyed by `key`.
-    pub fn new(key: Arc<dyn Fn(&I) -> K + Send + Sync>, function: F) -> Self {
-        KeyedProcess {
-            key,
-            function,
-            timers: SubtaskLocal::new(None),
-            watermark: None,
-            clock: ProcessingClock::system(),
-        }
-    }
 }
 
 impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
     /// Fires the timers of `domain` due at `up_to`, in time order (timers they register that are
     /// due as well fire in the same call).
-    fn fire<O>(&mut self, domain: TimeDomain, up_to: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()>
+    fn fire<O>(
+        &mut self,
+        domain: TimeDomain,
+        up_to: i64,
+        ctx: &mut Context<'_>,
+        out: &mut Collector<O>,
+    ) -> OperatorResult
     where
         F: KeyedProcessFunction<K, I, O>,
     {
         let max_parallelism = ctx.info().max_parallelism;
         let backend = ctx.keyed_state()?;
-        let timers =
-            self.timers.get_mut().as_mut().ok_or_else(|| RuntimeError::user("keyed process", "used before open"))?;
+        let timers = &mut self.timers;
         while let Some((time, keys)) = timers.pop_due(domain, up_to) {
             for key in keys {
                 let mut scope = KeyedScope::new(&mut *backend, &key, key_group_of(&key, max_parallelism));
@@ -201,53 +220,42 @@ where
     I: Send + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
-    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.clock = ctx.clock().clone();
-        let operator = ctx.operator_id().to_string();
-        let backend = ctx.keyed_state()?;
-        *self.timers.get_mut() = Some(TimerService::open(backend, &operator)?);
-        self.function.open(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })
-    }
-
     #[inline]
-    fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+    fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let key = (self.key)(&record);
         let key_group = key_group_of(&key, ctx.info().max_parallelism);
         let backend = ctx.keyed_state()?;
-        let timers =
-            self.timers.get_mut().as_mut().ok_or_else(|| RuntimeError::user("keyed process", "used before open"))?;
         let mut keyed = KeyedContext {
             scope: KeyedScope::new(backend, &key, key_group),
-            timers,
+            timers: &mut self.timers,
             watermark: self.watermark,
             clock: &self.clock,
         };
         self.function.process(record, &mut keyed, out)
     }
 
-    fn on_watermark(&mut self, watermark: Watermark, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+    fn on_watermark(&mut self, watermark: Watermark, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         self.watermark = Some(watermark);
         self.fire(TimeDomain::EventTime, watermark.timestamp_ms, ctx, out)?;
         out.emit_watermark(watermark);
         Ok(())
     }
 
-    fn on_processing_time(&mut self, now_ms: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> Result<()> {
+    fn on_processing_time(&mut self, now_ms: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         self.fire(TimeDomain::ProcessingTime, now_ms, ctx, out)
     }
 }
 
 /// Keyed rolling reduce: emits the reduced value after every record (Flink's `reduce`).
-#[derive(Clone)]
 pub struct Reduce<F, T> {
     f: F,
-    state: Option<ValueState<T>>,
+    state: ValueState<T>,
 }
 
-impl<F, T> Reduce<F, T> {
-    /// A reduce with `f(accumulated, next)`.
-    pub fn new(f: F) -> Self {
-        Reduce { f, state: None }
+impl<F, T: StateValue> Reduce<F, T> {
+    /// Opens a reduce with `f(accumulated, next)`, its accumulator in keyed state.
+    pub fn open<K: StateKey>(f: F, state: &mut StateRegistry<'_, K>) -> OperatorResult<Self> {
+        Ok(Reduce { f, state: state.value("reduce")? })
     }
 }
 
@@ -257,20 +265,12 @@ where
     T: StateValue,
     F: Fn(T, T) -> T + Send + 'static,
 {
-    fn open(&mut self, state: &mut StateRegistry<'_, K>) -> Result<()> {
-        self.state = Some(state.value("reduce")?);
-        Ok(())
-    }
-
-    fn process(&mut self, record: T, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<T>) -> Result<()> {
-        let Some(state) = self.state else {
-            return Err(rill_runtime::RuntimeError::user("reduce", "used before open"));
-        };
-        let next = match state.get(ctx.state())? {
+    fn process(&mut self, record: T, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<T>) -> OperatorResult {
+        let next = match self.state.get(ctx.state())? {
             Some(acc) => (self.f)(acc, record),
             None => record,
         };
-        state.set(ctx.state(), next.clone())?;
+        self.state.set(ctx.state(), next.clone())?;
         out.emit(next);
         Ok(())
     }

@@ -8,24 +8,28 @@
 //! source with nothing to read) or from the strategy's timeout, is passed on; the next record
 //! makes the stream active again.
 
-use rill_runtime::{Collector, Context, Operator, Result, RuntimeError, Watermark};
+use rill_runtime::{
+    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
+};
 
-use crate::subtask_local::SubtaskLocal;
 use crate::watermark_strategy::{duration_ms, WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
 
-/// Assigns event time and generates watermarks after a source.
+/// Assigns event time and generates watermarks after a source: the factory of
+/// [`WatermarkAssigner`].
 pub struct TimestampsAndWatermarks<T> {
     strategy: WatermarkStrategy<T>,
-    run: SubtaskLocal<Option<Run<T>>>,
 }
 
-impl<T> Clone for TimestampsAndWatermarks<T> {
-    fn clone(&self) -> Self {
-        TimestampsAndWatermarks { strategy: self.strategy.clone(), run: SubtaskLocal::new(None) }
+impl<T> TimestampsAndWatermarks<T> {
+    /// The operator for `strategy`.
+    pub fn new(strategy: WatermarkStrategy<T>) -> Self {
+        TimestampsAndWatermarks { strategy }
     }
 }
 
-struct Run<T> {
+/// The running operator of [`TimestampsAndWatermarks`] in one subtask.
+pub struct WatermarkAssigner<T> {
+    strategy: WatermarkStrategy<T>,
     generator: Box<dyn WatermarkGenerator<T>>,
     output: WatermarkOutput,
     emitted: Option<i64>,
@@ -35,14 +39,28 @@ struct Run<T> {
     idle: bool,
 }
 
-impl<T> TimestampsAndWatermarks<T> {
-    /// The operator for `strategy`.
-    pub fn new(strategy: WatermarkStrategy<T>) -> Self {
-        TimestampsAndWatermarks { strategy, run: SubtaskLocal::new(None) }
+impl<T: Send + 'static> OperatorFactory<T, T> for TimestampsAndWatermarks<T> {
+    type Operator = WatermarkAssigner<T>;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<WatermarkAssigner<T>> {
+        if self.strategy.emit_interval.is_zero() {
+            return Err(RuntimeError::Config("watermark emit interval must be positive".into()).into());
+        }
+        let now = ctx.clock().now_ms();
+        Ok(WatermarkAssigner {
+            strategy: self.strategy.clone(),
+            generator: (self.strategy.generator)(),
+            output: WatermarkOutput::default(),
+            emitted: None,
+            next_emit_ms: now.saturating_add(duration_ms(self.strategy.emit_interval)),
+            last_active_ms: now,
+            records_since_tick: false,
+            idle: false,
+        })
     }
 }
 
-impl<T> Run<T> {
+impl<T> WatermarkAssigner<T> {
     /// Passes on what the generator emitted: an advanced watermark, then idleness.
     fn flush(&mut self, out: &mut Collector<T>) {
         let (watermark, idle) = self.output.take();
@@ -58,78 +76,53 @@ impl<T> Run<T> {
     }
 }
 
-fn not_open() -> RuntimeError {
-    RuntimeError::user("timestamps and watermarks", "used before open")
-}
-
-impl<T: Send + 'static> Operator<T, T> for TimestampsAndWatermarks<T> {
-    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        if self.strategy.emit_interval.is_zero() {
-            return Err(RuntimeError::Config("watermark emit interval must be positive".into()));
-        }
-        let now = ctx.processing_time_ms();
-        *self.run.get_mut() = Some(Run {
-            generator: (self.strategy.generator)(),
-            output: WatermarkOutput::default(),
-            emitted: None,
-            next_emit_ms: now.saturating_add(duration_ms(self.strategy.emit_interval)),
-            last_active_ms: now,
-            records_since_tick: false,
-            idle: false,
-        });
-        Ok(())
-    }
-
-    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
+impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
+    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
         self.process_batch(vec![record], ctx, out)
     }
 
     #[inline]
-    fn process_batch(&mut self, batch: Vec<T>, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
+    fn process_batch(&mut self, batch: Vec<T>, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
         let timestamps = &self.strategy.timestamps;
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
         for record in &batch {
-            run.generator.on_event(record, timestamps(record), &mut run.output);
+            self.generator.on_event(record, timestamps(record), &mut self.output);
         }
         if !batch.is_empty() {
-            run.records_since_tick = true;
-            run.idle = false;
+            self.records_since_tick = true;
+            self.idle = false;
         }
         out.emit_all(batch);
-        run.flush(out);
+        self.flush(out);
         Ok(())
     }
 
-    fn on_processing_time(&mut self, now_ms: i64, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
+    fn on_processing_time(&mut self, now_ms: i64, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
         let interval = duration_ms(self.strategy.emit_interval);
         let idleness = self.strategy.idleness.map(duration_ms);
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
-        if now_ms >= run.next_emit_ms {
-            run.generator.on_periodic_emit(&mut run.output);
-            run.next_emit_ms = now_ms.saturating_add(interval);
+        if now_ms >= self.next_emit_ms {
+            self.generator.on_periodic_emit(&mut self.output);
+            self.next_emit_ms = now_ms.saturating_add(interval);
         }
-        if std::mem::take(&mut run.records_since_tick) {
-            run.last_active_ms = now_ms;
-        } else if idleness.is_some_and(|timeout| now_ms.saturating_sub(run.last_active_ms) >= timeout) {
-            run.output.mark_idle();
+        if std::mem::take(&mut self.records_since_tick) {
+            self.last_active_ms = now_ms;
+        } else if idleness.is_some_and(|timeout| now_ms.saturating_sub(self.last_active_ms) >= timeout) {
+            self.output.mark_idle();
         }
-        run.flush(out);
+        self.flush(out);
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: Watermark, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
-        if watermark == Watermark::MAX && run.emitted != Some(i64::MAX) {
-            run.emitted = Some(i64::MAX);
+    fn on_watermark(&mut self, watermark: Watermark, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+        if watermark == Watermark::MAX && self.emitted != Some(i64::MAX) {
+            self.emitted = Some(i64::MAX);
             out.emit_watermark(Watermark::MAX);
         }
         Ok(())
     }
 
-    fn on_idle(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> Result<()> {
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
-        run.output.mark_idle();
-        run.flush(out);
+    fn on_idle(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+        self.output.mark_idle();
+        self.flush(out);
         Ok(())
     }
 }
@@ -144,7 +137,7 @@ mod tests {
 
     fn harness(
         strategy: WatermarkStrategy<i64>,
-    ) -> (tempfile::TempDir, OperatorHarness<i64, i64, TimestampsAndWatermarks<i64>>) {
+    ) -> (tempfile::TempDir, OperatorHarness<i64, i64, WatermarkAssigner<i64>>) {
         let dir = tempfile::tempdir().unwrap();
         let h = OperatorHarness::new(TimestampsAndWatermarks::new(strategy), dir.path()).unwrap();
         (dir, h)

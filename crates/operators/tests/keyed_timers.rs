@@ -3,39 +3,35 @@
 
 use std::sync::Arc;
 
-use rill_operators::{KeyedContext, KeyedProcess, KeyedProcessFunction, StateRegistry, TimeDomain};
-use rill_runtime::{Collector, HarnessSnapshot, OperatorHarness, Result, RuntimeError};
+use rill_operators::{
+    KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, StateRegistry, TimeDomain,
+};
+use rill_runtime::{Collector, HarnessSnapshot, OperatorFactory, OperatorHarness, OperatorResult};
 use rill_state::ValueState;
 
 /// Input `(key, delay)`: registers an event-time timer at `delay` (or, when `delay` is negative,
 /// a processing-time timer at `-delay`); counts records per key. On a timer, emits
 /// `(key, time, domain, count)`. A timer at a multiple of 1000 registers a follow-up at +1.
-#[derive(Clone, Default)]
 struct Alarm {
-    count: Option<ValueState<u64>>,
+    count: ValueState<u64>,
 }
 
 type Fired = (u64, i64, TimeDomain, u64);
 
 impl KeyedProcessFunction<u64, (u64, i64), Fired> for Alarm {
-    fn open(&mut self, state: &mut StateRegistry<'_, u64>) -> Result<()> {
-        self.count = Some(state.value("count")?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         (_, at): (u64, i64),
         ctx: &mut KeyedContext<'_, u64>,
         _out: &mut Collector<Fired>,
-    ) -> Result<()> {
-        let count = self.count.ok_or_else(|| RuntimeError::user("alarm", "not open"))?;
-        count.update(ctx.state(), |c| Some(c.unwrap_or(0) + 1))?;
+    ) -> OperatorResult {
+        self.count.update(ctx.state(), |c| Some(c.unwrap_or(0) + 1))?;
         if at >= 0 {
-            ctx.register_event_time_timer(at)
+            ctx.register_event_time_timer(at)?;
         } else {
-            ctx.register_processing_time_timer(-at)
+            ctx.register_processing_time_timer(-at)?;
         }
+        Ok(())
     }
 
     fn on_timer(
@@ -44,9 +40,8 @@ impl KeyedProcessFunction<u64, (u64, i64), Fired> for Alarm {
         domain: TimeDomain,
         ctx: &mut KeyedContext<'_, u64>,
         out: &mut Collector<Fired>,
-    ) -> Result<()> {
-        let count = self.count.ok_or_else(|| RuntimeError::user("alarm", "not open"))?;
-        let n = count.get(ctx.state())?.unwrap_or(0);
+    ) -> OperatorResult {
+        let n = self.count.get(ctx.state())?.unwrap_or(0);
         out.emit((*ctx.key(), time, domain, n));
         if domain == TimeDomain::EventTime && time % 1000 == 0 {
             ctx.register_event_time_timer(time + 1)?;
@@ -57,8 +52,10 @@ impl KeyedProcessFunction<u64, (u64, i64), Fired> for Alarm {
 
 type Harness = OperatorHarness<(u64, i64), Fired, KeyedProcess<u64, (u64, i64), Alarm>>;
 
-fn operator() -> KeyedProcess<u64, (u64, i64), Alarm> {
-    KeyedProcess::new(Arc::new(|r: &(u64, i64)| r.0), Alarm::default())
+fn operator() -> impl OperatorFactory<(u64, i64), Fired, Operator = KeyedProcess<u64, (u64, i64), Alarm>> {
+    let open =
+        |state: &mut StateRegistry<'_, u64>| -> OperatorResult<Alarm> { Ok(Alarm { count: state.value("count")? }) };
+    KeyedProcessFactory::new(Arc::new(|r: &(u64, i64)| r.0), open)
 }
 
 fn sorted(mut v: Vec<Fired>) -> Vec<Fired> {
@@ -161,23 +158,20 @@ fn timers_restored_at_another_parallelism_fire_once_in_the_subtask_owning_their_
 
 #[test]
 fn fired_and_deleted_timers_are_not_part_of_a_later_checkpoint() {
-    #[derive(Clone, Default)]
     struct Cancel;
     impl KeyedProcessFunction<u64, (u64, i64), Fired> for Cancel {
-        fn open(&mut self, _state: &mut StateRegistry<'_, u64>) -> Result<()> {
-            Ok(())
-        }
         fn process(
             &mut self,
             (_, at): (u64, i64),
             ctx: &mut KeyedContext<'_, u64>,
             _: &mut Collector<Fired>,
-        ) -> Result<()> {
+        ) -> OperatorResult {
             if at >= 0 {
-                ctx.register_event_time_timer(at)
+                ctx.register_event_time_timer(at)?;
             } else {
-                ctx.delete_event_time_timer(-at)
+                ctx.delete_event_time_timer(-at)?;
             }
+            Ok(())
         }
         fn on_timer(
             &mut self,
@@ -185,12 +179,13 @@ fn fired_and_deleted_timers_are_not_part_of_a_later_checkpoint() {
             d: TimeDomain,
             ctx: &mut KeyedContext<'_, u64>,
             out: &mut Collector<Fired>,
-        ) -> Result<()> {
+        ) -> OperatorResult {
             out.emit((*ctx.key(), t, d, 0));
             Ok(())
         }
     }
-    let op = || KeyedProcess::new(Arc::new(|r: &(u64, i64)| r.0), Cancel);
+    let open = |_: &mut StateRegistry<'_, u64>| -> OperatorResult<Cancel> { Ok(Cancel) };
+    let op = || KeyedProcessFactory::new(Arc::new(|r: &(u64, i64)| r.0), open);
     let dir = tempfile::tempdir().unwrap();
     let mut h = OperatorHarness::keyed(op(), dir.path()).unwrap();
     h.process_all(vec![(1, 10), (2, 20), (3, 30), (4, 40)]).unwrap();

@@ -7,38 +7,29 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Select};
 
-use crate::{Barrier, Message, Result, RuntimeError, Watermark, WatermarkMerger};
+use crate::watermark_merger::WatermarkMerger;
+use crate::{Barrier, Message, Result, RuntimeError, Watermark};
 
 /// Tracks which inputs delivered the barrier being aligned.
 #[derive(Debug, Clone)]
-pub struct BarrierAligner {
+pub(crate) struct BarrierAligner {
     blocked: Vec<bool>,
     pending: Option<Barrier>,
 }
 
 impl BarrierAligner {
     /// An aligner for `inputs` channels.
-    pub fn new(inputs: usize) -> Self {
+    pub(crate) fn new(inputs: usize) -> Self {
         BarrierAligner { blocked: vec![false; inputs], pending: None }
     }
 
     /// Whether `input` delivered the current barrier and must not be read until alignment ends.
-    pub fn is_blocked(&self, input: usize) -> bool {
+    pub(crate) fn is_blocked(&self, input: usize) -> bool {
         self.blocked[input]
     }
 
     /// `input` delivered `barrier`. Returns it once every input has; the inputs are then unblocked.
-    ///
-    /// ```
-    /// use rill_runtime::{Barrier, BarrierAligner};
-    /// let mut a = BarrierAligner::new(2);
-    /// let b = Barrier { epoch: 1, then_stop: false };
-    /// assert_eq!(a.on_barrier(0, b).unwrap(), None);
-    /// assert!(a.is_blocked(0));
-    /// assert_eq!(a.on_barrier(1, b).unwrap(), Some(b));
-    /// assert!(!a.is_blocked(0));
-    /// ```
-    pub fn on_barrier(&mut self, input: usize, barrier: Barrier) -> Result<Option<Barrier>> {
+    pub(crate) fn on_barrier(&mut self, input: usize, barrier: Barrier) -> Result<Option<Barrier>> {
         match self.pending {
             Some(p) if p.epoch != barrier.epoch => {
                 return Err(RuntimeError::BarrierMismatch { expected: p.epoch, got: barrier.epoch, input })
@@ -216,7 +207,7 @@ impl<T, C> InputGate<T, C> {
                         return Ok(Some(GateEvent::Barrier(b)));
                     }
                 }
-                Message::EndOfStream => {
+                Message::EndOfInput => {
                     self.ended[input] = true;
                     if let Some(w) = self.watermarks.on_end(input) {
                         return Ok(Some(GateEvent::Watermark(w)));
@@ -254,6 +245,16 @@ mod tests {
     }
 
     #[test]
+    fn a_barrier_is_released_once_every_input_delivered_it_and_blocks_until_then() {
+        let mut a = BarrierAligner::new(2);
+        let b = Barrier { epoch: 1, then_stop: false };
+        assert_eq!(a.on_barrier(0, b).unwrap(), None);
+        assert!(a.is_blocked(0));
+        assert_eq!(a.on_barrier(1, b).unwrap(), Some(b));
+        assert!(!a.is_blocked(0));
+    }
+
+    #[test]
     fn single_input_barrier_passes_straight_through() {
         let mut a = BarrierAligner::new(1);
         assert_eq!(a.on_barrier(0, barrier(9)).unwrap(), Some(barrier(9)));
@@ -286,9 +287,9 @@ mod tests {
         let (tx1, rx1) = crossbeam_channel::unbounded();
         let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
         let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into());
-        tx0.send(Message::EndOfStream).unwrap();
+        tx0.send(Message::EndOfInput).unwrap();
         assert!(gate.next(false).unwrap().is_none());
-        tx1.send(Message::EndOfStream).unwrap();
+        tx1.send(Message::EndOfInput).unwrap();
         // Event time is over once every input ended: the final watermark comes first.
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(Watermark::MAX))));
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::EndOfInput)));

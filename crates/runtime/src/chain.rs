@@ -1,12 +1,17 @@
 //! Operator chains: the operators of one vertex run back to back in one thread, passing batches
-//! by value. Each link is an [`Emitter`]; the tail is an exchange to other subtasks, or nothing.
+//! by value. Each link is an [`Emitter`]; the tail is an exchange to other subtasks, a fan-out to
+//! several consumers ([`Tee`]), or nothing.
 
-use crate::operator::{Collector, Context, Operator, TaskState};
-use crate::{Barrier, Result, Watermark};
+use std::sync::Arc;
+
+use crate::context::{Collector, Context, OpenContext, TaskState};
+use crate::{Barrier, Operator, OperatorFactory, OperatorResult, Result, RuntimeError, Watermark};
+
+/// Opens (in the subtask's thread, once its state is restored) the chain that consumes `T`.
+pub(crate) type Opener<T> = Box<dyn FnOnce(&mut TaskState) -> Result<Box<dyn Emitter<T>>> + Send>;
 
 /// One link of a chain: receives the previous link's output.
 pub(crate) trait Emitter<T>: Send {
-    fn open(&mut self, st: &mut TaskState) -> Result<()>;
     fn push(&mut self, batch: Vec<T>, st: &mut TaskState) -> Result<()>;
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()>;
     /// The input went idle.
@@ -27,22 +32,38 @@ pub(crate) trait Emitter<T>: Send {
 /// An operator followed by the rest of its chain.
 pub(crate) struct OperatorNode<I, O, Op> {
     op: Op,
-    uid: String,
+    uid: Arc<str>,
     next: Box<dyn Emitter<O>>,
     out: Collector<O>,
     _input: std::marker::PhantomData<fn(I)>,
-}
-
-impl<I, O, Op> OperatorNode<I, O, Op> {
-    pub(crate) fn new(op: Op, uid: String, next: Box<dyn Emitter<O>>) -> Self {
-        OperatorNode { op, uid, next, out: Collector::default(), _input: std::marker::PhantomData }
-    }
 }
 
 impl<I, O, Op> OperatorNode<I, O, Op>
 where
     O: Send + 'static,
 {
+    /// Opens `factory`'s operator in this subtask, in front of `next`.
+    pub(crate) fn open<F>(factory: &F, uid: Arc<str>, next: Box<dyn Emitter<O>>, st: &mut TaskState) -> Result<Self>
+    where
+        F: OperatorFactory<I, O, Operator = Op>,
+    {
+        let op = factory
+            .open(&mut OpenContext::new(st, &uid))
+            .map_err(|e| RuntimeError::in_operator(&uid, st.info.name(), e))?;
+        Ok(OperatorNode { op, uid, next, out: Collector::default(), _input: std::marker::PhantomData })
+    }
+
+    /// Calls one hook of the operator with a fresh context, wrapping its error.
+    #[inline]
+    fn hook<R>(
+        &mut self,
+        st: &mut TaskState,
+        f: impl FnOnce(&mut Op, &mut Context<'_>, &mut Collector<O>) -> OperatorResult<R>,
+    ) -> Result<R> {
+        let result = f(&mut self.op, &mut Context::new(st, &self.uid), &mut self.out);
+        result.map_err(|e| RuntimeError::in_operator(&self.uid, st.info.name(), e))
+    }
+
     fn drain(&mut self, st: &mut TaskState) -> Result<()> {
         if !self.out.records.is_empty() {
             let batch = std::mem::take(&mut self.out.records);
@@ -64,34 +85,30 @@ where
     O: Send + 'static,
     Op: Operator<I, O>,
 {
-    fn open(&mut self, st: &mut TaskState) -> Result<()> {
-        self.op.on_open(&mut Context::new(st, &self.uid))?;
-        self.next.open(st)
-    }
-
+    #[inline]
     fn push(&mut self, batch: Vec<I>, st: &mut TaskState) -> Result<()> {
-        self.op.process_batch(batch, &mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.process_batch(batch, ctx, out))?;
         self.drain(st)
     }
 
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()> {
-        self.op.on_watermark(watermark, &mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.on_watermark(watermark, ctx, out))?;
         self.drain(st)
     }
 
     fn idle(&mut self, st: &mut TaskState) -> Result<()> {
-        self.op.on_idle(&mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.on_idle(ctx, out))?;
         self.drain(st)
     }
 
     fn tick(&mut self, now_ms: i64, st: &mut TaskState) -> Result<()> {
-        self.op.on_processing_time(now_ms, &mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.on_processing_time(now_ms, ctx, out))?;
         self.drain(st)?;
         self.next.tick(now_ms, st)
     }
 
     fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()> {
-        self.op.on_barrier(barrier, &mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.on_barrier(barrier, ctx, out))?;
         self.drain(st)?;
         self.next.prepare_barrier(barrier, st)
     }
@@ -101,12 +118,12 @@ where
     }
 
     fn commit(&mut self, epoch: u64, st: &mut TaskState) -> Result<()> {
-        self.op.on_commit(epoch, &mut Context::new(st, &self.uid))?;
+        self.hook(st, |op, ctx, _| op.on_commit(epoch, ctx))?;
         self.next.commit(epoch, st)
     }
 
     fn end_of_input(&mut self, st: &mut TaskState) -> Result<()> {
-        self.op.on_end_of_input(&mut Context::new(st, &self.uid), &mut self.out)?;
+        self.hook(st, |op, ctx, out| op.on_end_of_input(ctx, out))?;
         self.drain(st)?;
         self.next.end_of_input(st)
     }
@@ -116,19 +133,76 @@ where
     }
 
     fn close(&mut self, st: &mut TaskState) -> Result<()> {
-        let mine = self.op.on_close(&mut Context::new(st, &self.uid));
+        let mine = self.hook(st, |op, ctx, _| op.on_close(ctx));
         let rest = self.next.close(st);
         mine.and(rest)
     }
 }
 
-/// The end of a chain that has no further output (after a sink).
+/// A stream used by several consumers: each gets every record (copies for all but the last),
+/// and every watermark, idleness, barrier and end of input.
+pub(crate) struct Tee<T> {
+    pub(crate) branches: Vec<Box<dyn Emitter<T>>>,
+    pub(crate) copy: fn(&T) -> T,
+}
+
+impl<T: Send> Tee<T> {
+    fn each(&mut self, mut f: impl FnMut(&mut Box<dyn Emitter<T>>) -> Result<()>) -> Result<()> {
+        self.branches.iter_mut().try_for_each(&mut f)
+    }
+}
+
+impl<T: Send> Emitter<T> for Tee<T> {
+    fn push(&mut self, batch: Vec<T>, st: &mut TaskState) -> Result<()> {
+        let copy = self.copy;
+        if let Some((last, rest)) = self.branches.split_last_mut() {
+            for branch in rest {
+                branch.push(batch.iter().map(copy).collect(), st)?;
+            }
+            last.push(batch, st)?;
+        }
+        Ok(())
+    }
+    fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.watermark(watermark, st))
+    }
+    fn idle(&mut self, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.idle(st))
+    }
+    fn tick(&mut self, now_ms: i64, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.tick(now_ms, st))
+    }
+    fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.prepare_barrier(barrier, st))
+    }
+    fn forward_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.forward_barrier(barrier, st))
+    }
+    fn commit(&mut self, epoch: u64, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.commit(epoch, st))
+    }
+    fn end_of_input(&mut self, st: &mut TaskState) -> Result<()> {
+        self.each(|b| b.end_of_input(st))
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.each(|b| b.flush())
+    }
+    fn close(&mut self, st: &mut TaskState) -> Result<()> {
+        let mut first_error = Ok(());
+        for branch in &mut self.branches {
+            let r = branch.close(st);
+            if first_error.is_ok() {
+                first_error = r;
+            }
+        }
+        first_error
+    }
+}
+
+/// The end of a chain that has no further output (after a sink, or a stream nobody consumes).
 pub(crate) struct NullEmitter;
 
 impl<T: Send> Emitter<T> for NullEmitter {
-    fn open(&mut self, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
     fn push(&mut self, _: Vec<T>, _: &mut TaskState) -> Result<()> {
         Ok(())
     }

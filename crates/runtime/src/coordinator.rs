@@ -1,17 +1,21 @@
-//! Checkpoint coordination: the pure bookkeeping of acknowledgements ([`PendingCheckpoint`]) and
-//! the step that makes a checkpoint complete (manifest written durably, then retention applied).
+//! Checkpoint coordination: the [`Coordinator`] of an attempt, the pure bookkeeping of
+//! acknowledgements ([`PendingCheckpoint`]) and the step that makes a checkpoint complete
+//! (manifest written durably, then retention applied).
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use rill_state::decisions::{completed_ids, decide_retention};
 use rill_state::{CheckpointStore, Manifest, SubtaskSnapshot, VertexSnapshot};
 
-use crate::{Result, RuntimeError};
+use crate::graph::Graph;
+use crate::task::{Control, TaskEvent};
+use crate::{Barrier, JobConfig, Result, RuntimeError};
 
 /// What an acknowledgement did to its checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckOutcome {
+pub(crate) enum AckOutcome {
     /// Still waiting for this many subtasks.
     Pending {
         /// Subtasks that have not acknowledged yet.
@@ -23,31 +27,36 @@ pub enum AckOutcome {
 
 /// A checkpoint that has been triggered and not yet acknowledged by every subtask.
 #[derive(Debug, Clone)]
-pub struct PendingCheckpoint {
+pub(crate) struct PendingCheckpoint {
     /// The checkpoint id.
-    pub epoch: u64,
+    pub(crate) epoch: u64,
     /// Whether it is the final checkpoint.
-    pub then_stop: bool,
+    pub(crate) then_stop: bool,
     expected: Vec<(usize, usize)>,
     acks: BTreeMap<(usize, usize), SubtaskSnapshot>,
 }
 
 impl PendingCheckpoint {
     /// A checkpoint waiting for `expected` (vertex, subtask) pairs.
-    pub fn new(epoch: u64, then_stop: bool, expected: Vec<(usize, usize)>) -> Self {
+    pub(crate) fn new(epoch: u64, then_stop: bool, expected: Vec<(usize, usize)>) -> Self {
         PendingCheckpoint { epoch, then_stop, expected, acks: BTreeMap::new() }
     }
 
     /// Records one subtask's acknowledgement. An unknown or repeated acknowledgement is an error.
-    pub fn acknowledge(&mut self, vertex: usize, subtask: usize, snapshot: SubtaskSnapshot) -> Result<AckOutcome> {
+    pub(crate) fn acknowledge(
+        &mut self,
+        vertex: usize,
+        subtask: usize,
+        snapshot: SubtaskSnapshot,
+    ) -> Result<AckOutcome> {
         if !self.expected.contains(&(vertex, subtask)) {
-            return Err(RuntimeError::Config(format!(
+            return Err(RuntimeError::Internal(format!(
                 "checkpoint {}: acknowledgement from unknown subtask {vertex}/{subtask}",
                 self.epoch
             )));
         }
         if self.acks.insert((vertex, subtask), snapshot).is_some() {
-            return Err(RuntimeError::Config(format!(
+            return Err(RuntimeError::Internal(format!(
                 "checkpoint {}: subtask {vertex}/{subtask} acknowledged twice",
                 self.epoch
             )));
@@ -57,7 +66,7 @@ impl PendingCheckpoint {
     }
 
     /// The manifest of the complete checkpoint. `vertices` gives each vertex's id and parallelism.
-    pub fn into_manifest(self, job: &str, max_parallelism: u16, vertices: &[(String, usize)]) -> Manifest {
+    pub(crate) fn into_manifest(self, job: &str, max_parallelism: u16, vertices: &[(String, usize)]) -> Manifest {
         let mut snapshots: Vec<VertexSnapshot> = vertices
             .iter()
             .map(|(id, p)| VertexSnapshot { vertex: id.clone(), parallelism: *p, subtasks: Vec::new() })
@@ -77,7 +86,7 @@ impl PendingCheckpoint {
 }
 
 /// Makes a checkpoint complete: writes its manifest durably, then deletes what retention allows.
-pub fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manifest, retain: usize) -> Result<()> {
+pub(crate) fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manifest, retain: usize) -> Result<()> {
     store.write_manifest(manifest.checkpoint, &manifest.encode()?)?;
     let all = store.list()?;
     let complete = completed_ids(store)?;
@@ -89,6 +98,155 @@ pub fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manifest, ret
         }
     }
     Ok(())
+}
+
+/// Whether a task failure is only the echo of another task's failure (a closed channel, an abort).
+fn is_consequence(error: &RuntimeError) -> bool {
+    match error {
+        RuntimeError::ChannelClosed { .. } | RuntimeError::Aborted => true,
+        RuntimeError::TaskFailed { cause, .. } => is_consequence(cause),
+        _ => false,
+    }
+}
+
+/// When the first failure reported is the echo of another (a neighbour's channel closed), waits
+/// briefly for the failure that caused it, so the job reports the real cause.
+fn root_cause(first: RuntimeError, events: &crossbeam_channel::Receiver<TaskEvent>) -> RuntimeError {
+    if !is_consequence(&first) {
+        return first;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while let Ok(event) = events.recv_deadline(deadline) {
+        if let TaskEvent::Failed { error } = event {
+            if !is_consequence(&error) {
+                return error;
+            }
+        }
+    }
+    first
+}
+
+/// The checkpoint coordinator of one attempt: triggers checkpoints at the sources, collects
+/// acknowledgements, completes checkpoints, tells subtasks to commit, and reports the first
+/// failure (its root cause).
+pub(crate) struct Coordinator<'a> {
+    job: &'a str,
+    config: &'a JobConfig,
+    graph: &'a Graph,
+    store: &'a dyn CheckpointStore,
+    controls: &'a [(usize, usize, Sender<Control>)],
+    next_epoch: u64,
+    pending: Option<PendingCheckpoint>,
+    sources_finished: HashSet<(usize, usize)>,
+    final_done: bool,
+    /// Checkpoints completed in this attempt.
+    pub(crate) completed: usize,
+}
+
+impl<'a> Coordinator<'a> {
+    pub(crate) fn new(
+        job: &'a str,
+        config: &'a JobConfig,
+        graph: &'a Graph,
+        store: &'a dyn CheckpointStore,
+        controls: &'a [(usize, usize, Sender<Control>)],
+        next_epoch: u64,
+    ) -> Self {
+        Coordinator {
+            job,
+            config,
+            graph,
+            store,
+            controls,
+            next_epoch,
+            pending: None,
+            sources_finished: HashSet::new(),
+            final_done: false,
+            completed: 0,
+        }
+    }
+
+    fn source_controls(&self) -> impl Iterator<Item = &Sender<Control>> {
+        self.controls.iter().filter(|(v, _, _)| self.graph.vertices[*v].is_source).map(|(_, _, c)| c)
+    }
+
+    fn trigger(&mut self, then_stop: bool) {
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
+        self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
+        let barrier = Barrier { epoch, then_stop };
+        for c in self.source_controls() {
+            let _ = c.send(Control::Trigger(barrier));
+        }
+        tracing::debug!(epoch, then_stop, "checkpoint triggered");
+    }
+
+    pub(crate) fn run(&mut self, events: &crossbeam_channel::Receiver<TaskEvent>, tasks: usize) -> Result<()> {
+        let interval = self.config.checkpoint_interval;
+        let total_sources: usize = self.source_controls().count();
+        let mut next_trigger = interval.map(|i| Instant::now() + i);
+        let mut done = 0usize;
+        loop {
+            if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
+                self.trigger(true);
+            }
+            let wait = match (next_trigger, &self.pending) {
+                (Some(t), None) => t.saturating_duration_since(Instant::now()),
+                _ => Duration::from_millis(200),
+            };
+            match events.recv_timeout(wait) {
+                Ok(event) => match event {
+                    TaskEvent::Ack { epoch, vertex, snapshot } => {
+                        let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
+                            return Err(RuntimeError::Internal(format!(
+                                "acknowledgement for unknown checkpoint {epoch}"
+                            )));
+                        };
+                        if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
+                            let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
+                            self.complete(pending)?;
+                            next_trigger = interval.map(|i| Instant::now() + i);
+                        }
+                    }
+                    TaskEvent::SourceFinished { vertex, subtask } => {
+                        self.sources_finished.insert((vertex, subtask));
+                    }
+                    TaskEvent::Done => {
+                        done += 1;
+                        if done == tasks {
+                            return Ok(());
+                        }
+                    }
+                    TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {
+                        self.trigger(false);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
+            }
+        }
+    }
+
+    fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
+        let epoch = pending.epoch;
+        let then_stop = pending.then_stop;
+        let vertices: Vec<(String, usize)> =
+            self.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
+        let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
+        complete_checkpoint(self.store, &manifest, self.config.retained_checkpoints)?;
+        self.completed += 1;
+        if then_stop {
+            self.final_done = true;
+        }
+        tracing::debug!(epoch, "checkpoint complete");
+        for (_, _, c) in self.controls {
+            let _ = c.send(Control::Commit(epoch));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

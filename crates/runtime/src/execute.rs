@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
+use crossbeam_channel::{unbounded, Sender};
 use rill_state::decisions::{check_checkpoint, find_restore, next_checkpoint_id, CheckpointCheck, RestoreDecision};
 use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, StateError};
 
-use crate::coordinator::{complete_checkpoint, AckOutcome, PendingCheckpoint};
+use crate::context::TaskInfo;
+use crate::coordinator::Coordinator;
 use crate::graph::{ChannelTable, Graph, Wiring};
-use crate::operator::TaskInfo;
 use crate::restore::{load_vertex_restores, VertexRestore};
 use crate::task::{Control, TaskEnv, TaskEvent};
-use crate::{Barrier, JobConfig, Result, RuntimeError, StreamEnv};
+use crate::{ErrorClass, JobConfig, Result, RuntimeError, StreamEnv};
 
 /// What a finished job reports.
 #[derive(Debug, Clone)]
@@ -39,13 +39,8 @@ impl StreamEnv {
     pub fn execute(self, job: &str) -> Result<JobResult> {
         let config = (*self.config).clone();
         let graph = std::mem::take(&mut *self.graph.borrow_mut());
-        for (i, v) in graph.vertices.iter().enumerate() {
-            if v.factory.is_none() {
-                return Err(RuntimeError::Config(format!(
-                    "operator chain {} is never consumed: end it with a sink",
-                    v.id(i)
-                )));
-            }
+        if let Some((what, _)) = graph.outlets.iter().find(|(_, consumed)| !consumed()) {
+            return Err(RuntimeError::Config(format!("{what} is never consumed: end it with a sink")));
         }
         Runner::new(job, config, graph)?.run()
     }
@@ -109,7 +104,11 @@ impl Runner {
                 }
                 Err(failure) => {
                     result.checkpoints += failure.checkpoints;
-                    if result.restarts >= self.config.restart.max_restarts {
+                    let fatal = failure.error.class() == ErrorClass::Fatal;
+                    if fatal || result.restarts >= self.config.restart.max_restarts {
+                        if fatal {
+                            tracing::error!(job = %self.job, error = %failure.error, "fatal error; not restarting");
+                        }
                         return Err(RuntimeError::JobFailed {
                             job: self.job.clone(),
                             attempts: result.restarts + 1,
@@ -146,8 +145,7 @@ impl Runner {
             RestoreDecision::Fresh => Ok(None),
             RestoreDecision::Restore { manifest, skipped } => {
                 for (id, reason) in skipped {
-                    tracing::warn!(checkpoint = id, %reason, "skipping corrupt checkpoint");
-                    eprintln!("warning: skipping corrupt checkpoint {id}: {reason}");
+                    tracing::warn!(checkpoint = id, %reason, "skipping corrupt checkpoint {id}");
                 }
                 Ok(Some(*manifest))
             }
@@ -195,7 +193,8 @@ impl Runner {
         }
         let mut controls: Vec<(usize, usize, Sender<Control>)> = Vec::new();
         let mut threads = Vec::new();
-        let spawn_result = self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads);
+        let restored = manifest.map(|m| m.checkpoint);
+        let spawn_result = self.spawn_all(restored, &restores, &mut channels, &events_tx, &mut controls, &mut threads);
         drop(channels);
         drop(events_tx);
         if let Err(error) = spawn_result {
@@ -203,17 +202,16 @@ impl Runner {
             return Err(fail(error));
         }
 
-        let mut coordinator = Coordinator {
-            runner: self,
-            controls: &controls,
-            next_epoch: first_epoch,
-            pending: None,
-            sources_finished: Default::default(),
-            final_done: false,
-            stats: AttemptStats { checkpoints: 0 },
-        };
+        let mut coordinator = Coordinator::new(
+            &self.job,
+            &self.config,
+            &self.graph,
+            &self.store as &dyn CheckpointStore,
+            &controls,
+            first_epoch,
+        );
         let outcome = coordinator.run(&events_rx, threads.len());
-        let stats = coordinator.stats;
+        let stats = AttemptStats { checkpoints: coordinator.completed };
         match outcome {
             Ok(()) => {
                 for t in threads {
@@ -230,6 +228,7 @@ impl Runner {
 
     fn spawn_all(
         &self,
+        restored: Option<u64>,
         restores: &HashMap<String, VertexRestore>,
         channels: &mut ChannelTable,
         events: &Sender<TaskEvent>,
@@ -239,11 +238,16 @@ impl Runner {
         let run_id = new_run_id();
         for (index, vertex) in self.graph.vertices.iter().enumerate() {
             let id = vertex.id(index);
-            let restore = Arc::new(restores.get(&id).cloned().unwrap_or_default());
+            let restore = Arc::new(
+                restores
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| VertexRestore { checkpoint: restored, ..VertexRestore::default() }),
+            );
             let factory = vertex
                 .factory
                 .clone()
-                .ok_or_else(|| RuntimeError::Config(format!("operator chain {id} has no sink")))?;
+                .ok_or_else(|| RuntimeError::Internal(format!("operator chain {id} has no task factory")))?;
             for subtask in 0..vertex.parallelism {
                 let info = TaskInfo {
                     job: self.job.clone(),
@@ -316,130 +320,5 @@ fn abort_and_join(controls: &[(usize, usize, Sender<Control>)], threads: Vec<std
     }
     for t in threads {
         let _ = t.join();
-    }
-}
-
-/// Whether a task failure is only the echo of another task's failure (a closed channel, an abort).
-fn is_consequence(error: &RuntimeError) -> bool {
-    match error {
-        RuntimeError::ChannelClosed { .. } | RuntimeError::Aborted => true,
-        RuntimeError::TaskFailed { cause, .. } => is_consequence(cause),
-        _ => false,
-    }
-}
-
-/// When the first failure reported is the echo of another (a neighbour's channel closed), waits
-/// briefly for the failure that caused it, so the job reports the real cause.
-fn root_cause(first: RuntimeError, events: &crossbeam_channel::Receiver<TaskEvent>) -> RuntimeError {
-    if !is_consequence(&first) {
-        return first;
-    }
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while let Ok(event) = events.recv_deadline(deadline) {
-        if let TaskEvent::Failed { error } = event {
-            if !is_consequence(&error) {
-                return error;
-            }
-        }
-    }
-    first
-}
-
-/// The checkpoint coordinator of one attempt.
-struct Coordinator<'a> {
-    runner: &'a Runner,
-    controls: &'a [(usize, usize, Sender<Control>)],
-    next_epoch: u64,
-    pending: Option<PendingCheckpoint>,
-    sources_finished: std::collections::HashSet<(usize, usize)>,
-    final_done: bool,
-    stats: AttemptStats,
-}
-
-impl Coordinator<'_> {
-    fn source_controls(&self) -> impl Iterator<Item = &Sender<Control>> {
-        self.controls.iter().filter(|(v, _, _)| self.runner.graph.vertices[*v].is_source).map(|(_, _, c)| c)
-    }
-
-    fn trigger(&mut self, then_stop: bool) {
-        let epoch = self.next_epoch;
-        self.next_epoch += 1;
-        let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
-        self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
-        let barrier = Barrier { epoch, then_stop };
-        for c in self.source_controls() {
-            let _ = c.send(Control::Trigger(barrier));
-        }
-        tracing::debug!(epoch, then_stop, "checkpoint triggered");
-    }
-
-    fn run(&mut self, events: &crossbeam_channel::Receiver<TaskEvent>, tasks: usize) -> Result<()> {
-        let interval = self.runner.config.checkpoint_interval;
-        let total_sources: usize = self.source_controls().count();
-        let mut next_trigger = interval.map(|i| Instant::now() + i);
-        let mut done = 0usize;
-        loop {
-            if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
-                self.trigger(true);
-            }
-            let wait = match (next_trigger, &self.pending) {
-                (Some(t), None) => t.saturating_duration_since(Instant::now()),
-                _ => Duration::from_millis(200),
-            };
-            match events.recv_timeout(wait) {
-                Ok(event) => match event {
-                    TaskEvent::Ack { epoch, vertex, snapshot } => {
-                        let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
-                            return Err(RuntimeError::Config(format!(
-                                "acknowledgement for unknown checkpoint {epoch}"
-                            )));
-                        };
-                        if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
-                            let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
-                            self.complete(pending)?;
-                            next_trigger = interval.map(|i| Instant::now() + i);
-                        }
-                    }
-                    TaskEvent::SourceFinished { vertex, subtask } => {
-                        self.sources_finished.insert((vertex, subtask));
-                    }
-                    TaskEvent::Done => {
-                        done += 1;
-                        if done == tasks {
-                            return Ok(());
-                        }
-                    }
-                    TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
-                },
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {
-                        self.trigger(false);
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
-            }
-        }
-    }
-
-    fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
-        let epoch = pending.epoch;
-        let then_stop = pending.then_stop;
-        let vertices: Vec<(String, usize)> =
-            self.runner.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
-        let manifest = pending.into_manifest(&self.runner.job, self.runner.config.max_parallelism, &vertices);
-        complete_checkpoint(
-            &self.runner.store as &dyn CheckpointStore,
-            &manifest,
-            self.runner.config.retained_checkpoints,
-        )?;
-        self.stats.checkpoints += 1;
-        if then_stop {
-            self.final_done = true;
-        }
-        tracing::debug!(epoch, "checkpoint complete");
-        for (_, _, c) in self.controls {
-            let _ = c.send(Control::Commit(epoch));
-        }
-        Ok(())
     }
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::operator::TaskInfo;
+use crate::context::TaskInfo;
 use crate::task::Task;
 use crate::{Message, Result, RuntimeError};
 
-/// Builds one subtask of a vertex.
-pub(crate) type TaskFactory = Arc<dyn Fn(&mut Wiring<'_>) -> Result<Box<dyn Task>> + Send + Sync>;
+/// Builds one subtask of a vertex (takes its channel endpoints; operators open in its thread).
+pub(crate) type TaskFactory = std::rc::Rc<dyn Fn(&mut Wiring<'_>) -> Result<Box<dyn Task>>>;
 
 /// Creates the channels of an edge: (upstream parallelism, downstream parallelism, capacity).
 pub(crate) type ChannelFactory = Arc<dyn Fn(usize, usize, usize, &mut ChannelTable) + Send + Sync>;
@@ -45,6 +45,8 @@ pub(crate) struct Edge {
 pub(crate) struct Graph {
     pub(crate) vertices: Vec<Vertex>,
     pub(crate) edges: Vec<Edge>,
+    /// Every stream that must be consumed, and whether it is.
+    pub(crate) outlets: Vec<(String, std::rc::Rc<dyn Fn() -> bool>)>,
 }
 
 /// Channel endpoints of one attempt, by (edge, subtask, upstream side?).
@@ -89,15 +91,14 @@ pub(crate) struct Wiring<'a> {
 impl Wiring<'_> {
     fn take<T: 'static>(&mut self, edge: usize, upstream: bool) -> Result<T> {
         let key = (edge, self.info.subtask, upstream);
-        let endpoint = self
-            .channels
-            .endpoints
-            .remove(&key)
-            .ok_or_else(|| RuntimeError::Config(format!("edge {edge} has no channels for {}", self.info.name())))?;
+        let endpoint =
+            self.channels.endpoints.remove(&key).ok_or_else(|| {
+                RuntimeError::Internal(format!("edge {edge} has no channels for {}", self.info.name()))
+            })?;
         endpoint
             .downcast::<T>()
             .map(|b| *b)
-            .map_err(|_| RuntimeError::Config(format!("edge {edge} carries another type")))
+            .map_err(|_| RuntimeError::Internal(format!("edge {edge} carries another type")))
     }
 
     pub(crate) fn senders<T: Send + 'static>(&mut self, edge: usize) -> Result<Vec<Sender<Message<T>>>> {

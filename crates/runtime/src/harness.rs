@@ -12,12 +12,13 @@ use rill_state::{
     KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedStateConfig, OperatorStateSnapshot, DEFAULT_MAX_PARALLELISM,
 };
 
-use crate::operator::{Collector, Context, Operator, TaskInfo, TaskState};
-use crate::{Barrier, ProcessingClock, Result, Watermark};
+use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
+use crate::{Barrier, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result, RuntimeError, Watermark};
 
 /// What a harness snapshot holds: the keyed state checkpoint and the operator's union state.
 #[derive(Debug, Clone)]
 pub struct HarnessSnapshot {
+    epoch: u64,
     keyed: Option<KeyedRestoreSource>,
     union: OperatorStateSnapshot,
 }
@@ -25,17 +26,17 @@ pub struct HarnessSnapshot {
 /// Drives one operator by hand.
 ///
 /// ```
-/// use rill_runtime::{Collector, Context, Operator, OperatorHarness, Result};
+/// use rill_runtime::{ClonePerSubtask, Collector, Context, Operator, OperatorHarness, OperatorResult};
 /// #[derive(Clone)]
 /// struct Double;
 /// impl Operator<u64, u64> for Double {
-///     fn process(&mut self, r: u64, _: &mut Context<'_>, out: &mut Collector<u64>) -> Result<()> {
+///     fn process(&mut self, r: u64, _: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
 ///         out.emit(r * 2);
 ///         Ok(())
 ///     }
 /// }
 /// let dir = tempfile::tempdir().unwrap();
-/// let mut h = OperatorHarness::new(Double, dir.path()).unwrap();
+/// let mut h = OperatorHarness::new(ClonePerSubtask(Double), dir.path()).unwrap();
 /// h.process(21).unwrap();
 /// h.watermark(5).unwrap();
 /// assert_eq!(h.take_output(), vec![42]);
@@ -56,31 +57,32 @@ pub struct OperatorHarness<I, O, Op> {
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
-    /// An opened operator without keyed state, subtask 0 of 1, at processing time 0.
-    pub fn new(op: Op, dir: &Path) -> Result<Self> {
-        Self::build(op, dir, 0, 1, None, &[])
+    /// The operator `factory` opens without keyed state, as subtask 0 of 1, at processing time 0.
+    pub fn new<F: OperatorFactory<I, O, Operator = Op>>(factory: F, dir: &Path) -> Result<Self> {
+        Self::build(factory, dir, 0, 1, None, &[])
     }
 
-    /// An opened keyed operator holding every key group (subtask 0 of 1), at processing time 0.
-    pub fn keyed(op: Op, dir: &Path) -> Result<Self> {
-        Self::build(op, dir, 0, 1, Some(&[]), &[])
+    /// The keyed operator `factory` opens holding every key group (subtask 0 of 1), at processing
+    /// time 0.
+    pub fn keyed<F: OperatorFactory<I, O, Operator = Op>>(factory: F, dir: &Path) -> Result<Self> {
+        Self::build(factory, dir, 0, 1, Some(&[]), &[])
     }
 
     /// An opened keyed operator restored from `snapshots` (those of every subtask of the old
     /// parallelism), as `subtask` of `parallelism`: it holds only its key groups' state.
-    pub fn restore_keyed(
-        op: Op,
+    pub fn restore_keyed<F: OperatorFactory<I, O, Operator = Op>>(
+        factory: F,
         dir: &Path,
         snapshots: &[HarnessSnapshot],
         subtask: usize,
         parallelism: usize,
     ) -> Result<Self> {
         let keyed: Vec<KeyedRestoreSource> = snapshots.iter().filter_map(|s| s.keyed.clone()).collect();
-        Self::build(op, dir, subtask, parallelism, Some(&keyed), snapshots)
+        Self::build(factory, dir, subtask, parallelism, Some(&keyed), snapshots)
     }
 
-    fn build(
-        op: Op,
+    fn build<F: OperatorFactory<I, O, Operator = Op>>(
+        factory: F,
         dir: &Path,
         subtask: usize,
         parallelism: usize,
@@ -105,20 +107,32 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
             }
         };
         let restored = OperatorStateSnapshot::union(snapshots.iter().map(|s| &s.union));
-        let state = TaskState::new(info, backend, restored, ProcessingClock::manual(0));
-        let mut harness = OperatorHarness {
+        let checkpoint = snapshots.first().map(|s| s.epoch);
+        let mut state = TaskState::new(info, backend, checkpoint, restored, ProcessingClock::manual(0));
+        let uid = "op";
+        let op = factory.open(&mut OpenContext::new(&mut state, uid)).map_err(wrap(&state))?;
+        Ok(OperatorHarness {
             op,
             state,
-            uid: "op".into(),
+            uid: uid.into(),
             dir: dir.to_path_buf(),
             out: Collector::default(),
             output: Vec::new(),
             watermarks: Vec::new(),
             idle: false,
             _input: PhantomData,
-        };
-        harness.op.on_open(&mut Context::new(&mut harness.state, &harness.uid))?;
-        Ok(harness)
+        })
+    }
+
+    /// Calls one hook of the operator and collects what it emitted.
+    fn hook<R>(
+        &mut self,
+        f: impl FnOnce(&mut Op, &mut Context<'_>, &mut Collector<O>) -> OperatorResult<R>,
+    ) -> Result<R> {
+        let result = f(&mut self.op, &mut Context::new(&mut self.state, &self.uid), &mut self.out);
+        let result = result.map_err(wrap(&self.state))?;
+        self.collect();
+        Ok(result)
     }
 
     fn collect(&mut self) {
@@ -150,50 +164,35 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
 
     /// Feeds a batch of records.
     pub fn process_all(&mut self, records: Vec<I>) -> Result<()> {
-        self.op.process_batch(records, &mut Context::new(&mut self.state, &self.uid), &mut self.out)?;
-        self.collect();
-        Ok(())
+        self.hook(|op, ctx, out| op.process_batch(records, ctx, out))
     }
 
     /// Feeds a watermark at `timestamp_ms`.
     pub fn watermark(&mut self, timestamp_ms: i64) -> Result<()> {
-        self.op.on_watermark(
-            Watermark::at(timestamp_ms),
-            &mut Context::new(&mut self.state, &self.uid),
-            &mut self.out,
-        )?;
-        self.collect();
-        Ok(())
+        self.hook(|op, ctx, out| op.on_watermark(Watermark::at(timestamp_ms), ctx, out))
     }
 
     /// Tells the operator that its input is idle.
     pub fn idle(&mut self) -> Result<()> {
-        self.op.on_idle(&mut Context::new(&mut self.state, &self.uid), &mut self.out)?;
-        self.collect();
-        Ok(())
+        self.hook(|op, ctx, out| op.on_idle(ctx, out))
     }
 
     /// Moves the manual clock to `now_ms` and calls the processing-time hook.
     pub fn set_processing_time(&mut self, now_ms: i64) -> Result<()> {
         self.state.clock.set(now_ms);
-        self.op.on_processing_time(now_ms, &mut Context::new(&mut self.state, &self.uid), &mut self.out)?;
-        self.collect();
-        Ok(())
+        self.hook(|op, ctx, out| op.on_processing_time(now_ms, ctx, out))
     }
 
     /// Ends the input (without a watermark: feed [`Watermark::MAX`] first, as sources do).
     pub fn end_of_input(&mut self) -> Result<()> {
-        self.op.on_end_of_input(&mut Context::new(&mut self.state, &self.uid), &mut self.out)?;
-        self.collect();
-        Ok(())
+        self.hook(|op, ctx, out| op.on_end_of_input(ctx, out))
     }
 
     /// Takes a checkpoint: the barrier hook, then the keyed state, written under the harness
     /// directory. Restore new instances from the result with [`OperatorHarness::restore_keyed`].
     pub fn snapshot(&mut self, epoch: u64) -> Result<HarnessSnapshot> {
         let barrier = Barrier { epoch, then_stop: false };
-        self.op.on_barrier(barrier, &mut Context::new(&mut self.state, &self.uid), &mut self.out)?;
-        self.collect();
+        self.hook(|op, ctx, out| op.on_barrier(barrier, ctx, out))?;
         let union = std::mem::take(&mut self.state.snapshot);
         let keyed = match self.state.keyed.as_mut() {
             None => None,
@@ -204,17 +203,17 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
                 Some(KeyedRestoreSource { dir, key_groups: backend.key_groups() })
             }
         };
-        Ok(HarnessSnapshot { keyed, union })
+        Ok(HarnessSnapshot { epoch, keyed, union })
     }
 
     /// Tells the operator that checkpoint `epoch` completed.
     pub fn commit(&mut self, epoch: u64) -> Result<()> {
-        self.op.on_commit(epoch, &mut Context::new(&mut self.state, &self.uid))
+        self.hook(|op, ctx, _| op.on_commit(epoch, ctx))
     }
 
     /// Closes the operator.
     pub fn close(mut self) -> Result<()> {
-        self.op.on_close(&mut Context::new(&mut self.state, &self.uid))
+        self.hook(|op, ctx, _| op.on_close(ctx))
     }
 
     /// Takes the records emitted so far.
@@ -231,4 +230,10 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
     pub fn is_idle(&self) -> bool {
         self.idle
     }
+}
+
+/// Wraps an error of the harnessed operator as the runtime does.
+fn wrap(state: &TaskState) -> impl FnOnce(crate::BoxError) -> RuntimeError {
+    let task = state.info.name();
+    move |e| RuntimeError::in_operator("op", task, e)
 }

@@ -2,28 +2,36 @@
 //! coordination, restore and restart.
 //!
 //! - Build a job with [`StreamEnv`]: sources, chained operators, partitioning (forward, hash by
-//!   key group, rebalance, broadcast), union, sinks.
+//!   key group, rebalance, broadcast), union, sinks. The graph is a DAG: clone a stream to feed
+//!   several operators.
+//! - What a job is given is a description: an [`OperatorFactory`], [`SourceFactory`] or
+//!   [`TwoPhaseCommitSink`], shared by all subtasks. Each subtask opens it, after its state is
+//!   restored, into the running [`Operator`] or [`Source`] (one required method, default hooks):
+//!   state handles are plain fields, and no code path sees an operator that is not opened yet.
 //! - Every subtask runs on its own thread; bounded channels carry one [`Message`] enum, so a slow
-//!   sink back-pressures the sources. Forward operators are chained in one thread.
+//!   sink back-pressures the sources. Operators between exchanges are chained in one thread.
 //! - Checkpoints are asynchronous barrier snapshots: the coordinator triggers sources, barriers
-//!   are aligned by [`BarrierAligner`] before operators see them, and a checkpoint is complete only
-//!   when every subtask acknowledged and its manifest is durable; then operators get `on_commit`.
+//!   are aligned by the runtime's input gate before operators see them, and a checkpoint is
+//!   complete only when every subtask acknowledged and its manifest is durable; then operators get
+//!   `on_commit` (two-phase commit: [`TwoPhaseCommitSink`]).
 //! - On start the latest complete checkpoint is restored (also at another parallelism); a failing
-//!   task restarts the job from it under a [`RestartStrategy`].
+//!   task restarts the job from it under a [`RestartStrategy`], unless its error is fatal
+//!   ([`ErrorClass`]). Errors of user code ([`BoxError`]) are wrapped with the operator and
+//!   subtask they came from.
 //! - Event time: watermarks flow with the data; a subtask's watermark is the minimum over its
-//!   inputs ([`WatermarkMerger`]), idle inputs (`Message::Idle`) do not hold it back, optional
-//!   watermark alignment pauses inputs that run ahead, and a finished source emits
-//!   [`Watermark::MAX`] before end of input. Operators see processing time advance through
-//!   `on_processing_time` ticks of a [`ProcessingClock`]. `OperatorHarness` (feature
-//!   `test-utils`) drives one operator by hand for deterministic tests.
+//!   inputs, idle inputs (`Message::Idle`) do not hold it back, optional watermark alignment
+//!   pauses inputs that run ahead, and a finished source emits [`Watermark::MAX`] before end of
+//!   input. Operators see processing time advance through `on_processing_time` ticks of a
+//!   [`ProcessingClock`]. `OperatorHarness` (feature `test-utils`) drives one operator by hand.
 //!
-//! Depends on `rill-state` (RocksDB keyed state, manifests) and `crossbeam-channel`.
-#![warn(missing_docs)]
+//! Depends on `rill-state` (RocksDB keyed state, manifests), `crossbeam-channel`, and `serde` with
+//! `bincode` for typed operator state.
 
 mod align;
 mod chain;
 mod clock;
 mod config;
+mod context;
 mod coordinator;
 mod error;
 mod execute;
@@ -34,20 +42,22 @@ mod message;
 mod operator;
 mod partition;
 mod restore;
+mod source;
 mod stream;
 mod task;
+mod two_phase;
 mod watermark_merger;
 
-pub use align::BarrierAligner;
 pub use clock::ProcessingClock;
 pub use config::{JobConfig, RestartStrategy, StreamEnvBuilder};
-pub use coordinator::{complete_checkpoint, AckOutcome, PendingCheckpoint};
-pub use error::{Result, RuntimeError};
+pub use context::{Collector, Context, OpenContext, TaskInfo};
+pub use error::{fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
 pub use execute::JobResult;
 #[cfg(any(test, feature = "test-utils"))]
 pub use harness::{HarnessSnapshot, OperatorHarness};
 pub use message::{Barrier, Message, Watermark};
-pub use operator::{Collector, Context, Operator, Source, SourcePoll, TaskInfo, TaskState};
+pub use operator::{ClonePerSubtask, Operator, OperatorFactory};
 pub use partition::Partitioner;
+pub use source::{Source, SourceFactory, SourcePoll};
 pub use stream::{DataStream, KeyedStream, StreamEnv};
-pub use watermark_merger::{MergedProgress, WatermarkMerger};
+pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};

@@ -40,5 +40,5 @@ pub enum Message<T> {
     /// A checkpoint barrier.
     Barrier(Barrier),
     /// The sender will send no more records (barriers may still follow, for the final checkpoint).
-    EndOfStream,
+    EndOfInput,
 }

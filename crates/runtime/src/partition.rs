@@ -6,7 +6,7 @@ use crossbeam_channel::Sender;
 use rill_state::subtask_for_key_group;
 
 use crate::chain::Emitter;
-use crate::operator::TaskState;
+use crate::context::TaskState;
 use crate::{Barrier, Message, Result, RuntimeError, Watermark};
 
 /// Records per batch on a channel.
@@ -121,10 +121,6 @@ impl<T: Send + 'static> Exchange<T> {
 }
 
 impl<T: Send + 'static> Emitter<T> for Exchange<T> {
-    fn open(&mut self, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
-
     fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
         self.idle = false;
         for record in batch {
@@ -163,7 +159,7 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     }
 
     fn end_of_input(&mut self, _: &mut TaskState) -> Result<()> {
-        self.broadcast(|| Message::EndOfStream)
+        self.broadcast(|| Message::EndOfInput)
     }
 
     fn flush(&mut self) -> Result<()> {

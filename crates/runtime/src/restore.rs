@@ -10,6 +10,8 @@ use crate::{Result, RuntimeError};
 /// The restored state of one vertex, shared by its subtasks (each takes its part).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct VertexRestore {
+    /// The checkpoint restored (`None`: a fresh start).
+    pub(crate) checkpoint: Option<u64>,
     /// Every old subtask's keyed snapshot; a new subtask imports the key groups it owns.
     pub(crate) keyed: Vec<KeyedRestoreSource>,
     /// The union of all old subtasks' operator state.
@@ -45,7 +47,7 @@ pub(crate) fn load_vertex_restores(
             }
             .into());
         }
-        let mut restore = VertexRestore::default();
+        let mut restore = VertexRestore { checkpoint: Some(manifest.checkpoint), ..VertexRestore::default() };
         let mut parts = Vec::new();
         for subtask in &vertex.subtasks {
             if let Some(rel) = &subtask.keyed_state_dir {

@@ -1,4 +1,9 @@
 //! The dataflow API: [`StreamEnv`], [`DataStream`] and [`KeyedStream`].
+//!
+//! The job graph is a DAG: a stream may feed several operators (clone it; each use gets a copy of
+//! every record, and every watermark, barrier and end of input). Operators between two exchanges
+//! run chained in one thread; the graph is wired per attempt, and each subtask opens its chain's
+//! operators in its own thread, after its state is restored.
 
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -7,15 +12,56 @@ use std::sync::Arc;
 
 use rill_state::key_group_of;
 
-use crate::chain::{Emitter, NullEmitter, OperatorNode};
+use crate::chain::{Emitter, NullEmitter, Opener, OperatorNode, Tee};
 use crate::config::{JobConfig, StreamEnvBuilder};
+use crate::context::TaskState;
 use crate::graph::{channel_factory, Edge, Graph, Vertex, Wiring};
 use crate::partition::{Exchange, Partitioner};
+use crate::source::SourceFactory;
 use crate::task::{InputTask, SourceTask, Task};
-use crate::{Operator, Result, Source};
+use crate::{OperatorFactory, Result};
 
-/// Builds the head of a vertex's subtask, given the chain that consumes `T`.
-type Head<T> = Arc<dyn Fn(&mut Wiring<'_>, Box<dyn Emitter<T>>) -> Result<Box<dyn Task>> + Send + Sync>;
+/// Wires one consumer of a stream in one subtask: takes its channel endpoints now, and returns
+/// what opens its operators in the subtask's thread.
+type Consumer<T> = Rc<dyn Fn(&mut Wiring<'_>) -> Result<Opener<T>>>;
+
+/// Everything that consumes one stream.
+struct Outlet<T> {
+    consumers: Vec<Consumer<T>>,
+    /// How to copy a record for all consumers but the last (set when the stream is cloned).
+    copy: Option<fn(&T) -> T>,
+}
+
+type SharedOutlet<T> = Rc<RefCell<Outlet<T>>>;
+
+impl StreamEnv {
+    /// A new outlet for the stream `what`; the job refuses to run while it has no consumer.
+    fn new_outlet<T: 'static>(&self, what: String) -> SharedOutlet<T> {
+        let outlet = Rc::new(RefCell::new(Outlet { consumers: Vec::new(), copy: None }));
+        let watched = Rc::downgrade(&outlet);
+        let consumed = move || watched.upgrade().is_none_or(|o| !o.borrow().consumers.is_empty());
+        self.graph.borrow_mut().outlets.push((what, Rc::new(consumed)));
+        outlet
+    }
+}
+
+/// Wires every consumer of `outlet` for one subtask into one opener (a fan-out if several).
+fn wire_outlet<T: Send + 'static>(outlet: &SharedOutlet<T>, w: &mut Wiring<'_>) -> Result<Opener<T>> {
+    let (consumers, copy) = {
+        let o = outlet.borrow();
+        (o.consumers.clone(), o.copy)
+    };
+    let mut openers = consumers.iter().map(|c| c(w)).collect::<Result<Vec<_>>>()?;
+    match (openers.len(), copy) {
+        (0, _) => Ok(Box::new(|_: &mut TaskState| Ok(Box::new(NullEmitter) as Box<dyn Emitter<T>>))),
+        (1, _) => Ok(openers.remove(0)),
+        (_, Some(copy)) => Ok(Box::new(move |st: &mut TaskState| {
+            let branches = openers.into_iter().map(|open| open(&mut *st)).collect::<Result<Vec<_>>>()?;
+            Ok(Box::new(Tee { branches, copy }) as Box<dyn Emitter<T>>)
+        })),
+        (_, None) => Err(crate::RuntimeError::Internal("a stream with several consumers cannot copy records".into())),
+    }
+}
 
 /// The entry point of a job: build streams from sources, then [`StreamEnv::execute`].
 #[derive(Clone)]
@@ -52,26 +98,59 @@ impl StreamEnv {
         g.vertices.len() - 1
     }
 
-    /// A stream read by `source`, cloned once per subtask.
+    fn set_factory(&self, vertex: usize, factory: impl Fn(&mut Wiring<'_>) -> Result<Box<dyn Task>> + 'static) {
+        self.graph.borrow_mut().vertices[vertex].factory = Some(Rc::new(factory));
+    }
+
+    /// A stream read by `source`, which each subtask opens (see [`SourceFactory`]).
     pub fn source<T, S>(&self, name: &str, source: S) -> DataStream<T>
     where
         T: Send + 'static,
-        S: Source<T> + Clone + Sync,
+        S: SourceFactory<T>,
     {
         let vertex = self.add_vertex(name, true);
-        let uid = format!("v{vertex}-{name}");
-        let head: Head<T> = Arc::new(move |_w, chain| {
-            Ok(Box::new(SourceTask { source: source.clone(), uid: uid.clone(), chain }) as Box<dyn Task>)
+        let uid: Arc<str> = format!("v{vertex}-{name}").into();
+        let outlet = self.new_outlet::<T>(format!("the output of source '{name}'"));
+        let source = Arc::new(source);
+        let out = outlet.clone();
+        self.set_factory(vertex, move |w| {
+            let opener = wire_outlet(&out, w)?;
+            Ok(Box::new(SourceTask { factory: source.clone(), uid: uid.clone(), opener: Some(opener), chain: None })
+                as Box<dyn Task>)
         });
-        DataStream { env: self.clone(), vertex, head }
+        DataStream { env: self.clone(), vertex, outlet }
+    }
+
+    /// A vertex fed by `edges`, whose subtasks read all their channels, aligned.
+    fn input_vertex<T: Send + 'static>(&self, edges: Vec<usize>, to: usize) -> DataStream<T> {
+        let name = self.graph.borrow().vertices[to].name.clone();
+        let outlet = self.new_outlet::<T>(format!("the output of '{name}'"));
+        let out = outlet.clone();
+        self.set_factory(to, move |w| {
+            let mut inputs = Vec::new();
+            for edge in &edges {
+                inputs.extend(w.receivers::<T>(*edge)?);
+            }
+            let opener = wire_outlet(&out, w)?;
+            Ok(Box::new(InputTask { inputs, opener: Some(opener), chain: None, gate: None }) as Box<dyn Task>)
+        });
+        DataStream { env: self.clone(), vertex: to, outlet }
     }
 }
 
-/// A stream of `T`, open for more operators in the same chain until it is partitioned or sunk.
+/// A stream of `T`. Operators added to it run in the same chain (no channel hop) until the next
+/// partitioning. Clone it to feed several operators (`T: Clone`): each gets every record.
 pub struct DataStream<T> {
     env: StreamEnv,
     vertex: usize,
-    head: Head<T>,
+    outlet: SharedOutlet<T>,
+}
+
+impl<T: Clone> Clone for DataStream<T> {
+    fn clone(&self) -> Self {
+        self.outlet.borrow_mut().copy = Some(T::clone);
+        DataStream { env: self.env.clone(), vertex: self.vertex, outlet: self.outlet.clone() }
+    }
 }
 
 impl<T: Send + 'static> DataStream<T> {
@@ -86,69 +165,86 @@ impl<T: Send + 'static> DataStream<T> {
         self
     }
 
-    fn next_uid(&self, name: &str, keyed: bool) -> String {
+    fn next_uid(&self, name: &str, keyed: bool) -> Arc<str> {
         let mut g = self.env.graph.borrow_mut();
         let v = &mut g.vertices[self.vertex];
         v.operators += 1;
         v.keyed |= keyed;
-        format!("v{}-op{}-{name}", self.vertex, v.operators)
+        format!("v{}-op{}-{name}", self.vertex, v.operators).into()
     }
 
-    fn chain<O, Op>(self, name: &str, op: Op, keyed: bool) -> DataStream<O>
+    fn consume(&self, consumer: Consumer<T>) {
+        self.outlet.borrow_mut().consumers.push(consumer);
+    }
+
+    fn chain<O, F>(self, name: &str, factory: F, keyed: bool) -> DataStream<O>
     where
         O: Send + 'static,
-        Op: Operator<T, O> + Clone + Sync,
+        F: OperatorFactory<T, O>,
+    {
+        self.chain_to(name, factory, keyed, true)
+    }
+
+    /// Adds an operator; `watched`: whether its output must be consumed (not for sinks).
+    fn chain_to<O, F>(self, name: &str, factory: F, keyed: bool, watched: bool) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: OperatorFactory<T, O>,
     {
         let uid = self.next_uid(name, keyed);
-        let head = self.head;
-        let new_head: Head<O> =
-            Arc::new(move |w, next| head(w, Box::new(OperatorNode::new(op.clone(), uid.clone(), next))));
-        DataStream { env: self.env, vertex: self.vertex, head: new_head }
+        let factory = Arc::new(factory);
+        let outlet = match watched {
+            true => self.env.new_outlet::<O>(format!("the output of operator '{uid}'")),
+            false => Rc::new(RefCell::new(Outlet { consumers: Vec::new(), copy: None })),
+        };
+        let out = outlet.clone();
+        self.consume(Rc::new(move |w| {
+            let next = wire_outlet(&out, w)?;
+            let (factory, uid) = (factory.clone(), uid.clone());
+            Ok(Box::new(move |st: &mut TaskState| {
+                let next = next(&mut *st)?;
+                Ok(Box::new(OperatorNode::open(&*factory, uid, next, st)?) as Box<dyn Emitter<T>>)
+            }) as Opener<T>)
+        }));
+        DataStream { env: self.env, vertex: self.vertex, outlet }
     }
 
-    /// Adds an operator to this chain (no channel hop). Operators are cloned once per subtask.
-    pub fn transform<O, Op>(self, name: &str, op: Op) -> DataStream<O>
+    /// Adds an operator to this chain (no channel hop); each subtask opens its own instance from
+    /// `factory` (see [`OperatorFactory`]).
+    pub fn transform<O, F>(self, name: &str, factory: F) -> DataStream<O>
     where
         O: Send + 'static,
-        Op: Operator<T, O> + Clone + Sync,
+        F: OperatorFactory<T, O>,
     {
-        self.chain(name, op, false)
+        self.chain(name, factory, false)
     }
 
     /// Ends the stream in a sink: an operator with no output.
-    pub fn sink<Op>(self, name: &str, op: Op)
+    pub fn sink<F>(self, name: &str, factory: F)
     where
-        Op: Operator<T, ()> + Clone + Sync,
+        F: OperatorFactory<T, ()>,
     {
-        let uid = self.next_uid(name, false);
-        let head = self.head;
-        let factory = Arc::new(move |w: &mut Wiring<'_>| {
-            head(w, Box::new(OperatorNode::new(op.clone(), uid.clone(), Box::new(NullEmitter))))
-        });
-        self.env.graph.borrow_mut().vertices[self.vertex].factory = Some(factory);
+        let _: DataStream<()> = self.chain_to(name, factory, false, false);
     }
 
     /// Closes this chain with an exchange into a new vertex named `name`.
     fn exchange(self, name: &str, partitioner: Partitioner<T>) -> DataStream<T> {
         let to = self.env.add_vertex(name, false);
         let edge = self.connect(to, partitioner);
-        let head: Head<T> = Arc::new(move |w, chain| {
-            let inputs = w.receivers::<T>(edge)?;
-            Ok(Box::new(InputTask { inputs, chain, gate: None }) as Box<dyn Task>)
-        });
-        DataStream { env: self.env, vertex: to, head }
+        self.env.input_vertex(vec![edge], to)
     }
 
-    /// Adds the edge from this chain to vertex `to` and closes this chain with it.
+    /// Adds the edge from this chain to vertex `to`, fed by an exchange at the end of this chain.
     fn connect(&self, to: usize, partitioner: Partitioner<T>) -> usize {
-        let mut g = self.env.graph.borrow_mut();
-        let edge = g.edges.len();
-        g.edges.push(Edge { from: self.vertex, to, channels: channel_factory::<T>(edge) });
-        let head = self.head.clone();
-        g.vertices[self.vertex].factory = Some(Arc::new(move |w: &mut Wiring<'_>| {
-            let senders = w.senders::<T>(edge)?;
-            let exchange = Exchange::new(senders, partitioner.clone(), &w.info);
-            head(w, Box::new(exchange))
+        let edge = {
+            let mut g = self.env.graph.borrow_mut();
+            let edge = g.edges.len();
+            g.edges.push(Edge { from: self.vertex, to, channels: channel_factory::<T>(edge) });
+            edge
+        };
+        self.consume(Rc::new(move |w| {
+            let exchange = Exchange::new(w.senders::<T>(edge)?, partitioner.clone(), &w.info);
+            Ok(Box::new(move |_: &mut TaskState| Ok(Box::new(exchange) as Box<dyn Emitter<T>>)) as Opener<T>)
         }));
         edge
     }
@@ -186,21 +282,21 @@ impl<T: Send + 'static> DataStream<T> {
         for other in &others {
             edges.push(other.connect(to, Partitioner::Forward));
         }
-        let head: Head<T> = Arc::new(move |w, chain| {
-            let mut inputs = Vec::new();
-            for edge in &edges {
-                inputs.extend(w.receivers::<T>(*edge)?);
-            }
-            Ok(Box::new(InputTask { inputs, chain, gate: None }) as Box<dyn Task>)
-        });
-        DataStream { env: self.env, vertex: to, head }
+        self.env.input_vertex(edges, to)
     }
 }
 
-/// A stream partitioned by key. Operators added here may use keyed state.
+/// A stream partitioned by key. Operators added here may use keyed state. Clone it to feed
+/// several keyed operators from one partitioning (`T: Clone`).
 pub struct KeyedStream<T, K> {
     stream: DataStream<T>,
     key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+}
+
+impl<T: Clone, K> Clone for KeyedStream<T, K> {
+    fn clone(&self) -> Self {
+        KeyedStream { stream: self.stream.clone(), key: self.key.clone() }
+    }
 }
 
 impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
@@ -215,12 +311,12 @@ impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
     }
 
     /// Adds an operator that uses keyed state (its subtask gets a RocksDB state backend).
-    pub fn transform_keyed<O, Op>(self, name: &str, op: Op) -> DataStream<O>
+    pub fn transform_keyed<O, F>(self, name: &str, factory: F) -> DataStream<O>
     where
         O: Send + 'static,
-        Op: Operator<T, O> + Clone + Sync,
+        F: OperatorFactory<T, O>,
     {
-        self.stream.chain(name, op, true)
+        self.stream.chain(name, factory, true)
     }
 
     /// The underlying stream (no longer keyed for further operators).

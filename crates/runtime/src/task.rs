@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_state::{
-    write_atomically, FileDigest, FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SubtaskSnapshot,
+    FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SubtaskSnapshot, SubtaskSnapshotWriter,
 };
 
 use crate::align::{GateEvent, InputGate, Wait};
-use crate::chain::Emitter;
-use crate::operator::{Collector, Context, Source, SourcePoll, TaskInfo, TaskState};
+use crate::chain::{Emitter, Opener};
+use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
 use crate::restore::VertexRestore;
+use crate::source::{Source, SourceFactory, SourcePoll};
 use crate::{Barrier, Message, ProcessingClock, Result, RuntimeError, Watermark};
 
 /// What the coordinator tells a subtask.
@@ -90,54 +91,36 @@ impl TaskEnv {
         } else {
             None
         };
-        Ok(TaskState::new(self.info.clone(), keyed, self.restore.union.clone(), ProcessingClock::system()))
+        Ok(TaskState::new(
+            self.info.clone(),
+            keyed,
+            self.restore.checkpoint,
+            self.restore.union.clone(),
+            ProcessingClock::system(),
+        ))
     }
 
     /// Snapshots operator state (here) and keyed state (its RocksDB part in the background), and
     /// acknowledges the checkpoint to the coordinator once everything is written.
     fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<()> {
-        let rel = self.info.dir_name();
-        let dir = self.checkpoints.checkpoint_dir(epoch).join(&rel);
-        std::fs::create_dir_all(&dir).map_err(RuntimeError::io("create", &dir))?;
-        let mut snapshot = SubtaskSnapshot {
-            subtask: self.info.subtask,
-            key_groups: self.info.key_groups(),
-            keyed_state_dir: None,
-            operator_state_file: None,
-            files: Vec::new(),
-        };
-        let op_state = std::mem::take(&mut st.snapshot);
-        if !op_state.entries.is_empty() {
-            let bytes = op_state.encode()?;
-            let path = format!("{rel}/operator.bin");
-            write_atomically(&dir.join("operator.bin"), &bytes)?;
-            snapshot.files.push(FileDigest {
-                path: path.clone(),
-                size: bytes.len() as u64,
-                crc32: crc32fast::hash(&bytes),
-            });
-            snapshot.operator_state_file = Some(path);
-        }
+        let dir = self.checkpoints.checkpoint_dir(epoch);
+        let mut writer =
+            SubtaskSnapshotWriter::create(&dir, self.info.dir_name(), self.info.subtask, self.info.key_groups())?;
+        writer.write_operator_state(&std::mem::take(&mut st.snapshot))?;
         let Some(backend) = st.keyed.as_mut() else {
-            return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot });
+            return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot: writer.finish() });
         };
-        let keyed_rel = format!("{rel}/keyed");
-        snapshot.keyed_state_dir = Some(keyed_rel.clone());
+        let keyed_dir = writer.keyed_state_dir();
         let events = self.events.clone();
         let (vertex, task) = (self.vertex, self.info.name());
         let done: SnapshotDone = Box::new(move |result| {
             let event = match result {
-                Ok(files) => {
-                    snapshot
-                        .files
-                        .extend(files.into_iter().map(|f| FileDigest { path: format!("{keyed_rel}/{}", f.path), ..f }));
-                    TaskEvent::Ack { epoch, vertex, snapshot }
-                }
+                Ok(files) => TaskEvent::Ack { epoch, vertex, snapshot: writer.finish_with_keyed_state(files) },
                 Err(e) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task, cause: Box::new(e.into()) } },
             };
             let _ = events.send(event);
         });
-        backend.snapshot_async(&dir.join("keyed"), done)?;
+        backend.snapshot_async(&keyed_dir, done)?;
         Ok(())
     }
 
@@ -165,17 +148,26 @@ pub(crate) trait Task: Send {
 }
 
 /// A source subtask: polls the source and serves checkpoint triggers between polls.
-pub(crate) struct SourceTask<T, S> {
-    pub(crate) source: S,
-    pub(crate) uid: String,
-    pub(crate) chain: Box<dyn Emitter<T>>,
+pub(crate) struct SourceTask<T, F> {
+    pub(crate) factory: Arc<F>,
+    pub(crate) uid: Arc<str>,
+    pub(crate) opener: Option<Opener<T>>,
+    /// The opened chain; kept here so its channels outlive `run`.
+    pub(crate) chain: Option<Box<dyn Emitter<T>>>,
 }
 
-impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
+impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
     fn run(&mut self, env: &TaskEnv) -> Result<()> {
+        let uid = self.uid.clone();
+        // Wraps an error of the source with its uid and subtask.
+        let wrap = |st: &TaskState| {
+            let (uid, task) = (uid.clone(), st.info.name());
+            move |e| RuntimeError::in_operator(&uid, task, e)
+        };
         let mut st = env.open_state()?;
-        self.source.open(&mut Context::new(&mut st, &self.uid))?;
-        self.chain.open(&mut st)?;
+        let mut source = self.factory.open(&mut OpenContext::new(&mut st, &uid)).map_err(wrap(&st))?;
+        let opener = self.opener.take().ok_or_else(|| RuntimeError::Internal("source task run twice".into()))?;
+        let chain = self.chain.insert(opener(&mut st)?);
         let mut out = Collector::default();
         let mut finished = false;
         let mut final_epoch = None;
@@ -194,20 +186,20 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
             if let Some(control) = control {
                 match control {
                     Control::Trigger(barrier) => {
-                        let mut ctx = Context::new(&mut st, &self.uid);
-                        let entries = self.source.snapshot(barrier.epoch, &mut ctx)?;
-                        ctx.put_union_state(entries);
-                        env.checkpoint(&mut st, self.chain.as_mut(), barrier)?;
+                        let mut ctx = Context::new(&mut st, &uid);
+                        let positions = source.on_barrier(barrier.epoch, &mut ctx).map_err(wrap(&st))?;
+                        Context::new(&mut st, &uid).put_union_state(&positions)?;
+                        env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                         if barrier.then_stop {
                             final_epoch = Some(barrier.epoch);
                         }
                     }
                     Control::Commit(epoch) => {
-                        self.source.on_commit(epoch, &mut Context::new(&mut st, &self.uid))?;
-                        self.chain.commit(epoch, &mut st)?;
+                        source.on_commit(epoch, &mut Context::new(&mut st, &uid)).map_err(wrap(&st))?;
+                        chain.commit(epoch, &mut st)?;
                         if final_epoch == Some(epoch) {
-                            self.source.on_close(&mut Context::new(&mut st, &self.uid))?;
-                            self.chain.close(&mut st)?;
+                            source.on_close(&mut Context::new(&mut st, &uid)).map_err(wrap(&st))?;
+                            chain.close(&mut st)?;
                             return Ok(());
                         }
                     }
@@ -217,23 +209,23 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
             }
             if ticker.due() {
                 let now = st.clock.now_ms();
-                self.chain.tick(now, &mut st)?;
+                chain.tick(now, &mut st)?;
             }
-            let poll = self.source.poll(&mut Context::new(&mut st, &self.uid), &mut out)?;
+            let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
             env.records.fetch_add(out.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !out.records.is_empty() {
-                self.chain.push(std::mem::take(&mut out.records), &mut st)?;
+                chain.push(std::mem::take(&mut out.records), &mut st)?;
             }
             if let Some(wm) = out.watermark.take() {
-                self.chain.watermark(wm, &mut st)?;
+                chain.watermark(wm, &mut st)?;
             }
             if std::mem::take(&mut out.idle) {
-                self.chain.idle(&mut st)?;
+                chain.idle(&mut st)?;
             }
             match poll {
                 SourcePoll::Ready => {}
                 SourcePoll::Idle(wait) => {
-                    self.chain.flush()?;
+                    chain.flush()?;
                     let wait = wait.min(Duration::from_millis(200)).min(ticker.until_next());
                     match env.control.recv_timeout(wait) {
                         Ok(c) => pending = Some(c),
@@ -244,9 +236,9 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
                 SourcePoll::Finished => {
                     // As in Flink, a finished source ends event time: every timer and window fires
                     // now, before the final checkpoint.
-                    self.chain.watermark(Watermark::MAX, &mut st)?;
-                    self.chain.end_of_input(&mut st)?;
-                    self.chain.flush()?;
+                    chain.watermark(Watermark::MAX, &mut st)?;
+                    chain.end_of_input(&mut st)?;
+                    chain.flush()?;
                     finished = true;
                     env.send(TaskEvent::SourceFinished { vertex: env.vertex, subtask: env.info.subtask })?;
                 }
@@ -258,7 +250,9 @@ impl<T: Send + 'static, S: Source<T>> Task for SourceTask<T, S> {
 /// A subtask fed by channels from upstream subtasks, aligned by an [`InputGate`].
 pub(crate) struct InputTask<T> {
     pub(crate) inputs: Vec<Receiver<Message<T>>>,
-    pub(crate) chain: Box<dyn Emitter<T>>,
+    pub(crate) opener: Option<Opener<T>>,
+    /// The opened chain; kept here so its channels outlive `run`.
+    pub(crate) chain: Option<Box<dyn Emitter<T>>>,
     /// The gate over `inputs` while running; kept here so the receivers outlive `run`.
     pub(crate) gate: Option<InputGate<T, Control>>,
 }
@@ -266,7 +260,8 @@ pub(crate) struct InputTask<T> {
 impl<T: Send + 'static> Task for InputTask<T> {
     fn run(&mut self, env: &TaskEnv) -> Result<()> {
         let mut st = env.open_state()?;
-        self.chain.open(&mut st)?;
+        let opener = self.opener.take().ok_or_else(|| RuntimeError::Internal("task run twice".into()))?;
+        let chain = self.chain.insert(opener(&mut st)?);
         let inputs = std::mem::take(&mut self.inputs);
         let max_drift = env.max_drift.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let gate =
@@ -277,12 +272,12 @@ impl<T: Send + 'static> Task for InputTask<T> {
         loop {
             if !ended && ticker.due() {
                 let now = st.clock.now_ms();
-                self.chain.tick(now, &mut st)?;
+                chain.tick(now, &mut st)?;
             }
             let event = match gate.next(false)? {
                 Some(e) => e,
                 None => {
-                    self.chain.flush()?;
+                    chain.flush()?;
                     let wait = if ended { Wait::Forever } else { Wait::Until(ticker.next) };
                     match gate.next_within(wait)? {
                         Some(e) => e,
@@ -291,24 +286,24 @@ impl<T: Send + 'static> Task for InputTask<T> {
                 }
             };
             match event {
-                GateEvent::Data(batch) => self.chain.push(batch, &mut st)?,
-                GateEvent::Watermark(w) => self.chain.watermark(w, &mut st)?,
-                GateEvent::Idle => self.chain.idle(&mut st)?,
+                GateEvent::Data(batch) => chain.push(batch, &mut st)?,
+                GateEvent::Watermark(w) => chain.watermark(w, &mut st)?,
+                GateEvent::Idle => chain.idle(&mut st)?,
                 GateEvent::Barrier(barrier) => {
-                    env.checkpoint(&mut st, self.chain.as_mut(), barrier)?;
+                    env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                     if barrier.then_stop {
                         final_epoch = Some(barrier.epoch);
                     }
                 }
                 GateEvent::EndOfInput => {
                     ended = true;
-                    self.chain.end_of_input(&mut st)?;
-                    self.chain.flush()?;
+                    chain.end_of_input(&mut st)?;
+                    chain.flush()?;
                 }
                 GateEvent::Control(Control::Commit(epoch)) => {
-                    self.chain.commit(epoch, &mut st)?;
+                    chain.commit(epoch, &mut st)?;
                     if final_epoch == Some(epoch) {
-                        self.chain.close(&mut st)?;
+                        chain.close(&mut st)?;
                         return Ok(());
                     }
                 }

@@ -16,7 +16,7 @@ use crate::Watermark;
 
 /// What the merged output of a subtask's inputs did after an input event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MergedProgress {
+pub(crate) struct MergedProgress {
     /// The merged watermark advanced to this value.
     pub watermark: Option<Watermark>,
     /// Every input that has not ended is now idle (reported once per idle period, after
@@ -40,18 +40,8 @@ struct InputStatus {
 
 /// Merges per-input watermarks: the output is the minimum over active, aligned inputs that have
 /// not ended, and it never moves backwards.
-///
-/// ```
-/// use rill_runtime::{Watermark, WatermarkMerger};
-/// let w = |t| Watermark { timestamp_ms: t };
-/// let mut m = WatermarkMerger::new(2);
-/// assert_eq!(m.on_watermark(0, w(10)), None);
-/// assert_eq!(m.on_watermark(1, w(5)), Some(w(5)));
-/// // Input 1 goes idle: it no longer holds input 0 back.
-/// assert_eq!(m.on_idle(1).watermark, Some(w(10)));
-/// ```
 #[derive(Debug, Clone)]
-pub struct WatermarkMerger {
+pub(crate) struct WatermarkMerger {
     inputs: Vec<InputStatus>,
     emitted: Option<Watermark>,
     output_idle: bool,
@@ -59,18 +49,20 @@ pub struct WatermarkMerger {
 
 impl WatermarkMerger {
     /// A merger for `inputs` channels, all active and without a watermark yet.
-    pub fn new(inputs: usize) -> Self {
+    pub(crate) fn new(inputs: usize) -> Self {
         let input = InputStatus { aligned: true, ..InputStatus::default() };
         WatermarkMerger { inputs: vec![input; inputs], emitted: None, output_idle: false }
     }
 
     /// The merged watermark emitted so far.
-    pub fn current(&self) -> Option<Watermark> {
+    #[cfg(test)]
+    pub(crate) fn current(&self) -> Option<Watermark> {
         self.emitted
     }
 
     /// Whether every input that has not ended is idle.
-    pub fn is_idle(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
         self.output_idle
     }
 
@@ -78,7 +70,7 @@ impl WatermarkMerger {
     /// alignment: such an input is not read until the others catch up). An idle or ended input,
     /// or any input before the merged watermark exists, is never ahead.
     #[inline]
-    pub fn is_ahead(&self, input: usize, max_drift_ms: i64) -> bool {
+    pub(crate) fn is_ahead(&self, input: usize, max_drift_ms: i64) -> bool {
         let (Some(merged), Some(w)) = (self.emitted, self.inputs[input].watermark) else { return false };
         let slot = &self.inputs[input];
         !slot.idle && !slot.ended && w.timestamp_ms > merged.timestamp_ms.saturating_add(max_drift_ms)
@@ -86,7 +78,7 @@ impl WatermarkMerger {
 
     /// `input` reported `watermark` (which also makes it active); returns the merged watermark if
     /// it advanced.
-    pub fn on_watermark(&mut self, input: usize, watermark: Watermark) -> Option<Watermark> {
+    pub(crate) fn on_watermark(&mut self, input: usize, watermark: Watermark) -> Option<Watermark> {
         let emitted = self.emitted;
         let slot = &mut self.inputs[input];
         let w = slot.watermark.map_or(watermark, |old| old.max(watermark));
@@ -102,7 +94,7 @@ impl WatermarkMerger {
 
     /// `input` delivered records: it is active again. Its watermark counts once it catches up.
     #[inline]
-    pub fn on_records(&mut self, input: usize) {
+    pub(crate) fn on_records(&mut self, input: usize) {
         let slot = &mut self.inputs[input];
         if slot.idle {
             slot.idle = false;
@@ -116,7 +108,7 @@ impl WatermarkMerger {
     }
 
     /// `input` is idle: it does not hold the merged watermark back until it is active again.
-    pub fn on_idle(&mut self, input: usize) -> MergedProgress {
+    pub(crate) fn on_idle(&mut self, input: usize) -> MergedProgress {
         let slot = &mut self.inputs[input];
         if slot.idle || slot.ended {
             return MergedProgress::NONE;
@@ -138,7 +130,7 @@ impl WatermarkMerger {
 
     /// `input` ended: it no longer holds the watermark back. Once every input has ended the
     /// merged watermark is [`Watermark::MAX`].
-    pub fn on_end(&mut self, input: usize) -> Option<Watermark> {
+    pub(crate) fn on_end(&mut self, input: usize) -> Option<Watermark> {
         self.inputs[input].ended = true;
         if self.inputs.iter().all(|i| i.ended) {
             if self.emitted == Some(Watermark::MAX) {

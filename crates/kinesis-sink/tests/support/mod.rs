@@ -15,12 +15,12 @@ use rill_operators::{GeneratorSource, StreamExt};
 use rill_runtime::{JobResult, RestartStrategy, RuntimeError, StreamEnv};
 
 /// Runs a future on a fresh single-thread runtime (test setup and checks).
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a test runtime").block_on(future)
 }
 
 /// A new stream with `shards` shards on `emulator`; returns its name.
-pub fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow::Result<String> {
+pub(crate) fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow::Result<String> {
     let name = unique_stream_name(prefix);
     block_on(async {
         let client = emulator.client().await?;
@@ -30,7 +30,7 @@ pub fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow::Resu
 }
 
 /// Every record of `stream`.
-pub fn stored(emulator: Emulator, stream: &str) -> anyhow::Result<Vec<StoredRecord>> {
+pub(crate) fn stored(emulator: Emulator, stream: &str) -> anyhow::Result<Vec<StoredRecord>> {
     Ok(block_on(async {
         let client = emulator.client().await?;
         read_all(&client, stream).await
@@ -38,17 +38,17 @@ pub fn stored(emulator: Emulator, stream: &str) -> anyhow::Result<Vec<StoredReco
 }
 
 /// The data of record `n` of the test sequence.
-pub fn payload(n: u64) -> Vec<u8> {
+pub(crate) fn payload(n: u64) -> Vec<u8> {
     format!("record-{n}").into_bytes()
 }
 
 /// The partition key of record `n` of the test sequence.
-pub fn key_of(n: u64) -> String {
+pub(crate) fn key_of(n: u64) -> String {
     format!("key-{}", n % 13)
 }
 
 /// A sink builder for the test sequence: data `record-N`, partition key `key-(N % 13)`.
-pub fn sequence_sink(connection: KinesisConnection, stream: &str) -> KinesisSinkBuilder<u64> {
+pub(crate) fn sequence_sink(connection: KinesisConnection, stream: &str) -> KinesisSinkBuilder<u64> {
     KinesisSink::<u64>::builder()
         .connection(connection)
         .stream(stream)
@@ -59,14 +59,18 @@ pub fn sequence_sink(connection: KinesisConnection, stream: &str) -> KinesisSink
 }
 
 /// The emulator's connection with `faults` installed around its HTTP client.
-pub fn faulty_connection(emulator: Emulator, faults: &FaultInjector) -> anyhow::Result<KinesisConnection> {
+pub(crate) fn faulty_connection(emulator: Emulator, faults: &FaultInjector) -> anyhow::Result<KinesisConnection> {
     Ok(faults.install(emulator.connection_builder()?).build()?)
 }
 
 /// Runs `GeneratorSource(0..records)` into `sink` at `parallelism`, checkpointing every 200 ms,
 /// without restarts (a task failure fails the job).
-pub fn run_sequence(records: u64, parallelism: usize, sink: KinesisSink<u64>) -> Result<JobResult, RuntimeError> {
-    let dir = tempfile::tempdir().map_err(|e| RuntimeError::user("test", e.to_string()))?;
+pub(crate) fn run_sequence(
+    records: u64,
+    parallelism: usize,
+    sink: KinesisSink<u64>,
+) -> Result<JobResult, RuntimeError> {
+    let dir = tempfile::tempdir().map_err(|e| RuntimeError::Internal(format!("temporary directory: {e}")))?;
     let env = StreamEnv::builder()
         .parallelism(parallelism)
         .checkpoint_interval(Duration::from_millis(200))
@@ -78,7 +82,7 @@ pub fn run_sequence(records: u64, parallelism: usize, sink: KinesisSink<u64>) ->
 }
 
 /// How many times each number of the sequence is stored, checking data and partition key.
-pub fn counts(records: &[StoredRecord]) -> anyhow::Result<BTreeMap<u64, usize>> {
+pub(crate) fn counts(records: &[StoredRecord]) -> anyhow::Result<BTreeMap<u64, usize>> {
     let mut counts = BTreeMap::new();
     for r in records {
         let text = String::from_utf8(r.data.clone())?;
@@ -91,7 +95,7 @@ pub fn counts(records: &[StoredRecord]) -> anyhow::Result<BTreeMap<u64, usize>> 
 }
 
 /// Fails unless every number in `0..records` is stored exactly once and nothing else is.
-pub fn assert_exactly_once(emulator: Emulator, stream: &str, records: u64) -> anyhow::Result<()> {
+pub(crate) fn assert_exactly_once(emulator: Emulator, stream: &str, records: u64) -> anyhow::Result<()> {
     let counts = counts(&stored(emulator, stream)?)?;
     let missing: Vec<u64> = (0..records).filter(|n| !counts.contains_key(n)).take(10).collect();
     let repeated: Vec<(u64, usize)> = counts.iter().filter(|(_, c)| **c > 1).map(|(n, c)| (*n, *c)).take(10).collect();

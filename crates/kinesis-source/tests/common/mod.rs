@@ -11,20 +11,20 @@ use aws_sdk_kinesis::Client;
 use rill_kinesis_common::test_utils::{create_stream, put_records, unique_stream_name, Emulator};
 use rill_kinesis_common::KinesisConnection;
 use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, KinesisSource, KinesisSourceBuilder};
-use rill_operators::{FileSink, KeyedContext, KeyedProcessFunction, KeyedStreamExt, StateRegistry, StreamExt};
+use rill_operators::{FileSink, KeyedContext, KeyedProcessFunction, KeyedStreamExt, StreamExt};
 use rill_runtime::{Collector, JobResult, RestartStrategy, StreamEnv};
 use rill_state::ValueState;
 
 /// A record of the tests: `key:index`, index counting from 0 per key in write order.
-pub type Rec = (String, u64);
+pub(crate) type Rec = (String, u64);
 
 /// A tokio runtime for the test's own Kinesis calls.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime")
 }
 
 /// Parses `key:index`.
-pub fn parse(record: &KinesisRecord<'_>) -> Result<Rec, DeserializeError> {
+pub(crate) fn parse(record: &KinesisRecord<'_>) -> Result<Rec, DeserializeError> {
     let text = std::str::from_utf8(record.data).map_err(DeserializeError::new)?;
     let (key, index) = text.rsplit_once(':').ok_or_else(|| DeserializeError::new(format!("no ':' in '{text}'")))?;
     let index = index.parse().map_err(|e| DeserializeError::new(format!("bad index in '{text}': {e}")))?;
@@ -33,13 +33,13 @@ pub fn parse(record: &KinesisRecord<'_>) -> Result<Rec, DeserializeError> {
 
 /// Writes records and remembers how many each key has, so that indexes continue across calls.
 #[derive(Debug, Default, Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     pub counts: BTreeMap<String, u64>,
 }
 
 impl Writer {
     /// `n` records spread over `keys` keys (`k0`, `k1`, ...), partition key = key.
-    pub fn batch(&mut self, keys: usize, n: usize) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn batch(&mut self, keys: usize, n: usize) -> Vec<(String, Vec<u8>)> {
         (0..n)
             .map(|i| {
                 let key = format!("k{}", i % keys);
@@ -53,7 +53,7 @@ impl Writer {
 }
 
 /// A client and a fresh stream of `shards` shards.
-pub async fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow::Result<(Client, String)> {
+pub(crate) async fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow::Result<(Client, String)> {
     let client = emulator.client().await.with_context(|| format!("client for {}", emulator.name()))?;
     let stream = unique_stream_name(prefix);
     create_stream(&client, &stream, shards).await.with_context(|| format!("create {stream} on {}", emulator.name()))?;
@@ -61,12 +61,12 @@ pub async fn new_stream(emulator: Emulator, prefix: &str, shards: i32) -> anyhow
 }
 
 /// Puts records, with context on failure.
-pub async fn put(client: &Client, stream: &str, records: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
+pub(crate) async fn put(client: &Client, stream: &str, records: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     put_records(client, stream, records).await.with_context(|| format!("put {} records to {stream}", records.len()))
 }
 
 /// A source builder for tests: TRIM_HORIZON, quick polling and discovery, stops when idle.
-pub fn source_builder(connection: KinesisConnection, stream: &str, idle: Duration) -> KinesisSourceBuilder<Rec> {
+pub(crate) fn source_builder(connection: KinesisConnection, stream: &str, idle: Duration) -> KinesisSourceBuilder<Rec> {
     KinesisSource::builder(parse)
         .connection(connection)
         .stream(stream)
@@ -77,26 +77,19 @@ pub fn source_builder(connection: KinesisConnection, stream: &str, idle: Duratio
 }
 
 /// Counts per key in keyed state and emits `key \t count \t index`.
-#[derive(Clone, Default)]
 struct CountAndCheck {
-    count: Option<ValueState<u64>>,
+    count: ValueState<u64>,
 }
 
 impl KeyedProcessFunction<String, Rec, String> for CountAndCheck {
-    fn open(&mut self, state: &mut StateRegistry<'_, String>) -> rill_runtime::Result<()> {
-        self.count = Some(state.value("count")?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         rec: Rec,
         ctx: &mut KeyedContext<'_, String>,
         out: &mut Collector<String>,
-    ) -> rill_runtime::Result<()> {
-        let Some(count) = self.count else { return Err(rill_runtime::RuntimeError::user("count", "not open")) };
+    ) -> rill_runtime::OperatorResult {
         let mut n = 0;
-        count.update(ctx.state(), |c| {
+        self.count.update(ctx.state(), |c| {
             n = c.unwrap_or(0) + 1;
             Some(n)
         })?;
@@ -107,7 +100,7 @@ impl KeyedProcessFunction<String, Rec, String> for CountAndCheck {
 
 /// Job settings of a test run.
 #[derive(Debug, Clone)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     pub parallelism: usize,
     pub checkpoint_interval: Duration,
     pub restarts: RestartStrategy,
@@ -125,7 +118,11 @@ impl Default for JobSpec {
 
 /// Runs source → key_by(key) → count → exactly-once file sink in `dir/output`, checkpoints in
 /// `dir/checkpoints` (resuming from them if present).
-pub fn run_counting_job(source: KinesisSource<Rec>, dir: &Path, spec: &JobSpec) -> rill_runtime::Result<JobResult> {
+pub(crate) fn run_counting_job(
+    source: KinesisSource<Rec>,
+    dir: &Path,
+    spec: &JobSpec,
+) -> rill_runtime::Result<JobResult> {
     let env = StreamEnv::builder()
         .parallelism(spec.parallelism)
         .checkpoint_interval(spec.checkpoint_interval)
@@ -134,13 +131,13 @@ pub fn run_counting_job(source: KinesisSource<Rec>, dir: &Path, spec: &JobSpec) 
         .build()?;
     env.source("kinesis", source)
         .key_by(|r: &Rec| r.0.clone())
-        .process(CountAndCheck::default())
+        .process(|state| Ok(CountAndCheck { count: state.value("count")? }))
         .sink_to(FileSink::exactly_once(dir.join("output")));
     env.execute("kinesis-source-test")
 }
 
 /// Committed output lines, in commit order (file names start with the epoch).
-pub fn committed_lines(output: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn committed_lines(output: &Path) -> anyhow::Result<Vec<String>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(output)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
@@ -155,7 +152,7 @@ pub fn committed_lines(output: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Checks that every key's records were counted exactly once and in write order: the lines of
 /// key `k` are exactly `k \t i+1 \t i` for `i` in `0..expected[k]`, in that order.
-pub fn assert_exactly_once_in_order(dir: &Path, expected: &BTreeMap<String, u64>) -> anyhow::Result<()> {
+pub(crate) fn assert_exactly_once_in_order(dir: &Path, expected: &BTreeMap<String, u64>) -> anyhow::Result<()> {
     let lines = committed_lines(&dir.join("output"))?;
     let mut per_key: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for line in &lines {
@@ -190,7 +187,10 @@ pub fn assert_exactly_once_in_order(dir: &Path, expected: &BTreeMap<String, u64>
 }
 
 /// Open shards of a stream as (id, first hash key, last hash key), by hash key.
-pub async fn open_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<Vec<(String, u128, u128)>> {
+pub(crate) async fn open_shards(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> anyhow::Result<Vec<(String, u128, u128)>> {
     let out = client.describe_stream().stream_name(stream).send().await?;
     let mut open = Vec::new();
     for s in out.stream_description().map(|d| d.shards()).unwrap_or_default() {
@@ -205,7 +205,7 @@ pub async fn open_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> anyh
 }
 
 /// Splits the widest open shard in the middle and waits for ACTIVE.
-pub async fn split_widest(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<()> {
+pub(crate) async fn split_widest(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<()> {
     let open = open_shards(client, stream).await?;
     let (id, start, end) = open.into_iter().max_by_key(|s| s.2 - s.1).context("no open shard")?;
     let mid = start + (end - start) / 2;
@@ -215,7 +215,7 @@ pub async fn split_widest(client: &aws_sdk_kinesis::Client, stream: &str) -> any
 }
 
 /// Merges the two lowest adjacent open shards and waits for ACTIVE.
-pub async fn merge_adjacent(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<()> {
+pub(crate) async fn merge_adjacent(client: &aws_sdk_kinesis::Client, stream: &str) -> anyhow::Result<()> {
     let open = open_shards(client, stream).await?;
     anyhow::ensure!(open.len() >= 2, "need two open shards to merge");
     client
@@ -231,7 +231,7 @@ pub async fn merge_adjacent(client: &aws_sdk_kinesis::Client, stream: &str) -> a
 
 /// What the background writer does, in order.
 #[derive(Debug, Clone)]
-pub enum Step {
+pub(crate) enum Step {
     /// Put this many records (12 keys).
     Put(usize),
     /// Split the widest open shard.
@@ -245,7 +245,7 @@ pub enum Step {
 }
 
 /// Runs `steps` on a thread of its own while a job reads; returns what was written.
-pub fn spawn_writer(
+pub(crate) fn spawn_writer(
     emulator: Emulator,
     stream: String,
     mut writer: Writer,

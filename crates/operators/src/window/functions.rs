@@ -2,15 +2,14 @@
 //! window in keyed state), or a full-window process function (every record of the window kept in
 //! keyed state until it fires).
 
-use rill_runtime::{Collector, Result};
+use rill_runtime::{Collector, OperatorResult};
 use rill_state::StateValue;
 use serde::{Deserialize, Serialize};
 
 use super::assigner::TimeWindow;
-use crate::subtask_local::SubtaskLocal;
 
 /// The result of a window's reduce or aggregate: the key, the window and the value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Windowed<K, R> {
     /// The key.
     pub key: K,
@@ -82,14 +81,14 @@ impl<T> AggregateFunction<T> for Count {
 pub trait ProcessWindowFunction<K, T, O>: Clone + Send + Sync + 'static {
     /// Handles a fired window of `key` with its records in arrival order (for merged session
     /// windows: the merged windows' records one after the other).
-    fn process(&mut self, key: &K, window: TimeWindow, records: &[T], out: &mut Collector<O>) -> Result<()>;
+    fn process(&mut self, key: &K, window: TimeWindow, records: &[T], out: &mut Collector<O>) -> OperatorResult;
 }
 
 impl<K, T, O, F> ProcessWindowFunction<K, T, O> for F
 where
-    F: FnMut(&K, TimeWindow, &[T], &mut Collector<O>) -> Result<()> + Clone + Send + Sync + 'static,
+    F: FnMut(&K, TimeWindow, &[T], &mut Collector<O>) -> OperatorResult + Clone + Send + Sync + 'static,
 {
-    fn process(&mut self, key: &K, window: TimeWindow, records: &[T], out: &mut Collector<O>) -> Result<()> {
+    fn process(&mut self, key: &K, window: TimeWindow, records: &[T], out: &mut Collector<O>) -> OperatorResult {
         self(key, window, records, out)
     }
 }
@@ -119,7 +118,7 @@ pub(crate) trait WindowFunction<K, T>: Clone + Send + Sync + 'static {
         acc: &Self::Acc,
         out: &mut Collector<O>,
         wrap: impl Fn(Self::Out) -> O,
-    ) -> Result<()>;
+    ) -> OperatorResult;
 }
 
 /// `reduce(f)`: the accumulator is a record.
@@ -154,7 +153,7 @@ where
         acc: &T,
         out: &mut Collector<O>,
         wrap: impl Fn(Self::Out) -> O,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         out.emit(wrap(Windowed { key: key.clone(), window, value: acc.clone() }));
         Ok(())
     }
@@ -191,7 +190,7 @@ where
         acc: &A::Acc,
         out: &mut Collector<O>,
         wrap: impl Fn(Self::Out) -> O,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         out.emit(wrap(Windowed { key: key.clone(), window, value: self.0.result(acc) }));
         Ok(())
     }
@@ -200,7 +199,7 @@ where
 /// `process(p)`: the accumulator is every record.
 pub(crate) struct ProcessWindow<P, O> {
     function: P,
-    scratch: SubtaskLocal<Collector<O>>,
+    _out: std::marker::PhantomData<fn() -> O>,
 }
 
 impl<P: Clone, O> Clone for ProcessWindow<P, O> {
@@ -211,7 +210,7 @@ impl<P: Clone, O> Clone for ProcessWindow<P, O> {
 
 impl<P, O> ProcessWindow<P, O> {
     pub(crate) fn new(function: P) -> Self {
-        ProcessWindow { function, scratch: SubtaskLocal::new(Collector::default()) }
+        ProcessWindow { function, _out: std::marker::PhantomData }
     }
 }
 
@@ -242,9 +241,9 @@ where
         acc: &Vec<T>,
         out: &mut Collector<Q>,
         wrap: impl Fn(O) -> Q,
-    ) -> Result<()> {
-        let scratch = self.scratch.get_mut();
-        self.function.process(key, window, acc, scratch)?;
+    ) -> OperatorResult {
+        let mut scratch = Collector::default();
+        self.function.process(key, window, acc, &mut scratch)?;
         for record in scratch.drain() {
             out.emit(wrap(record));
         }

@@ -50,7 +50,7 @@ impl<T: Send + 'static> LatePolicy<T> for SideOutputLate {
 }
 
 /// The output of a window operator whose late records go to a side output.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum WindowOutput<R, T> {
     /// A window result.
     Fired(R),

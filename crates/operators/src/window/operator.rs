@@ -20,13 +20,14 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rill_runtime::{Collector, Context, Operator, Result, RuntimeError, Watermark};
+use rill_runtime::{
+    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
+};
 use rill_state::{key_group_of, KeyedScope, MapState, StateKey, ValueState};
 
 use super::assigner::{tumbling_window, TimeWindow, WindowAssigner};
 use super::functions::{WindowContents, WindowFunction};
 use super::late::LatePolicy;
-use crate::subtask_local::SubtaskLocal;
 use crate::timers::TimerList;
 use crate::watermark_strategy::TimestampFn;
 
@@ -51,24 +52,26 @@ impl<K, T> Clone for WindowSpec<K, T> {
     }
 }
 
-/// Windows of a keyed stream, computed by `F`, with late records handled by `L`.
-pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, L> {
+/// Windows of a keyed stream, computed by `F`, with late records handled by `L`: the factory of
+/// [`RunningWindows`].
+pub(crate) struct WindowOperator<K, T, F, L> {
     spec: WindowSpec<K, T>,
     function: F,
-    run: SubtaskLocal<Option<Run<K, F::Acc>>>,
     _late: PhantomData<fn() -> L>,
 }
 
-impl<K, T, F: WindowFunction<K, T>, L> Clone for WindowOperator<K, T, F, L> {
-    fn clone(&self) -> Self {
-        WindowOperator::new(self.spec.clone(), self.function.clone())
+impl<K, T, F, L> WindowOperator<K, T, F, L> {
+    pub(crate) fn new(spec: WindowSpec<K, T>, function: F) -> Self {
+        WindowOperator { spec, function, _late: PhantomData }
     }
 }
 
-impl<K, T, F: WindowFunction<K, T>, L> WindowOperator<K, T, F, L> {
-    pub(crate) fn new(spec: WindowSpec<K, T>, function: F) -> Self {
-        WindowOperator { spec, function, run: SubtaskLocal::new(None), _late: PhantomData }
-    }
+/// The window operator of one subtask.
+pub(crate) struct RunningWindows<K, T, F: WindowFunction<K, T>, L> {
+    spec: WindowSpec<K, T>,
+    function: F,
+    run: Run<K, F::Acc>,
+    _late: PhantomData<fn() -> L>,
 }
 
 /// What one subtask's instance builds at open.
@@ -84,10 +87,6 @@ struct Run<K, A> {
     late: u64,
     windows: Vec<TimeWindow>,
     operator: String,
-}
-
-fn not_open() -> RuntimeError {
-    RuntimeError::user("window", "used before open")
 }
 
 impl<K: StateKey, A> Run<K, A> {
@@ -134,7 +133,7 @@ fn emit<K, T, F: WindowFunction<K, T>, O>(
     acc: &F::Acc,
     out: &mut Collector<O>,
     wrap: fn(F::Out) -> O,
-) -> Result<()> {
+) -> OperatorResult {
     function.emit(key, window, acc, out, wrap)
 }
 
@@ -154,7 +153,7 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
         window: TimeWindow,
         record: T,
         out: &mut Collector<O>,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         let fire = window.max_timestamp();
         // Not late, so firing at once happens only within the allowed lateness.
         let fires_now = self.run.watermark >= fire;
@@ -194,9 +193,11 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
         gap: i64,
         record: T,
         out: &mut Collector<O>,
-    ) -> Result<Option<T>> {
+    ) -> OperatorResult<Option<T>> {
         let lateness = self.spec.lateness_ms;
-        let sessions = self.run.sessions.ok_or_else(not_open)?;
+        let Some(sessions) = self.run.sessions else {
+            return Err(RuntimeError::Internal("session windows without session state".into()).into());
+        };
         let own = TimeWindow::new(ts, ts.saturating_add(gap));
         let mut list = sessions.get(scope)?.unwrap_or_default();
         let (touching, mut rest): (Vec<TimeWindow>, Vec<TimeWindow>) = list.drain(..).partition(|s| s.intersects(&own));
@@ -233,7 +234,7 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
     }
 
     /// Fires and purges every window whose timer is at or before the watermark.
-    fn fire_due(&mut self, backend: &mut rill_state::KeyedBackend, out: &mut Collector<O>) -> Result<()> {
+    fn fire_due(&mut self, backend: &mut rill_state::KeyedBackend, out: &mut Collector<O>) -> OperatorResult {
         let lateness = self.spec.lateness_ms;
         let contents = self.run.contents;
         while let Some((time, windows)) = self.run.timers.pop_due(self.run.watermark) {
@@ -269,7 +270,7 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
         Ok(())
     }
 
-    fn forget_session(&mut self, scope: &mut KeyedScope<'_, K>, window: &TimeWindow) -> Result<()> {
+    fn forget_session(&mut self, scope: &mut KeyedScope<'_, K>, window: &TimeWindow) -> OperatorResult {
         if let Some(sessions) = self.run.sessions {
             sessions.update(scope, |list| {
                 let mut list = list.unwrap_or_default();
@@ -281,7 +282,7 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
     }
 }
 
-impl<K, T, F, L> WindowOperator<K, T, F, L>
+impl<K, T, F, L> RunningWindows<K, T, F, L>
 where
     K: StateKey,
     T: Clone + Send + 'static,
@@ -300,17 +301,21 @@ where
     }
 }
 
-impl<K, T, F, L> Operator<T, L::Output<F::Out>> for WindowOperator<K, T, F, L>
+impl<K, T, F, L> OperatorFactory<T, L::Output<F::Out>> for WindowOperator<K, T, F, L>
 where
     K: StateKey,
     T: Clone + Send + 'static,
     F: WindowFunction<K, T>,
     L: LatePolicy<T>,
 {
-    fn on_open(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+    type Operator = RunningWindows<K, T, F, L>;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Operator> {
         self.spec.assigner.check().map_err(|e| RuntimeError::Config(format!("window {}: {e}", ctx.operator_id())))?;
         if self.spec.lateness_ms < 0 {
-            return Err(RuntimeError::Config(format!("window {}: allowed lateness is negative", ctx.operator_id())));
+            return Err(
+                RuntimeError::Config(format!("window {}: allowed lateness is negative", ctx.operator_id())).into()
+            );
         }
         let operator = ctx.operator_id().to_string();
         let max_parallelism = ctx.info().max_parallelism;
@@ -328,7 +333,7 @@ where
         if timers.len() > 0 {
             tracing::debug!(%operator, windows = timers.len(), "restored windows");
         }
-        *self.run.get_mut() = Some(Run {
+        let run = Run {
             contents,
             sessions,
             timers,
@@ -337,11 +342,19 @@ where
             late: 0,
             windows: Vec::new(),
             operator,
-        });
-        Ok(())
+        };
+        Ok(RunningWindows { spec: self.spec.clone(), function: self.function.clone(), run, _late: PhantomData })
     }
+}
 
-    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<L::Output<F::Out>>) -> Result<()> {
+impl<K, T, F, L> Operator<T, L::Output<F::Out>> for RunningWindows<K, T, F, L>
+where
+    K: StateKey,
+    T: Clone + Send + 'static,
+    F: WindowFunction<K, T>,
+    L: LatePolicy<T>,
+{
+    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<L::Output<F::Out>>) -> OperatorResult {
         self.process_batch(vec![record], ctx, out)
     }
 
@@ -350,9 +363,9 @@ where
         batch: Vec<T>,
         ctx: &mut Context<'_>,
         out: &mut Collector<L::Output<F::Out>>,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         let backend = ctx.keyed_state()?;
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
+        let run = &mut self.run;
         let spec = &self.spec;
         let lateness = spec.lateness_ms;
         let mut step = Step { spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
@@ -400,9 +413,9 @@ where
         watermark: Watermark,
         ctx: &mut Context<'_>,
         out: &mut Collector<L::Output<F::Out>>,
-    ) -> Result<()> {
+    ) -> OperatorResult {
         let backend = ctx.keyed_state()?;
-        let run = self.run.get_mut().as_mut().ok_or_else(not_open)?;
+        let run = &mut self.run;
         run.watermark = run.watermark.max(watermark.timestamp_ms);
         let mut step = Step { spec: &self.spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
         step.fire_due(backend, out)?;
@@ -415,15 +428,15 @@ where
         barrier: rill_runtime::Barrier,
         _ctx: &mut Context<'_>,
         _out: &mut Collector<L::Output<F::Out>>,
-    ) -> Result<()> {
-        if let Some(run) = self.run.get_mut().as_ref() {
-            tracing::debug!(operator = %run.operator, epoch = barrier.epoch, open_windows = run.timers.len(), watermark = run.watermark, "window state at barrier");
-        }
+    ) -> OperatorResult {
+        let run = &self.run;
+        tracing::debug!(operator = %run.operator, epoch = barrier.epoch, open_windows = run.timers.len(), watermark = run.watermark, "window state at barrier");
         Ok(())
     }
 
-    fn on_close(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
-        if let Some(run) = self.run.get_mut().as_ref().filter(|r| r.late > 0) {
+    fn on_close(&mut self, _ctx: &mut Context<'_>) -> OperatorResult {
+        let run = &self.run;
+        if run.late > 0 {
             tracing::info!(operator = %run.operator, late = run.late, "late records dropped or sent to the side output");
         }
         Ok(())

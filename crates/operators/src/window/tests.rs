@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rill_runtime::{Collector, HarnessSnapshot, OperatorHarness, Result};
+use rill_runtime::{Collector, HarnessSnapshot, OperatorHarness, OperatorResult};
 
 use super::functions::{AggregateWindow, ProcessWindow, ReduceWindow, WindowFunction};
-use super::operator::{WindowOperator, WindowSpec};
+use super::operator::{RunningWindows, WindowOperator, WindowSpec};
 use super::*;
 
 type Rec = (u64, i64);
@@ -36,7 +36,7 @@ fn count<L>(assigner: WindowAssigner, lateness_ms: i64) -> CountOp<L> {
 type Harness<F, L> = OperatorHarness<
     Rec,
     <L as LatePolicy<Rec>>::Output<<F as WindowFunction<u64, Rec>>::Out>,
-    WindowOperator<u64, Rec, F, L>,
+    RunningWindows<u64, Rec, F, L>,
 >;
 
 fn harness<F, L>(op: WindowOperator<u64, Rec, F, L>) -> (tempfile::TempDir, Harness<F, L>)
@@ -130,7 +130,7 @@ fn reduce_combines_the_records_of_a_window() {
 
 #[test]
 fn a_process_window_function_sees_every_record_of_the_window_in_arrival_order() {
-    let f = |key: &u64, w: TimeWindow, records: &[Rec], out: &mut Collector<String>| -> Result<()> {
+    let f = |key: &u64, w: TimeWindow, records: &[Rec], out: &mut Collector<String>| -> OperatorResult {
         let ts: Vec<String> = records.iter().map(|r| r.1.to_string()).collect();
         out.emit(format!("{key}@{}:{}", w.start, ts.join(",")));
         Ok(())

@@ -1,0 +1,252 @@
+//! What user code sees of its subtask: [`TaskInfo`], the [`OpenContext`] a factory opens an
+//! operator with, the [`Context`] of every later hook, and the [`Collector`] output goes to.
+
+use rill_state::{KeyedBackend, OperatorStateSnapshot};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{ProcessingClock, Result, RuntimeError, Watermark};
+
+/// Facts about the subtask an operator runs in.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// Job name.
+    pub job: String,
+    /// Stable id of the vertex (chain of operators) this subtask runs.
+    pub vertex: String,
+    /// Subtask index, `0..parallelism`.
+    pub subtask: usize,
+    /// Parallelism of the vertex.
+    pub parallelism: usize,
+    /// Number of key groups of the job.
+    pub max_parallelism: u16,
+    /// Unique to this attempt of this process: for naming files the attempt creates.
+    pub run_id: String,
+}
+
+impl TaskInfo {
+    /// `vertex[subtask/parallelism]`, for logs and errors.
+    pub fn name(&self) -> String {
+        format!("{}[{}/{}]", self.vertex, self.subtask, self.parallelism)
+    }
+
+    /// The key groups this subtask owns.
+    pub fn key_groups(&self) -> rill_state::KeyGroupRange {
+        rill_state::KeyGroupRange::for_subtask(self.subtask, self.parallelism, self.max_parallelism)
+    }
+
+    /// `vertex-subtask`: the name of this subtask's directories (working state, snapshots).
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.vertex, self.subtask)
+    }
+}
+
+/// What a subtask holds for its operators: keyed state, restored and new operator state.
+#[derive(Debug)]
+pub(crate) struct TaskState {
+    pub(crate) info: TaskInfo,
+    pub(crate) keyed: Option<KeyedBackend>,
+    /// The checkpoint this attempt restored, if any.
+    pub(crate) restored_checkpoint: Option<u64>,
+    pub(crate) restored: OperatorStateSnapshot,
+    pub(crate) snapshot: OperatorStateSnapshot,
+    pub(crate) clock: ProcessingClock,
+}
+
+impl TaskState {
+    pub(crate) fn new(
+        info: TaskInfo,
+        keyed: Option<KeyedBackend>,
+        restored_checkpoint: Option<u64>,
+        restored: OperatorStateSnapshot,
+        clock: ProcessingClock,
+    ) -> Self {
+        TaskState { info, keyed, restored_checkpoint, restored, snapshot: OperatorStateSnapshot::default(), clock }
+    }
+
+    fn keyed_state(&mut self, uid: &str) -> Result<&mut KeyedBackend> {
+        self.keyed
+            .as_mut()
+            .ok_or_else(|| RuntimeError::Config(format!("operator {uid} uses keyed state but its input is not keyed")))
+    }
+}
+
+/// What a factory gets when the runtime opens its operator in one subtask: the subtask, its keyed
+/// state (to register state handles), and the operator's restored state.
+#[derive(Debug)]
+pub struct OpenContext<'a> {
+    pub(crate) state: &'a mut TaskState,
+    pub(crate) uid: &'a str,
+}
+
+impl<'a> OpenContext<'a> {
+    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
+        OpenContext { state, uid }
+    }
+
+    /// The subtask this operator instance will run in.
+    pub fn info(&self) -> &TaskInfo {
+        &self.state.info
+    }
+
+    /// Stable id of this operator within the job (its state is stored under it).
+    pub fn operator_id(&self) -> &str {
+        self.uid
+    }
+
+    /// The subtask's processing-time clock (the system clock in jobs, a manual one in tests).
+    pub fn clock(&self) -> &ProcessingClock {
+        &self.state.clock
+    }
+
+    /// The subtask's keyed state, to register state handles. Only operators after a `key_by` have
+    /// one; others get a configuration error.
+    pub fn keyed_state(&mut self) -> Result<&mut KeyedBackend> {
+        self.state.keyed_state(self.uid)
+    }
+
+    /// The checkpoint this run restored, if any.
+    pub fn restored_checkpoint(&self) -> Option<u64> {
+        self.state.restored_checkpoint
+    }
+
+    /// The union of this operator's entries over all subtasks of the restored checkpoint (empty on
+    /// a fresh start), decoded as `S`. Each subtask keeps the entries that belong to it.
+    pub fn restored_union_state<S: DeserializeOwned>(&self) -> Result<Vec<S>> {
+        self.state
+            .restored
+            .get(self.uid)
+            .iter()
+            .map(|bytes| {
+                bincode::deserialize(bytes).map_err(|e| {
+                    RuntimeError::Config(format!(
+                        "operator {}: restored union state does not decode as {}: {e}",
+                        self.uid,
+                        std::any::type_name::<S>()
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The context of every hook of a running operator: its subtask, keyed state and clock.
+#[derive(Debug)]
+pub struct Context<'a> {
+    pub(crate) state: &'a mut TaskState,
+    pub(crate) uid: &'a str,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
+        Context { state, uid }
+    }
+
+    /// The subtask this operator instance runs in.
+    pub fn info(&self) -> &TaskInfo {
+        &self.state.info
+    }
+
+    /// Stable id of this operator within the job.
+    pub fn operator_id(&self) -> &str {
+        self.uid
+    }
+
+    /// The subtask's processing-time clock.
+    pub fn clock(&self) -> &ProcessingClock {
+        &self.state.clock
+    }
+
+    /// Current processing time in milliseconds since the Unix epoch.
+    pub fn processing_time_ms(&self) -> i64 {
+        self.state.clock.now_ms()
+    }
+
+    /// The subtask's keyed state. Only operators after a `key_by` have one.
+    #[inline]
+    pub fn keyed_state(&mut self) -> Result<&mut KeyedBackend> {
+        self.state.keyed_state(self.uid)
+    }
+
+    /// Stores this operator's union-state entries in the checkpoint being taken (call from
+    /// `on_barrier`); a restore hands them back, from every subtask, through
+    /// [`OpenContext::restored_union_state`].
+    pub fn put_union_state<S: Serialize>(&mut self, entries: &[S]) -> Result<()> {
+        let encoded = entries
+            .iter()
+            .map(|e| {
+                bincode::serialize(e).map_err(|e| {
+                    RuntimeError::Internal(format!("operator {}: union state does not encode: {e}", self.uid))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.state.snapshot.put(self.uid, encoded);
+        Ok(())
+    }
+}
+
+/// Where an operator puts its output.
+#[derive(Debug)]
+pub struct Collector<T> {
+    pub(crate) records: Vec<T>,
+    pub(crate) watermark: Option<Watermark>,
+    pub(crate) idle: bool,
+}
+
+impl<T> Default for Collector<T> {
+    fn default() -> Self {
+        Collector { records: Vec::new(), watermark: None, idle: false }
+    }
+}
+
+impl<T> Collector<T> {
+    /// Emits one record.
+    #[inline]
+    pub fn emit(&mut self, record: T) {
+        self.records.push(record);
+    }
+
+    /// Emits a batch of records (moved, without copying when nothing was emitted before).
+    #[inline]
+    pub fn emit_all(&mut self, records: Vec<T>) {
+        if self.records.is_empty() {
+            self.records = records;
+        } else {
+            self.records.extend(records);
+        }
+    }
+
+    /// Emits a watermark after the records emitted so far.
+    pub fn emit_watermark(&mut self, watermark: Watermark) {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+    }
+
+    /// Declares this output idle after what was emitted so far: until it emits records or a
+    /// watermark again, downstream operators do not wait for its event time. Sources call this
+    /// when they have nothing to read (a subtask without splits or shards, for instance).
+    pub fn mark_idle(&mut self) {
+        self.idle = true;
+    }
+
+    /// Number of records emitted and not yet passed on.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether nothing was emitted.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.watermark.is_none() && !self.idle
+    }
+
+    /// Drains the records emitted so far, keeping the buffer (for operators that run a user
+    /// function into a scratch collector and pass its records on).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, T> {
+        self.records.drain(..)
+    }
+
+    /// Takes what was emitted: the records, then the watermark, then whether it went idle (tests
+    /// and custom drivers).
+    pub fn take(&mut self) -> (Vec<T>, Option<Watermark>, bool) {
+        (std::mem::take(&mut self.records), self.watermark.take(), std::mem::take(&mut self.idle))
+    }
+}

@@ -1,0 +1,135 @@
+//! Two-phase-commit sinks: exactly-once output through checkpoints (Flink's
+//! `TwoPhaseCommittingSink`: a writer per subtask, a committer shared by all).
+//!
+//! 1. **Write**: records go into the subtask's open transaction ([`SinkWriter::write`]).
+//! 2. **Pre-commit** at each barrier: the writer seals its transaction and returns it
+//!    ([`SinkWriter::pre_commit`]); the runtime stores every sealed, uncommitted transaction in the
+//!    checkpoint (typed union state).
+//! 3. **Commit** once that checkpoint is complete: [`TwoPhaseCommitSink::commit`] for each of them.
+//! 4. **Recover** on restore: the transactions of the restored checkpoint are committed again
+//!    (commits are idempotent), each by one subtask, then [`TwoPhaseCommitSink::abort_others`]
+//!    discards what earlier attempts left that no complete checkpoint holds.
+//!
+//! Wrap a sink in [`TwoPhaseCommit`] to use it as an operator factory.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::context::{Collector, Context, OpenContext};
+use crate::{Barrier, Operator, OperatorFactory, OperatorResult};
+
+/// The writing half of a two-phase-commit sink, one per subtask.
+pub trait SinkWriter<T>: Send + 'static {
+    /// A sealed transaction: what the committer needs to make it visible (a file name, an upload
+    /// id, a row range). Stored in checkpoints, so it must serialize.
+    type Transaction: Serialize + DeserializeOwned + Clone + Send + 'static;
+
+    /// Adds one record to the open transaction.
+    fn write(&mut self, record: T) -> OperatorResult;
+
+    /// Seals the open transaction at the barrier of checkpoint `epoch` (flushed and durable, not
+    /// yet visible) and returns it; `None` if nothing was written since the last one.
+    fn pre_commit(&mut self, epoch: u64) -> OperatorResult<Option<Self::Transaction>>;
+}
+
+/// A sink with exactly-once output: the description shared by all subtasks, which opens their
+/// writers and commits their transactions.
+pub trait TwoPhaseCommitSink<T>: Send + Sync + 'static {
+    /// The writer of one subtask.
+    type Writer: SinkWriter<T>;
+
+    /// Opens the writer of one subtask (after recovery).
+    fn open_writer(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Writer>;
+
+    /// Makes a sealed transaction visible. Must be idempotent: after a crash the same transaction
+    /// is committed again, and committing one that is already visible succeeds.
+    fn commit(&self, transaction: &Txn<T, Self>) -> OperatorResult;
+
+    /// On open, after the restored checkpoint's transactions (`kept`, those of every subtask) were
+    /// committed: discard what earlier attempts left behind that no complete checkpoint holds.
+    /// Called in every subtask; `ctx.restored_checkpoint()` tells which checkpoint was restored.
+    fn abort_others(&self, _ctx: &mut OpenContext<'_>, _kept: &[Txn<T, Self>]) -> OperatorResult {
+        Ok(())
+    }
+}
+
+/// The transaction type of sink `S` over records `T`.
+pub type Txn<T, S> = <<S as TwoPhaseCommitSink<T>>::Writer as SinkWriter<T>>::Transaction;
+
+/// A sealed transaction waiting for its checkpoint, as stored in checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending<X> {
+    epoch: u64,
+    transaction: X,
+}
+
+/// Runs a [`TwoPhaseCommitSink`] as the last operator of a stream (an operator factory).
+pub struct TwoPhaseCommit<S>(Arc<S>);
+
+impl<S> TwoPhaseCommit<S> {
+    /// Wraps `sink`.
+    pub fn new(sink: S) -> Self {
+        TwoPhaseCommit(Arc::new(sink))
+    }
+}
+
+impl<T, S> OperatorFactory<T, ()> for TwoPhaseCommit<S>
+where
+    T: Send + 'static,
+    S: TwoPhaseCommitSink<T>,
+{
+    type Operator = TwoPhaseCommitOperator<T, S>;
+
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Operator> {
+        let restored: Vec<Pending<Txn<T, S>>> = ctx.restored_union_state()?;
+        let (subtask, parallelism) = (ctx.info().subtask, ctx.info().parallelism);
+        // Each restored transaction is committed by exactly one subtask.
+        for (i, pending) in restored.iter().enumerate() {
+            if i % parallelism == subtask {
+                self.0.commit(&pending.transaction)?;
+            }
+        }
+        let kept: Vec<Txn<T, S>> = restored.into_iter().map(|p| p.transaction).collect();
+        self.0.abort_others(ctx, &kept)?;
+        let writer = self.0.open_writer(ctx)?;
+        Ok(TwoPhaseCommitOperator { sink: self.0.clone(), writer, pending: Vec::new() })
+    }
+}
+
+/// The running operator of a [`TwoPhaseCommit`] sink.
+pub struct TwoPhaseCommitOperator<T, S: TwoPhaseCommitSink<T>> {
+    sink: Arc<S>,
+    writer: S::Writer,
+    pending: Vec<Pending<Txn<T, S>>>,
+}
+
+impl<T, S> Operator<T, ()> for TwoPhaseCommitOperator<T, S>
+where
+    T: Send + 'static,
+    S: TwoPhaseCommitSink<T>,
+{
+    #[inline]
+    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+        self.writer.write(record)
+    }
+
+    fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+        if let Some(transaction) = self.writer.pre_commit(barrier.epoch)? {
+            self.pending.push(Pending { epoch: barrier.epoch, transaction });
+        }
+        ctx.put_union_state(&self.pending)?;
+        Ok(())
+    }
+
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {
+        let (ready, later) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.epoch <= epoch);
+        self.pending = later;
+        let ready: Vec<Pending<Txn<T, S>>> = ready;
+        for pending in &ready {
+            self.sink.commit(&pending.transaction)?;
+        }
+        Ok(())
+    }
+}
