@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rill-target}"
 RECORDS="${1:-20000000}"
 REPEATS="${2:-3}"
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time (apt-get install time)" >&2; exit 1; }
-cargo build --release --example window_count >&2
+cargo build --release --workspace --all-features --example window_count >&2
 BIN="$CARGO_TARGET_DIR/release/examples/window_count"
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT

@@ -12,7 +12,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rill-target}"
 scripts/setup.sh
 
 echo "== building (the first build compiles RocksDB: several minutes)" >&2
-cargo build --release --example keyed_count
+# Every binary of the demo in one workspace-level invocation, with the features the tests use, so
+# that RocksDB and the AWS SDK are compiled once and shared with scripts/test.sh and .ci/run.
+cargo build --release --workspace --all-features --example keyed_count --example kinesis_count --example kinesis_streams
 BIN="$CARGO_TARGET_DIR/release/examples/keyed_count"
 DIR="${DEMO_DIR:-$ROOT/demo-out/keyed-count}"
 RECORDS=3000000
@@ -48,9 +50,6 @@ cat "$DIR"/output/part-* | sort -t$'\t' -k1,1n -k2,2n | awk -F'\t' -v keys=$KEYS
 
 # ---------------------------------------------------------------------------------------------
 # Part 2: the same crash-and-recover cycle reading Amazon Kinesis (the kinesalite emulator).
-echo "== Kinesis: building kinesis_count and the stream tool" >&2
-cargo build --release --example kinesis_count
-cargo build --release -p rill-kinesis-sink --example kinesis_streams
 COUNT="$CARGO_TARGET_DIR/release/examples/kinesis_count"
 TOOL="$CARGO_TARGET_DIR/release/examples/kinesis_streams"
 # Stop kinesalite at the end only if this script started it.
