@@ -1,7 +1,8 @@
 //! Tumbling event-time windows counting records per key, with exactly-once output.
 //!
 //! `cargo run --release --example window_count -- --records N --keys K --parallelism P --dir DIR
-//!  --checkpoint-interval-ms MS --window-ms W --out-of-orderness-ms O [--rate R] [--running-counts]`
+//!  --checkpoint-interval-ms MS --window-ms W --out-of-orderness-ms O [--rate R] [--running-counts]
+//!  [--restore-from ID] [--inject-failure-every-ms MS] [--restart-strategy SPEC]`
 //!
 //! Record i (i = 0..N-1) has the event time max(0, i - (i * 7919) mod O) milliseconds, so input is
 //! out of order by less than O ms, and the key i % K. Watermarks trail the largest event time by O
@@ -22,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use rill::prelude::*;
+use rill::{WatermarkGenerator, WatermarkOutput};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -51,10 +53,46 @@ struct Args {
     /// Also commit each key's running count from the same keyed stream to `DIR/running`.
     #[arg(long)]
     running_counts: bool,
+    /// Restore this checkpoint id instead of the latest complete one.
+    #[arg(long)]
+    restore_from: Option<u64>,
+    /// Panic a task at a random record about every MS milliseconds of processing (in-process
+    /// failures for the restart strategy to handle).
+    #[arg(long)]
+    inject_failure_every_ms: Option<u64>,
+    /// Restart strategy: none, default, fixed-delay:RESTARTS:DELAY_MS,
+    /// failure-rate:FAILURES:INTERVAL_MS:DELAY_MS or exponential-delay:INITIAL_MS:MAX_MS[:RESET_MS].
+    #[arg(long, default_value = "default")]
+    restart_strategy: rill::RestartStrategy,
+    /// Watermarks trail the largest event time by this (instead of --out-of-orderness-ms), and
+    /// come after every record batch (punctuated, so the same input always meets the same
+    /// watermarks). Below the disorder, records arrive late: they are dropped and counted.
+    #[arg(long)]
+    watermark_lag_ms: Option<u64>,
+    /// Do not run: check the lines committed in `DIR/output` (and `DIR/running` with
+    /// --running-counts) against the true per-key, per-window counts, print `verified=ok ...`,
+    /// and exit non-zero on any difference.
+    #[arg(long)]
+    verify: bool,
 }
 
 /// How often watermarks are emitted (processing time).
 const WATERMARK_INTERVAL_MS: u64 = 5;
+
+/// Bounded out-of-orderness watermarks, emitted with every record (the runtime passes them on
+/// after each batch): deterministic for a given input, unlike periodic ones.
+struct EveryBatch(rill::operators::BoundedOutOfOrderness);
+
+impl WatermarkGenerator<u64> for EveryBatch {
+    fn on_event(&mut self, record: &u64, timestamp_ms: i64, out: &mut WatermarkOutput) {
+        WatermarkGenerator::<u64>::on_event(&mut self.0, record, timestamp_ms, out);
+        if let Some(w) = self.0.current() {
+            out.emit_watermark(w);
+        }
+    }
+
+    fn on_periodic_emit(&mut self, _out: &mut WatermarkOutput) {}
+}
 
 /// The event time of record `i`: `max(0, i - (i * 7919) mod o)`.
 #[inline]
@@ -74,7 +112,15 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.keys > 0, "--keys must be at least 1");
     anyhow::ensure!(args.window_ms > 0, "--window-ms must be at least 1");
-    let env = StreamEnv::builder()
+    if args.verify {
+        return verify(&args);
+    }
+    let mut builder = StreamEnv::builder();
+    if let Some(id) = args.restore_from {
+        builder = builder.restore_from(id);
+    }
+    let env = builder
+        .restart_strategy(args.restart_strategy)
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
@@ -88,15 +134,23 @@ fn main() -> anyhow::Result<()> {
     let (keys, o) = (args.keys, args.out_of_orderness_ms);
     // Frequent watermarks keep few windows open: at millions of records per second, the default
     // 200 ms interval would leave hundreds of thousands of (single-record) windows waiting.
-    let strategy =
-        WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(o), move |i: &u64| event_time(*i, o))
-            .with_emit_interval(Duration::from_millis(WATERMARK_INTERVAL_MS));
+    let at = move |i: &u64| event_time(*i, o);
+    let strategy = match args.watermark_lag_ms {
+        None => WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(o), at),
+        Some(lag) => WatermarkStrategy::from_generator(at, move || {
+            EveryBatch(rill::operators::BoundedOutOfOrderness::new(Duration::from_millis(lag)))
+        }),
+    }
+    .with_emit_interval(Duration::from_millis(WATERMARK_INTERVAL_MS));
     let late = Arc::new(AtomicU64::new(0));
     let encode: rill::operators::Encoder<Windowed<u64, u64>> = Arc::new(|w, buf| {
         let _ = writeln!(buf, "{}\t{}\t{}", w.key, w.window.start, w.value);
     });
-    let keyed =
-        env.source("generator", source).assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
+    let mut numbers = env.source("generator", source);
+    if let Some(ms) = args.inject_failure_every_ms {
+        numbers = numbers.transform("inject-failures", rill::InjectFailures::every(Duration::from_millis(ms)));
+    }
+    let keyed = numbers.assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
     if args.running_counts {
         keyed
             .clone()
@@ -112,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     let result = env.execute("window-count").context("window-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "records={} keys={} parallelism={} window_ms={} elapsed_ms={} records_per_sec={:.0} checkpoints={} late={} restored_from={}",
+        "records={} keys={} parallelism={} window_ms={} elapsed_ms={} records_per_sec={:.0} checkpoints={} late={} restored_from={} restarts={}",
         result.records,
         args.keys,
         args.parallelism,
@@ -122,6 +176,58 @@ fn main() -> anyhow::Result<()> {
         result.checkpoints,
         late.load(Ordering::Relaxed),
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
+        result.restarts,
     );
+    Ok(())
+}
+
+/// The committed `part-*` lines of `dir`.
+fn committed_lines(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+            lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
+        }
+    }
+    Ok(lines)
+}
+
+/// Checks every window count (and running count) against the truth computed from the records.
+fn verify(args: &Args) -> anyhow::Result<()> {
+    let (o, w) = (args.out_of_orderness_ms, args.window_ms as i64);
+    let mut truth: std::collections::HashMap<(u64, i64), u64> = std::collections::HashMap::new();
+    for i in 0..args.records {
+        let t = event_time(i, o);
+        *truth.entry((i % args.keys, t - t.rem_euclid(w))).or_default() += 1;
+    }
+    let lines = committed_lines(&args.dir.join("output"))?;
+    let mut seen = std::collections::HashSet::new();
+    for line in &lines {
+        let mut fields = line.split('\t').map(str::parse::<i64>);
+        let (Some(Ok(key)), Some(Ok(start)), Some(Ok(count)), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            anyhow::bail!("bad line {line:?}");
+        };
+        let want = truth.get(&(key as u64, start)).copied();
+        anyhow::ensure!(want == Some(count as u64), "window {key}/{start}: committed {count}, true {want:?}");
+        anyhow::ensure!(seen.insert((key, start)), "window {key}/{start} committed twice");
+    }
+    anyhow::ensure!(seen.len() == truth.len(), "{} windows committed, {} expected", seen.len(), truth.len());
+    if args.running_counts {
+        let mut counts: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
+        for line in committed_lines(&args.dir.join("running"))? {
+            let (key, count) = line.split_once('\t').with_context(|| format!("bad line {line:?}"))?;
+            counts.entry(key.parse()?).or_default().push(count.parse()?);
+        }
+        for key in 0..args.keys {
+            let n = args.records / args.keys + u64::from(key < args.records % args.keys);
+            let mut got = counts.remove(&key).unwrap_or_default();
+            got.sort_unstable();
+            anyhow::ensure!(got == (1..=n).collect::<Vec<_>>(), "key {key}: running counts are not 1..={n} once");
+        }
+    }
+    println!("verified=ok windows={} lines={}", seen.len(), lines.len());
     Ok(())
 }

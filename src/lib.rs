@@ -39,14 +39,14 @@ pub use rill_state as state;
 
 pub use rill_operators::{
     AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
-    KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, RunningCount,
+    InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, RunningCount,
     SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
     WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, ErrorClass, JobResult, KeyedStream,
-    Message, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result,
-    RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
+    fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, DataStreamSink, ErrorClass, JobResult,
+    KeyedStream, Message, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy,
+    Result, RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
     Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};

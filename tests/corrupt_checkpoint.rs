@@ -88,3 +88,57 @@ fn explicit_restore_of_an_older_checkpoint_rolls_back_newer_output_and_stays_exa
     );
     assert_exactly_once(dir.path(), job.records, job.keys);
 }
+
+#[test]
+fn a_crash_right_after_restoring_an_older_checkpoint_does_not_bring_the_newer_ones_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let job =
+        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
+    let complete = complete_checkpoints(dir.path());
+    assert!(complete.len() >= 3, "need three complete checkpoints, have {complete:?}");
+    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+
+    // Restore the oldest and die before the restored run completes a checkpoint of its own.
+    let restore = KeyedCount {
+        records: job.records,
+        keys: job.keys,
+        parallelism: 2,
+        interval_ms: 60_000,
+        rate: job.rate,
+        extra: vec!["--restore-from".into(), older.to_string()],
+    };
+    assert!(!kill_after(restore.spawn(dir.path()), Duration::from_millis(700)), "the restored run finished");
+    let left: Vec<_> = complete_checkpoints(dir.path());
+    assert_eq!(left.len(), 1, "only the restored checkpoint stays restorable: {left:?}");
+    assert!(dir.path().join("checkpoints").join(rill::state::RETIRED_DIR).exists(), "newer ones kept aside");
+
+    // A plain re-run restores the older checkpoint again, and the output is exactly-once.
+    let out = KeyedCount { rate: None, ..job }.run(dir.path());
+    assert_eq!(summary_field(&out, "restored_from"), older.to_string());
+    assert_exactly_once(dir.path(), 300_000, 13);
+}
+
+#[test]
+fn a_checkpoint_whose_manifest_cannot_be_read_is_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let job =
+        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
+    let complete = complete_checkpoints(dir.path());
+    assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
+    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    // The newest manifest cannot be read (an I/O error, not "absent"): a symbolic link to itself.
+    let newest = complete.last().unwrap().clone();
+    let manifest = newest.join("_manifest");
+    std::fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink("_manifest", &manifest).unwrap();
+
+    let again = KeyedCount { extra: vec!["--restore-from".into(), older.to_string()], rate: None, ..job };
+    let out = again.run(dir.path());
+    assert_eq!(summary_field(&out, "restored_from"), older.to_string());
+    let name = newest.file_name().unwrap();
+    let kept = newest.exists() || dir.path().join("checkpoints").join(rill::state::RETIRED_DIR).join(name).exists();
+    assert!(kept, "the unreadable checkpoint {} was deleted", name.to_string_lossy());
+    assert_exactly_once(dir.path(), job.records, job.keys);
+}

@@ -111,7 +111,7 @@ fn job_failure_names_the_task_that_failed_not_its_neighbours_closed_channel() {
         env.source("failing", source).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
         let text = env.execute("failing").unwrap_err().to_string();
         assert!(text.contains("the upstream system went away"), "{text}");
-        assert!(text.contains("operator v0-failing in v0-failing["), "names the operator and subtask: {text}");
+        assert!(text.contains("operator failing in failing["), "names the operator and subtask: {text}");
     }
 }
 

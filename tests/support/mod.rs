@@ -164,6 +164,8 @@ pub(crate) struct WindowCount {
     pub rate: Option<u64>,
     /// Also feed the keyed stream to a running count (`--running-counts`).
     pub running_counts: bool,
+    /// Extra command-line arguments.
+    pub extra: Vec<String>,
 }
 
 impl WindowCount {
@@ -183,6 +185,7 @@ impl WindowCount {
         if self.running_counts {
             cmd.arg("--running-counts");
         }
+        cmd.args(&self.extra);
         cmd
     }
 

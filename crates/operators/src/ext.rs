@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rill_runtime::{DataStream, KeyedStream, OperatorFactory, OperatorResult};
+use rill_runtime::{DataStream, DataStreamSink, KeyedStream, OperatorFactory, OperatorResult};
 use rill_state::{StateKey, StateValue};
 
 use crate::basic::{Filter, FlatMap, Map};
@@ -33,7 +33,7 @@ pub trait StreamExt<T: Send + 'static> {
 
     /// Ends the stream in `sink`, which each subtask opens (any [`OperatorFactory`] with no
     /// output: [`crate::FileSink`], [`crate::PrintSink`], `TwoPhaseCommit::new(my_sink)`, ...).
-    fn sink_to<S>(self, sink: S)
+    fn sink_to<S>(self, sink: S) -> DataStreamSink
     where
         S: OperatorFactory<T, ()>;
 
@@ -70,7 +70,7 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
         self.transform("flat_map", FlatMap(f))
     }
 
-    fn sink_to<S>(self, sink: S)
+    fn sink_to<S>(self, sink: S) -> DataStreamSink
     where
         S: OperatorFactory<T, ()>,
     {

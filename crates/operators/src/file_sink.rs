@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rill_runtime::{
-    OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
+    fatal, OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
     TwoPhaseCommitSink,
 };
 use rill_state::sync_dir;
@@ -84,6 +84,30 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileSin
     move |source| FileSinkError { what, path, source }
 }
 
+/// Which sink (run id, operator uid) writes to each output directory in this process.
+fn claims() -> &'static std::sync::Mutex<std::collections::HashMap<PathBuf, (String, String)>> {
+    static CLAIMS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, (String, String)>>> =
+        std::sync::OnceLock::new();
+    CLAIMS.get_or_init(Default::default)
+}
+
+/// Refuses a second file sink of the same job run on one directory: their recoveries would
+/// delete each other's pending files.
+fn claim_dir(dir: &Path, run_id: &str, uid: &str) -> OperatorResult {
+    let dir = fs::canonicalize(dir).map_err(io("resolve", dir))?;
+    let mut claims = claims().lock().unwrap_or_else(|p| p.into_inner());
+    match claims.get(&dir) {
+        Some((run, other)) if run == run_id && other != uid => Err(fatal(format!(
+            "file sinks '{other}' and '{uid}' both write to {}: give each its own directory",
+            dir.display()
+        ))),
+        _ => {
+            claims.insert(dir, (run_id.to_string(), uid.to_string()));
+            Ok(())
+        }
+    }
+}
+
 /// Makes a pending file visible. Already committed (by an earlier attempt) is fine; missing both
 /// ways means committed data is gone, which is an error.
 fn commit_file(dir: &Path, file: &PendingFile) -> Result<(), FileSinkError> {
@@ -102,7 +126,7 @@ pub const ROLLED_BACK_DIR: &str = ".rolled-back";
 /// When an older checkpoint is restored (the newest was corrupt, or an explicit restore), files
 /// committed by newer checkpoints would be produced again by the replay. They are moved, not
 /// deleted, into `.rolled-back/` so the visible output stays exactly-once and nothing is lost.
-fn roll_back_newer_than(dir: &Path, epoch: u64) -> Result<(), FileSinkError> {
+fn roll_back_newer_than(dir: &Path, epoch: u64) -> OperatorResult {
     let mut moved = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("list", dir))? {
         let entry = entry.map_err(io("list", dir))?;
@@ -116,6 +140,9 @@ fn roll_back_newer_than(dir: &Path, epoch: u64) -> Result<(), FileSinkError> {
         }
     }
     if !moved.is_empty() {
+        // Both directories durable: after a power cut each file is in one place or the other.
+        sync_dir(&dir.join(ROLLED_BACK_DIR))?;
+        sync_dir(dir)?;
         tracing::warn!(
             dir = %dir.display(),
             restored = epoch,
@@ -131,6 +158,7 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for FileSink<T> {
 
     fn open_writer(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<FileSinkWriter<T>> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        claim_dir(&self.dir, &ctx.info().run_id, ctx.operator_id())?;
         let info = ctx.info();
         Ok(FileSinkWriter {
             dir: self.dir.clone(),

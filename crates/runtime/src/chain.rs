@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::context::{Collector, Context, OpenContext, TaskState};
+use crate::operator_watermark;
 use crate::{Barrier, Operator, OperatorFactory, OperatorResult, Result, RuntimeError, Watermark};
 
 /// Opens (in the subtask's thread, once its state is restored) the chain that consumes `T`.
@@ -33,6 +34,8 @@ pub(crate) trait Emitter<T>: Send {
 pub(crate) struct OperatorNode<I, O, Op> {
     op: Op,
     uid: Arc<str>,
+    /// The highest watermark the operator has seen (checkpointed, restored at open).
+    watermark: Option<Watermark>,
     next: Box<dyn Emitter<O>>,
     out: Collector<O>,
     _input: std::marker::PhantomData<fn(I)>,
@@ -45,12 +48,26 @@ where
     /// Opens `factory`'s operator in this subtask, in front of `next`.
     pub(crate) fn open<F>(factory: &F, uid: Arc<str>, next: Box<dyn Emitter<O>>, st: &mut TaskState) -> Result<Self>
     where
+        I: Send + 'static,
+        Op: Operator<I, O>,
         F: OperatorFactory<I, O, Operator = Op>,
     {
         let op = factory
             .open(&mut OpenContext::new(st, &uid))
             .map_err(|e| RuntimeError::in_operator(&uid, st.info.name(), e))?;
-        Ok(OperatorNode { op, uid, next, out: Collector::default(), _input: std::marker::PhantomData })
+        let mut node = OperatorNode {
+            op,
+            uid,
+            watermark: None,
+            next,
+            out: Collector::default(),
+            _input: std::marker::PhantomData,
+        };
+        // The operator resumes at the watermark it had at the restored barrier.
+        if let Some(w) = operator_watermark::restored(st, &node.uid) {
+            Emitter::<I>::watermark(&mut node, w, st)?;
+        }
+        Ok(node)
     }
 
     /// Calls one hook of the operator with a fresh context, wrapping its error.
@@ -92,6 +109,10 @@ where
     }
 
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()> {
+        if self.watermark.is_some_and(|w| watermark <= w) {
+            return Ok(()); // never backwards (after a restore, sources start from scratch)
+        }
+        self.watermark = Some(watermark);
         self.hook(st, |op, ctx, out| op.on_watermark(watermark, ctx, out))?;
         self.drain(st)
     }
@@ -108,6 +129,7 @@ where
     }
 
     fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()> {
+        operator_watermark::save(st, &self.uid, self.watermark);
         self.hook(st, |op, ctx, out| op.on_barrier(barrier, ctx, out))?;
         self.drain(st)?;
         self.next.prepare_barrier(barrier, st)

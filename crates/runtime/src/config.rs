@@ -5,29 +5,7 @@ use std::time::Duration;
 
 use rill_state::{KeyedStateConfig, DEFAULT_MAX_PARALLELISM};
 
-use crate::{Result, RuntimeError};
-
-/// What to do when a task fails: restart the whole job from the latest checkpoint after `delay`,
-/// at most `max_restarts` times, then fail with the cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RestartStrategy {
-    /// Restarts allowed before the job fails.
-    pub max_restarts: usize,
-    /// Wait before each restart.
-    pub delay: Duration,
-}
-
-impl RestartStrategy {
-    /// Fixed delay between at most `max_restarts` restarts.
-    pub fn fixed_delay(max_restarts: usize, delay: Duration) -> Self {
-        RestartStrategy { max_restarts, delay }
-    }
-
-    /// Never restart: the first failure fails the job.
-    pub fn none() -> Self {
-        RestartStrategy { max_restarts: 0, delay: Duration::ZERO }
-    }
-}
+use crate::{RestartStrategy, Result, RuntimeError};
 
 /// Everything that shapes how a job runs.
 #[derive(Debug, Clone)]
@@ -42,6 +20,12 @@ pub struct JobConfig {
     pub checkpoint_dir: PathBuf,
     /// Complete checkpoints to keep.
     pub retained_checkpoints: usize,
+    /// A checkpoint not acknowledged by every subtask within this long is abandoned (Flink's
+    /// `execution.checkpointing.timeout`, default 10 minutes).
+    pub checkpoint_timeout: Duration,
+    /// Checkpoints that may fail (expire) in a row before the job fails over (Flink's
+    /// `execution.checkpointing.tolerable-failed-checkpoints`, default 0).
+    pub tolerable_checkpoint_failures: usize,
     /// Restart strategy for task failures.
     pub restart: RestartStrategy,
     /// Keyed state backend tuning.
@@ -52,6 +36,9 @@ pub struct JobConfig {
     pub restore_from: Option<u64>,
     /// Start fresh even if the directory holds checkpoints.
     pub ignore_checkpoints: bool,
+    /// Restore even if the checkpoint holds state no operator of the job claims (dropping it);
+    /// otherwise such a restore fails naming that state (Flink's `allowNonRestoredState`).
+    pub allow_non_restored_state: bool,
     /// How often operators get [`crate::Operator::on_processing_time`]: the resolution of
     /// processing-time timers, periodic watermarks and idleness timeouts.
     pub tick_interval: Duration,
@@ -88,11 +75,14 @@ impl Default for StreamEnvBuilder {
                 checkpoint_interval: None,
                 checkpoint_dir: PathBuf::new(),
                 retained_checkpoints: 3,
-                restart: RestartStrategy::fixed_delay(3, Duration::from_millis(500)),
+                checkpoint_timeout: Duration::from_secs(600),
+                tolerable_checkpoint_failures: 0,
+                restart: RestartStrategy::default(),
                 keyed_state: KeyedStateConfig::default(),
                 channel_capacity: 16,
                 restore_from: None,
                 ignore_checkpoints: false,
+                allow_non_restored_state: false,
                 tick_interval: Duration::from_millis(20),
                 watermark_alignment: None,
             },
@@ -133,7 +123,21 @@ impl StreamEnvBuilder {
         self
     }
 
-    /// Restart strategy (default: 3 restarts, 500 ms apart).
+    /// How long a checkpoint may take before it is abandoned (default 10 minutes).
+    pub fn checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        self.config.checkpoint_timeout = timeout;
+        self
+    }
+
+    /// Checkpoint failures in a row tolerated before the job fails over (default 0: the first
+    /// expired checkpoint restarts the job from the latest complete one, as in Flink).
+    pub fn tolerable_checkpoint_failures(mut self, failures: usize) -> Self {
+        self.config.tolerable_checkpoint_failures = failures;
+        self
+    }
+
+    /// Restart strategy for retryable task failures (default: exponential delay from 1 s to 1 min,
+    /// reset after an hour without failure, as Flink's default).
     pub fn restart_strategy(mut self, strategy: RestartStrategy) -> Self {
         self.config.restart = strategy;
         self
@@ -148,6 +152,14 @@ impl StreamEnvBuilder {
     /// Batches buffered per channel (default 16).
     pub fn channel_capacity(mut self, batches: usize) -> Self {
         self.config.channel_capacity = batches;
+        self
+    }
+
+    /// Restore even if the checkpoint holds state that no operator of this job claims (a removed
+    /// operator, a changed uid): that state is dropped, with a warning. Default false: such a
+    /// restore fails, naming the state.
+    pub fn allow_non_restored_state(mut self, allow: bool) -> Self {
+        self.config.allow_non_restored_state = allow;
         self
     }
 
@@ -190,6 +202,9 @@ impl StreamEnvBuilder {
         }
         if c.tick_interval.is_zero() {
             return Err(RuntimeError::Config("tick interval must be positive".into()));
+        }
+        if c.checkpoint_timeout.is_zero() {
+            return Err(RuntimeError::Config("checkpoint timeout must be positive".into()));
         }
         if c.channel_capacity == 0 {
             return Err(RuntimeError::Config("channel capacity must be at least 1".into()));

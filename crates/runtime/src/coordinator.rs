@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use rill_state::decisions::{completed_ids, decide_retention};
+use rill_state::decisions::{decide_retention, scan_manifests};
 use rill_state::{CheckpointStore, Manifest, SubtaskSnapshot, VertexSnapshot};
 
 use crate::graph::Graph;
@@ -85,12 +85,18 @@ impl PendingCheckpoint {
     }
 }
 
-/// Makes a checkpoint complete: writes its manifest durably, then deletes what retention allows.
+/// Makes a checkpoint complete: makes every directory on the path of every file the manifest
+/// names durable (so after a power cut no named file is unreachable), writes the manifest
+/// durably, then deletes what retention allows.
 pub(crate) fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manifest, retain: usize) -> Result<()> {
+    for dir in manifest.directories() {
+        store.sync_dir(manifest.checkpoint, &dir)?;
+    }
     store.write_manifest(manifest.checkpoint, &manifest.encode()?)?;
-    let all = store.list()?;
-    let complete = completed_ids(store)?;
-    for id in decide_retention(&all, &complete, retain, None) {
+    let scan = scan_manifests(store)?;
+    // What could not be read is never deleted.
+    let all: Vec<u64> = scan.complete.iter().chain(&scan.absent).copied().collect();
+    for id in decide_retention(&all, &scan.complete, retain, None) {
         if id < manifest.checkpoint {
             if let Err(e) = store.delete(id) {
                 tracing::warn!(checkpoint = id, error = %e, "could not delete old checkpoint");
@@ -137,6 +143,10 @@ pub(crate) struct Coordinator<'a> {
     controls: &'a [(usize, usize, Sender<Control>)],
     next_epoch: u64,
     pending: Option<PendingCheckpoint>,
+    /// When the pending checkpoint expires.
+    deadline: Option<Instant>,
+    /// Checkpoints that expired in a row.
+    consecutive_failures: usize,
     sources_finished: HashSet<(usize, usize)>,
     final_done: bool,
     /// Checkpoints completed in this attempt.
@@ -160,6 +170,8 @@ impl<'a> Coordinator<'a> {
             controls,
             next_epoch,
             pending: None,
+            deadline: None,
+            consecutive_failures: 0,
             sources_finished: HashSet::new(),
             final_done: false,
             completed: 0,
@@ -175,6 +187,7 @@ impl<'a> Coordinator<'a> {
         self.next_epoch += 1;
         let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
         self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
+        self.deadline = Some(Instant::now() + self.config.checkpoint_timeout);
         let barrier = Barrier { epoch, then_stop };
         for c in self.source_controls() {
             let _ = c.send(Control::Trigger(barrier));
@@ -191,21 +204,28 @@ impl<'a> Coordinator<'a> {
             if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
                 self.trigger(true);
             }
-            let wait = match (next_trigger, &self.pending) {
+            let wait = match (next_trigger, self.deadline) {
                 (Some(t), None) => t.saturating_duration_since(Instant::now()),
-                _ => Duration::from_millis(200),
+                (_, Some(d)) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)),
+                (None, None) => Duration::from_millis(200),
             };
             match events.recv_timeout(wait) {
                 Ok(event) => match event {
                     TaskEvent::Ack { epoch, vertex, snapshot } => {
                         let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
+                            if epoch < self.next_epoch {
+                                tracing::debug!(epoch, "late acknowledgement of an expired checkpoint, ignored");
+                                continue;
+                            }
                             return Err(RuntimeError::Internal(format!(
                                 "acknowledgement for unknown checkpoint {epoch}"
                             )));
                         };
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
+                            self.deadline = None;
                             self.complete(pending)?;
+                            self.consecutive_failures = 0;
                             next_trigger = interval.map(|i| Instant::now() + i);
                         }
                     }
@@ -220,6 +240,10 @@ impl<'a> Coordinator<'a> {
                     }
                     TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
                 },
+                Err(RecvTimeoutError::Timeout) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    self.expire()?;
+                    next_trigger = interval.map(|i| Instant::now() + i);
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {
                         self.trigger(false);
@@ -228,6 +252,32 @@ impl<'a> Coordinator<'a> {
                 Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
             }
         }
+    }
+
+    /// The pending checkpoint did not complete within the timeout: it is abandoned (its late
+    /// acknowledgements are ignored; what it pre-committed is committed by a later checkpoint).
+    /// Beyond the tolerable number of failures in a row, the job fails over.
+    fn expire(&mut self) -> Result<()> {
+        let Some(pending) = self.pending.take() else { return Ok(()) };
+        self.deadline = None;
+        self.consecutive_failures += 1;
+        let timeout = self.config.checkpoint_timeout;
+        let tolerable = self.config.tolerable_checkpoint_failures;
+        if self.consecutive_failures > tolerable {
+            return Err(RuntimeError::CheckpointExpired {
+                epoch: pending.epoch,
+                timeout,
+                failures: self.consecutive_failures,
+            });
+        }
+        tracing::warn!(
+            epoch = pending.epoch,
+            timeout_ms = timeout.as_millis() as u64,
+            failures = self.consecutive_failures,
+            tolerable,
+            "checkpoint expired before every subtask acknowledged; abandoned"
+        );
+        Ok(())
     }
 
     fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
@@ -281,6 +331,63 @@ mod tests {
         p.acknowledge(0, 0, snap(0)).unwrap();
         assert!(p.acknowledge(0, 0, snap(0)).is_err());
         assert!(p.acknowledge(5, 0, snap(0)).is_err());
+    }
+
+    /// Records the order of a store's calls (a shim around the in-memory store).
+    #[derive(Default)]
+    struct Recording {
+        inner: MemoryCheckpointStore,
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl CheckpointStore for Recording {
+        fn list(&self) -> rill_state::Result<Vec<u64>> {
+            self.inner.list()
+        }
+        fn read_manifest(&self, id: u64) -> rill_state::Result<Option<Vec<u8>>> {
+            self.inner.read_manifest(id)
+        }
+        fn sync_dir(&self, id: u64, rel: &str) -> rill_state::Result<()> {
+            self.calls.lock().unwrap().push(format!("sync {id} {rel}"));
+            self.inner.sync_dir(id, rel)
+        }
+        fn write_manifest(&self, id: u64, bytes: &[u8]) -> rill_state::Result<()> {
+            self.calls.lock().unwrap().push(format!("manifest {id}"));
+            self.inner.write_manifest(id, bytes)
+        }
+        fn digest(&self, id: u64, path: &str) -> rill_state::Result<Option<(u64, u32)>> {
+            self.inner.digest(id, path)
+        }
+        fn delete(&self, id: u64) -> rill_state::Result<()> {
+            self.inner.delete(id)
+        }
+        fn retire(&self, id: u64) -> rill_state::Result<()> {
+            self.inner.retire(id)
+        }
+        fn retired(&self) -> rill_state::Result<Vec<u64>> {
+            self.inner.retired()
+        }
+    }
+
+    #[test]
+    fn every_directory_on_the_path_of_a_named_file_is_synced_before_the_manifest() {
+        let file = |path: &str| rill_state::FileDigest { path: path.into(), size: 1, crc32: 0 };
+        let mut with_files = snap(0);
+        with_files.files =
+            vec![file("v0-x-0/operator.bin"), file("v0-x-0/keyed/000007.sst"), file("v0-x-0/keyed/CURRENT")];
+        let mut p = PendingCheckpoint::new(7, false, vec![(0, 0)]);
+        p.acknowledge(0, 0, with_files).unwrap();
+        let store = Recording::default();
+        complete_checkpoint(&store, &p.into_manifest("j", 128, &[("v0-x".into(), 1)]), 3).unwrap();
+        let calls = store.calls.lock().unwrap().clone();
+        let manifest_at = calls.iter().position(|c| c == "manifest 7").expect("manifest written");
+        for ancestor in ["v0-x-0/keyed", "v0-x-0", ""] {
+            let synced = calls.iter().position(|c| *c == format!("sync 7 {ancestor}"));
+            assert!(synced.is_some_and(|i| i < manifest_at), "'{ancestor}' not synced before the manifest: {calls:?}");
+        }
+        let keyed = calls.iter().position(|c| c == "sync 7 v0-x-0/keyed").unwrap();
+        let parent = calls.iter().position(|c| c == "sync 7 v0-x-0").unwrap();
+        assert!(keyed < parent, "deepest first: {calls:?}");
     }
 
     #[test]

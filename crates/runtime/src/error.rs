@@ -97,6 +97,19 @@ pub enum RuntimeError {
         /// The input index.
         input: usize,
     },
+    /// A checkpoint did not complete within the checkpoint timeout, one time more than tolerated.
+    #[error(
+        "checkpoint {epoch} expired: not every subtask acknowledged it within {timeout:?} \
+         ({failures} checkpoint failure(s) in a row, more than tolerated)"
+    )]
+    CheckpointExpired {
+        /// The checkpoint.
+        epoch: u64,
+        /// The checkpoint timeout.
+        timeout: std::time::Duration,
+        /// Checkpoints failed in a row.
+        failures: usize,
+    },
     /// A channel closed while the job was still running (a neighbouring task failed).
     #[error("{task}: channel to a neighbouring task closed unexpectedly")]
     ChannelClosed {

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
-use rill_state::decisions::{check_checkpoint, find_restore, next_checkpoint_id, CheckpointCheck, RestoreDecision};
+use rill_state::decisions::{
+    check_checkpoint, decide_leftovers, decide_retirement, find_restore, next_checkpoint_id, scan_manifests,
+    CheckpointCheck, RestoreDecision,
+};
 use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, StateError};
 
 use crate::context::TaskInfo;
 use crate::coordinator::Coordinator;
 use crate::graph::{ChannelTable, Graph, Wiring};
+use crate::restart::{RestartDecision, RestartTracker};
 use crate::restore::{load_vertex_restores, VertexRestore};
 use crate::task::{Control, TaskEnv, TaskEvent};
 use crate::{ErrorClass, JobConfig, Result, RuntimeError, StreamEnv};
@@ -42,6 +46,10 @@ impl StreamEnv {
         if let Some((what, _)) = graph.outlets.iter().find(|(_, consumed)| !consumed()) {
             return Err(RuntimeError::Config(format!("{what} is never consumed: end it with a sink")));
         }
+        if let Some(error) = graph.errors.first() {
+            return Err(RuntimeError::Config(error.clone()));
+        }
+        graph.operator_uids()?;
         Runner::new(job, config, graph)?.run()
     }
 }
@@ -90,6 +98,7 @@ impl Runner {
         let mut result =
             JobResult { records: 0, checkpoints: 0, restored_from: None, restarts: 0, elapsed: Duration::ZERO };
         let mut explicit = self.config.restore_from;
+        let mut restarts = RestartTracker::new(self.config.restart);
         loop {
             let manifest = self.choose_restore(explicit.take())?;
             if result.restarts == 0 {
@@ -104,21 +113,24 @@ impl Runner {
                 }
                 Err(failure) => {
                     result.checkpoints += failure.checkpoints;
-                    let fatal = failure.error.class() == ErrorClass::Fatal;
-                    if fatal || result.restarts >= self.config.restart.max_restarts {
-                        if fatal {
+                    let decision = match failure.error.class() {
+                        ErrorClass::Fatal => {
                             tracing::error!(job = %self.job, error = %failure.error, "fatal error; not restarting");
+                            RestartDecision::GiveUp
                         }
+                        ErrorClass::Retryable => restarts.on_failure(Instant::now(), random_unit()),
+                    };
+                    let RestartDecision::RestartAfter(delay) = decision else {
                         return Err(RuntimeError::JobFailed {
                             job: self.job.clone(),
                             attempts: result.restarts + 1,
                             cause: Box::new(failure.error),
                         });
-                    }
+                    };
                     result.restarts += 1;
-                    tracing::warn!(job = %self.job, restart = result.restarts, error = %failure.error,
-                        "task failed; restarting from the latest complete checkpoint");
-                    std::thread::sleep(self.config.restart.delay);
+                    tracing::warn!(job = %self.job, restart = result.restarts, delay_ms = delay.as_millis() as u64,
+                        error = %failure.error, "task failed; restarting from the latest complete checkpoint");
+                    std::thread::sleep(delay);
                 }
             }
         }
@@ -157,12 +169,36 @@ impl Runner {
         }
     }
 
+    /// Before an attempt that restores `restored` (or starts fresh): retires every complete
+    /// checkpoint newer than it, durably (moved aside, never deleted), so no later restart or
+    /// re-run restores one of them; deletes incomplete leftovers that can never complete now.
+    /// Manifests that cannot be read are left alone, with a warning.
+    fn prepare_checkpoint_dir(&self, restored: Option<u64>) -> Result<()> {
+        let scan = scan_manifests(&self.store)?;
+        for (id, error) in &scan.unreadable {
+            tracing::warn!(checkpoint = id, %error, "checkpoint manifest unreadable: left in place");
+        }
+        if let Some(restored) = restored {
+            for id in decide_retirement(&scan, restored) {
+                tracing::warn!(checkpoint = id, restored, "retiring checkpoint {id}, newer than the restored one");
+                self.store.retire(id)?;
+            }
+        }
+        for id in decide_leftovers(&scan, restored) {
+            if let Err(e) = self.store.delete(id) {
+                tracing::warn!(checkpoint = id, error = %e, "could not delete an incomplete checkpoint");
+            }
+        }
+        Ok(())
+    }
+
     fn attempt(&self, manifest: Option<&Manifest>) -> Result<AttemptStats, AttemptFailure> {
         let fail = |error| AttemptFailure { error, checkpoints: 0 };
         let restores = match manifest {
             Some(m) => {
                 let dir = self.store.checkpoint_dir(m.checkpoint);
-                load_vertex_restores(m, &dir, &self.vertex_ids(), self.config.max_parallelism).map_err(fail)?
+                let uids = self.graph.operator_uids().map_err(fail)?;
+                load_vertex_restores(m, &dir, &self.vertex_ids(), &uids, &self.config).map_err(fail)?
             }
             None => HashMap::new(),
         };
@@ -175,14 +211,10 @@ impl Runner {
                 }));
             }
         }
-        let stored = self.store.list().map_err(|e| fail(e.into()))?;
+        self.prepare_checkpoint_dir(manifest.map(|m| m.checkpoint)).map_err(fail)?;
+        let mut stored = self.store.list().map_err(|e| fail(e.into()))?;
+        stored.extend(self.store.retired().map_err(|e| fail(e.into()))?);
         let first_epoch = next_checkpoint_id(&stored);
-        // Leftovers newer than the restored checkpoint can never complete now.
-        for id in stored {
-            if manifest.is_none_or(|m| id > m.checkpoint) && self.store.read_manifest(id).ok().flatten().is_none() {
-                let _ = self.store.delete(id);
-            }
-        }
 
         let (events_tx, events_rx) = unbounded();
         let mut channels = ChannelTable::default();
@@ -283,6 +315,14 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// A number uniform in [0, 1), for restart jitter (no need for a good generator).
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A short id unique to one attempt of one process, for naming files an attempt creates.

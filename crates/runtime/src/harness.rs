@@ -13,6 +13,7 @@ use rill_state::{
 };
 
 use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
+use crate::operator_watermark;
 use crate::{Barrier, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result, RuntimeError, Watermark};
 
 /// What a harness snapshot holds: the keyed state checkpoint and the operator's union state.
@@ -50,6 +51,8 @@ pub struct OperatorHarness<I, O, Op> {
     out: Collector<O>,
     output: Vec<O>,
     watermarks: Vec<Watermark>,
+    /// The highest watermark fed (checkpointed like the runtime does).
+    watermark: Option<Watermark>,
     idle: bool,
     _input: PhantomData<fn(I)>,
 }
@@ -111,7 +114,8 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
         let mut state = TaskState::new(info, backend, checkpoint, restored, ProcessingClock::manual(0));
         let uid = "op";
         let op = factory.open(&mut OpenContext::new(&mut state, uid)).map_err(wrap(&state))?;
-        Ok(OperatorHarness {
+        let restored_watermark = operator_watermark::restored(&state, uid);
+        let mut harness = OperatorHarness {
             op,
             state,
             uid: uid.into(),
@@ -120,8 +124,15 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
             output: Vec::new(),
             watermarks: Vec::new(),
             idle: false,
+            watermark: None,
             _input: PhantomData,
-        })
+        };
+        // As in a job: the operator resumes at its watermark of the restored barrier.
+        if let Some(w) = restored_watermark {
+            harness.watermark(w.timestamp_ms)?;
+            harness.take_watermarks();
+        }
+        Ok(harness)
     }
 
     /// Calls one hook of the operator and collects what it emitted.
@@ -169,6 +180,8 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
 
     /// Feeds a watermark at `timestamp_ms`.
     pub fn watermark(&mut self, timestamp_ms: i64) -> Result<()> {
+        self.watermark =
+            Some(self.watermark.map_or(Watermark::at(timestamp_ms), |w| w.max(Watermark::at(timestamp_ms))));
         self.hook(|op, ctx, out| op.on_watermark(Watermark::at(timestamp_ms), ctx, out))
     }
 
@@ -192,6 +205,7 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
     /// directory. Restore new instances from the result with [`OperatorHarness::restore_keyed`].
     pub fn snapshot(&mut self, epoch: u64) -> Result<HarnessSnapshot> {
         let barrier = Barrier { epoch, then_stop: false };
+        operator_watermark::save(&mut self.state, &self.uid, self.watermark);
         self.hook(|op, ctx, out| op.on_barrier(barrier, ctx, out))?;
         let union = std::mem::take(&mut self.state.snapshot);
         let keyed = match self.state.keyed.as_mut() {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rill_state::{KeyedRestoreSource, Manifest, OperatorStateSnapshot, StateError};
 
-use crate::{Result, RuntimeError};
+use crate::{JobConfig, Result, RuntimeError};
 
 /// The restored state of one vertex, shared by its subtasks (each takes its part).
 #[derive(Debug, Default, Clone)]
@@ -19,48 +19,78 @@ pub(crate) struct VertexRestore {
 }
 
 /// Reads what `manifest` holds for each of `vertex_ids`, from the checkpoint directory `dir`.
+///
+/// Keyed state belongs to a vertex (its RocksDB snapshots); operator (union) state belongs to an
+/// operator uid, wherever the operator runs now, so every vertex gets the union of all of it.
+/// State that no vertex or operator of this job claims fails the restore, naming it, unless the
+/// job allows non-restored state.
 pub(crate) fn load_vertex_restores(
     manifest: &Manifest,
     dir: &Path,
     vertex_ids: &[String],
-    max_parallelism: u16,
+    operator_uids: &[String],
+    config: &JobConfig,
 ) -> Result<HashMap<String, VertexRestore>> {
-    if manifest.max_parallelism != max_parallelism {
-        return Err(StateError::Incompatible {
-            checkpoint: manifest.checkpoint,
-            reason: format!(
-                "it was taken with max parallelism {} but the job has {max_parallelism}",
-                manifest.max_parallelism
-            ),
-        }
-        .into());
+    let incompatible = |reason: String| -> RuntimeError {
+        StateError::Incompatible { checkpoint: manifest.checkpoint, reason }.into()
+    };
+    if manifest.max_parallelism != config.max_parallelism {
+        return Err(incompatible(format!(
+            "it was taken with max parallelism {} but the job has {}",
+            manifest.max_parallelism, config.max_parallelism
+        )));
     }
-    let mut out = HashMap::new();
+    let mut unclaimed = Vec::new();
+    let mut keyed: HashMap<String, Vec<KeyedRestoreSource>> = HashMap::new();
+    let mut parts = Vec::new();
     for vertex in &manifest.vertices {
-        if !vertex_ids.contains(&vertex.vertex) {
-            return Err(StateError::Incompatible {
-                checkpoint: manifest.checkpoint,
-                reason: format!(
-                    "it holds state for operator chain '{}' which this job does not have (job graph changed?)",
-                    vertex.vertex
-                ),
-            }
-            .into());
-        }
-        let mut restore = VertexRestore { checkpoint: Some(manifest.checkpoint), ..VertexRestore::default() };
-        let mut parts = Vec::new();
+        let claimed = vertex_ids.contains(&vertex.vertex);
         for subtask in &vertex.subtasks {
             if let Some(rel) = &subtask.keyed_state_dir {
-                restore.keyed.push(KeyedRestoreSource { dir: dir.join(rel), key_groups: subtask.key_groups });
+                if !claimed {
+                    unclaimed.push(format!("keyed state of operator chain '{}'", vertex.vertex));
+                    break;
+                }
+                let source = KeyedRestoreSource { dir: dir.join(rel), key_groups: subtask.key_groups };
+                keyed.entry(vertex.vertex.clone()).or_default().push(source);
             }
+        }
+        for subtask in &vertex.subtasks {
             if let Some(rel) = &subtask.operator_state_file {
                 let path = dir.join(rel);
                 let bytes = std::fs::read(&path).map_err(RuntimeError::io("read operator state", &path))?;
                 parts.push(OperatorStateSnapshot::decode(&bytes)?);
             }
         }
-        restore.union = OperatorStateSnapshot::union(parts.iter());
-        out.insert(vertex.vertex.clone(), restore);
+    }
+    let union = OperatorStateSnapshot::union(parts.iter());
+    for key in union.entries.keys() {
+        let operator = key.split('/').next().unwrap_or(key);
+        if !operator_uids.iter().any(|uid| uid == operator) {
+            unclaimed.push(format!("state of operator '{operator}'"));
+        }
+    }
+    unclaimed.dedup();
+    if !unclaimed.is_empty() {
+        if !config.allow_non_restored_state {
+            return Err(incompatible(format!(
+                "it holds {} which no operator of this job claims (a changed uid, or a removed operator?); \
+                 set uids to match, or allow non-restored state to drop it",
+                unclaimed.join(", ")
+            )));
+        }
+        for what in &unclaimed {
+            tracing::warn!(checkpoint = manifest.checkpoint, "dropping {what}: no operator claims it");
+        }
+    }
+    let mut out = HashMap::new();
+    for id in vertex_ids {
+        let restore = VertexRestore {
+            checkpoint: Some(manifest.checkpoint),
+            keyed: keyed.remove(id).unwrap_or_default(),
+            union: union.clone(),
+        };
+        out.insert(id.clone(), restore);
     }
     Ok(out)
 }

@@ -15,7 +15,7 @@ use rill_state::key_group_of;
 use crate::chain::{Emitter, NullEmitter, Opener, OperatorNode, Tee};
 use crate::config::{JobConfig, StreamEnvBuilder};
 use crate::context::TaskState;
-use crate::graph::{channel_factory, Edge, Graph, Vertex, Wiring};
+use crate::graph::{channel_factory, check_uid, Edge, Graph, UidCell, Vertex, Wiring};
 use crate::partition::{Exchange, Partitioner};
 use crate::source::SourceFactory;
 use crate::task::{InputTask, SourceTask, Task};
@@ -89,6 +89,7 @@ impl StreamEnv {
         let mut g = self.graph.borrow_mut();
         g.vertices.push(Vertex {
             name: name.to_string(),
+            head_uid: None,
             parallelism: self.config.parallelism,
             keyed: false,
             is_source,
@@ -109,16 +110,19 @@ impl StreamEnv {
         S: SourceFactory<T>,
     {
         let vertex = self.add_vertex(name, true);
-        let uid: Arc<str> = format!("v{vertex}-{name}").into();
+        let uid = self.graph.borrow_mut().new_uid(name);
+        self.graph.borrow_mut().vertices[vertex].head_uid = Some(uid.clone());
         let outlet = self.new_outlet::<T>(format!("the output of source '{name}'"));
         let source = Arc::new(source);
         let out = outlet.clone();
+        let cell = uid.clone();
         self.set_factory(vertex, move |w| {
             let opener = wire_outlet(&out, w)?;
-            Ok(Box::new(SourceTask { factory: source.clone(), uid: uid.clone(), opener: Some(opener), chain: None })
+            let uid = cell.borrow().clone();
+            Ok(Box::new(SourceTask { factory: source.clone(), uid, opener: Some(opener), chain: None })
                 as Box<dyn Task>)
         });
-        DataStream { env: self.clone(), vertex, outlet }
+        DataStream { env: self.clone(), vertex, outlet, uid: Some(uid) }
     }
 
     /// A vertex fed by `edges`, whose subtasks read all their channels, aligned.
@@ -134,7 +138,7 @@ impl StreamEnv {
             let opener = wire_outlet(&out, w)?;
             Ok(Box::new(InputTask { inputs, opener: Some(opener), chain: None, gate: None }) as Box<dyn Task>)
         });
-        DataStream { env: self.clone(), vertex: to, outlet }
+        DataStream { env: self.clone(), vertex: to, outlet, uid: None }
     }
 }
 
@@ -144,12 +148,36 @@ pub struct DataStream<T> {
     env: StreamEnv,
     vertex: usize,
     outlet: SharedOutlet<T>,
+    /// The uid of the operator (or source) that produces this stream, if one does.
+    uid: Option<UidCell>,
 }
 
 impl<T: Clone> Clone for DataStream<T> {
     fn clone(&self) -> Self {
         self.outlet.borrow_mut().copy = Some(T::clone);
-        DataStream { env: self.env.clone(), vertex: self.vertex, outlet: self.outlet.clone() }
+        DataStream { env: self.env.clone(), vertex: self.vertex, outlet: self.outlet.clone(), uid: self.uid.clone() }
+    }
+}
+
+/// The end of a stream in a sink; set the sink's uid with [`DataStreamSink::uid`].
+pub struct DataStreamSink {
+    env: StreamEnv,
+    uid: UidCell,
+}
+
+impl DataStreamSink {
+    /// Sets the sink's uid (Flink's `uid`): the stable id its state is stored under, so that a
+    /// checkpoint restores into it however the job around it changes.
+    pub fn uid(self, uid: &str) -> Self {
+        set_uid(&self.env, &self.uid, uid);
+        self
+    }
+}
+
+fn set_uid(env: &StreamEnv, cell: &UidCell, uid: &str) {
+    match check_uid(uid) {
+        Ok(()) => *cell.borrow_mut() = uid.into(),
+        Err(e) => env.graph.borrow_mut().errors.push(e),
     }
 }
 
@@ -165,12 +193,33 @@ impl<T: Send + 'static> DataStream<T> {
         self
     }
 
-    fn next_uid(&self, name: &str, keyed: bool) -> Arc<str> {
+    /// Sets the uid of the operator that produces this stream (Flink's `uid`): the stable id its
+    /// state is stored under, so that a checkpoint restores into it however the job around it
+    /// changes. Without it the uid is the operator's name, numbered when the name repeats
+    /// (`map`, `map-2`, ...). Uids must be unique in the job.
+    pub fn uid(self, uid: &str) -> Self {
+        match &self.uid {
+            Some(cell) => set_uid(&self.env, cell, uid),
+            None => self
+                .env
+                .graph
+                .borrow_mut()
+                .errors
+                .push(format!("uid '{uid}' is set on a stream no operator produces (right after a partitioning)")),
+        }
+        self
+    }
+
+    fn next_uid(&self, name: &str, keyed: bool) -> UidCell {
         let mut g = self.env.graph.borrow_mut();
+        let uid = g.new_uid(name);
         let v = &mut g.vertices[self.vertex];
         v.operators += 1;
         v.keyed |= keyed;
-        format!("v{}-op{}-{name}", self.vertex, v.operators).into()
+        if v.head_uid.is_none() {
+            v.head_uid = Some(uid.clone());
+        }
+        uid
     }
 
     fn consume(&self, consumer: Consumer<T>) {
@@ -182,11 +231,12 @@ impl<T: Send + 'static> DataStream<T> {
         O: Send + 'static,
         F: OperatorFactory<T, O>,
     {
-        self.chain_to(name, factory, keyed, true)
+        let (stream, _) = self.chain_to(name, factory, keyed, true);
+        stream
     }
 
     /// Adds an operator; `watched`: whether its output must be consumed (not for sinks).
-    fn chain_to<O, F>(self, name: &str, factory: F, keyed: bool, watched: bool) -> DataStream<O>
+    fn chain_to<O, F>(self, name: &str, factory: F, keyed: bool, watched: bool) -> (DataStream<O>, UidCell)
     where
         O: Send + 'static,
         F: OperatorFactory<T, O>,
@@ -194,19 +244,20 @@ impl<T: Send + 'static> DataStream<T> {
         let uid = self.next_uid(name, keyed);
         let factory = Arc::new(factory);
         let outlet = match watched {
-            true => self.env.new_outlet::<O>(format!("the output of operator '{uid}'")),
+            true => self.env.new_outlet::<O>(format!("the output of operator '{}'", uid.borrow())),
             false => Rc::new(RefCell::new(Outlet { consumers: Vec::new(), copy: None })),
         };
         let out = outlet.clone();
+        let cell = uid.clone();
         self.consume(Rc::new(move |w| {
             let next = wire_outlet(&out, w)?;
-            let (factory, uid) = (factory.clone(), uid.clone());
+            let (factory, uid) = (factory.clone(), cell.borrow().clone());
             Ok(Box::new(move |st: &mut TaskState| {
                 let next = next(&mut *st)?;
                 Ok(Box::new(OperatorNode::open(&*factory, uid, next, st)?) as Box<dyn Emitter<T>>)
             }) as Opener<T>)
         }));
-        DataStream { env: self.env, vertex: self.vertex, outlet }
+        (DataStream { env: self.env, vertex: self.vertex, outlet, uid: Some(uid.clone()) }, uid)
     }
 
     /// Adds an operator to this chain (no channel hop); each subtask opens its own instance from
@@ -220,11 +271,13 @@ impl<T: Send + 'static> DataStream<T> {
     }
 
     /// Ends the stream in a sink: an operator with no output.
-    pub fn sink<F>(self, name: &str, factory: F)
+    pub fn sink<F>(self, name: &str, factory: F) -> DataStreamSink
     where
         F: OperatorFactory<T, ()>,
     {
-        let _: DataStream<()> = self.chain_to(name, factory, false, false);
+        let env = self.env.clone();
+        let (_, uid): (DataStream<()>, _) = self.chain_to(name, factory, false, false);
+        DataStreamSink { env, uid }
     }
 
     /// Closes this chain with an exchange into a new vertex named `name`.

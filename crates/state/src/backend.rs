@@ -202,7 +202,37 @@ impl KeyedBackend {
         let digests = self.digests.clone();
         let name =
             format!("snapshot-{}", self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()));
-        self.db.spawn(name, move |db| done(write_snapshot(db, batch, &dir, &digests)))
+        let path = self.path.clone();
+        self.db.spawn(name, move |db| {
+            let guard = ReportOnDrop { done: Some(done), path };
+            let result = write_snapshot(db, batch, &dir, &digests);
+            guard.report(result);
+        })
+    }
+}
+
+/// Reports a background snapshot's result exactly once: if the snapshot thread unwinds (a panic)
+/// before reporting, the drop reports the failure, so the checkpoint fails instead of waiting for
+/// an acknowledgement that never comes.
+struct ReportOnDrop {
+    done: Option<SnapshotDone>,
+    path: PathBuf,
+}
+
+impl ReportOnDrop {
+    fn report(mut self, result: Result<Vec<FileDigest>>) {
+        if let Some(done) = self.done.take() {
+            done(result);
+        }
+    }
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let reason = "the snapshot thread panicked before finishing".to_string();
+            done(Err(StateError::Snapshot { path: std::mem::take(&mut self.path), reason }));
+        }
     }
 }
 
@@ -282,4 +312,34 @@ fn link_copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_snapshot_thread_is_reported_as_a_failed_snapshot() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done: SnapshotDone = Box::new(move |result| {
+            let _ = tx.send(result.map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let thread = std::thread::spawn(move || {
+            let _guard = ReportOnDrop { done: Some(done), path: PathBuf::from("db") };
+            panic!("injected: the disk vanished mid-snapshot");
+        });
+        assert!(thread.join().is_err(), "the thread panicked");
+        let reported = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("a report, not silence");
+        assert!(reported.unwrap_err().contains("panicked"));
+    }
+
+    #[test]
+    fn a_finished_snapshot_is_reported_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done: SnapshotDone = Box::new(move |result| {
+            let _ = tx.send(result.is_ok());
+        });
+        ReportOnDrop { done: Some(done), path: PathBuf::from("db") }.report(Ok(vec![]));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![true]);
+    }
 }

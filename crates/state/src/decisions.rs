@@ -66,7 +66,8 @@ pub fn decide_retention(all: &[u64], complete: &[u64], retain: usize, in_flight:
     doomed
 }
 
-/// The id for the next checkpoint: above every id ever stored, so nothing is overwritten.
+/// The id for the next checkpoint: above every id ever stored (retired ones included), so
+/// nothing is overwritten and no id is used twice.
 pub fn next_checkpoint_id(all: &[u64]) -> u64 {
     all.iter().copied().max().map_or(1, |m| m + 1)
 }
@@ -112,15 +113,46 @@ pub fn find_restore(store: &dyn CheckpointStore) -> Result<RestoreDecision> {
     Ok(decide_restore(checks))
 }
 
-/// Ids of the checkpoints that have a manifest (without verifying file checksums).
-pub fn completed_ids(store: &dyn CheckpointStore) -> Result<Vec<u64>> {
-    let mut out = Vec::new();
-    for id in store.list()? {
-        if store.read_manifest(id)?.is_some() {
-            out.push(id);
+/// What reading every checkpoint's manifest found (without verifying file checksums).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestScan {
+    /// Checkpoints with a manifest.
+    pub complete: Vec<u64>,
+    /// Checkpoints without one: never completed (or being written).
+    pub absent: Vec<u64>,
+    /// Checkpoints whose manifest could not be read (an I/O error), with the error: unknown, so
+    /// never deleted.
+    pub unreadable: Vec<(u64, String)>,
+}
+
+/// Reads every checkpoint's manifest, telling "absent" from "unreadable".
+pub fn scan_manifests(store: &dyn CheckpointStore) -> Result<ManifestScan> {
+    let mut ids = store.list()?;
+    ids.sort_unstable();
+    let mut scan = ManifestScan::default();
+    for id in ids {
+        match store.read_manifest(id) {
+            Ok(Some(_)) => scan.complete.push(id),
+            Ok(None) => scan.absent.push(id),
+            Err(e) => scan.unreadable.push((id, e.to_string())),
         }
     }
-    Ok(out)
+    Ok(scan)
+}
+
+/// Incomplete checkpoints that can be deleted when a run starts from `restored`: those newer than
+/// it (they can never complete now), or all when starting fresh. Unreadable ones are not among
+/// them: what could not be read is never deleted.
+pub fn decide_leftovers(scan: &ManifestScan, restored: Option<u64>) -> Vec<u64> {
+    scan.absent.iter().copied().filter(|id| restored.is_none_or(|r| *id > r)).collect()
+}
+
+/// Complete checkpoints to retire (move aside, never delete) before a run restores `restored`:
+/// every newer one. Left in place, a later restart would restore one of them — whose output the
+/// file sink has rolled back, or whose pending files are gone — instead of what this run commits.
+pub fn decide_retirement(scan: &ManifestScan, restored: u64) -> Vec<u64> {
+    let newer_unreadable = scan.unreadable.iter().map(|(id, _)| *id);
+    scan.complete.iter().copied().chain(newer_unreadable).filter(|id| *id > restored).collect()
 }
 
 #[cfg(test)]
@@ -161,6 +193,38 @@ mod tests {
             RestoreDecision::Restore { manifest, .. } => Some(manifest.checkpoint),
             _ => None,
         }
+    }
+
+    #[test]
+    fn an_unreadable_manifest_is_neither_complete_nor_absent_and_never_a_leftover() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        store.put_file(2, "v0-0/operator.bin", b"half written");
+        complete(&store, 3);
+        store.fail_manifest_reads(3);
+        let scan = scan_manifests(&store).unwrap();
+        assert_eq!(scan.complete, vec![1]);
+        assert_eq!(scan.absent, vec![2]);
+        assert_eq!(scan.unreadable.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(decide_leftovers(&scan, Some(1)), vec![2], "3 could not be read: kept");
+        assert_eq!(decide_leftovers(&scan, None), vec![2]);
+    }
+
+    #[test]
+    fn restoring_an_older_checkpoint_retires_every_newer_one() {
+        let store = MemoryCheckpointStore::new();
+        for id in [3, 4, 5] {
+            complete(&store, id);
+        }
+        let scan = scan_manifests(&store).unwrap();
+        assert_eq!(decide_retirement(&scan, 3), vec![4, 5]);
+        assert!(decide_retirement(&scan, 5).is_empty());
+        for id in decide_retirement(&scan, 3) {
+            store.retire(id).unwrap();
+        }
+        assert_eq!(store.list().unwrap(), vec![3]);
+        assert_eq!(store.retired().unwrap(), vec![4, 5]);
+        assert_eq!(restored_id(find_restore(&store).unwrap()), Some(3), "a plain re-run restores 3 again");
     }
 
     #[test]

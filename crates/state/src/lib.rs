@@ -34,4 +34,6 @@ pub use layout::SubtaskSnapshotWriter;
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use operator_state::OperatorStateSnapshot;
 pub use state_types::{StateKey, StateValue};
-pub use store::{digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE};
+pub use store::{
+    digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE, RETIRED_DIR,
+};

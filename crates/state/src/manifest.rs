@@ -110,6 +110,24 @@ impl Manifest {
         self.vertices.iter().flat_map(|v| v.subtasks.iter()).flat_map(|s| s.files.iter())
     }
 
+    /// Every directory on the path of a file this manifest names, relative to the checkpoint
+    /// directory, deepest first, ending with `""` (the checkpoint directory itself): what must be
+    /// durable before the manifest is.
+    pub fn directories(&self) -> Vec<String> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for file in self.files() {
+            let mut path = std::path::Path::new(&file.path);
+            while let Some(parent) = path.parent() {
+                dirs.insert(parent.to_string_lossy().into_owned());
+                path = parent;
+            }
+        }
+        dirs.insert(String::new());
+        let mut dirs: Vec<String> = dirs.into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.matches('/').count() + 1 }));
+        dirs
+    }
+
     /// The snapshot of a vertex, by id.
     pub fn vertex(&self, id: &str) -> Option<&VertexSnapshot> {
         self.vertices.iter().find(|v| v.vertex == id)

@@ -18,12 +18,42 @@ pub trait CheckpointStore: Send + Sync {
     fn list(&self) -> Result<Vec<u64>>;
     /// The manifest's bytes, or `None` if the checkpoint has none (it never completed).
     fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>>;
+    /// Makes directory `rel` of checkpoint `id` durable (fsync). `""` is the checkpoint's own
+    /// directory; syncing it also syncs the root that holds it.
+    fn sync_dir(&self, id: u64, rel: &str) -> Result<()>;
     /// Writes a manifest durably and atomically: after a crash it is either whole or absent.
+    /// Call it only once every directory on the path of every file it names is durable.
     fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()>;
     /// Size and CRC-32 of one file of a checkpoint, or `None` if it is missing.
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>>;
     /// Deletes a checkpoint and all its files.
     fn delete(&self, id: u64) -> Result<()>;
+    /// Moves a checkpoint aside durably, never deleting it: it is no longer listed nor restorable,
+    /// and its id is never used again (see [`CheckpointStore::retired`]).
+    fn retire(&self, id: u64) -> Result<()>;
+    /// Ids of the retired checkpoints.
+    fn retired(&self) -> Result<Vec<u64>>;
+}
+
+/// Where retired checkpoints go, under the checkpoint root.
+pub const RETIRED_DIR: &str = "retired";
+
+/// The checkpoint ids among the entries of `dir` (directories `chk-<id>`).
+fn checkpoint_ids(dir: &Path) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(StateError::Io { op: "list", path: dir.to_path_buf(), source: e }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(StateError::io("list", dir))?;
+        let name = entry.file_name();
+        if let Some(id) = name.to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Checkpoints as directories `chk-<id>` under one root directory.
@@ -53,16 +83,7 @@ impl FsCheckpointStore {
 
 impl CheckpointStore for FsCheckpointStore {
     fn list(&self) -> Result<Vec<u64>> {
-        let mut ids = Vec::new();
-        let entries = fs::read_dir(&self.root).map_err(StateError::io("list", &self.root))?;
-        for entry in entries {
-            let entry = entry.map_err(StateError::io("list", &self.root))?;
-            let name = entry.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse().ok()) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        checkpoint_ids(&self.root)
     }
 
     fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
@@ -74,9 +95,21 @@ impl CheckpointStore for FsCheckpointStore {
         }
     }
 
+    fn sync_dir(&self, id: u64, rel: &str) -> Result<()> {
+        let dir = self.checkpoint_dir(id);
+        if rel.is_empty() {
+            sync_dir(&dir)?;
+            return sync_dir(&self.root);
+        }
+        sync_dir(&dir.join(rel))
+    }
+
     fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
         let dir = self.checkpoint_dir(id);
-        fs::create_dir_all(&dir).map_err(StateError::io("create", &dir))?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(StateError::io("create", &dir))?;
+            sync_dir(&self.root)?;
+        }
         write_atomically(&dir.join(MANIFEST_FILE), bytes)
     }
 
@@ -104,6 +137,21 @@ impl CheckpointStore for FsCheckpointStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StateError::Io { op: "delete checkpoint", path: dir, source: e }),
         }
+    }
+
+    fn retire(&self, id: u64) -> Result<()> {
+        let retired = self.root.join(RETIRED_DIR);
+        fs::create_dir_all(&retired).map_err(StateError::io("create", &retired))?;
+        sync_dir(&self.root)?;
+        let (from, to) = (self.checkpoint_dir(id), retired.join(format!("chk-{id:010}")));
+        fs::rename(&from, &to).map_err(StateError::io("retire", &from))?;
+        // Both directories durable: after a power cut the checkpoint is in one place or the other.
+        sync_dir(&retired)?;
+        sync_dir(&self.root)
+    }
+
+    fn retired(&self) -> Result<Vec<u64>> {
+        checkpoint_ids(&self.root.join(RETIRED_DIR))
     }
 }
 
@@ -153,6 +201,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointStore {
     checkpoints: Mutex<BTreeMap<u64, BTreeMap<String, Vec<u8>>>>,
+    retired: Mutex<BTreeMap<u64, BTreeMap<String, Vec<u8>>>>,
+    unreadable: Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl MemoryCheckpointStore {
@@ -175,6 +225,11 @@ impl MemoryCheckpointStore {
         }
     }
 
+    /// Makes reading checkpoint `id`'s manifest fail with an I/O error (a failing disk).
+    pub fn fail_manifest_reads(&self, id: u64) {
+        self.unreadable.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, BTreeMap<String, Vec<u8>>>> {
         // A poisoned lock only means another test thread panicked; the map itself is intact.
         self.checkpoints.lock().unwrap_or_else(|p| p.into_inner())
@@ -187,7 +242,15 @@ impl CheckpointStore for MemoryCheckpointStore {
     }
 
     fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        if self.unreadable.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+            let source = std::io::Error::other("injected read failure");
+            return Err(StateError::Io { op: "read manifest", path: format!("memory/chk-{id}").into(), source });
+        }
         Ok(self.lock().get(&id).and_then(|c| c.get(MANIFEST_FILE)).cloned())
+    }
+
+    fn sync_dir(&self, _id: u64, _rel: &str) -> Result<()> {
+        Ok(())
     }
 
     fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
@@ -202,5 +265,16 @@ impl CheckpointStore for MemoryCheckpointStore {
     fn delete(&self, id: u64) -> Result<()> {
         self.lock().remove(&id);
         Ok(())
+    }
+
+    fn retire(&self, id: u64) -> Result<()> {
+        if let Some(files) = self.lock().remove(&id) {
+            self.retired.lock().unwrap_or_else(|p| p.into_inner()).insert(id, files);
+        }
+        Ok(())
+    }
+
+    fn retired(&self) -> Result<Vec<u64>> {
+        Ok(self.retired.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect())
     }
 }
