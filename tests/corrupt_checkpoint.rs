@@ -18,6 +18,23 @@ fn complete_checkpoints(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A `keyed_count` run (300,000 records, 13 keys) killed after at least `min` complete
+/// checkpoints: its directory, the job, and the complete checkpoints, oldest first.
+fn killed_run_with_checkpoints(min: usize) -> (tempfile::TempDir, KeyedCount, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let job =
+        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
+    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
+    let complete = complete_checkpoints(dir.path());
+    assert!(complete.len() >= min, "need {min} complete checkpoints, have {complete:?}");
+    (dir, job, complete)
+}
+
+/// The id of a checkpoint directory `chk-<id>`.
+fn checkpoint_id(dir: &Path) -> u64 {
+    dir.file_name().unwrap().to_string_lossy()[4..].parse().unwrap()
+}
+
 fn flip_first_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[0] ^= 0xff;
@@ -44,8 +61,8 @@ fn corrupted_latest_checkpoint_falls_back_to_the_previous_one() {
 
     let out = job.run(dir.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let latest_id: u64 = latest.file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
-    let previous_id: u64 = previous.file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    let latest_id = checkpoint_id(latest);
+    let previous_id = checkpoint_id(previous);
     assert!(stderr.contains(&format!("skipping corrupt checkpoint {latest_id}")), "stderr: {stderr}");
     assert_eq!(summary_field(&out, "restored_from"), previous_id.to_string());
     assert_exactly_once(dir.path(), job.records, job.keys);
@@ -70,13 +87,8 @@ fn all_checkpoints_corrupt_is_a_clear_error_and_keeps_the_output() {
 
 #[test]
 fn explicit_restore_of_an_older_checkpoint_rolls_back_newer_output_and_stays_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let job =
-        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
-    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
-    let complete = complete_checkpoints(dir.path());
-    assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
-    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    let (dir, job, complete) = killed_run_with_checkpoints(2);
+    let older = checkpoint_id(&complete[0]);
 
     let mut again = KeyedCount { extra: vec!["--restore-from".into(), older.to_string()], ..job };
     again.rate = None;
@@ -91,13 +103,8 @@ fn explicit_restore_of_an_older_checkpoint_rolls_back_newer_output_and_stays_exa
 
 #[test]
 fn a_crash_right_after_restoring_an_older_checkpoint_does_not_bring_the_newer_ones_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let job =
-        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
-    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
-    let complete = complete_checkpoints(dir.path());
-    assert!(complete.len() >= 3, "need three complete checkpoints, have {complete:?}");
-    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    let (dir, job, complete) = killed_run_with_checkpoints(3);
+    let older = checkpoint_id(&complete[0]);
 
     // Restore the oldest and die before the restored run completes a checkpoint of its own.
     let restore = KeyedCount {
@@ -121,13 +128,8 @@ fn a_crash_right_after_restoring_an_older_checkpoint_does_not_bring_the_newer_on
 
 #[test]
 fn a_checkpoint_whose_manifest_cannot_be_read_is_never_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let job =
-        KeyedCount { records: 300_000, keys: 13, parallelism: 2, interval_ms: 100, rate: Some(150_000), extra: vec![] };
-    assert!(!kill_after(job.spawn(dir.path()), Duration::from_millis(1200)), "the job finished before the kill");
-    let complete = complete_checkpoints(dir.path());
-    assert!(complete.len() >= 2, "need two complete checkpoints, have {complete:?}");
-    let older: u64 = complete[0].file_name().unwrap().to_string_lossy()[4..].parse().unwrap();
+    let (dir, job, complete) = killed_run_with_checkpoints(2);
+    let older = checkpoint_id(&complete[0]);
     // The newest manifest cannot be read (an I/O error, not "absent"): a symbolic link to itself.
     let newest = complete.last().unwrap().clone();
     let manifest = newest.join("_manifest");
