@@ -32,6 +32,8 @@ pub(crate) struct PendingCheckpoint {
     pub(crate) epoch: u64,
     /// Whether it is the final checkpoint.
     pub(crate) then_stop: bool,
+    /// When it was triggered.
+    pub(crate) triggered: Instant,
     expected: Vec<(usize, usize)>,
     acks: BTreeMap<(usize, usize), SubtaskSnapshot>,
 }
@@ -39,7 +41,7 @@ pub(crate) struct PendingCheckpoint {
 impl PendingCheckpoint {
     /// A checkpoint waiting for `expected` (vertex, subtask) pairs.
     pub(crate) fn new(epoch: u64, then_stop: bool, expected: Vec<(usize, usize)>) -> Self {
-        PendingCheckpoint { epoch, then_stop, expected, acks: BTreeMap::new() }
+        PendingCheckpoint { epoch, then_stop, triggered: Instant::now(), expected, acks: BTreeMap::new() }
     }
 
     /// Records one subtask's acknowledgement. An unknown or repeated acknowledgement is an error.
@@ -143,8 +145,6 @@ pub(crate) struct Coordinator<'a> {
     controls: &'a [(usize, usize, Sender<Control>)],
     next_epoch: u64,
     pending: Option<PendingCheckpoint>,
-    /// When the pending checkpoint expires.
-    deadline: Option<Instant>,
     /// Checkpoints that expired in a row.
     consecutive_failures: usize,
     sources_finished: HashSet<(usize, usize)>,
@@ -170,7 +170,6 @@ impl<'a> Coordinator<'a> {
             controls,
             next_epoch,
             pending: None,
-            deadline: None,
             consecutive_failures: 0,
             sources_finished: HashSet::new(),
             final_done: false,
@@ -187,7 +186,6 @@ impl<'a> Coordinator<'a> {
         self.next_epoch += 1;
         let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
         self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
-        self.deadline = Some(Instant::now() + self.config.checkpoint_timeout);
         let barrier = Barrier { epoch, then_stop };
         for c in self.source_controls() {
             let _ = c.send(Control::Trigger(barrier));
@@ -204,7 +202,8 @@ impl<'a> Coordinator<'a> {
             if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
                 self.trigger(true);
             }
-            let wait = match (next_trigger, self.deadline) {
+            let deadline = self.pending.as_ref().map(|p| p.triggered + self.config.checkpoint_timeout);
+            let wait = match (next_trigger, deadline) {
                 (Some(t), None) => t.saturating_duration_since(Instant::now()),
                 (_, Some(d)) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)),
                 (None, None) => Duration::from_millis(200),
@@ -223,7 +222,6 @@ impl<'a> Coordinator<'a> {
                         };
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
-                            self.deadline = None;
                             self.complete(pending)?;
                             self.consecutive_failures = 0;
                             next_trigger = interval.map(|i| Instant::now() + i);
@@ -240,7 +238,7 @@ impl<'a> Coordinator<'a> {
                     }
                     TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
                 },
-                Err(RecvTimeoutError::Timeout) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     self.expire()?;
                     next_trigger = interval.map(|i| Instant::now() + i);
                 }
@@ -259,7 +257,6 @@ impl<'a> Coordinator<'a> {
     /// Beyond the tolerable number of failures in a row, the job fails over.
     fn expire(&mut self) -> Result<()> {
         let Some(pending) = self.pending.take() else { return Ok(()) };
-        self.deadline = None;
         self.consecutive_failures += 1;
         let timeout = self.config.checkpoint_timeout;
         let tolerable = self.config.tolerable_checkpoint_failures;

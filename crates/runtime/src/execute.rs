@@ -225,8 +225,7 @@ impl Runner {
         }
         let mut controls: Vec<(usize, usize, Sender<Control>)> = Vec::new();
         let mut threads = Vec::new();
-        let restored = manifest.map(|m| m.checkpoint);
-        let spawn_result = self.spawn_all(restored, &restores, &mut channels, &events_tx, &mut controls, &mut threads);
+        let spawn_result = self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads);
         drop(channels);
         drop(events_tx);
         if let Err(error) = spawn_result {
@@ -260,7 +259,6 @@ impl Runner {
 
     fn spawn_all(
         &self,
-        restored: Option<u64>,
         restores: &HashMap<String, VertexRestore>,
         channels: &mut ChannelTable,
         events: &Sender<TaskEvent>,
@@ -270,12 +268,8 @@ impl Runner {
         let run_id = new_run_id();
         for (index, vertex) in self.graph.vertices.iter().enumerate() {
             let id = vertex.id(index);
-            let restore = Arc::new(
-                restores
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| VertexRestore { checkpoint: restored, ..VertexRestore::default() }),
-            );
+            // A restore has an entry for every vertex; a fresh start has none.
+            let restore = Arc::new(restores.get(&id).cloned().unwrap_or_default());
             let factory = vertex
                 .factory
                 .clone()
