@@ -112,9 +112,33 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
         self
     }
 
-    /// Time between GetRecords calls on one shard (default 200 ms, at most 300 s).
+    /// Time from the end of one GetRecords call on a shard to the next (default 200 ms, at
+    /// most 300 s).
     pub fn get_records_interval(mut self, interval: Duration) -> Self {
         self.settings.get_records_interval = interval;
+        self
+    }
+
+    /// Wait after a GetRecords call that returned nothing (default 1 s).
+    pub fn get_records_empty_interval(mut self, interval: Duration) -> Self {
+        self.settings.get_records_empty_interval = interval;
+        self
+    }
+
+    /// Size GetRecords calls to read at most `bytes_per_second` per shard (adaptive reads; on
+    /// by default at 2 MiB/s, the Kinesis limit). `None` turns adaptive reads off.
+    pub fn adaptive_reads(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.settings.adaptive_reads = bytes_per_second.is_some();
+        if let Some(rate) = bytes_per_second {
+            self.settings.read_bytes_per_second = rate.max(1);
+        }
+        self
+    }
+
+    /// How long throttled calls are retried before the task fails (default 10 minutes; `None`
+    /// for ever).
+    pub fn throttle_retry_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.throttle_retry_timeout = timeout;
         self
     }
 
@@ -148,9 +172,10 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
         self
     }
 
-    /// A shard without records for this long stops holding the watermark back (default: never).
-    pub fn shard_idle_interval(mut self, interval: Duration) -> Self {
-        self.settings.shard_idle_interval = Some(interval);
+    /// A shard without records for this long stops holding the watermark back (default 30 s;
+    /// `None`: never).
+    pub fn shard_idle_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.settings.shard_idle_interval = interval.into();
         self
     }
 
@@ -263,6 +288,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             watermarks: self.watermarks,
             assigner: SharedAssigner(self.assigner),
             registry: Default::default(),
+            listing: Default::default(),
             stats: Default::default(),
             latest_pinned_ms: now_ms,
         }))

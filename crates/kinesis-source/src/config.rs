@@ -79,9 +79,25 @@ pub struct ConsumerSettings {
     pub initial_position: InitialPosition,
     /// Records per GetRecords call (`flink.shard.getrecords.maxrecordcount`, 10000; 1..=10000).
     pub get_records_max: i32,
-    /// Time between the starts of two GetRecords calls on a shard
-    /// (`flink.shard.getrecords.intervalmillis`, 200 ms; at most 300 s).
+    /// Time from the end of one GetRecords call on a shard to the start of the next
+    /// (`flink.shard.getrecords.intervalmillis`, 200 ms; at most 300 s): at most 5 calls a
+    /// second, the per-shard limit.
     pub get_records_interval: Duration,
+    /// Wait after a GetRecords call that returned nothing, before the next one on that shard
+    /// (`rill.shard.getrecords.empty.intervalmillis`, 1 s; at least the interval): an idle shard
+    /// does not spend the read budget its other consumers share.
+    pub get_records_empty_interval: Duration,
+    /// Size each GetRecords call from the average record size so a shard is read at no more
+    /// than `read_bytes_per_second` (`flink.shard.adaptivereads`; on by default in rill, off in
+    /// Flink).
+    pub adaptive_reads: bool,
+    /// The read rate adaptive reads aim at, per shard (`rill.shard.read.bytes-per-second`;
+    /// 2 MiB/s, the Kinesis limit shared by all polling consumers of a shard).
+    pub read_bytes_per_second: u64,
+    /// How long a throttled call is retried before the task fails
+    /// (`rill.throttle.retry.timeout.millis`, 10 minutes; `None`, -1, for ever). Throttling
+    /// never counts against the retry counts, which bound transient failures only.
+    pub throttle_retry_timeout: Option<Duration>,
     /// Retries of GetRecords.
     pub get_records_retry: RetrySettings,
     /// Retries of GetShardIterator.
@@ -91,7 +107,8 @@ pub struct ConsumerSettings {
     /// Time between shard discoveries (`flink.shard.discovery.intervalmillis`, 10 s).
     pub discovery_interval: Duration,
     /// A shard without records for this long stops holding the watermark back
-    /// (`flink.shard.idle.interval`; `None`, Flink's -1, never).
+    /// (`flink.shard.idle.interval`; 30 s in rill, where Flink's default is -1, never: a silent
+    /// shard would stall every event-time window; `None` (-1) for never).
     pub shard_idle_interval: Option<Duration>,
     /// ListShards page size (`MaxResults`, 1..=10000; 1000).
     pub list_shards_page_size: i32,
@@ -114,11 +131,15 @@ impl Default for ConsumerSettings {
             initial_position: InitialPosition::Latest,
             get_records_max: 10_000,
             get_records_interval: Duration::from_millis(200),
+            get_records_empty_interval: Duration::from_secs(1),
+            adaptive_reads: true,
+            read_bytes_per_second: DEFAULT_READ_BYTES_PER_SECOND,
+            throttle_retry_timeout: Some(Duration::from_secs(600)),
             get_records_retry: DEFAULT_GET_RECORDS_RETRY,
             get_iterator_retry: DEFAULT_GET_ITERATOR_RETRY,
             list_shards_retry: DEFAULT_LIST_SHARDS_RETRY,
             discovery_interval: Duration::from_millis(10_000),
-            shard_idle_interval: None,
+            shard_idle_interval: Some(DEFAULT_SHARD_IDLE_INTERVAL),
             list_shards_page_size: 1000,
             queue_capacity: 8,
             stream_active_timeout: Duration::from_secs(30),
@@ -128,6 +149,12 @@ impl Default for ConsumerSettings {
         }
     }
 }
+
+/// How long a started shard may stay silent before it stops holding event time back: 30 s.
+pub const DEFAULT_SHARD_IDLE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The per-shard read limit of Kinesis, shared by all polling consumers: 2 MiB/s.
+pub const DEFAULT_READ_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
 
 /// Longest GetRecords interval: shard iterators expire after five minutes.
 pub(crate) const MAX_GET_RECORDS_INTERVAL: Duration = Duration::from_secs(300);

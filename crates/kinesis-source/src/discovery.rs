@@ -45,14 +45,21 @@ pub(crate) async fn check_stream(
 ) -> Result<()> {
     let started = Instant::now();
     loop {
-        let summary = with_retries("DescribeStreamSummary", stream, &settings.list_shards_retry, stats, || async {
-            client
-                .describe_stream_summary()
-                .stream_name(stream)
-                .send()
-                .await
-                .map_err(|e| api_error("DescribeStreamSummary", Some(stream), e))
-        })
+        let summary = with_retries(
+            "DescribeStreamSummary",
+            stream,
+            &settings.list_shards_retry,
+            settings.throttle_retry_timeout,
+            stats,
+            || async {
+                client
+                    .describe_stream_summary()
+                    .stream_name(stream)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("DescribeStreamSummary", Some(stream), e))
+            },
+        )
         .await
         .map_err(|e| failed(e, "DescribeStreamSummary", stream));
         let summary = match summary {
@@ -98,17 +105,24 @@ pub(crate) async fn list_shards(
     let mut next_token: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let token = next_token.clone();
-        let out = with_retries("ListShards", stream, &settings.list_shards_retry, stats, || {
-            let request = match &token {
-                Some(t) => client.list_shards().next_token(t),
-                None => client
-                    .list_shards()
-                    .stream_name(stream)
-                    .max_results(settings.list_shards_page_size)
-                    .set_exclusive_start_shard_id(exclusive_start.map(str::to_string)),
-            };
-            async move { request.send().await.map_err(|e| api_error("ListShards", Some(stream), e)) }
-        })
+        let out = with_retries(
+            "ListShards",
+            stream,
+            &settings.list_shards_retry,
+            settings.throttle_retry_timeout,
+            stats,
+            || {
+                let request = match &token {
+                    Some(t) => client.list_shards().next_token(t),
+                    None => client
+                        .list_shards()
+                        .stream_name(stream)
+                        .max_results(settings.list_shards_page_size)
+                        .set_exclusive_start_shard_id(exclusive_start.map(str::to_string)),
+                };
+                async move { request.send().await.map_err(|e| api_error("ListShards", Some(stream), e)) }
+            },
+        )
         .await
         .map_err(|e| failed(e, "ListShards", stream));
         let out = match out {

@@ -80,6 +80,22 @@ pub enum KinesisSourceError {
         #[source]
         last: Box<rill_kinesis_common::Error>,
     },
+    /// A Kinesis call was throttled for longer than the throttle timeout allows.
+    #[error(
+        "Kinesis {operation} for {target} was throttled for {waited:?} without a success (the throttle \
+         timeout, rill.throttle.retry.timeout.millis, ran out): {last}"
+    )]
+    ThrottledTooLong {
+        /// The API operation, e.g. `GetRecords`.
+        operation: &'static str,
+        /// `stream` or `stream/shard`.
+        target: String,
+        /// How long it was retried.
+        waited: std::time::Duration,
+        /// The last failure.
+        #[source]
+        last: Box<rill_kinesis_common::Error>,
+    },
     /// A Kinesis call failed with an error that retrying cannot fix.
     #[error("Kinesis {operation} for {target} failed: {source}")]
     Api {

@@ -85,27 +85,51 @@ pub fn decode_aggregated(data: &[u8]) -> Option<AggregatedRecord> {
     Some(aggregate)
 }
 
+/// The hash key a sub-record maps to: its explicit hash key if it has one, else the MD5 of its
+/// partition key read as a big-endian 128-bit number (how Kinesis maps partition keys).
+pub fn sub_record_hash_key(aggregate: &AggregatedRecord, entry: &AggregatedEntry) -> Option<u128> {
+    if let Some(index) = entry.explicit_hash_key_index {
+        return aggregate.explicit_hash_key_table.get(index as usize).and_then(|k| k.trim().parse().ok());
+    }
+    let key = aggregate.partition_key_table.get(entry.partition_key_index as usize)?;
+    Some(u128::from_be_bytes(Md5::digest(key.as_bytes()).into()))
+}
+
 /// Appends the records held by one Kinesis record to `out`: its sub-records if it is a KPL
 /// aggregate, else itself. Sub-records at or before `skip_through` (a sub-sequence number
-/// already emitted before a restore) are dropped.
+/// already emitted before a restore) are dropped, and so are sub-records whose hash key falls
+/// outside the shard's `hash_range` (inclusive), as KCL and Flink do: after a reshard the KPL
+/// re-sends them to the shard that owns their key, where they are read. Returns how many were
+/// dropped for their hash key.
 pub(crate) fn deaggregate_into(
     data: Vec<u8>,
     partition_key: String,
     sequence_number: String,
     arrival_ms: Option<i64>,
     skip_through: Option<u64>,
+    hash_range: (u128, u128),
     out: &mut Vec<RawRecord>,
-) {
+) -> usize {
     let Some(aggregate) = decode_aggregated(&data) else {
         if skip_through.is_none() {
             out.push(RawRecord { data, partition_key, sequence_number, sub_sequence: None, arrival_ms });
         }
-        return;
+        return 0;
     };
+    let in_range: Vec<bool> = aggregate
+        .records
+        .iter()
+        .map(|e| sub_record_hash_key(&aggregate, e).is_none_or(|h| h >= hash_range.0 && h <= hash_range.1))
+        .collect();
     let AggregatedRecord { partition_key_table, records, .. } = aggregate;
+    let mut dropped = 0;
     for (index, entry) in records.into_iter().enumerate() {
         let sub = index as u64;
         if skip_through.is_some_and(|s| sub <= s) {
+            continue;
+        }
+        if !in_range[index] {
+            dropped += 1;
             continue;
         }
         let key = partition_key_table.get(entry.partition_key_index as usize).cloned().unwrap_or_default();
@@ -117,6 +141,7 @@ pub(crate) fn deaggregate_into(
             arrival_ms,
         });
     }
+    dropped
 }
 
 #[cfg(test)]
@@ -140,8 +165,41 @@ mod tests {
 
     fn deaggregate(data: Vec<u8>, skip: Option<u64>) -> Vec<RawRecord> {
         let mut out = Vec::new();
-        deaggregate_into(data, "outer".into(), "49".into(), Some(7), skip, &mut out);
+        deaggregate_into(data, "outer".into(), "49".into(), Some(7), skip, (0, u128::MAX), &mut out);
         out
+    }
+
+    fn md5_key(key: &str) -> u128 {
+        u128::from_be_bytes(Md5::digest(key.as_bytes()).into())
+    }
+
+    #[test]
+    fn sub_records_outside_the_shards_hash_range_are_dropped() {
+        let half = 1u128 << 127;
+        let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+        let aggregate = encode_aggregated(&AggregatedRecord {
+            partition_key_table: keys.clone(),
+            explicit_hash_key_table: vec!["0".into()],
+            records: (0..keys.len())
+                .map(|i| AggregatedEntry {
+                    partition_key_index: i as u64,
+                    explicit_hash_key_index: (i == 0).then_some(0),
+                    data: format!("sub-{i}").into_bytes(),
+                    tags: vec![],
+                })
+                .collect(),
+        });
+        let mut lower = Vec::new();
+        let dropped =
+            deaggregate_into(aggregate.clone(), "o".into(), "1".into(), None, None, (0, half - 1), &mut lower);
+        let mut upper = Vec::new();
+        deaggregate_into(aggregate, "o".into(), "1".into(), None, None, (half, u128::MAX), &mut upper);
+        assert_eq!(lower.len() + upper.len(), keys.len(), "each sub-record is read from exactly one half");
+        assert_eq!(dropped, upper.len());
+        assert!(!upper.is_empty() && lower.len() > 1);
+        assert_eq!(lower[0].partition_key, "key-0", "the explicit hash key 0 puts key-0 in the lower half");
+        assert!(upper.iter().all(|r| md5_key(&r.partition_key) >= half));
+        assert!(lower[1..].iter().all(|r| md5_key(&r.partition_key) < half));
     }
 
     #[test]

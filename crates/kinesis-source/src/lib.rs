@@ -31,7 +31,9 @@ mod discovery;
 mod error;
 pub mod kpl;
 mod lineage;
+mod listing;
 mod metrics;
+mod pacing;
 mod position;
 mod properties;
 mod reader;
@@ -48,7 +50,7 @@ pub use assigner::{ShardAssigner, UniformShardAssigner};
 pub use builder::KinesisSourceBuilder;
 pub use config::{
     ConsumerSettings, InitialPosition, MalformedRecordPolicy, RetrySettings, DEFAULT_GET_ITERATOR_RETRY,
-    DEFAULT_GET_RECORDS_RETRY, DEFAULT_LIST_SHARDS_RETRY,
+    DEFAULT_GET_RECORDS_RETRY, DEFAULT_LIST_SHARDS_RETRY, DEFAULT_READ_BYTES_PER_SECOND, DEFAULT_SHARD_IDLE_INTERVAL,
 };
 pub use date_format::DEFAULT_TIMESTAMP_FORMAT;
 pub use deserializer::{

@@ -58,6 +58,12 @@ impl FinishedShards {
     }
 }
 
+/// The shards the gate treats as known: those Kinesis lists now. A shard that only a restored
+/// checkpoint mentions expired past retention (its records are gone): it holds no child back.
+pub(crate) fn known_shards(listed: &[ShardInfo]) -> HashSet<ShardKey> {
+    listed.iter().map(|s| s.key.clone()).collect()
+}
+
 /// What holds a child back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Gate {
@@ -86,6 +92,16 @@ pub(crate) fn parent_gate(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_restored_parent_that_kinesis_no_longer_lists_does_not_hold_its_child_forever() {
+        // The checkpoint holds parent P half read; P expired past retention, so Kinesis lists
+        // only its child C.
+        let child = ShardInfo::new("s", "C", 0, 9).with_parents(Some("P"), None);
+        let known = known_shards(std::slice::from_ref(&child));
+        let gate = parent_gate(&child, |_| false, |_| false, |p| known.contains(p));
+        assert_eq!(gate, Gate::Open);
+    }
+
     use super::*;
 
     fn key(id: &str) -> ShardKey {

@@ -39,6 +39,13 @@ pub struct SourceStats {
     pub shards_finished: u64,
     /// Distinct shards listed by Kinesis (over all streams) since the source was built.
     pub shards: u64,
+    /// Shard discoveries made (one per process for all subtasks of the source).
+    pub listings: u64,
+    /// Discovery rounds that kept the previous shard list (ListShards `ResourceInUseException`
+    /// or `ExpiredNextTokenException`).
+    pub listings_kept: u64,
+    /// KPL sub-records dropped because their hash key belongs to another shard.
+    pub foreign_sub_records: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +58,9 @@ pub(crate) struct Stats {
     expired_iterators: AtomicU64,
     skipped_records: AtomicU64,
     shards_finished: AtomicU64,
+    listings: AtomicU64,
+    listings_kept: AtomicU64,
+    foreign_sub_records: AtomicU64,
     shards: Mutex<BTreeSet<ShardKey>>,
 }
 
@@ -71,6 +81,9 @@ impl Stats {
             skipped_records: get(&self.skipped_records),
             shards_finished: get(&self.shards_finished),
             shards: self.shards.lock().map_or(0, |s| s.len() as u64),
+            listings: get(&self.listings),
+            listings_kept: get(&self.listings_kept),
+            foreign_sub_records: get(&self.foreign_sub_records),
         }
     }
 
@@ -115,6 +128,18 @@ impl Stats {
                 shards.insert(key.clone());
             }
         }
+    }
+
+    pub(crate) fn foreign_sub_records(&self, n: u64) {
+        self.foreign_sub_records.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn listed(&self) {
+        self.listings.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn listing_kept(&self) {
+        self.listings_kept.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn shard_finished(&self) {

@@ -46,8 +46,16 @@ pub(crate) const LIST_SHARDS_BACKOFF_BASE: &str = "flink.list.shards.backoff.bas
 pub(crate) const LIST_SHARDS_BACKOFF_MAX: &str = "flink.list.shards.backoff.max";
 /// `flink.list.shards.backoff.expconst` (1.5).
 pub(crate) const LIST_SHARDS_BACKOFF_EXPONENTIAL_CONSTANT: &str = "flink.list.shards.backoff.expconst";
-/// `flink.shard.idle.interval`: milliseconds, -1 (default) for never.
+/// `flink.shard.idle.interval`: milliseconds (30000), -1 for never.
 pub(crate) const SHARD_IDLE_INTERVAL_MILLIS: &str = "flink.shard.idle.interval";
+/// `flink.shard.adaptivereads`: true (rill's default) or false.
+pub(crate) const SHARD_USE_ADAPTIVE_READS: &str = "flink.shard.adaptivereads";
+/// `rill.shard.getrecords.empty.intervalmillis` (1000).
+pub(crate) const SHARD_GETRECORDS_EMPTY_INTERVAL_MILLIS: &str = "rill.shard.getrecords.empty.intervalmillis";
+/// `rill.shard.read.bytes-per-second` (2097152).
+pub(crate) const SHARD_READ_BYTES_PER_SECOND: &str = "rill.shard.read.bytes-per-second";
+/// `rill.throttle.retry.timeout.millis` (600000; -1 for ever).
+pub(crate) const THROTTLE_RETRY_TIMEOUT_MILLIS: &str = "rill.throttle.retry.timeout.millis";
 
 /// Every `flink.*` key [`consumer_settings_from_properties`] reads.
 pub const CONSUMER_PROPERTY_KEYS: &[&str] = &[
@@ -70,6 +78,10 @@ pub const CONSUMER_PROPERTY_KEYS: &[&str] = &[
     LIST_SHARDS_BACKOFF_MAX,
     LIST_SHARDS_BACKOFF_EXPONENTIAL_CONSTANT,
     SHARD_IDLE_INTERVAL_MILLIS,
+    SHARD_USE_ADAPTIVE_READS,
+    SHARD_GETRECORDS_EMPTY_INTERVAL_MILLIS,
+    SHARD_READ_BYTES_PER_SECOND,
+    THROTTLE_RETRY_TIMEOUT_MILLIS,
 ];
 
 struct Props<'a> {
@@ -211,6 +223,22 @@ pub fn consumer_settings_from_properties(properties: &HashMap<String, String>) -
     if let Some(v) = p.integer(SHARD_IDLE_INTERVAL_MILLIS, -1, i64::MAX / 2)? {
         s.shard_idle_interval = (v >= 0).then(|| Duration::from_millis(v as u64));
     }
+    if let Some(raw) = p.get(SHARD_USE_ADAPTIVE_READS) {
+        s.adaptive_reads = match raw.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid(SHARD_USE_ADAPTIVE_READS, raw, "true or false")),
+        };
+    }
+    if let Some(v) = p.millis(SHARD_GETRECORDS_EMPTY_INTERVAL_MILLIS, 0, MAX_GET_RECORDS_INTERVAL.as_millis() as i64)? {
+        s.get_records_empty_interval = v;
+    }
+    if let Some(v) = p.integer(SHARD_READ_BYTES_PER_SECOND, 1, i64::MAX / 2)? {
+        s.read_bytes_per_second = v as u64;
+    }
+    if let Some(v) = p.integer(THROTTLE_RETRY_TIMEOUT_MILLIS, -1, i64::MAX / 2)? {
+        s.throttle_retry_timeout = (v >= 0).then(|| Duration::from_millis(v as u64));
+    }
     Ok(s)
 }
 
@@ -239,7 +267,7 @@ mod tests {
         assert_eq!(s.get_iterator_retry, RetrySettings::new(3, 300, 1000, 1.5));
         assert_eq!(s.list_shards_retry, RetrySettings::new(10, 1000, 5000, 1.5));
         assert_eq!(s.discovery_interval, Duration::from_secs(10));
-        assert_eq!(s.shard_idle_interval, None);
+        assert_eq!(s.shard_idle_interval, Some(Duration::from_secs(30)));
         assert_eq!(s.initial_position, InitialPosition::Latest);
     }
 
@@ -263,6 +291,10 @@ mod tests {
             (LIST_SHARDS_BACKOFF_MAX, "6"),
             (LIST_SHARDS_BACKOFF_EXPONENTIAL_CONSTANT, "1.25"),
             (SHARD_IDLE_INTERVAL_MILLIS, "3000"),
+            (SHARD_USE_ADAPTIVE_READS, "false"),
+            (SHARD_GETRECORDS_EMPTY_INTERVAL_MILLIS, "700"),
+            (SHARD_READ_BYTES_PER_SECOND, "204800"),
+            (THROTTLE_RETRY_TIMEOUT_MILLIS, "-1"),
             ("aws.region", "eu-west-1"),
         ]))
         .unwrap();
@@ -274,6 +306,10 @@ mod tests {
         assert_eq!(s.list_shards_retry, RetrySettings::new(2, 5, 6, 1.25));
         assert_eq!(s.discovery_interval, Duration::from_millis(250));
         assert_eq!(s.shard_idle_interval, Some(Duration::from_secs(3)));
+        assert!(!s.adaptive_reads);
+        assert_eq!(s.get_records_empty_interval, Duration::from_millis(700));
+        assert_eq!(s.read_bytes_per_second, 204_800);
+        assert_eq!(s.throttle_retry_timeout, None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One reader task per shard: GetShardIterator, then a GetRecords loop paced by the interval,
+//! One reader task per shard: GetShardIterator, then a GetRecords loop paced by [`Pacing`],
 //! de-aggregating KPL records and handing batches to the subtask through a bounded queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::config::ConsumerSettings;
 use crate::kpl::deaggregate_into;
 use crate::metrics::Stats;
+use crate::pacing::Pacing;
 use crate::record::RawRecord;
 use crate::retry::{with_retries, CallError};
 use crate::{KinesisSourceError, Result, ShardKey, ShardPosition, StartingPoint};
@@ -46,6 +47,8 @@ pub(crate) enum ReaderEvent {
 pub(crate) struct Reader {
     pub(crate) client: Client,
     pub(crate) shard: ShardKey,
+    /// The shard's hash-key range (inclusive), for dropping KPL sub-records of other shards.
+    pub(crate) hash_range: (u128, u128),
     pub(crate) start: ShardPosition,
     pub(crate) settings: Arc<ConsumerSettings>,
     pub(crate) stats: Arc<Stats>,
@@ -84,24 +87,33 @@ impl Reader {
 
     async fn iterator(&self, resume: &Resume) -> Result<Option<String>> {
         let target = self.target();
-        let out = with_retries("GetShardIterator", &target, &self.settings.get_iterator_retry, &self.stats, || {
-            let mut request =
-                self.client.get_shard_iterator().stream_name(&self.shard.stream).shard_id(&self.shard.shard_id);
-            request = match resume {
-                Resume::At(StartingPoint::TrimHorizon) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                Resume::At(StartingPoint::AtTimestamp { millis }) => request
-                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                    .timestamp(DateTime::from_millis(*millis)),
-                Resume::After(seq) => {
-                    request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq)
-                }
-                Resume::InsideAggregate { sequence_number, .. } => request
-                    .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                    .starting_sequence_number(sequence_number),
-            };
-            let stream = self.shard.stream.clone();
-            async move { request.send().await.map_err(|e| api_error("GetShardIterator", Some(&stream), e)) }
-        })
+        let out = with_retries(
+            "GetShardIterator",
+            &target,
+            &self.settings.get_iterator_retry,
+            self.settings.throttle_retry_timeout,
+            &self.stats,
+            || {
+                let mut request =
+                    self.client.get_shard_iterator().stream_name(&self.shard.stream).shard_id(&self.shard.shard_id);
+                request = match resume {
+                    Resume::At(StartingPoint::TrimHorizon) => {
+                        request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    }
+                    Resume::At(StartingPoint::AtTimestamp { millis }) => request
+                        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                        .timestamp(DateTime::from_millis(*millis)),
+                    Resume::After(seq) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .starting_sequence_number(seq),
+                    Resume::InsideAggregate { sequence_number, .. } => request
+                        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                        .starting_sequence_number(sequence_number),
+                };
+                let stream = self.shard.stream.clone();
+                async move { request.send().await.map_err(|e| api_error("GetShardIterator", Some(&stream), e)) }
+            },
+        )
         .await
         .map_err(|e| match e {
             CallError::Failed(e) => e,
@@ -127,6 +139,7 @@ impl Reader {
         let target = self.target();
         let mut iterator = self.iterator(&resume).await?;
         let mut empty_answers = 0u32;
+        let mut pacing = Pacing::new(&self.settings);
         tracing::debug!(shard = %self.shard, ?resume, "shard reader started");
         loop {
             let Some(current) = iterator.take() else {
@@ -136,12 +149,20 @@ impl Reader {
                 return Ok(());
             };
             let started = Instant::now();
-            let answer = with_retries("GetRecords", &target, &self.settings.get_records_retry, &self.stats, || {
-                self.stats.get_records_call(&self.shard);
-                let request = self.client.get_records().shard_iterator(&current).limit(self.settings.get_records_max);
-                let stream = self.shard.stream.clone();
-                async move { request.send().await.map_err(|e| api_error("GetRecords", Some(&stream), e)) }
-            })
+            let limit = pacing.limit();
+            let answer = with_retries(
+                "GetRecords",
+                &target,
+                &self.settings.get_records_retry,
+                self.settings.throttle_retry_timeout,
+                &self.stats,
+                || {
+                    self.stats.get_records_call(&self.shard);
+                    let request = self.client.get_records().shard_iterator(&current).limit(limit);
+                    let stream = self.shard.stream.clone();
+                    async move { request.send().await.map_err(|e| api_error("GetRecords", Some(&stream), e)) }
+                },
+            )
             .await;
             let out = match answer {
                 Ok(out) => out,
@@ -165,6 +186,8 @@ impl Reader {
                 self.caught_up.store(false, Ordering::Relaxed);
             }
             let next = out.next_shard_iterator().map(str::to_string);
+            let answer_bytes: u64 = out.records().iter().map(|r| r.data().as_ref().len() as u64).sum();
+            let wait = pacing.after_call(out.records().len(), answer_bytes, started.elapsed());
             let mut records = Vec::with_capacity(out.records().len());
             for r in out.records {
                 let arrival = r.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok());
@@ -175,14 +198,19 @@ impl Reader {
                     _ => None,
                 };
                 resume = Resume::After(r.sequence_number.clone());
-                deaggregate_into(
+                let dropped = deaggregate_into(
                     r.data.into_inner(),
                     r.partition_key.unwrap_or_default(),
                     r.sequence_number,
                     arrival,
                     skip,
+                    self.hash_range,
                     &mut records,
                 );
+                if dropped > 0 {
+                    tracing::debug!(shard = %self.shard, dropped, "dropped KPL sub-records outside the shard's hash range");
+                    self.stats.foreign_sub_records(dropped as u64);
+                }
             }
             if !records.is_empty()
                 && self.events.send(ReaderEvent::Records { shard: self.shard.clone(), records }).await.is_err()
@@ -190,11 +218,8 @@ impl Reader {
                 return Ok(());
             }
             iterator = next;
-            if iterator.is_some() {
-                let pause = self.settings.get_records_interval.saturating_sub(started.elapsed());
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
+            if iterator.is_some() && !wait.is_zero() {
+                tokio::time::sleep(wait).await;
             }
         }
     }

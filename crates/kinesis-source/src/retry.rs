@@ -1,7 +1,11 @@
-//! Calling Kinesis with full-jitter backoff: throttling, transient and network failures are
-//! retried up to the configured count; fatal ones and exhausted retries become errors.
+//! Calling Kinesis with full-jitter backoff. Throttling is expected on a busy stream (the shard's
+//! read budget is shared by every consumer): it is retried for as long as the throttle timeout
+//! allows, never bounded by a count. Transient and network failures are retried up to the
+//! configured count; fatal ones, exhausted retries and a throttle outlasting its timeout become
+//! errors.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use rill_kinesis_common::{Error as CommonError, ErrorClass};
 
@@ -18,11 +22,17 @@ pub(crate) enum CallError {
     Failed(KinesisSourceError),
 }
 
-/// Runs `call` until it succeeds, retrying retryable failures with the backoff of `retry`.
+/// How long throttled calls are retried before the failure is reported (`None`: forever).
+pub(crate) type ThrottleTimeout = Option<Duration>;
+
+/// Runs `call` until it succeeds, retrying retryable failures with the backoff of `retry`:
+/// transient failures `retry.max_retries` times, throttling until `throttle_timeout` has passed
+/// since the first throttle of an unbroken run of them.
 pub(crate) async fn with_retries<T, F, Fut>(
     operation: &'static str,
     target: &str,
     retry: &RetrySettings,
+    throttle_timeout: ThrottleTimeout,
     stats: &Stats,
     mut call: F,
 ) -> Result<T, CallError>
@@ -32,6 +42,8 @@ where
 {
     let backoff = retry.backoff();
     let mut attempt: u32 = 0;
+    let mut transient_failures: u32 = 0;
+    let mut throttled_since: Option<Instant> = None;
     loop {
         let error = match call().await {
             Ok(value) => return Ok(value),
@@ -47,8 +59,20 @@ where
                     source: Box::new(error),
                 }))
             }
-            ErrorClass::Throttled | ErrorClass::Transient => {
-                if attempt >= retry.max_retries {
+            ErrorClass::Throttled => {
+                let since = *throttled_since.get_or_insert_with(Instant::now);
+                if throttle_timeout.is_some_and(|t| since.elapsed() >= t) {
+                    return Err(CallError::Failed(KinesisSourceError::ThrottledTooLong {
+                        operation,
+                        target: target.to_string(),
+                        waited: since.elapsed(),
+                        last: Box::new(error),
+                    }));
+                }
+            }
+            ErrorClass::Transient => {
+                throttled_since = None;
+                if transient_failures >= retry.max_retries {
                     return Err(CallError::Failed(KinesisSourceError::RetriesExhausted {
                         operation,
                         target: target.to_string(),
@@ -56,13 +80,14 @@ where
                         last: Box::new(error),
                     }));
                 }
-                let delay = backoff.delay(attempt);
-                stats.retry(operation, class == ErrorClass::Throttled);
-                tracing::debug!(operation, target, attempt, %class, ?delay, error = %error, "retrying Kinesis call");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
+                transient_failures += 1;
             }
         }
+        let delay = backoff.delay(attempt);
+        stats.retry(operation, class == ErrorClass::Throttled);
+        tracing::debug!(operation, target, attempt, %class, ?delay, error = %error, "retrying Kinesis call");
+        tokio::time::sleep(delay).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -96,7 +121,7 @@ mod tests {
     async fn throttling_is_retried_and_counted_until_success() {
         let stats = Stats::default();
         let mut calls = 0;
-        let out = with_retries("GetRecords", "s/0", &fast(3), &stats, || {
+        let out = with_retries("GetRecords", "s/0", &fast(3), None, &stats, || {
             calls += 1;
             let n = calls;
             async move {
@@ -116,7 +141,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn exhausted_retries_name_the_operation_and_attempts() {
         let stats = Stats::default();
-        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(2), &stats, || async {
+        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(2), None, &stats, || async {
             Err(api("InternalFailure", ErrorClass::Transient))
         })
         .await;
@@ -128,16 +153,68 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn fatal_errors_and_expired_iterators_are_not_retried() {
         let stats = Stats::default();
-        let out: Result<(), _> = with_retries("ListShards", "s", &fast(5), &stats, || async {
+        let out: Result<(), _> = with_retries("ListShards", "s", &fast(5), None, &stats, || async {
             Err(api("AccessDeniedException", ErrorClass::Fatal))
         })
         .await;
         assert!(matches!(out, Err(CallError::Failed(KinesisSourceError::Api { .. }))));
-        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(5), &stats, || async {
+        let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(5), None, &stats, || async {
             Err(api("ExpiredIteratorException", ErrorClass::ExpiredIterator))
         })
         .await;
         assert!(matches!(out, Err(CallError::ExpiredIterator)));
         assert_eq!(stats.snapshot().retries, 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn throttling_is_retried_past_the_retry_count_for_as_long_as_the_timeout_allows() {
+        let stats = Stats::default();
+        let mut calls = 0;
+        let out = with_retries("GetRecords", "s/0", &fast(3), Some(Duration::from_secs(60)), &stats, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n <= 20 {
+                    Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert!(matches!(out, Ok(21)), "20 throttles with 3 retries allowed must still succeed: {out:?}");
+        assert_eq!(stats.snapshot().throttles, 20);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_throttle_outlasting_its_timeout_fails_naming_the_wait() {
+        let stats = Stats::default();
+        let out: Result<(), _> =
+            with_retries("GetRecords", "s/0", &fast(3), Some(Duration::from_millis(30)), &stats, || async {
+                Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+            })
+            .await;
+        let Err(CallError::Failed(e)) = out else { panic!("expected failure") };
+        let text = e.to_string();
+        assert!(text.contains("GetRecords") && text.contains("throttled for"), "{text}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn throttles_do_not_use_up_the_transient_retries() {
+        let stats = Stats::default();
+        let mut calls = 0;
+        let out = with_retries("GetRecords", "s/0", &fast(2), None, &stats, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                match n {
+                    1 | 3 => Err(api("InternalFailure", ErrorClass::Transient)),
+                    n if n < 8 => Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled)),
+                    n => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert!(matches!(out, Ok(8)), "{out:?}");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rill_kinesis_common::KinesisConnection;
 
 use crate::assigner::SharedAssigner;
+use crate::listing::SharedListing;
 use crate::metrics::Stats;
 use crate::registry::Registry;
 use crate::{ConsumerSettings, KinesisDeserializer, TimestampAssigner};
@@ -21,6 +22,8 @@ pub(crate) struct Shared<T> {
     pub(crate) watermarks: bool,
     pub(crate) assigner: SharedAssigner,
     pub(crate) registry: Registry,
+    /// One shard discovery for all subtasks in this process.
+    pub(crate) listing: Arc<SharedListing>,
     pub(crate) stats: Arc<Stats>,
     /// When the source was built: the timestamp LATEST is pinned to.
     pub(crate) latest_pinned_ms: i64,

@@ -1,7 +1,7 @@
 //! The running state of one subtask: its tokio runtime, client, owned shards with positions,
 //! the reader queue, discovery, gating and event time. Independent of the record type.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConsumerSettings, InitialPosition};
-use crate::discovery::{check_stream, list_shards};
-use crate::lineage::{parent_gate, Gate};
+use crate::lineage::{known_shards, parent_gate, Gate};
+use crate::listing::SharedListing;
 use crate::metrics::Stats;
 use crate::position::{RestoredShard, RestoredState};
 use crate::reader::{Reader, ReaderEvent};
@@ -150,18 +150,15 @@ impl Subtask {
         shared.registry.attach(&id.uid, run_id, restored_finished);
 
         let describe = shared.connection.describe();
-        let mut listed = Vec::new();
-        for stream in &shared.streams {
-            runtime.block_on(check_stream(&client, stream, &settings, &stats, &describe))?;
-            listed.extend(runtime.block_on(list_shards(&client, stream, None, &settings, &stats))?);
-        }
-        let mut last_seen: HashMap<String, String> = HashMap::new();
-        for s in &listed {
-            let entry = last_seen.entry(s.key.stream.clone()).or_default();
-            if s.key.shard_id > *entry {
-                *entry = s.key.shard_id.clone();
-            }
-        }
+        let listing = runtime.block_on(shared.listing.shards(
+            &client,
+            &shared.streams,
+            &settings,
+            &stats,
+            &describe,
+            Instant::now().checked_sub(settings.discovery_interval).unwrap_or_else(Instant::now),
+        ))?;
+        let listed = listing.shards;
 
         let (events_tx, events) = mpsc::channel(settings.queue_capacity);
         let (listings_tx, listings) = mpsc::unbounded_channel();
@@ -169,11 +166,12 @@ impl Subtask {
         let discovery = runtime.spawn(discovery_loop(
             client.clone(),
             shared.streams.clone(),
+            shared.listing.clone(),
+            describe,
             settings.clone(),
             stats.clone(),
             listings_tx,
             wake_discovery.clone(),
-            last_seen,
         ));
 
         let mut subtask = Subtask {
@@ -188,7 +186,9 @@ impl Subtask {
             listings,
             wake_discovery,
             discovery: Some(discovery),
-            known: restored.shards.keys().cloned().collect(),
+            // Only what Kinesis lists now: a restored shard it no longer lists expired past
+            // retention, and must not hold its children back.
+            known: known_shards(&listed).into_iter().collect(),
             owned: BTreeMap::new(),
             batch: None,
             watermarks: ShardWatermarks::new(settings.shard_idle_interval, settings.max_out_of_orderness),
@@ -291,6 +291,7 @@ impl Subtask {
             let reader = Reader {
                 client: self.client.clone(),
                 shard: key.clone(),
+                hash_range: (owned.info.hash_start, owned.info.hash_end),
                 start: owned.position.clone(),
                 settings: self.settings.clone(),
                 stats: self.stats.clone(),
@@ -449,47 +450,34 @@ impl Subtask {
     }
 }
 
-/// Lists shards every discovery interval (or at once when woken) and sends what is new.
+/// Asks the shared listing for shards every discovery interval (or at once when woken, then
+/// for a listing started after the wake) and sends what it got. A failed round ends the loop
+/// after reporting the failure (the subtask then fails).
+#[allow(clippy::too_many_arguments)]
 async fn discovery_loop(
     client: Client,
     streams: Vec<String>,
+    listing: Arc<SharedListing>,
+    describe: String,
     settings: Arc<ConsumerSettings>,
     stats: Arc<Stats>,
     tx: mpsc::UnboundedSender<Listing>,
     wake: Arc<Notify>,
-    mut last_seen: HashMap<String, String>,
 ) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(settings.discovery_interval) => {}
-            _ = wake.notified() => {}
-        }
-        let started = Instant::now();
-        let mut found = Vec::new();
-        let mut failure = None;
-        for stream in &streams {
-            match list_shards(&client, stream, last_seen.get(stream).map(String::as_str), &settings, &stats).await {
-                Ok(shards) => {
-                    for s in &shards {
-                        let entry = last_seen.entry(stream.clone()).or_default();
-                        if s.key.shard_id > *entry {
-                            *entry = s.key.shard_id.clone();
-                        }
-                    }
-                    found.extend(shards);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+        let not_before = tokio::select! {
+            _ = tokio::time::sleep(settings.discovery_interval) => {
+                Instant::now().checked_sub(settings.discovery_interval / 2).unwrap_or_else(Instant::now)
             }
-        }
-        let failed = failure.is_some();
-        let shards = match failure {
-            Some(e) => Err(e),
-            None => Ok(found),
+            _ = wake.notified() => Instant::now(),
         };
-        if tx.send(Listing { started, shards }).is_err() || failed {
+        let round = listing.shards(&client, &streams, &settings, &stats, &describe, not_before).await;
+        let failed = round.is_err();
+        let listing = match round {
+            Ok(l) => Listing { started: l.started, shards: Ok(l.shards) },
+            Err(e) => Listing { started: Instant::now(), shards: Err(e) },
+        };
+        if tx.send(listing).is_err() || failed {
             return;
         }
     }

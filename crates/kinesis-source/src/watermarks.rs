@@ -74,7 +74,9 @@ impl ShardWatermarks {
         }
         match (any_active, min) {
             (false, _) => SubtaskTime::Idle,
-            (true, Some(m)) => SubtaskTime::At(m.saturating_sub(self.lag_ms)),
+            // As the runtime's bounded-out-of-orderness strategy (and Flink's): `max - lag - 1`,
+            // so a record in the largest timestamp's millisecond is not late.
+            (true, Some(m)) => SubtaskTime::At(m.saturating_sub(self.lag_ms).saturating_sub(1)),
             (true, None) => SubtaskTime::HeldBack,
         }
     }
@@ -97,9 +99,9 @@ mod tests {
         w.on_records(&key("a"), Some(100), t0);
         assert_eq!(w.current(t0), SubtaskTime::HeldBack);
         w.on_records(&key("b"), Some(50), t0);
-        assert_eq!(w.current(t0), SubtaskTime::At(45));
+        assert_eq!(w.current(t0), SubtaskTime::At(44));
         w.remove(&key("b"));
-        assert_eq!(w.current(t0), SubtaskTime::At(95));
+        assert_eq!(w.current(t0), SubtaskTime::At(94));
     }
 
     #[test]
@@ -112,8 +114,31 @@ mod tests {
         assert_eq!(w.current(t0), SubtaskTime::HeldBack);
         let later = t0 + Duration::from_secs(2);
         w.on_records(&key("busy"), Some(20), later);
-        assert_eq!(w.current(later), SubtaskTime::At(20));
+        assert_eq!(w.current(later), SubtaskTime::At(19));
         assert_eq!(w.current(later + Duration::from_secs(5)), SubtaskTime::Idle);
+    }
+
+    #[test]
+    fn a_record_in_the_millisecond_of_the_largest_timestamp_is_not_late() {
+        let t0 = Instant::now();
+        let mut w = ShardWatermarks::new(None, Duration::ZERO);
+        w.add(&key("a"), t0);
+        w.on_records(&key("a"), Some(1_000), t0);
+        let SubtaskTime::At(watermark) = w.current(t0) else { panic!("expected a watermark") };
+        assert!(1_000 > watermark, "a second record at 1000 ms would be late behind watermark {watermark}");
+    }
+
+    #[test]
+    fn by_default_a_started_shard_that_stays_silent_stops_holding_event_time_back() {
+        let settings = crate::ConsumerSettings::default();
+        let t0 = Instant::now();
+        let mut w = ShardWatermarks::new(settings.shard_idle_interval, settings.max_out_of_orderness);
+        w.add(&key("silent"), t0);
+        w.add(&key("busy"), t0);
+        w.on_records(&key("busy"), Some(500), t0);
+        let later = t0 + Duration::from_secs(31);
+        w.on_records(&key("busy"), Some(900), later);
+        assert_eq!(w.current(later), SubtaskTime::At(899));
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(crate) fn source_builder(connection: KinesisConnection, stream: &str, idle: 
         .stream(stream)
         .initial_position(InitialPosition::TrimHorizon)
         .get_records_interval(Duration::from_millis(50))
+        .get_records_empty_interval(Duration::from_millis(100))
         .discovery_interval(Duration::from_millis(300))
         .stop_when_idle(idle)
 }
