@@ -157,9 +157,23 @@ impl<T: Send + 'static> KinesisSinkBuilder<T> {
         self
     }
 
-    /// Retries per record (default 10); then the error policy decides.
+    /// Retries per record after transient failures (default 10); then the error policy decides.
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.config.max_retries = retries;
+        self
+    }
+
+    /// How long throttled records are retried before the error policy decides (default `None`:
+    /// for as long as it takes).
+    pub fn throttle_retry_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.throttle_retry_timeout = timeout;
+        self
+    }
+
+    /// Keep per-partition-key order across partial failures and retries (default off; costs
+    /// throughput: one record per key per round trip).
+    pub fn ordering(mut self, ordering: bool) -> Self {
+        self.config.ordering = ordering;
         self
     }
 
@@ -176,8 +190,8 @@ impl<T: Send + 'static> KinesisSinkBuilder<T> {
         self
     }
 
-    /// AIMD rate control: records added to the in-flight limit per successful request
-    /// (default 50), and the factor applied on throttling (default 0.5).
+    /// AIMD rate control: records added to an in-flight limit per successful request
+    /// (default 10), and the factor applied on throttling (default 0.99), as Flink's async sink.
     pub fn rate_control(mut self, increase: usize, decrease_factor: f64) -> Self {
         self.config.rate_increase = increase;
         self.config.rate_decrease_factor = decrease_factor;

@@ -14,15 +14,21 @@ pub const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// What to do with records that cannot be delivered: too large, bad partition key, no target
-/// stream, serializer failure, or still failing after all retries.
+/// stream, serializer failure, or still failing when their retries ran out (transient failures
+/// after `max_retries` attempts, throttling after `throttle_retry_timeout`).
 ///
 /// Fatal errors from Kinesis (missing stream, access denied, validation, KMS, credentials) always
 /// fail the task, whatever the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ErrorPolicy {
-    /// Fail the task (the default). The job restarts from its last checkpoint and loses nothing.
+    /// Fail the task (the default; Flink's `sink.fail-on-error=true`). The job restarts from its
+    /// last checkpoint and loses nothing.
     #[default]
     Fail,
+    /// Re-queue failed records and retry them without giving up, neither by count nor by time
+    /// (Flink's `sink.fail-on-error=false`). Records that can never be sent (too large, bad
+    /// partition key, serializer failure) still fail the task.
+    RetryForever,
     /// Drop the records, count them in the `dropped` metric, and log one warning per dropped batch.
     DropAndCount,
 }
@@ -43,17 +49,28 @@ pub struct SinkConfig {
     pub max_buffered_records: usize,
     /// Bytes held per subtask, likewise (default 64 MiB; at least 1 MiB).
     pub max_buffered_bytes: usize,
-    /// Retries per record after partial failures, throttling and transient errors (default 10).
+    /// Retries per record after transient errors (default 10). Throttling does not count: it is
+    /// bounded by `throttle_retry_timeout`.
     pub max_retries: u32,
+    /// How long a throttled record is retried (default `None`: for as long as it takes;
+    /// throttling is the stream saying "slower", not "never").
+    pub throttle_retry_timeout: Option<Duration>,
+    /// Keep the order of the records of each partition key, also across partial failures and
+    /// retries: at most one record per key is in flight or waiting for a retry, so each key
+    /// moves one record per round trip (default off: records of a key may be reordered by
+    /// concurrent requests and by retries).
+    pub ordering: bool,
     /// Backoff before retry n: random in `[0, min(backoff_max, backoff_base * 2^n)]`.
     pub backoff_base: Duration,
     /// Upper bound of the backoff (default 5 s).
     pub backoff_max: Duration,
     /// Timeout of one PutRecords attempt (default 30 s); a hung call then counts as transient.
     pub request_timeout: Duration,
-    /// Records added to the in-flight limit after each fully successful request (default 50).
+    /// Records added to an in-flight limit after each successful request (default 10, Flink's
+    /// async sink). Whole-request failures act on the subtask's limit, throttled entries on
+    /// their shard's.
     pub rate_increase: usize,
-    /// Factor applied to the in-flight limit after throttling or failures (default 0.5).
+    /// Factor applied to an in-flight limit after throttling or failures (default 0.99, Flink's).
     pub rate_decrease_factor: f64,
     /// What to do with undeliverable records.
     pub error_policy: ErrorPolicy,
@@ -69,11 +86,13 @@ impl Default for SinkConfig {
             max_buffered_records: 10_000,
             max_buffered_bytes: 64 * 1024 * 1024,
             max_retries: 10,
+            throttle_retry_timeout: None,
+            ordering: false,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
-            rate_increase: 50,
-            rate_decrease_factor: 0.5,
+            rate_increase: 10,
+            rate_decrease_factor: 0.99,
             error_policy: ErrorPolicy::Fail,
         }
     }

@@ -10,8 +10,12 @@
 //! records that had already been written before the failure are written **again**: expect
 //! duplicates after a failure (never losses), and none in a run without failures. Kinesis has
 //! no transactions, so exactly-once output needs idempotent consumers (e.g. deduplicating on a
-//! key carried in the data). Order: `PutRecords` does not keep order within a request when
-//! entries are retried, so records of one partition key may arrive out of order after retries.
+//! key carried in the data). Order: by default records of one partition key may arrive out of
+//! order: several requests are in flight at once (a later request can be stored before an
+//! earlier one, even without failures), and a retried entry lands after entries sent after it.
+//! With `.ordering(true)` (`sink.ordering=true`) each partition key has at most one record in
+//! flight or awaiting a retry, so per-key order holds across partial failures and retries; the
+//! cost is one record per key per round trip (measured in BENCHMARKS.md).
 //!
 //! # Behaviour
 //!
@@ -20,17 +24,23 @@
 //!   subtask index, random, from the record) and optionally an explicit hash key. A record over
 //!   1 MiB (data plus partition key) is an error naming it and is never sent.
 //! - **Batching**: up to 500 records and 5 MiB per request, sent when full or after the linger
-//!   time; several requests in flight; a bounded buffer per subtask (records and bytes
-//!   queued, in flight or awaiting retry): `process` blocks when it is full, so a slow stream
-//!   back-pressures the job instead of growing memory.
+//!   time; several requests in flight; a bounded buffer per subtask (records and bytes handed
+//!   over, queued, in flight or awaiting retry): `process` blocks when it is full, so a slow
+//!   stream back-pressures the job instead of growing memory.
 //! - **Failures**: after a partial failure only the failed entries are retried, after a
 //!   full-jitter backoff; throttled and transient request failures retry the whole request.
-//!   Throttling or failures lower the number of records allowed in flight (multiplicative
-//!   decrease), successful requests raise it again (additive increase), as in Flink's async sink.
-//!   Fatal errors (missing stream, access denied, validation, KMS, credentials) fail the task at
-//!   once. Records still failing after the retry limit, oversize records, bad partition keys and
-//!   serializer errors follow the [`ErrorPolicy`]: fail the task (default; the job restarts from
-//!   its checkpoint and loses nothing) or drop and count, with a log line per dropped batch.
+//!   Throttling is retried for as long as it takes (bounded only by the optional
+//!   `throttle_retry_timeout`), transient failures `max_retries` times.
+//! - **Rate control per shard**: records are mapped to their shard (MD5 of the partition key
+//!   against the shard map, listed at start and every 30 s). Throttled entries hold back their
+//!   shard only, for a full-jitter backoff, and lower its in-flight limit (AIMD: +10 per success,
+//!   x0.99 per throttle, Flink's constants); other shards keep full batches. Whole-request
+//!   failures act on the subtask's limit.
+//! - **Errors**: fatal errors (missing stream, access denied, validation, KMS, credentials) fail
+//!   the task at once. Records still failing when their retries ran out, oversize records, bad
+//!   partition keys and serializer errors follow the [`ErrorPolicy`]: fail the task (default; the
+//!   job restarts from its checkpoint and loses nothing), retry for ever (Flink's
+//!   `sink.fail-on-error=false`), or drop and count, with a log line per dropped batch.
 //! - **Start**: the default stream is checked at open: a missing stream is a clear error.
 //! - **Metrics**: records and bytes sent, requests, retries, throttles, dropped records,
 //!   back-pressure waits, in-flight requests and records, buffer fill and the rate limit, through
@@ -61,6 +71,7 @@
 //! `metrics` and `tracing`.
 
 mod batch;
+mod budget;
 mod builder;
 mod config;
 mod error;
@@ -69,6 +80,8 @@ mod partitioner;
 mod properties;
 mod rate;
 mod request;
+mod shard_map;
+mod shard_rates;
 mod sink;
 mod stream_check;
 mod writer;
@@ -79,8 +92,8 @@ pub use error::SinkError;
 pub use metrics::{SinkStats, SinkStatsSnapshot};
 pub use partitioner::Partitioner;
 pub use properties::{
-    BATCH_MAX_SIZE, BUFFER_MAX_BYTES, FAIL_ON_ERROR, FLUSH_BUFFER_SIZE, FLUSH_BUFFER_TIMEOUT, PARTITIONER,
-    REQUESTS_MAX_BUFFERED, REQUESTS_MAX_INFLIGHT, REQUEST_TIMEOUT, RETRIES_BACKOFF_BASE, RETRIES_BACKOFF_MAX,
-    RETRIES_MAX, SINK_PROPERTY_KEYS, STREAM,
+    BATCH_MAX_SIZE, BUFFER_MAX_BYTES, ERROR_POLICY, FAIL_ON_ERROR, FLUSH_BUFFER_SIZE, FLUSH_BUFFER_TIMEOUT, ORDERING,
+    PARTITIONER, REQUESTS_MAX_BUFFERED, REQUESTS_MAX_INFLIGHT, REQUEST_TIMEOUT, RETRIES_BACKOFF_BASE,
+    RETRIES_BACKOFF_MAX, RETRIES_MAX, SINK_PROPERTY_KEYS, STREAM, THROTTLE_RETRY_TIMEOUT,
 };
 pub use sink::{KinesisSink, KinesisSinkWriter, Serializer, StreamSelector};

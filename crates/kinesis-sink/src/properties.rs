@@ -20,9 +20,19 @@ pub const FLUSH_BUFFER_TIMEOUT: &str = "sink.flush-buffer.timeout";
 pub const REQUESTS_MAX_INFLIGHT: &str = "sink.requests.max-inflight";
 /// `sink.requests.max-buffered`: records held per subtask before back-pressure (Flink; default 10000).
 pub const REQUESTS_MAX_BUFFERED: &str = "sink.requests.max-buffered";
-/// `sink.fail-on-error`: `true` fails the task on undeliverable records, `false` drops and counts
-/// them. Unlike Flink (default false), rill defaults to failing.
+/// `sink.fail-on-error`: as in Flink, `true` fails the task on records that cannot be delivered,
+/// `false` re-queues failed records and retries them without giving up
+/// ([`ErrorPolicy::RetryForever`]). Without the key rill fails after bounded retries
+/// ([`ErrorPolicy::Fail`]).
 pub const FAIL_ON_ERROR: &str = "sink.fail-on-error";
+/// `sink.error-policy`: `fail`, `retry-forever` or `drop-and-count` (takes precedence over
+/// `sink.fail-on-error`).
+pub const ERROR_POLICY: &str = "sink.error-policy";
+/// `sink.throttle-retry.timeout`: how long throttled records are retried, in milliseconds
+/// (default: for ever).
+pub const THROTTLE_RETRY_TIMEOUT: &str = "sink.throttle-retry.timeout";
+/// `sink.ordering`: `true` keeps per-partition-key order across retries (default false).
+pub const ORDERING: &str = "sink.ordering";
 /// `sink.partitioner`: `random` (default) or `fixed` (subtask index).
 pub const PARTITIONER: &str = "sink.partitioner";
 /// `sink.buffer.max-bytes`: bytes held per subtask before back-pressure (default 64 MiB).
@@ -51,6 +61,9 @@ pub const SINK_PROPERTY_KEYS: &[&str] = &[
     RETRIES_BACKOFF_BASE,
     RETRIES_BACKOFF_MAX,
     REQUEST_TIMEOUT,
+    ERROR_POLICY,
+    THROTTLE_RETRY_TIMEOUT,
+    ORDERING,
 ];
 
 impl<T: Send + 'static> KinesisSinkBuilder<T> {
@@ -116,7 +129,21 @@ impl<T: Send + 'static> KinesisSinkBuilder<T> {
         }
         if let Some(v) = get(FAIL_ON_ERROR) {
             let fail: bool = parse(FAIL_ON_ERROR, &v.to_ascii_lowercase(), "true or false")?;
-            builder = builder.error_policy(if fail { ErrorPolicy::Fail } else { ErrorPolicy::DropAndCount });
+            builder = builder.error_policy(if fail { ErrorPolicy::Fail } else { ErrorPolicy::RetryForever });
+        }
+        if let Some(v) = get(ERROR_POLICY) {
+            builder = builder.error_policy(match v.to_ascii_lowercase().as_str() {
+                "fail" => ErrorPolicy::Fail,
+                "retry-forever" => ErrorPolicy::RetryForever,
+                "drop-and-count" => ErrorPolicy::DropAndCount,
+                _ => return Err(invalid(ERROR_POLICY, v, "fail, retry-forever or drop-and-count")),
+            });
+        }
+        if let Some(v) = get(THROTTLE_RETRY_TIMEOUT) {
+            builder = builder.throttle_retry_timeout(Some(millis(THROTTLE_RETRY_TIMEOUT, v)?));
+        }
+        if let Some(v) = get(ORDERING) {
+            builder = builder.ordering(parse(ORDERING, &v.to_ascii_lowercase(), "true or false")?);
         }
         if let Some(v) = get(PARTITIONER) {
             builder = builder.partitioner(match v.to_ascii_lowercase().as_str() {
@@ -178,8 +205,28 @@ mod tests {
         assert_eq!(b.config.linger, Duration::from_millis(250));
         assert_eq!(b.config.max_in_flight_requests, 3);
         assert_eq!(b.config.max_buffered_records, 777);
-        assert_eq!(b.config.error_policy, ErrorPolicy::DropAndCount);
+        assert_eq!(
+            b.config.error_policy,
+            ErrorPolicy::RetryForever,
+            "false means retry without giving up, as in Flink"
+        );
         assert_eq!(b.config.backoff_max, Duration::from_millis(900));
+    }
+
+    #[test]
+    fn drop_and_count_has_its_own_name_and_throttle_timeout_and_ordering_are_read() {
+        let b = KinesisSinkBuilder::<Vec<u8>>::from_properties(&props(&[
+            (FAIL_ON_ERROR, "false"),
+            (ERROR_POLICY, "drop-and-count"),
+            (THROTTLE_RETRY_TIMEOUT, "60000"),
+            (ORDERING, "true"),
+        ]))
+        .unwrap();
+        assert_eq!(b.config.error_policy, ErrorPolicy::DropAndCount);
+        assert_eq!(b.config.throttle_retry_timeout, Some(Duration::from_secs(60)));
+        assert!(b.config.ordering);
+        let fail = KinesisSinkBuilder::<Vec<u8>>::from_properties(&props(&[(FAIL_ON_ERROR, "true")])).unwrap();
+        assert_eq!(fail.config.error_policy, ErrorPolicy::Fail);
     }
 
     #[test]

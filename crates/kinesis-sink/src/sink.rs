@@ -12,6 +12,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::Entry;
+use crate::budget::Budget;
 use crate::error::truncate;
 use crate::metrics::{SinkStats, Telemetry};
 use crate::partitioner::partition_key_problem;
@@ -24,8 +25,9 @@ pub type Serializer<T> = Arc<dyn Fn(T) -> std::result::Result<Vec<u8>, BoxError>
 /// Picks a record's target stream (`None`: the default stream).
 pub type StreamSelector<T> = Arc<dyn Fn(&T) -> Option<String> + Send + Sync>;
 
-/// Commands queued between the subtask thread and its writer (beyond the writer's buffer).
-const CHANNEL_CAPACITY: usize = 256;
+/// Room in the command channel beyond the buffer limit (for flush commands): records are bounded
+/// by the shared [`Budget`] before they enter the channel, so the channel never holds more.
+const CHANNEL_SLACK: usize = 16;
 /// How long `on_close` lets the writer's runtime wind down.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -83,6 +85,8 @@ struct Running {
     /// Taken at close, to wind it down with a timeout.
     runtime: Option<tokio::runtime::Runtime>,
     commands: mpsc::Sender<Command>,
+    /// Records and bytes held, from hand-over to acknowledgement.
+    budget: Arc<Budget>,
     failure: FailureSlot,
     context: String,
     subtask: usize,
@@ -140,13 +144,16 @@ impl<T: Send + 'static> KinesisSink<T> {
         }
         let telemetry = Telemetry::new(&task, shared.stats.clone());
         let failure: FailureSlot = Arc::new(Mutex::new(None));
-        let (commands, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-        let writer = Writer::new(client, shared.config.clone(), describe, task.clone(), telemetry.clone());
+        let budget = Arc::new(Budget::new(shared.config.max_buffered_records, shared.config.max_buffered_bytes));
+        let (commands, receiver) = mpsc::channel(shared.config.max_buffered_records + CHANNEL_SLACK);
+        let writer =
+            Writer::new(client, shared.config.clone(), describe, task.clone(), telemetry.clone(), budget.clone());
         runtime.spawn(writer.run(receiver, failure.clone()));
         tracing::info!(task = %task, stream = ?shared.default_stream, connection = %connection.describe(), "Kinesis sink open");
         Ok(Running {
             runtime: Some(runtime),
             commands,
+            budget,
             failure,
             context: format!("kinesis sink {task}"),
             subtask: info.subtask,
@@ -169,7 +176,17 @@ impl Running {
         error.into_operator_error()
     }
 
-    /// Hands a command to the writer, waiting while its buffer is full.
+    /// Hands a record to the writer, waiting while the subtask's buffer is full.
+    fn send_record(&self, entry: Entry) -> OperatorResult {
+        match self.budget.acquire(entry.size()) {
+            Ok(true) => self.telemetry.backpressure_wait(),
+            Ok(false) => {}
+            Err(_) => return Err(self.fail(self.writer_failure())),
+        }
+        self.send(Command::Record(entry))
+    }
+
+    /// Hands a command to the writer.
     fn send(&self, command: Command) -> OperatorResult {
         match self.commands.try_send(command) {
             Ok(()) => Ok(()),
@@ -236,7 +253,18 @@ impl<T> Shared<T> {
                 limit: MAX_RECORD_BYTES,
             });
         }
-        Ok(Entry { stream, data, partition_key, explicit_hash_key, attempts: 0, enqueued: Instant::now() })
+        Ok(Entry {
+            id: index,
+            stream,
+            shard: None,
+            data,
+            partition_key,
+            explicit_hash_key,
+            attempts: 0,
+            throttles: 0,
+            throttled_since: None,
+            enqueued: Instant::now(),
+        })
     }
 }
 
@@ -256,7 +284,7 @@ impl<T: Send + 'static> Operator<T, ()> for KinesisSinkWriter<T> {
         let index = running.records;
         running.records += 1;
         match shared.entry(record, index, running) {
-            Ok(entry) => running.send(Command::Record(entry)),
+            Ok(entry) => running.send_record(entry),
             Err(error) if shared.config.error_policy == ErrorPolicy::DropAndCount => {
                 running.telemetry.dropped(1);
                 tracing::warn!(context = %running.context, %error, "Kinesis sink dropped a record");

@@ -1,7 +1,9 @@
 //! The background writer of one subtask: an async task on the subtask's runtime that batches
-//! records, keeps several PutRecords calls in flight, retries failures, adapts the send rate,
-//! and answers flush requests once everything before them is acknowledged.
+//! records, keeps several PutRecords calls in flight, retries failures, adapts the send rate
+//! (per subtask for whole-request failures, per shard for throttled entries), and answers flush
+//! requests once everything before them is acknowledged.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,10 +13,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 
 use crate::batch::{BatchLimits, Entry, Queues};
+use crate::budget::Budget;
 use crate::metrics::Telemetry;
 use crate::rate::Aimd;
 use crate::request::{put_records, Completion, Outcome};
+use crate::shard_map::{self, ShardMap};
+use crate::shard_rates::ShardRates;
 use crate::{ErrorPolicy, SinkConfig, SinkError};
+
+/// How often the shard map of a stream is listed again (new shards after a reshard).
+const SHARD_MAP_REFRESH: Duration = Duration::from_secs(30);
+/// Backoff exponent cap for throttled records.
+const MAX_THROTTLE_EXPONENT: u32 = 6;
 
 /// What the subtask thread sends to its writer, in order.
 #[derive(Debug)]
@@ -42,7 +52,11 @@ pub(crate) struct Writer {
     /// Records (and bytes) received and not yet acknowledged or dropped.
     held_records: usize,
     held_bytes: usize,
+    /// The subtask's buffer limit, shared with its thread (which takes room before sending).
+    budget: Arc<Budget>,
     rate: Aimd,
+    shard_rates: ShardRates,
+    shard_maps: HashMap<Arc<str>, (Instant, ShardMap)>,
     backoff: FullJitter,
     flush: Option<oneshot::Sender<()>>,
     telemetry: Telemetry,
@@ -55,14 +69,22 @@ impl Writer {
         connection: String,
         task: String,
         telemetry: Telemetry,
+        budget: Arc<Budget>,
     ) -> Self {
-        let rate = Aimd::new(
-            config.max_batch_records * config.max_in_flight_requests,
+        let max_in_flight = config.max_batch_records * config.max_in_flight_requests;
+        let rate = Aimd::new(max_in_flight, config.rate_increase, config.rate_decrease_factor);
+        let shard_rates = ShardRates::new(
+            max_in_flight,
             config.rate_increase,
             config.rate_decrease_factor,
+            config.backoff(),
+            config.ordering,
         );
         telemetry.rate_initial(rate.limit());
         Writer {
+            budget,
+            shard_rates,
+            shard_maps: HashMap::new(),
             client,
             backoff: config.backoff(),
             config,
@@ -87,6 +109,7 @@ impl Writer {
             tracing::error!(task = %self.task, %error, "Kinesis sink failed");
             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
         }
+        self.budget.close();
         commands.close();
         self.in_flight.abort_all();
     }
@@ -100,17 +123,17 @@ impl Writer {
             self.telemetry.buffered(self.held_records, self.held_bytes);
             self.telemetry.in_flight(self.in_flight.len(), self.in_flight_records);
 
-            let deadline = self.next_deadline();
-            let accept = self.flush.is_none() && self.has_room();
+            let deadline = self.next_deadline(now);
+            let accept = self.flush.is_none();
             tokio::select! {
                 biased;
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => self.complete(done)?,
                 command = commands.recv(), if accept => match command {
                     Some(command) => {
-                        self.handle(command);
-                        while self.flush.is_none() && self.has_room() {
+                        self.handle(command).await;
+                        while self.flush.is_none() {
                             match commands.try_recv() {
-                                Ok(command) => self.handle(command),
+                                Ok(command) => self.handle(command).await,
                                 Err(_) => break,
                             }
                         }
@@ -123,19 +146,37 @@ impl Writer {
         }
     }
 
-    fn has_room(&self) -> bool {
-        self.held_records < self.config.max_buffered_records && self.held_bytes < self.config.max_buffered_bytes
-    }
-
-    fn handle(&mut self, command: Command) {
+    async fn handle(&mut self, command: Command) {
         match command {
-            Command::Record(entry) => {
+            Command::Record(mut entry) => {
                 self.held_records += 1;
                 self.held_bytes += entry.size();
+                entry.shard = self.shard_of(&entry).await;
                 self.queues.push(entry);
             }
             Command::Flush(reply) => self.flush = Some(reply),
         }
+    }
+
+    /// The shard `entry` goes to, from the stream's shard map (listed on first use and every
+    /// [`SHARD_MAP_REFRESH`]; a failed listing leaves the record unmapped, paced per subtask).
+    async fn shard_of(&mut self, entry: &Entry) -> Option<Arc<str>> {
+        let stale = self.shard_maps.get(&entry.stream).is_none_or(|(at, _)| at.elapsed() >= SHARD_MAP_REFRESH);
+        if stale {
+            let map = match shard_map::load(&self.client, &entry.stream).await {
+                Ok(map) => map,
+                Err(error) => {
+                    tracing::debug!(task = %self.task, stream = %entry.stream, %error, "could not list shards; pacing the stream as one");
+                    ShardMap::default()
+                }
+            };
+            self.shard_maps.insert(entry.stream.clone(), (Instant::now(), map));
+        }
+        let (_, map) = self.shard_maps.get(&entry.stream)?;
+        if map.is_empty() {
+            return None;
+        }
+        map.shard_of(shard_map::hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref()))
     }
 
     fn answer_flush(&mut self) {
@@ -166,9 +207,28 @@ impl Writer {
                 linger: self.config.linger,
                 flushing: self.flush.is_some(),
             };
-            let Some(batch) = self.queues.next_batch(now, &limits) else {
+            let rates = &self.shard_rates;
+            let mut per_shard: HashMap<Arc<str>, usize> = HashMap::new();
+            let mut keys: HashSet<String> = HashSet::new();
+            let ordering = self.config.ordering;
+            let mut admit = |entry: &Entry| {
+                if !rates.admits(entry, now, &per_shard, &keys) {
+                    return false;
+                }
+                if let Some(shard) = &entry.shard {
+                    *per_shard.entry(shard.clone()).or_default() += 1;
+                }
+                if ordering {
+                    keys.insert(entry.partition_key.clone());
+                }
+                true
+            };
+            let Some(batch) = self.queues.next_batch(now, &limits, &mut admit) else {
                 return;
             };
+            for entry in &batch.entries {
+                self.shard_rates.sent(entry);
+            }
             self.in_flight_records += batch.entries.len();
             tracing::trace!(task = %self.task, stream = %batch.stream, records = batch.entries.len(), bytes = batch.bytes, "PutRecords");
             self.in_flight.spawn(put_records(self.client.clone(), batch, self.rate.epoch()));
@@ -176,18 +236,17 @@ impl Writer {
     }
 
     /// When the loop must wake up without a completion or a command: a batch lingered long
-    /// enough (only if it could be sent), or a retry's backoff passed.
-    fn next_deadline(&self) -> Option<Instant> {
+    /// enough (only if it could be sent: a due batch whose shards are all held back waits for
+    /// them instead), a retry's backoff passed, or a throttled shard opens again.
+    fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let linger = if self.can_send() && self.flush.is_none() {
-            self.queues.next_linger_deadline(self.config.linger)
+            self.queues.next_linger_deadline(self.config.linger).filter(|at| *at > now)
         } else {
             None
         };
         let retry = self.retry_wait.iter().map(|(at, _)| *at).min();
-        match (linger, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let unblock = self.shard_rates.next_unblock(now);
+        [linger, retry, unblock].into_iter().flatten().min()
     }
 
     fn release_retries(&mut self, now: Instant) {
@@ -205,6 +264,7 @@ impl Writer {
     fn release(&mut self, records: usize, bytes: usize) {
         self.held_records -= records;
         self.held_bytes -= bytes;
+        self.budget.release(records, bytes);
     }
 
     fn complete(&mut self, done: Result<Completion, JoinError>) -> Result<(), SinkError> {
@@ -217,31 +277,53 @@ impl Writer {
         let Completion { batch, epoch, outcome } = completion;
         self.in_flight_records -= batch.entries.len();
         self.telemetry.request();
+        for entry in &batch.entries {
+            self.shard_rates.returned(entry);
+        }
         let stream = batch.stream.clone();
+        let now = Instant::now();
         match outcome {
             Outcome::Answered(results) => {
                 let (mut sent, mut sent_bytes, mut throttled) = (0usize, 0usize, 0u64);
                 let mut failed = Vec::new();
+                let mut stored_shards: HashSet<Arc<str>> = HashSet::new();
+                let mut throttled_shards: HashSet<Arc<str>> = HashSet::new();
                 let mut last_error = (String::new(), String::new());
                 for (entry, result) in batch.entries.into_iter().zip(results) {
                     match result {
                         None => {
                             sent += 1;
                             sent_bytes += entry.size();
+                            if let Some(shard) = &entry.shard {
+                                stored_shards.insert(shard.clone());
+                            }
+                            self.shard_rates.done(&entry);
                         }
                         Some((code, message)) => {
-                            match classify_code(&code) {
-                                ErrorClass::Throttled => throttled += 1,
+                            let class = classify_code(&code);
+                            match class {
+                                ErrorClass::Throttled => {
+                                    throttled += 1;
+                                    if let Some(shard) = &entry.shard {
+                                        throttled_shards.insert(shard.clone());
+                                    }
+                                }
                                 ErrorClass::Fatal => return Err(self.fatal(&stream, code, message)),
                                 ErrorClass::Transient | ErrorClass::ExpiredIterator => {}
                             }
                             last_error = (code, message);
-                            failed.push(entry);
+                            failed.push((entry, class));
                         }
                     }
                 }
                 self.release(sent, sent_bytes);
                 self.telemetry.sent(sent as u64, sent_bytes as u64);
+                for shard in &stored_shards {
+                    self.shard_rates.stored(shard);
+                }
+                for shard in &throttled_shards {
+                    self.shard_rates.throttled(shard, now);
+                }
                 if failed.is_empty() {
                     self.on_success();
                     Ok(())
@@ -250,7 +332,10 @@ impl Writer {
                         self.telemetry.throttled(throttled);
                     }
                     tracing::debug!(task = %self.task, %stream, failed = failed.len(), code = %last_error.0, "PutRecords partially failed; retrying the failed entries");
-                    self.on_congestion(epoch);
+                    // Throttled entries slow their shard down; other failures the subtask.
+                    if failed.iter().any(|(e, class)| *class != ErrorClass::Throttled || e.shard.is_none()) {
+                        self.on_congestion(epoch);
+                    }
                     self.schedule_retry(&stream, failed, last_error)
                 }
             }
@@ -262,7 +347,8 @@ impl Writer {
                     }
                     tracing::debug!(task = %self.task, %stream, %code, %class, "PutRecords failed; retrying the request");
                     self.on_congestion(epoch);
-                    self.schedule_retry(&stream, batch.entries, (code, message))
+                    let failed = batch.entries.into_iter().map(|e| (e, class)).collect();
+                    self.schedule_retry(&stream, failed, (code, message))
                 }
             },
         }
@@ -290,19 +376,31 @@ impl Writer {
         SinkError::Fatal { operation: "PutRecords", stream: stream.to_string(), code, message }
     }
 
-    /// Counts a failed attempt for each entry; those under the retry limit wait for a
-    /// full-jitter backoff, the others go to the error policy.
+    /// Counts a failed attempt for each entry (throttling and other failures apart); those
+    /// still allowed to retry wait for a full-jitter backoff, the others go to the error policy.
     fn schedule_retry(
         &mut self,
         stream: &str,
-        entries: Vec<Entry>,
+        entries: Vec<(Entry, ErrorClass)>,
         last_error: (String, String),
     ) -> Result<(), SinkError> {
-        let max_retries = self.config.max_retries;
+        let now = Instant::now();
+        let policy = self.config.error_policy;
         let (mut retry, mut exhausted) = (Vec::with_capacity(entries.len()), Vec::new());
-        for mut entry in entries {
-            entry.attempts += 1;
-            if entry.attempts > max_retries {
+        let mut throttled_for = Duration::ZERO;
+        let mut exponent = 0;
+        for (mut entry, class) in entries {
+            let gave_up = if class == ErrorClass::Throttled {
+                entry.throttles += 1;
+                let since = *entry.throttled_since.get_or_insert(now);
+                throttled_for = throttled_for.max(now - since);
+                self.config.throttle_retry_timeout.is_some_and(|t| now - since >= t)
+            } else {
+                entry.attempts += 1;
+                entry.attempts > self.config.max_retries
+            };
+            exponent = exponent.max((entry.attempts + entry.throttles).saturating_sub(1));
+            if gave_up && policy != ErrorPolicy::RetryForever {
                 exhausted.push(entry);
             } else {
                 retry.push(entry);
@@ -310,12 +408,13 @@ impl Writer {
         }
         if !exhausted.is_empty() {
             let (code, message) = last_error;
-            match self.config.error_policy {
-                ErrorPolicy::Fail => {
+            let attempts = exhausted.iter().map(|e| e.attempts + e.throttles).max().unwrap_or(0);
+            match policy {
+                ErrorPolicy::Fail | ErrorPolicy::RetryForever => {
                     return Err(SinkError::RetriesExhausted {
                         stream: stream.to_string(),
                         records: exhausted.len(),
-                        attempts: max_retries + 1,
+                        attempts,
                         code,
                         message,
                     })
@@ -323,18 +422,22 @@ impl Writer {
                 ErrorPolicy::DropAndCount => {
                     let bytes: usize = exhausted.iter().map(Entry::size).sum();
                     self.release(exhausted.len(), bytes);
+                    for entry in &exhausted {
+                        self.shard_rates.done(entry);
+                    }
                     self.telemetry.dropped(exhausted.len() as u64);
                     tracing::warn!(
-                        task = %self.task, %stream, records = exhausted.len(), attempts = max_retries + 1, %code, %message,
+                        task = %self.task, %stream, records = exhausted.len(), attempts, %code, %message,
+                        throttled_for = ?throttled_for,
                         "Kinesis sink dropped a batch of records that kept failing"
                     );
                 }
             }
         }
-        if let Some(attempt) = retry.iter().map(|e| e.attempts).max() {
+        if !retry.is_empty() {
             self.telemetry.retried(retry.len() as u64);
-            let delay = self.backoff.delay(attempt.saturating_sub(1));
-            self.retry_wait.push((Instant::now() + delay, retry));
+            let delay = self.backoff.delay(exponent.min(MAX_THROTTLE_EXPONENT));
+            self.retry_wait.push((now + delay, retry));
         }
         Ok(())
     }

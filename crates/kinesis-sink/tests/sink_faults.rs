@@ -143,7 +143,7 @@ fn records_failing_past_the_retry_limit_fail_the_task_by_default() -> anyhow::Re
     let emulator = Emulator::Kinesalite;
     let stream = new_stream(emulator, "sink-exhausted", 1)?;
     let faults = FaultInjector::new();
-    faults.inject_always("PutRecords", Fault::throttle_entries(10));
+    faults.inject_always("PutRecords", Fault::fail_entries("InternalFailure", 10));
     let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream).max_retries(2).build()?;
     let err = run_sequence(100, 1, sink).expect_err("exhausted retries must fail the job");
     assert!(err.to_string().contains("still failed after 3 attempts"), "{err}");
@@ -151,11 +151,59 @@ fn records_failing_past_the_retry_limit_fail_the_task_by_default() -> anyhow::Re
 }
 
 #[test]
+fn throttled_records_are_retried_past_the_retry_count_until_stored() -> anyhow::Result<()> {
+    let emulator = Emulator::Kinesalite;
+    let stream = new_stream(emulator, "sink-throttled-long", 1)?;
+    let faults = FaultInjector::new();
+    // Every entry at a multiple of 1 (all of them) is throttled in 15 requests in a row: far
+    // more than the 2 retries allowed for transient failures.
+    faults.inject("PutRecords", Fault::throttle_entries(1), 15);
+    let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream)
+        .max_retries(2)
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .build()?;
+    run_sequence(200, 1, sink)?;
+    assert_eq!(faults.injected("PutRecords"), 15);
+    assert_exactly_once(emulator, &stream, 200)
+}
+
+#[test]
+fn a_throttle_timeout_bounds_how_long_throttled_records_are_retried() -> anyhow::Result<()> {
+    let emulator = Emulator::Kinesalite;
+    let stream = new_stream(emulator, "sink-throttle-timeout", 1)?;
+    let faults = FaultInjector::new();
+    faults.inject_always("PutRecords", Fault::throttle_entries(10));
+    let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream)
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .throttle_retry_timeout(Some(Duration::from_millis(500)))
+        .build()?;
+    let err = run_sequence(100, 1, sink).expect_err("records throttled past the timeout must fail the job");
+    assert!(err.to_string().contains("ProvisionedThroughputExceededException"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn with_retry_forever_failing_records_are_retried_without_giving_up() -> anyhow::Result<()> {
+    let emulator = Emulator::Kinesalite;
+    let stream = new_stream(emulator, "sink-retry-forever", 1)?;
+    let faults = FaultInjector::new();
+    faults.inject("PutRecords", Fault::fail_entries("InternalFailure", 1), 8);
+    let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream)
+        .max_retries(1)
+        .backoff(Duration::from_millis(1), Duration::from_millis(20))
+        .error_policy(ErrorPolicy::RetryForever)
+        .build()?;
+    run_sequence(150, 1, sink)?;
+    assert_eq!(faults.injected("PutRecords"), 8);
+    assert_exactly_once(emulator, &stream, 150)
+}
+
+#[test]
 fn records_failing_past_the_retry_limit_are_dropped_and_counted_with_the_drop_policy() -> anyhow::Result<()> {
     let emulator = Emulator::Kinesalite;
     let stream = new_stream(emulator, "sink-dropped", 1)?;
     let faults = FaultInjector::new();
-    faults.inject_always("PutRecords", Fault::throttle_entries(10));
+    faults.inject_always("PutRecords", Fault::fail_entries("InternalFailure", 10));
     let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream)
         .max_retries(2)
         .error_policy(ErrorPolicy::DropAndCount)
