@@ -2,13 +2,15 @@
 //!
 //! `cargo run --release --example kinesis_count -- --endpoint URL --region R --stream NAME[,NAME...]
 //!  --parallelism P --dir DIR --checkpoint-interval-ms MS --initial-position TRIM_HORIZON|LATEST|AT_TIMESTAMP
-//!  [--timestamp UNIX_SECONDS] --idle-exit-ms IDLE`
+//!  [--timestamp UNIX_SECONDS] --idle-exit-ms IDLE [--read-bytes-per-shard B]`
 //!
 //! Counts records per partition key and writes `key<TAB>count` for every record to the
 //! exactly-once file sink in `DIR/output` (committed `part-*` files). Running the same command
 //! again resumes from the latest complete checkpoint in `DIR/checkpoints`. When no record has
 //! arrived for IDLE ms, the job takes a final checkpoint, commits, prints one last line
-//! `records=N shards=S elapsed_ms=T records_per_sec=X restored_from=ID|none` and exits 0.
+//! `records=N shards=S elapsed_ms=T records_per_sec=X restored_from=ID|none bytes=B
+//! get_records_calls=C throttles=H restarts=R` and exits 0 (bytes, calls and throttles of the
+//! source in this run; restarts after task failures).
 //!
 //! Credentials: the AWS default chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile,
 //! ...). With an endpoint on this machine (an emulator) and no `AWS_ACCESS_KEY_ID`, fixed dummy
@@ -52,6 +54,10 @@ struct Args {
     /// Finish after this long without a record.
     #[arg(long)]
     idle_exit_ms: u64,
+    /// The read rate per shard adaptive reads aim at (the Kinesis limit by default; lower it
+    /// to match a scaled-down `kinesis-limits` proxy).
+    #[arg(long, default_value_t = rill_kinesis_source::DEFAULT_READ_BYTES_PER_SECOND)]
+    read_bytes_per_shard: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -95,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         .initial_position(initial_position(&args)?)
         .discovery_interval((idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(10)))
         .stop_when_idle(idle)
+        .adaptive_reads(Some(args.read_bytes_per_shard))
         .build()
         .context("invalid Kinesis source configuration")?;
 
@@ -112,13 +119,19 @@ fn main() -> anyhow::Result<()> {
     let result = env.execute("kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);
+    let stats = stats();
     println!(
-        "records={} shards={} elapsed_ms={} records_per_sec={:.0} restored_from={}",
+        "records={} shards={} elapsed_ms={} records_per_sec={:.0} restored_from={} bytes={} get_records_calls={} \
+         throttles={} restarts={}",
         result.records,
-        stats().shards,
+        stats.shards,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
+        stats.bytes,
+        stats.get_records_calls,
+        stats.throttles,
+        result.restarts,
     );
     Ok(())
 }

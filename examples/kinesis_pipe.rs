@@ -1,12 +1,17 @@
 //! Copies a Kinesis stream into another: every record's data unchanged, with its partition key.
 //!
 //! `cargo run --release --example kinesis_pipe -- --endpoint URL --region R --source-stream IN
-//!  --sink-stream OUT --parallelism P --dir DIR --checkpoint-interval-ms MS --idle-exit-ms IDLE`
+//!  --sink-stream OUT --parallelism P --dir DIR --checkpoint-interval-ms MS --idle-exit-ms IDLE
+//!  [--ordering]`
 //!
 //! Reads IN from TRIM_HORIZON with the Kinesis source and writes OUT with the Kinesis sink.
 //! Re-running the same command resumes from the latest complete checkpoint in DIR. After IDLE ms
 //! without input it takes a final checkpoint, exits 0 and prints one last line
-//! `records=N elapsed_ms=T records_per_sec=X restored_from=ID|none`.
+//! `records=N elapsed_ms=T records_per_sec=X restored_from=ID|none sent=S throttled=H restarts=R`
+//! (records the sink stored, entries Kinesis throttled, restarts after task failures).
+//!
+//! `--ordering` keeps the order of each partition key's records in OUT, also across throttling
+//! and retries (one record per key in flight at a time).
 //!
 //! Guarantee: every record of IN is in OUT at least once, whatever crashes happen; exactly once
 //! in a run without failures (a restart re-sends what came after the last checkpoint).
@@ -50,6 +55,9 @@ struct Args {
     /// Finish after this long without input.
     #[arg(long)]
     idle_exit_ms: u64,
+    /// Keep per-partition-key order in OUT across retries.
+    #[arg(long)]
+    ordering: bool,
 }
 
 /// A record on its way through: partition key and data.
@@ -83,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         .stream(&args.sink_stream)
         .serializer(|(_, data)| data)
         .partitioner(Partitioner::from_record(|(key, _): &Passing| key.clone()))
+        .ordering(args.ordering)
         .build()
         .context("invalid sink configuration")?;
 
@@ -91,16 +100,21 @@ fn main() -> anyhow::Result<()> {
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
         .build()?;
+    let sink_stats = sink.stats();
     env.source("kinesis-in", source).sink_to(sink);
     let result = env.execute("kinesis-pipe").context("kinesis-pipe job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);
+    let sent = sink_stats.snapshot();
     println!(
-        "records={} elapsed_ms={} records_per_sec={:.0} restored_from={}",
+        "records={} elapsed_ms={} records_per_sec={:.0} restored_from={} sent={} throttled={} restarts={}",
         result.records,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
         result.restored_from.map_or_else(|| "none".to_string(), |id| id.to_string()),
+        sent.records_sent,
+        sent.throttles,
+        result.restarts,
     );
     Ok(())
 }

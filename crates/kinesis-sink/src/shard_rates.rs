@@ -136,6 +136,7 @@ impl ShardRates {
         let until = now + backoff.delay(rate.throttled_in_a_row.min(16));
         rate.throttled_in_a_row += 1;
         rate.blocked_until = Some(until);
+        tracing::debug!(%shard, limit = rate.aimd.limit(), in_flight = rate.in_flight, wait = ?(until - now), "shard throttled");
         until
     }
 

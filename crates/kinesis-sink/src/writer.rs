@@ -318,7 +318,8 @@ impl Writer {
                 }
                 self.release(sent, sent_bytes);
                 self.telemetry.sent(sent as u64, sent_bytes as u64);
-                for shard in &stored_shards {
+                // Additive increase only for shards none of whose entries were throttled.
+                for shard in stored_shards.difference(&throttled_shards) {
                     self.shard_rates.stored(shard);
                 }
                 for shard in &throttled_shards {

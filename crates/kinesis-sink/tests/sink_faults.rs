@@ -217,3 +217,60 @@ fn records_failing_past_the_retry_limit_are_dropped_and_counted_with_the_drop_po
     assert_eq!(counts.len() as u64 + s.dropped, 300, "stored plus dropped must account for every record: {s:?}");
     Ok(())
 }
+
+/// Runs `0..records` in order (one generator split, parallelism 1) into `sink`.
+fn run_in_order(records: u64, sink: rill_kinesis_sink::KinesisSink<u64>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = rill_runtime::StreamEnv::builder()
+        .parallelism(1)
+        .checkpoint_interval(Duration::from_millis(200))
+        .checkpoint_dir(dir.path())
+        .restart_strategy(rill_runtime::RestartStrategy::none())
+        .build()?;
+    rill_operators::StreamExt::sink_to(
+        env.source("numbers", rill_operators::GeneratorSource::new(0..records).splits(1)),
+        sink,
+    );
+    env.execute("kinesis-sink-order-test")?;
+    Ok(())
+}
+
+/// Records of a partition key stored after a later record of the same key.
+fn out_of_order(emulator: Emulator, stream: &str) -> anyhow::Result<usize> {
+    let mut last: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut late = 0;
+    for r in stored(emulator, stream)? {
+        let n: u64 = String::from_utf8(r.data.clone())?.trim_start_matches("record-").parse()?;
+        if last.get(&r.partition_key).is_some_and(|prev| *prev > n) {
+            late += 1;
+        }
+        let entry = last.entry(r.partition_key.clone()).or_insert(n);
+        *entry = (*entry).max(n);
+    }
+    Ok(late)
+}
+
+#[test]
+fn partial_failures_reorder_a_keys_records_by_default_and_never_in_ordering_mode() -> anyhow::Result<()> {
+    let emulator = Emulator::Kinesalite;
+    for ordering in [false, true] {
+        let stream = new_stream(emulator, "sink-order", 2)?;
+        let faults = FaultInjector::new();
+        faults.inject("PutRecords", Fault::throttle_entries(3), 40);
+        faults.inject("PutRecords", Fault::fail_entries("InternalFailure", 5), 10);
+        let sink = sequence_sink(faulty_connection(emulator, &faults)?, &stream)
+            .max_retries(100)
+            .backoff(Duration::from_millis(1), Duration::from_millis(20))
+            .ordering(ordering)
+            .build()?;
+        run_in_order(1_500, sink)?;
+        assert_exactly_once(emulator, &stream, 1_500)?;
+        let late = out_of_order(emulator, &stream)?;
+        if ordering {
+            assert_eq!(late, 0, "ordering mode stored {late} records after a later one of their key");
+        } else {
+            assert!(late > 0, "the injected partial failures should reorder records without ordering mode");
+        }
+    }
+    Ok(())
+}
