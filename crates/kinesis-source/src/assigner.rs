@@ -1,9 +1,10 @@
 //! Which subtask reads which shard: deterministic across runs, processes and toolchains.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::ShardInfo;
+use crate::{balance, ShardInfo, ShardKey};
 
 /// Decides which subtask reads a shard. Must be deterministic: every subtask asks it about every
 /// shard and keeps those it is given, also when restoring at another parallelism.
@@ -49,19 +50,50 @@ fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
-/// A shared, cloneable assigner.
+/// The source's assignment: the balanced default (see [`crate::balance`]), or the user's
+/// assigner. Owners are memoized per attempt (run id) and parallelism, so that every subtask of
+/// the process agrees on each shard even if the listing changes between their looks at it.
 #[derive(Clone)]
-pub(crate) struct SharedAssigner(pub(crate) Arc<dyn ShardAssigner>);
+pub(crate) struct SharedAssigner {
+    custom: Option<Arc<dyn ShardAssigner>>,
+    memo: Arc<Mutex<Memo>>,
+}
+
+#[derive(Debug, Default)]
+struct Memo {
+    run: (String, usize),
+    owners: HashMap<ShardKey, usize>,
+}
 
 impl SharedAssigner {
-    pub(crate) fn assign(&self, shard: &ShardInfo, parallelism: usize) -> usize {
-        self.0.assign(shard, parallelism) % parallelism.max(1)
+    /// The balanced default (`None`) or a user's assigner.
+    pub(crate) fn new(custom: Option<Arc<dyn ShardAssigner>>) -> Self {
+        SharedAssigner { custom, memo: Arc::default() }
+    }
+
+    /// The owners of the shards of `listing` in attempt `run_id` at `parallelism`.
+    pub(crate) fn owners(&self, listing: &[ShardInfo], parallelism: usize, run_id: &str) -> HashMap<ShardKey, usize> {
+        let p = parallelism.max(1);
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.run.0 != run_id || memo.run.1 != p {
+            *memo = Memo { run: (run_id.to_string(), p), owners: HashMap::new() };
+        }
+        if listing.iter().any(|s| !memo.owners.contains_key(&s.key)) {
+            let fresh = match &self.custom {
+                Some(custom) => listing.iter().map(|s| (s.key.clone(), custom.assign(s, p) % p)).collect(),
+                None => balance::balanced_owners(listing, p),
+            };
+            for (key, owner) in fresh {
+                memo.owners.entry(key).or_insert(owner);
+            }
+        }
+        listing.iter().filter_map(|s| memo.owners.get(&s.key).map(|o| (s.key.clone(), *o))).collect()
     }
 }
 
 impl fmt::Debug for SharedAssigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ShardAssigner")
+        f.write_str(if self.custom.is_some() { "ShardAssigner(custom)" } else { "ShardAssigner(balanced)" })
     }
 }
 
@@ -122,7 +154,22 @@ mod tests {
     #[test]
     fn a_closure_is_an_assigner() {
         let by_id = |s: &ShardInfo, n: usize| s.key.shard_id.len() % n;
-        let shared = SharedAssigner(Arc::new(by_id));
-        assert!(shared.assign(&ShardInfo::new("s", "abc", 0, 1), 2) < 2);
+        let shared = SharedAssigner::new(Some(Arc::new(by_id)));
+        let listing = [ShardInfo::new("s", "abc", 0, 1)];
+        assert_eq!(shared.owners(&listing, 2, "run-1")[&listing[0].key], 1);
+    }
+
+    #[test]
+    fn subtasks_of_one_attempt_agree_even_when_the_listing_changes_between_their_looks() {
+        let shared = SharedAssigner::new(None);
+        let a = ShardInfo::new("s", "shardId-000000000000", 0, u128::MAX);
+        let first = shared.owners(std::slice::from_ref(&a), 2, "run-1");
+        // Later listings differ (a child appeared); the owner of `a` stays what it was.
+        let b =
+            ShardInfo::new("s", "shardId-000000000001", 0, u128::MAX).with_parents(Some("shardId-000000000000"), None);
+        let second = shared.owners(&[b.clone()], 2, "run-1");
+        let third = shared.owners(&[a.clone(), b.clone()], 2, "run-1");
+        assert_eq!(third[&a.key], first[&a.key]);
+        assert_eq!(third[&b.key], second[&b.key]);
     }
 }

@@ -11,7 +11,7 @@ use crate::config::{InitialPosition, MalformedRecordPolicy, RetrySettings, MAX_G
 use crate::shared::Shared;
 use crate::{
     properties, ConsumerSettings, KinesisDeserializer, KinesisSource, KinesisSourceError, Result, ShardAssigner,
-    TimestampAssigner, UniformShardAssigner,
+    TimestampAssigner,
 };
 
 /// Builds a [`KinesisSource`]. Start with [`KinesisSource::builder`].
@@ -37,7 +37,7 @@ pub struct KinesisSourceBuilder<T> {
     deserializer: Arc<dyn KinesisDeserializer<T>>,
     timestamps: Option<Arc<dyn crate::TimestampAssigner<T>>>,
     watermarks: bool,
-    assigner: Arc<dyn ShardAssigner>,
+    assigner: Option<Arc<dyn ShardAssigner>>,
 }
 
 impl<T> std::fmt::Debug for KinesisSourceBuilder<T> {
@@ -59,7 +59,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             deserializer: Arc::new(deserializer),
             timestamps: None,
             watermarks: false,
-            assigner: Arc::new(UniformShardAssigner),
+            assigner: None,
         }
     }
 
@@ -209,9 +209,12 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
         self
     }
 
-    /// Which subtask reads which shard (default [`UniformShardAssigner`]).
+    /// Which subtask reads which shard. By default shards are balanced by the number of open
+    /// shards per subtask, replaying the shard lineage (initial shards by hash-key midpoint, as
+    /// [`UniformShardAssigner`]; each child of a split or merge to the subtask with the fewest
+    /// open shards).
     pub fn assigner(mut self, assigner: impl ShardAssigner) -> Self {
-        self.assigner = Arc::new(assigner);
+        self.assigner = Some(Arc::new(assigner));
         self
     }
 
@@ -286,7 +289,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             deserializer: self.deserializer,
             timestamps: self.timestamps,
             watermarks: self.watermarks,
-            assigner: SharedAssigner(self.assigner),
+            assigner: SharedAssigner::new(self.assigner),
             registry: Default::default(),
             listing: Default::default(),
             stats: Default::default(),

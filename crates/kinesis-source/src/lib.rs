@@ -5,7 +5,8 @@
 //!   [`KinesisSource::builder`] or Flink's property keys ([`KinesisSource::from_properties`]).
 //! - Discovery: ListShards with paging every discovery interval, by every subtask; new shards are
 //!   picked up without a restart, also by a subtask that had none. Assignment is deterministic
-//!   and pluggable ([`ShardAssigner`], default [`UniformShardAssigner`] by hash-key range).
+//!   and pluggable ([`ShardAssigner`]; by default balanced by open shards per subtask, replaying
+//!   the shard lineage, see `balance.rs`).
 //! - Ordering: a child shard is read only after all its parents were read to their end, even on
 //!   other subtasks and after a crash (a parent's end must be part of a completed checkpoint).
 //! - Reading: one tokio task per shard, GetRecords with max records and interval, full-jitter
@@ -23,6 +24,7 @@
 //! error classes, backoff), `aws-sdk-kinesis`, `tokio`, `prost` and `md-5` (KPL), `metrics`.
 
 mod assigner;
+mod balance;
 mod builder;
 mod config;
 mod date_format;

@@ -1,7 +1,7 @@
 //! The running state of one subtask: its tokio runtime, client, owned shards with positions,
 //! the reader queue, discovery, gating and event time. Independent of the record type.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +85,8 @@ pub(crate) struct Subtask {
     runtime: Option<Runtime>,
     client: Client,
     pub(crate) id: Identity,
+    /// The attempt this subtask belongs to (assignments are agreed per attempt).
+    run_id: String,
     settings: Arc<ConsumerSettings>,
     stats: Arc<Stats>,
     registry: Registry,
@@ -178,6 +180,7 @@ impl Subtask {
             runtime: Some(runtime),
             client,
             id,
+            run_id: run_id.to_string(),
             settings: settings.clone(),
             stats,
             registry: shared.registry.clone(),
@@ -199,20 +202,19 @@ impl Subtask {
             seen_shard_ends: 0,
             finished: false,
         };
-        let listed_keys: BTreeSet<ShardKey> = listed.iter().map(|s| s.key.clone()).collect();
+        let owners = shared.assigner.owners(&listed, subtask.id.parallelism, run_id);
         for (key, RestoredShard { info, position }) in restored.shards {
-            if shared.assigner.assign(&info, subtask.id.parallelism) != subtask.id.index {
-                continue;
-            }
-            if !listed_keys.contains(&key) {
+            let Some(owner) = owners.get(&key) else {
                 tracing::warn!(shard = %key, ?position, "restored shard is no longer listed by Kinesis (expired); dropping it");
                 continue;
+            };
+            if *owner == subtask.id.index {
+                subtask.own(info, position);
             }
-            subtask.own(info, position);
         }
         let fresh_start = starting_point(shared.settings.initial_position, shared.latest_pinned_ms);
         let point = if restored.restored { StartingPoint::TrimHorizon } else { fresh_start };
-        subtask.add_listed(listed, &shared.assigner, point);
+        subtask.add_listed(listed, &owners, point);
         tracing::info!(
             subtask = %subtask.id.name,
             owned = subtask.owned.len(),
@@ -230,11 +232,11 @@ impl Subtask {
     }
 
     /// Registers newly listed shards; those assigned here start at `point` once their parents are done.
-    fn add_listed(&mut self, shards: Vec<ShardInfo>, assigner: &crate::assigner::SharedAssigner, point: StartingPoint) {
+    fn add_listed(&mut self, shards: Vec<ShardInfo>, owners: &HashMap<ShardKey, usize>, point: StartingPoint) {
         for info in shards {
             self.stats.saw_shard(&info.key);
             self.known.insert(info.key.clone());
-            if self.owned.contains_key(&info.key) || assigner.assign(&info, self.id.parallelism) != self.id.index {
+            if self.owned.contains_key(&info.key) || owners.get(&info.key) != Some(&self.id.index) {
                 continue;
             }
             tracing::info!(subtask = %self.id.name, shard = %info.key, parent = ?info.parent, adjacent = ?info.adjacent_parent, "new shard assigned");
@@ -252,7 +254,9 @@ impl Subtask {
         loop {
             match self.listings.try_recv() {
                 Ok(Listing { started, shards }) => {
-                    self.add_listed(shards?, assigner, StartingPoint::TrimHorizon);
+                    let shards = shards?;
+                    let owners = assigner.owners(&shards, self.id.parallelism, &self.run_id);
+                    self.add_listed(shards, &owners, StartingPoint::TrimHorizon);
                     self.last_listing_started = self.last_listing_started.max(started);
                     self.discovery_requested = false;
                 }
