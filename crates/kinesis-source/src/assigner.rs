@@ -167,7 +167,7 @@ mod tests {
         // Later listings differ (a child appeared); the owner of `a` stays what it was.
         let b =
             ShardInfo::new("s", "shardId-000000000001", 0, u128::MAX).with_parents(Some("shardId-000000000000"), None);
-        let second = shared.owners(&[b.clone()], 2, "run-1");
+        let second = shared.owners(std::slice::from_ref(&b), 2, "run-1");
         let third = shared.owners(&[a.clone(), b.clone()], 2, "run-1");
         assert_eq!(third[&a.key], first[&a.key]);
         assert_eq!(third[&b.key], second[&b.key]);
