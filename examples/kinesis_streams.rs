@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example kinesis_streams -- --endpoint URL create NAME SHARDS
-//! cargo run --release --example kinesis_streams -- --endpoint URL fill NAME RECORDS
+//! cargo run --release --example kinesis_streams -- --endpoint URL fill NAME RECORDS [--record-bytes B]
 //! cargo run --release --example kinesis_streams -- --endpoint URL compare IN OUT
 //! cargo run --release --example kinesis_streams -- --endpoint URL put-json NAME FILE --key-field F [--rate R]
 //! cargo run --release --example kinesis_streams -- --endpoint URL read NAME
@@ -41,7 +41,13 @@ enum Command {
     /// Creates a stream and waits until it is ACTIVE.
     Create { name: String, shards: i32 },
     /// Writes RECORDS records.
-    Fill { name: String, records: usize },
+    Fill {
+        name: String,
+        records: usize,
+        /// Pad each record's data with '.' to this many bytes.
+        #[arg(long, default_value_t = 0)]
+        record_bytes: usize,
+    },
     /// Checks that OUT holds every record of IN (same key and data).
     Compare { input: String, output: String },
     /// Writes each JSON line of FILE (`-`: stdin) as one record, keyed by a field.
@@ -71,9 +77,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     match args.command {
         Command::Create { name, shards } => create_stream(&client, &name, shards).await?,
-        Command::Fill { name, records } => {
-            let records: Vec<(String, Vec<u8>)> =
-                (0..records).map(|i| (format!("key-{}", i % 97), format!("record-{i}").into_bytes())).collect();
+        Command::Fill { name, records, record_bytes } => {
+            let records: Vec<(String, Vec<u8>)> = (0..records)
+                .map(|i| {
+                    let mut data = format!("record-{i}").into_bytes();
+                    if data.len() < record_bytes {
+                        data.resize(record_bytes, b'.');
+                    }
+                    (format!("key-{}", i % 97), data)
+                })
+                .collect();
             put_records(&client, &name, &records).await?;
         }
         Command::Compare { input, output } => {

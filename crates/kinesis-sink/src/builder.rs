@@ -191,7 +191,8 @@ impl<T: Send + 'static> KinesisSinkBuilder<T> {
     }
 
     /// AIMD rate control: records added to an in-flight limit per successful request
-    /// (default 10), and the factor applied on throttling (default 0.99), as Flink's async sink.
+    /// (default 10, as Flink's async sink), and the factor applied on throttling (default 0.5;
+    /// Flink's is 0.99, which measured far worse against enforced limits).
     pub fn rate_control(mut self, increase: usize, decrease_factor: f64) -> Self {
         self.config.rate_increase = increase;
         self.config.rate_decrease_factor = decrease_factor;

@@ -33,8 +33,9 @@
 //!   `throttle_retry_timeout`), transient failures `max_retries` times.
 //! - **Rate control per shard**: records are mapped to their shard (MD5 of the partition key
 //!   against the shard map, listed at start and every 30 s). Throttled entries hold back their
-//!   shard only, for a full-jitter backoff, and lower its in-flight limit (AIMD: +10 per success,
-//!   x0.99 per throttle, Flink's constants); other shards keep full batches. Whole-request
+//!   shard only, for a full-jitter backoff, and lower its in-flight limit (AIMD: +10 per success
+//!   as Flink's async sink, x0.5 per throttle where Flink uses 0.99, measured in BENCHMARKS.md);
+//!   other shards keep full batches. Whole-request
 //!   failures act on the subtask's limit.
 //! - **Errors**: fatal errors (missing stream, access denied, validation, KMS, credentials) fail
 //!   the task at once. Records still failing when their retries ran out, oversize records, bad

@@ -1,6 +1,6 @@
 //! Rate control per shard. Kinesis throttles a shard, not a subtask: when entries of one shard
 //! come back `ProvisionedThroughputExceededException`, that shard's records wait for a
-//! full-jitter backoff and its in-flight limit shrinks (AIMD, Flink's constants by default),
+//! full-jitter backoff and its in-flight limit shrinks (AIMD: +10 as Flink's async sink, x0.5),
 //! while records of every other shard keep flowing at full batch size.
 //!
 //! In ordering mode it also keeps per-key order: at most one record of a partition key is in
@@ -194,7 +194,7 @@ mod tests {
         batch.insert(Arc::from("s/cold"), 499usize);
         assert!(r.admits(&entry(4, "s/cold", "b"), now, &batch, &empty.1), "a cold shard fills a 500-record batch");
         assert!(r.admits(&entry(5, "s/hot", "a"), until, &empty.0, &empty.1), "the hot shard opens after its backoff");
-        assert_eq!(r.limit(&hot), Some(3960), "one throttle lowers the shard's limit by Flink's factor 0.99");
+        assert_eq!(r.limit(&hot), Some(3960), "one throttle lowers the shard's limit by the factor given (0.99 here)");
     }
 
     #[test]
