@@ -136,3 +136,40 @@ fn kinesalite_more_subtasks_than_shards_then_a_split_gives_the_idle_subtask_work
 fn kinesis_local_more_subtasks_than_shards_then_a_split_gives_the_idle_subtask_work() -> anyhow::Result<()> {
     a_split_gives_the_idle_subtask_work(Emulator::KinesisLocal, 30)
 }
+
+#[test]
+fn a_restored_parent_that_expired_past_retention_does_not_hold_its_children_back() -> anyhow::Result<()> {
+    use rill_kinesis_common::test_utils::{Fault, FaultInjector};
+    let emulator = Emulator::Kinesalite;
+    let rt = runtime();
+    let (client, stream) = rt.block_on(new_stream(emulator, "src-expired-parent", 1))?;
+    let mut writer = Writer::default();
+    rt.block_on(put(&client, &stream, &writer.batch(6, 60)))?;
+    let dir = tempfile::tempdir()?;
+    // First run: shard 0 is read (not to its end: it is open) and checkpointed.
+    let source = source_builder(emulator.connection()?, &stream, Duration::from_millis(1500)).build()?;
+    run_counting_job(source, dir.path(), &JobSpec::default())?;
+    // Shard 0 is split; its children get new records.
+    rt.block_on(split_widest(&client, &stream))?;
+    rt.block_on(put(&client, &stream, &writer.batch(6, 60)))?;
+    // Second run: Kinesis no longer lists shard 0 (as after its retention period), while the
+    // restored checkpoint still holds it half read. Its children must be read.
+    let faults = FaultInjector::new();
+    faults.inject_always("ListShards", Fault::HideShards(vec!["shardId-000000000000".into()]));
+    let connection = faults.install(emulator.connection_builder()?).build()?;
+    let source = source_builder(connection, &stream, Duration::from_millis(1500)).build()?;
+    let stats = source.stats_handle();
+    let done = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let _ = done.0.send(run_counting_job(source, &path, &JobSpec::default()).map(|r| r.restarts));
+    });
+    let restarts = done
+        .1
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow::anyhow!("the job did not finish: the children wait for their expired parent"))??;
+    assert_eq!(restarts, 0);
+    assert!(faults.injected("ListShards") > 0);
+    assert_eq!(stats().records, 60, "the second run reads the children's records: {:?}", stats());
+    assert_exactly_once_in_order(dir.path(), &writer.counts)
+}

@@ -47,6 +47,9 @@ pub enum Fault {
     },
     /// Fail with a connection error (an I/O dispatch failure), without calling the emulator.
     ConnectionError,
+    /// `ListShards` only: call the emulator, then leave these shard ids out of its answer (a
+    /// shard expired past retention, which the emulators cannot do by themselves).
+    HideShards(Vec<String>),
 }
 
 impl Fault {
@@ -242,6 +245,7 @@ impl HttpConnector for FaultyConnector {
             Fault::FailEntries { code, every } => {
                 HttpConnectorFuture::new(fail_entries(self.inner.clone(), request, code, every.max(1)))
             }
+            Fault::HideShards(ids) => HttpConnectorFuture::new(hide_shards(self.inner.clone(), request, ids)),
         }
     }
 }
@@ -268,6 +272,28 @@ fn error_response(status: u16, code: &str) -> Result<HttpResponse, ConnectorErro
 fn other(message: impl Into<String>) -> ConnectorError {
     let message: String = message.into();
     ConnectorError::other(message.into(), None)
+}
+
+/// Calls the emulator and removes the shards `ids` from its ListShards answer.
+async fn hide_shards(
+    inner: SharedHttpConnector,
+    request: HttpRequest,
+    ids: Vec<String>,
+) -> Result<HttpResponse, ConnectorError> {
+    let response = inner.call(request).await?;
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let bytes = ByteStream::new(response.into_body())
+        .collect()
+        .await
+        .map_err(|e| ConnectorError::io(Box::new(e)))?
+        .into_bytes();
+    let mut answer: Value = serde_json::from_slice(&bytes).map_err(|e| other(format!("response is not JSON: {e}")))?;
+    if let Some(shards) = answer.get_mut("Shards").and_then(Value::as_array_mut) {
+        shards.retain(|s| s.get("ShardId").and_then(Value::as_str).is_none_or(|id| !ids.iter().any(|h| h == id)));
+    }
+    json_response(200, answer.to_string().into_bytes())
 }
 
 /// Withholds every `every`-th entry of a PutRecords request from the emulator, then splices
