@@ -1,0 +1,92 @@
+//! `rill checkpoints list|show|verify` on the checkpoints of a real job (a keyed running count
+//! with RocksDB state), intact and with a flipped byte.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rill_operators::{DiscardSink, GeneratorSource, KeyedStreamExt, RunningCount, StreamExt};
+use rill_runtime::StreamEnv;
+use rill_state::{CheckpointStore, FsCheckpointStore, Manifest};
+
+fn rill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rill")).args(args).output().expect("run rill")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs a keyed count over 200,000 numbers with checkpoints every 50 ms into `dir`.
+fn run_job(dir: &Path) {
+    let env = StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_interval(Duration::from_millis(50))
+        .checkpoint_dir(dir)
+        .build()
+        .expect("job configuration");
+    env.source("numbers", GeneratorSource::new(0..200_000u64).splits(4))
+        .key_by(|n: &u64| (n % 1000).to_string())
+        .process(RunningCount::open)
+        .sink_to(DiscardSink);
+    env.execute("cli-test").expect("the job runs");
+}
+
+fn newest(store: &FsCheckpointStore) -> (u64, Manifest) {
+    let id = store.list().expect("list").into_iter().max().expect("a checkpoint");
+    let bytes = store.read_manifest(id).expect("read").expect("a manifest");
+    (id, Manifest::decode(id, &bytes).expect("decodes"))
+}
+
+#[test]
+fn list_show_and_verify_describe_the_checkpoints_of_a_finished_job() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(dir.path());
+    let path = dir.path().to_str().unwrap();
+    let store = FsCheckpointStore::new(dir.path()).unwrap();
+    let (id, manifest) = newest(&store);
+
+    let list = rill(&["checkpoints", "list", path]);
+    assert!(list.status.success(), "{}", text(&list));
+    let listed = text(&list);
+    assert!(listed.contains(&format!("{id:>8}")) && listed.contains("complete (final)"), "{listed}");
+
+    let show = rill(&["checkpoints", "show", path]);
+    let shown = text(&show);
+    assert!(show.status.success(), "{shown}");
+    assert!(shown.contains(&format!("checkpoint {id} of job 'cli-test'")), "{shown}");
+    let keyed = manifest.vertices.iter().find(|v| v.subtasks.iter().any(|s| s.keyed_state_dir.is_some())).unwrap();
+    assert!(shown.contains(&format!("vertex {} (parallelism 2)", keyed.vertex)), "{shown}");
+    assert!(shown.contains("key groups     0..="), "{shown}");
+
+    let verify = rill(&["checkpoints", "verify", path]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains(&format!("checkpoint {id}: ok")));
+}
+
+#[test]
+fn verify_fails_naming_the_file_when_a_byte_is_flipped_or_the_checkpoint_is_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    run_job(dir.path());
+    let path = dir.path().to_str().unwrap();
+    let store = FsCheckpointStore::new(dir.path()).unwrap();
+    let (id, manifest) = newest(&store);
+    let file = manifest.files().find(|f| f.size > 0).expect("a non-empty file").path.clone();
+    let on_disk = store.checkpoint_dir(id).join(&file);
+    let mut bytes = std::fs::read(&on_disk).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&on_disk, bytes).unwrap();
+
+    let verify = rill(&["checkpoints", "verify", path, &id.to_string()]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    assert!(text(&verify).contains("CORRUPT") && text(&verify).contains(&file), "{}", text(&verify));
+    let all = rill(&["checkpoints", "verify", path]);
+    assert_eq!(all.status.code(), Some(1), "{}", text(&all));
+
+    let absent = rill(&["checkpoints", "verify", path, "999999"]);
+    assert_eq!(absent.status.code(), Some(2), "{}", text(&absent));
+    assert!(text(&absent).contains("no checkpoint 999999"), "{}", text(&absent));
+    let nowhere = rill(&["checkpoints", "list", "/nonexistent/rill"]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(text(&nowhere).contains("is not a directory"), "{}", text(&nowhere));
+}
