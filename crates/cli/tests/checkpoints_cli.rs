@@ -32,19 +32,21 @@ fn run_job(dir: &Path) {
     env.execute("cli-test").expect("the job runs");
 }
 
-fn newest(store: &FsCheckpointStore) -> (u64, Manifest) {
+/// A finished job's checkpoint directory, its store, and the newest checkpoint's id and manifest.
+fn finished_job() -> (tempfile::TempDir, FsCheckpointStore, u64, Manifest) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    run_job(dir.path());
+    let store = FsCheckpointStore::new(dir.path()).expect("store");
     let id = store.list().expect("list").into_iter().max().expect("a checkpoint");
     let bytes = store.read_manifest(id).expect("read").expect("a manifest");
-    (id, Manifest::decode(id, &bytes).expect("decodes"))
+    let manifest = Manifest::decode(id, &bytes).expect("decodes");
+    (dir, store, id, manifest)
 }
 
 #[test]
 fn list_show_and_verify_describe_the_checkpoints_of_a_finished_job() {
-    let dir = tempfile::tempdir().unwrap();
-    run_job(dir.path());
+    let (dir, _, id, manifest) = finished_job();
     let path = dir.path().to_str().unwrap();
-    let store = FsCheckpointStore::new(dir.path()).unwrap();
-    let (id, manifest) = newest(&store);
 
     let list = rill(&["checkpoints", "list", path]);
     assert!(list.status.success(), "{}", text(&list));
@@ -66,11 +68,8 @@ fn list_show_and_verify_describe_the_checkpoints_of_a_finished_job() {
 
 #[test]
 fn verify_fails_naming_the_file_when_a_byte_is_flipped_or_the_checkpoint_is_absent() {
-    let dir = tempfile::tempdir().unwrap();
-    run_job(dir.path());
+    let (dir, store, id, manifest) = finished_job();
     let path = dir.path().to_str().unwrap();
-    let store = FsCheckpointStore::new(dir.path()).unwrap();
-    let (id, manifest) = newest(&store);
     let file = manifest.files().find(|f| f.size > 0).expect("a non-empty file").path.clone();
     let on_disk = store.checkpoint_dir(id).join(&file);
     let mut bytes = std::fs::read(&on_disk).unwrap();
