@@ -7,7 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use rill_state::decisions::{check_checkpoint, CheckpointCheck};
-use rill_state::{CheckpointStore, FsCheckpointStore, Manifest};
+use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, OperatorStateSnapshot};
+
+use crate::positions;
 
 /// What a command prints, and whether it found everything in order.
 #[derive(Debug)]
@@ -110,6 +112,13 @@ pub(crate) fn show(dir: &Path, id: Option<u64>) -> anyhow::Result<Report> {
                 operator,
                 s.files.len()
             );
+            if let Some(file) = &s.operator_state_file {
+                let path = store.checkpoint_dir(id).join(file);
+                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let state =
+                    OperatorStateSnapshot::decode(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+                text.push_str(&positions::describe(&state));
+            }
         }
     }
     Ok(Report { text, ok: true })

@@ -3,15 +3,18 @@
 //! ```text
 //! rill checkpoints list DIR          every checkpoint: id, completion time, size, status
 //! rill checkpoints show DIR [ID]     one checkpoint (default: the newest complete one):
-//!                                    vertices, subtasks, key groups, state sizes
+//!                                    vertices, subtasks, key groups, state sizes, operator
+//!                                    state per operator, each Kinesis shard's position
 //! rill checkpoints verify DIR [ID]   checksums and missing files; exit code 0 or 1
 //! ```
 //!
 //! `DIR` is a job's checkpoint directory (the one holding `chk-N`, e.g. `--dir`/checkpoints of
 //! the examples). Reading goes through `rill-state` (the same store and checks a restore uses);
-//! the tool never writes. Depends on `clap`, `humantime` and `anyhow`.
+//! the tool never writes. Depends on `clap`, `humantime`, `anyhow`, `bincode` and
+//! `rill-kinesis-source` (to read its shard positions).
 
 mod checkpoints;
+mod positions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -89,3 +89,39 @@ fn verify_fails_naming_the_file_when_a_byte_is_flipped_or_the_checkpoint_is_abse
     assert_eq!(nowhere.status.code(), Some(2));
     assert!(text(&nowhere).contains("is not a directory"), "{}", text(&nowhere));
 }
+
+#[test]
+fn show_gives_each_kinesis_shards_position() -> anyhow::Result<()> {
+    use rill_kinesis_common::test_utils::{create_stream, list_shard_ids, put_records, unique_stream_name, Emulator};
+    use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, KinesisSource};
+    let emulator = Emulator::Kinesalite;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let stream = unique_stream_name("cli-show");
+    let records: Vec<(String, Vec<u8>)> = (0..200).map(|i| (format!("k{i}"), b"x".to_vec())).collect();
+    let shards = rt.block_on(async {
+        let client = emulator.client().await?;
+        create_stream(&client, &stream, 2).await?;
+        put_records(&client, &stream, &records).await?;
+        list_shard_ids(&client, &stream).await
+    })?;
+    let key = |r: &KinesisRecord<'_>| -> Result<String, DeserializeError> { Ok(r.partition_key.to_string()) };
+    let source = KinesisSource::builder(key)
+        .connection(emulator.connection()?)
+        .stream(&stream)
+        .initial_position(InitialPosition::TrimHorizon)
+        .stop_when_idle(Duration::from_millis(1500))
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let env = StreamEnv::builder().parallelism(2).checkpoint_dir(dir.path()).build()?;
+    env.source("kinesis", source).sink_to(DiscardSink);
+    env.execute("cli-kinesis")?;
+
+    let show = rill(&["checkpoints", "show", dir.path().to_str().unwrap_or_default()]);
+    let shown = text(&show);
+    assert!(show.status.success(), "{shown}");
+    assert_eq!(shards.len(), 2);
+    for shard in shards {
+        assert!(shown.contains(&format!("kinesis shard {stream}/{shard}: after ")), "{shard} missing:\n{shown}");
+    }
+    Ok(())
+}
