@@ -10,6 +10,7 @@
 //!   install SDK interceptors or wrap the HTTP client (fault injection in tests).
 //! - [`ErrorClass`], [`classify_code`] and [`classify_sdk_error`]: throttled, transient, expired
 //!   iterator or fatal, for deciding between backing off and failing.
+//! - [`list_all_shards`]: every shard of a stream, ListShards paged by hand.
 //! - [`FullJitter`]: full-jitter exponential backoff, usable with the `backon` crate.
 //! - With the `test-utils` feature, `test_utils`: emulator endpoints from the environment,
 //!   stream creation and read-back, and a fault-injecting HTTP client.
@@ -22,6 +23,7 @@ mod classify;
 mod client;
 mod connection;
 mod error;
+mod list_shards;
 mod properties;
 
 #[cfg(feature = "test-utils")]
@@ -32,6 +34,7 @@ pub use classify::{api_error, classify_code, classify_sdk_error, ErrorClass};
 pub use client::FALLBACK_REGION;
 pub use connection::{ClientHook, CredentialsSource, KinesisConnection, KinesisConnectionBuilder, Secret};
 pub use error::{BoxError, Error, Result};
+pub use list_shards::list_all_shards;
 pub use properties::{
     is_connection_key, AWS_ACCESS_KEY_ID, AWS_CREDENTIALS_PROVIDER, AWS_ENDPOINT, AWS_PROFILE_NAME, AWS_PROFILE_PATH,
     AWS_REGION, AWS_SECRET_ACCESS_KEY, CONNECTION_PROPERTY_KEYS,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_sdk_kinesis::Client;
 use md5::{Digest, Md5};
-use rill_kinesis_common::api_error;
+use rill_kinesis_common::list_all_shards;
 
 /// The open shards of one stream, by hash-key range.
 #[derive(Debug, Clone, Default)]
@@ -46,28 +46,16 @@ impl ShardMap {
     }
 }
 
-/// Lists the open shards of `stream` (paging by hand: the SDK has no ListShards paginator).
+/// Lists the open shards of `stream`.
 pub(crate) async fn load(client: &Client, stream: &str) -> Result<ShardMap, rill_kinesis_common::Error> {
     let mut ranges = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let request = match &token {
-            Some(t) => client.list_shards().next_token(t),
-            None => client.list_shards().stream_name(stream),
-        };
-        let out = request.send().await.map_err(|e| api_error("ListShards", Some(stream), e))?;
-        for shard in out.shards() {
-            let open = shard.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_none();
-            let range = shard.hash_key_range();
-            let start = range.and_then(|r| r.starting_hash_key().parse::<u128>().ok());
-            let end = range.and_then(|r| r.ending_hash_key().parse::<u128>().ok());
-            if let (true, Some(start), Some(end)) = (open, start, end) {
-                ranges.push((start, end, shard.shard_id().to_string()));
-            }
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() && token.as_deref() != Some(t) => token = Some(t.to_string()),
-            _ => break,
+    for shard in list_all_shards(client, stream).await? {
+        let open = shard.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_none();
+        let range = shard.hash_key_range();
+        let start = range.and_then(|r| r.starting_hash_key().parse::<u128>().ok());
+        let end = range.and_then(|r| r.ending_hash_key().parse::<u128>().ok());
+        if let (true, Some(start), Some(end)) = (open, start, end) {
+            ranges.push((start, end, shard.shard_id().to_string()));
         }
     }
     Ok(ShardMap::new(stream, ranges))

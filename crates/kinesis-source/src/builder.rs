@@ -8,6 +8,7 @@ use rill_kinesis_common::KinesisConnection;
 
 use crate::assigner::SharedAssigner;
 use crate::config::{InitialPosition, MalformedRecordPolicy, RetrySettings, MAX_GET_RECORDS_INTERVAL};
+use crate::listing::SharedListing;
 use crate::shared::Shared;
 use crate::{
     properties, ConsumerSettings, KinesisDeserializer, KinesisSource, KinesisSourceError, Result, ShardAssigner,
@@ -282,6 +283,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
         };
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let listing = Arc::new(SharedListing::new(self.streams.clone(), connection.describe()));
         Ok(KinesisSource::from_shared(Shared {
             connection,
             streams: self.streams,
@@ -291,7 +293,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             watermarks: self.watermarks,
             assigner: SharedAssigner::new(self.assigner),
             registry: Default::default(),
-            listing: Default::default(),
+            listing,
             stats: Default::default(),
             latest_pinned_ms: now_ms,
         }))

@@ -10,7 +10,7 @@
 //!   after any crash, since every later checkpoint holds the parent's end too, or
 //! - unknown: neither listed by Kinesis nor in any state (expired past retention), as KCL does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::{ShardInfo, ShardKey};
 
@@ -60,7 +60,7 @@ impl FinishedShards {
 
 /// The shards the gate treats as known: those Kinesis lists now. A shard that only a restored
 /// checkpoint mentions expired past retention (its records are gone): it holds no child back.
-pub(crate) fn known_shards(listed: &[ShardInfo]) -> HashSet<ShardKey> {
+pub(crate) fn known_shards(listed: &[ShardInfo]) -> BTreeSet<ShardKey> {
     listed.iter().map(|s| s.key.clone()).collect()
 }
 

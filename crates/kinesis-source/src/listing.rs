@@ -35,8 +35,11 @@ struct State {
 }
 
 /// The listing cache of one source, shared by its subtasks in this process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SharedListing {
+    streams: Vec<String>,
+    /// Region and endpoint, for the error naming a missing stream.
+    connection: String,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -52,17 +55,21 @@ pub(crate) fn keeps_previous_listing(error: &KinesisSourceError) -> bool {
 }
 
 impl SharedListing {
-    /// The shards of `streams`, from a listing that started at or after `not_before` (a cached
-    /// one if it qualifies). Checks each stream once first.
+    /// The listing of `streams`; `connection` describes region and endpoint for errors.
+    pub(crate) fn new(streams: Vec<String>, connection: String) -> Self {
+        SharedListing { streams, connection, state: tokio::sync::Mutex::default() }
+    }
+
+    /// The shards of the source's streams, from a listing that started at or after
+    /// `not_before` (a cached one if it qualifies). Checks each stream once first.
     pub(crate) async fn shards(
         &self,
         client: &Client,
-        streams: &[String],
         settings: &ConsumerSettings,
         stats: &Stats,
-        connection: &str,
         not_before: Instant,
     ) -> Result<Listing> {
+        let (streams, connection) = (&self.streams, &self.connection);
         let mut state = self.state.lock().await;
         for stream in streams {
             if !state.checked.contains(stream) {

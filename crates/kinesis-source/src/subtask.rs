@@ -151,13 +151,10 @@ impl Subtask {
             restored.shards.values().filter(|s| s.position.is_finished()).map(|s| s.info.key.clone());
         shared.registry.attach(&id.uid, run_id, restored_finished);
 
-        let describe = shared.connection.describe();
         let listing = runtime.block_on(shared.listing.shards(
             &client,
-            &shared.streams,
             &settings,
             &stats,
-            &describe,
             Instant::now().checked_sub(settings.discovery_interval).unwrap_or_else(Instant::now),
         ))?;
         let listed = listing.shards;
@@ -167,9 +164,7 @@ impl Subtask {
         let wake_discovery = Arc::new(Notify::new());
         let discovery = runtime.spawn(discovery_loop(
             client.clone(),
-            shared.streams.clone(),
             shared.listing.clone(),
-            describe,
             settings.clone(),
             stats.clone(),
             listings_tx,
@@ -191,7 +186,7 @@ impl Subtask {
             discovery: Some(discovery),
             // Only what Kinesis lists now: a restored shard it no longer lists expired past
             // retention, and must not hold its children back.
-            known: known_shards(&listed).into_iter().collect(),
+            known: known_shards(&listed),
             owned: BTreeMap::new(),
             batch: None,
             watermarks: ShardWatermarks::new(settings.shard_idle_interval, settings.max_out_of_orderness),
@@ -457,12 +452,9 @@ impl Subtask {
 /// Asks the shared listing for shards every discovery interval (or at once when woken, then
 /// for a listing started after the wake) and sends what it got. A failed round ends the loop
 /// after reporting the failure (the subtask then fails).
-#[allow(clippy::too_many_arguments)]
 async fn discovery_loop(
     client: Client,
-    streams: Vec<String>,
     listing: Arc<SharedListing>,
-    describe: String,
     settings: Arc<ConsumerSettings>,
     stats: Arc<Stats>,
     tx: mpsc::UnboundedSender<Listing>,
@@ -475,7 +467,7 @@ async fn discovery_loop(
             }
             _ = wake.notified() => Instant::now(),
         };
-        let round = listing.shards(&client, &streams, &settings, &stats, &describe, not_before).await;
+        let round = listing.shards(&client, &settings, &stats, not_before).await;
         let failed = round.is_err();
         let listing = match round {
             Ok(l) => Listing { started: l.started, shards: Ok(l.shards) },

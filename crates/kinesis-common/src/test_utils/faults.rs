@@ -274,6 +274,16 @@ fn other(message: impl Into<String>) -> ConnectorError {
     ConnectorError::other(message.into(), None)
 }
 
+/// The JSON body of an emulator's answer.
+async fn json_body(response: HttpResponse) -> Result<Value, ConnectorError> {
+    let bytes = ByteStream::new(response.into_body())
+        .collect()
+        .await
+        .map_err(|e| ConnectorError::io(Box::new(e)))?
+        .into_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| other(format!("response is not JSON: {e}")))
+}
+
 /// Calls the emulator and removes the shards `ids` from its ListShards answer.
 async fn hide_shards(
     inner: SharedHttpConnector,
@@ -284,12 +294,7 @@ async fn hide_shards(
     if !response.status().is_success() {
         return Ok(response);
     }
-    let bytes = ByteStream::new(response.into_body())
-        .collect()
-        .await
-        .map_err(|e| ConnectorError::io(Box::new(e)))?
-        .into_bytes();
-    let mut answer: Value = serde_json::from_slice(&bytes).map_err(|e| other(format!("response is not JSON: {e}")))?;
+    let mut answer = json_body(response).await?;
     if let Some(shards) = answer.get_mut("Shards").and_then(Value::as_array_mut) {
         shards.retain(|s| s.get("ShardId").and_then(Value::as_str).is_none_or(|id| !ids.iter().any(|h| h == id)));
     }
@@ -329,12 +334,7 @@ async fn fail_entries(
         if !response.status().is_success() {
             return Ok(response);
         }
-        let bytes = ByteStream::new(response.into_body())
-            .collect()
-            .await
-            .map_err(|e| ConnectorError::io(Box::new(e)))?
-            .into_bytes();
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| other(format!("response is not JSON: {e}")))?;
+        let answer = json_body(response).await?;
         forwarded_failures = answer.get("FailedRecordCount").and_then(Value::as_u64).unwrap_or(0);
         forwarded_results = answer.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
     }

@@ -119,23 +119,9 @@ pub async fn put_records(client: &Client, stream: &str, records: &[(String, Vec<
     Ok(())
 }
 
-/// The ids of every shard of a stream, open or closed, paging ListShards by hand (NextToken
-/// without the stream name on follow-up calls, as AWS requires).
+/// The ids of every shard of a stream, open or closed.
 pub async fn list_shard_ids(client: &Client, stream: &str) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let request = match &next {
-            Some(token) => client.list_shards().next_token(token),
-            None => client.list_shards().stream_name(stream),
-        };
-        let out = request.send().await.map_err(|e| api_error("ListShards", Some(stream), e))?;
-        ids.extend(out.shards().iter().map(|s| s.shard_id().to_string()));
-        match out.next_token() {
-            Some(token) if !token.is_empty() => next = Some(token.to_string()),
-            _ => return Ok(ids),
-        }
-    }
+    Ok(crate::list_all_shards(client, stream).await?.iter().map(|s| s.shard_id().to_string()).collect())
 }
 
 /// Every record of a stream, shard by shard from TRIM_HORIZON, in sequence order per shard.
