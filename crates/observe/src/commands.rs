@@ -1,0 +1,23 @@
+//! Requests from outside the job (the REST API, a signal) to its checkpoint coordinator.
+
+/// Where the coordinator answers a command: the id of the checkpoint that completed it, or why
+/// it could not.
+pub type CommandReply = tokio::sync::oneshot::Sender<Result<u64, String>>;
+
+/// A request to the running job.
+#[derive(Debug)]
+pub enum JobCommand {
+    /// Take a savepoint (a checkpoint retention never deletes) and go on running.
+    Savepoint {
+        /// Answered once the savepoint is complete (or failed).
+        reply: Option<CommandReply>,
+    },
+    /// Stop the sources, take a final checkpoint (a savepoint if asked), commit the sinks and end
+    /// the job.
+    Stop {
+        /// Whether the final checkpoint is a savepoint.
+        savepoint: bool,
+        /// Answered once the final checkpoint is complete (or failed).
+        reply: Option<CommandReply>,
+    },
+}

@@ -1,0 +1,457 @@
+//! [`JobMonitor`]: the live status of one job, written by the runtime and read by the server,
+//! the progress line and tests.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use crate::history::subtask_view;
+use crate::subtask::SubtaskReading;
+use crate::{
+    CheckpointStatus, CheckpointView, JobCommand, JobState, JobView, RestartView, ShardView, SubtaskMetrics,
+    SubtaskView, VertexView,
+};
+
+/// Checkpoints kept in the history.
+const CHECKPOINT_HISTORY: usize = 100;
+/// Throughput samples kept (one a second).
+const THROUGHPUT_HISTORY: usize = 120;
+/// Restarts kept.
+const RESTART_HISTORY: usize = 50;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A vertex as the runtime registers it.
+struct Vertex {
+    id: String,
+    name: String,
+    parallelism: usize,
+    is_source: bool,
+    inputs: Vec<usize>,
+    subtasks: Vec<Arc<SubtaskMetrics>>,
+}
+
+/// What a source reports about one of its shards.
+#[derive(Debug, Clone)]
+pub struct ShardReport {
+    /// The source operator's uid.
+    pub operator: String,
+    /// The reporting subtask.
+    pub subtask: usize,
+    /// Stream name.
+    pub stream: String,
+    /// Shard id.
+    pub shard: String,
+    /// Last emitted position, if known.
+    pub position: Option<String>,
+    /// Lag behind the tip of the shard, if known.
+    pub millis_behind_latest: Option<i64>,
+    /// Whether the shard is read to its end.
+    pub finished: bool,
+}
+
+struct Sampled {
+    at: Instant,
+    readings: Vec<Vec<SubtaskReading>>,
+    views: Vec<Vec<SubtaskView>>,
+}
+
+struct State {
+    state: JobState,
+    started_at_ms: u64,
+    started: Instant,
+    restored_from: Option<u64>,
+    vertices: Vec<Vertex>,
+    restarts: VecDeque<RestartView>,
+    restarts_total: u64,
+    checkpoints: VecDeque<CheckpointView>,
+    completed: u64,
+    expired: u64,
+    failed: u64,
+    shards: BTreeMap<(String, String, String), ShardView>,
+    sampled: Option<Sampled>,
+    throughput: VecDeque<f64>,
+}
+
+struct Inner {
+    job: String,
+    state: Mutex<State>,
+    commands: (Sender<JobCommand>, Receiver<JobCommand>),
+}
+
+/// The live status of one job (cheap to clone: a shared handle).
+#[derive(Clone)]
+pub struct JobMonitor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JobMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobMonitor").field("job", &self.inner.job).finish_non_exhaustive()
+    }
+}
+
+/// A vertex to register: id, operator names, parallelism, whether it is a source, inputs.
+pub type VertexSpec = (String, String, usize, bool, Vec<usize>);
+
+impl JobMonitor {
+    /// A monitor for the job named `job`, with nothing registered yet.
+    pub fn new(job: &str) -> Self {
+        JobMonitor {
+            inner: Arc::new(Inner {
+                job: job.to_string(),
+                state: Mutex::new(State {
+                    state: JobState::Starting,
+                    started_at_ms: now_ms(),
+                    started: Instant::now(),
+                    restored_from: None,
+                    vertices: Vec::new(),
+                    restarts: VecDeque::new(),
+                    restarts_total: 0,
+                    checkpoints: VecDeque::new(),
+                    completed: 0,
+                    expired: 0,
+                    failed: 0,
+                    shards: BTreeMap::new(),
+                    sampled: None,
+                    throughput: VecDeque::new(),
+                }),
+                commands: unbounded(),
+            }),
+        }
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.inner.job
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: still readable.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers the job graph's vertices: `(id, name, parallelism, is_source, inputs)`; returns
+    /// each subtask's counters, by vertex then subtask.
+    pub fn register_vertices(&self, vertices: Vec<VertexSpec>) -> Vec<Vec<Arc<SubtaskMetrics>>> {
+        let mut st = self.lock();
+        st.vertices = vertices
+            .into_iter()
+            .map(|(id, name, parallelism, is_source, inputs)| Vertex {
+                id,
+                name,
+                parallelism,
+                is_source,
+                inputs,
+                subtasks: (0..parallelism).map(|_| Arc::new(SubtaskMetrics::default())).collect(),
+            })
+            .collect();
+        st.sampled = None;
+        st.vertices.iter().map(|v| v.subtasks.clone()).collect()
+    }
+
+    /// The job moved to `state`.
+    pub fn set_state(&self, state: JobState) {
+        self.lock().state = state;
+    }
+
+    /// The job's current state.
+    pub fn state(&self) -> JobState {
+        self.lock().state
+    }
+
+    /// An attempt started, restoring `restored_from` (or fresh).
+    pub fn attempt_started(&self, restored_from: Option<u64>) {
+        let mut st = self.lock();
+        st.restored_from = restored_from;
+        st.state = JobState::Running;
+        st.shards.clear();
+    }
+
+    /// A task failed and the job restarts.
+    pub fn restarting(&self, cause: &str) {
+        let mut st = self.lock();
+        st.state = JobState::Restarting;
+        st.restarts_total += 1;
+        st.restarts.push_back(RestartView { at_ms: now_ms(), cause: cause.to_string() });
+        if st.restarts.len() > RESTART_HISTORY {
+            st.restarts.pop_front();
+        }
+        for c in st.checkpoints.iter_mut().filter(|c| c.status == CheckpointStatus::InProgress) {
+            c.status = CheckpointStatus::Failed;
+            c.failure = Some("the job restarted".into());
+        }
+    }
+
+    /// Restarts so far.
+    pub fn restarts(&self) -> u64 {
+        self.lock().restarts_total
+    }
+
+    /// Checkpoint `id` was triggered.
+    pub fn checkpoint_triggered(&self, id: u64, savepoint: bool, last: bool) {
+        let mut st = self.lock();
+        st.checkpoints.push_back(CheckpointView {
+            id,
+            status: CheckpointStatus::InProgress,
+            savepoint,
+            last,
+            triggered_at_ms: now_ms(),
+            duration_ms: None,
+            size_bytes: None,
+            failure: None,
+        });
+        if st.checkpoints.len() > CHECKPOINT_HISTORY {
+            st.checkpoints.pop_front();
+        }
+    }
+
+    fn finish_checkpoint(&self, id: u64, f: impl FnOnce(&mut CheckpointView, &mut State)) {
+        let mut st = self.lock();
+        let mut entry = st.checkpoints.iter().position(|c| c.id == id).map(|i| st.checkpoints[i].clone());
+        if let Some(c) = entry.as_mut() {
+            c.duration_ms = Some(now_ms().saturating_sub(c.triggered_at_ms));
+            f(c, &mut st);
+            if let Some(slot) = st.checkpoints.iter_mut().find(|x| x.id == id) {
+                *slot = c.clone();
+            }
+        }
+    }
+
+    /// Checkpoint `id` completed; its files hold `size_bytes`.
+    pub fn checkpoint_completed(&self, id: u64, size_bytes: u64) {
+        self.finish_checkpoint(id, |c, st| {
+            c.status = CheckpointStatus::Completed;
+            c.size_bytes = Some(size_bytes);
+            st.completed += 1;
+        });
+    }
+
+    /// Checkpoint `id` expired (not acknowledged in time).
+    pub fn checkpoint_expired(&self, id: u64) {
+        self.finish_checkpoint(id, |c, st| {
+            c.status = CheckpointStatus::Expired;
+            c.failure = Some("not acknowledged by every subtask within the checkpoint timeout".into());
+            st.expired += 1;
+        });
+    }
+
+    /// Checkpoint `id` failed for `reason`.
+    pub fn checkpoint_failed(&self, id: u64, reason: &str) {
+        self.finish_checkpoint(id, |c, st| {
+            c.status = CheckpointStatus::Failed;
+            c.failure = Some(reason.to_string());
+            st.failed += 1;
+        });
+    }
+
+    /// A source reports where it is in one shard.
+    pub fn report_shard(&self, report: ShardReport) {
+        let key = (report.operator.clone(), report.stream.clone(), report.shard.clone());
+        let mut st = self.lock();
+        let entry = st.shards.entry(key).or_insert_with(|| ShardView {
+            operator: report.operator,
+            subtask: report.subtask,
+            stream: report.stream,
+            shard: report.shard,
+            position: None,
+            millis_behind_latest: None,
+            finished: false,
+            updated_at_ms: 0,
+        });
+        entry.subtask = report.subtask;
+        if report.position.is_some() {
+            entry.position = report.position;
+        }
+        if report.millis_behind_latest.is_some() {
+            entry.millis_behind_latest = report.millis_behind_latest;
+        }
+        entry.finished |= report.finished;
+        entry.updated_at_ms = now_ms();
+    }
+
+    /// Where a request to the job (savepoint, stop) can be sent.
+    pub fn command_sender(&self) -> Sender<JobCommand> {
+        self.inner.commands.0.clone()
+    }
+
+    /// The next request to the job, if one is waiting.
+    pub fn try_command(&self) -> Option<JobCommand> {
+        self.inner.commands.1.try_recv().ok()
+    }
+
+    /// Takes a new reading of every subtask's counters if the last one is at least `every` old,
+    /// and recomputes the rates. Returns whether it did.
+    pub fn sample(&self, every: Duration) -> bool {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let readings: Vec<Vec<SubtaskReading>> =
+            st.vertices.iter().map(|v| v.subtasks.iter().map(|s| s.read()).collect()).collect();
+        let (before, at) = match &st.sampled {
+            Some(s) if now.duration_since(s.at) < every => return false,
+            Some(s) => (s.readings.clone(), s.at),
+            None => (readings.iter().map(|v| vec![SubtaskReading::default(); v.len()]).collect(), st.started),
+        };
+        let elapsed = now.duration_since(at);
+        let views: Vec<Vec<SubtaskView>> = readings
+            .iter()
+            .zip(&before)
+            .map(|(now_v, before_v)| {
+                now_v.iter().zip(before_v).enumerate().map(|(i, (n, b))| subtask_view(i, b, n, elapsed)).collect()
+            })
+            .collect();
+        let source_rate: f64 = st
+            .vertices
+            .iter()
+            .zip(&views)
+            .filter(|(v, _)| v.is_source)
+            .flat_map(|(_, s)| s.iter().map(|x| x.records_in_per_second))
+            .sum();
+        if st.sampled.is_some() {
+            st.throughput.push_back(source_rate);
+            if st.throughput.len() > THROUGHPUT_HISTORY {
+                st.throughput.pop_front();
+            }
+        }
+        st.sampled = Some(Sampled { at: now, readings, views });
+        true
+    }
+
+    /// The job as the dashboard shows it (rates as of the last [`JobMonitor::sample`]).
+    pub fn view(&self) -> JobView {
+        let st = self.lock();
+        let empty = Vec::new();
+        let vertices = st
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let subtasks: Vec<SubtaskView> = match &st.sampled {
+                    Some(s) => s.views.get(i).cloned().unwrap_or_default(),
+                    None => empty.clone(),
+                };
+                let sum = |f: fn(&SubtaskView) -> f64| subtasks.iter().map(f).sum::<f64>();
+                let max = |f: fn(&SubtaskView) -> f64| subtasks.iter().map(f).fold(0.0, f64::max);
+                let watermark = if subtasks.len() == v.parallelism && subtasks.iter().all(|s| s.watermark.is_some()) {
+                    subtasks.iter().filter_map(|s| s.watermark).min()
+                } else {
+                    None
+                };
+                VertexView {
+                    id: v.id.clone(),
+                    name: v.name.clone(),
+                    parallelism: v.parallelism,
+                    is_source: v.is_source,
+                    inputs: v.inputs.clone(),
+                    records_in: subtasks.iter().map(|s| s.records_in).sum(),
+                    records_out: subtasks.iter().map(|s| s.records_out).sum(),
+                    records_in_per_second: sum(|s| s.records_in_per_second),
+                    records_out_per_second: sum(|s| s.records_out_per_second),
+                    busy_ms_per_second: max(|s| s.busy_ms_per_second),
+                    backpressured_ms_per_second: max(|s| s.backpressured_ms_per_second),
+                    watermark,
+                    subtasks,
+                }
+            })
+            .collect();
+        JobView {
+            job: self.inner.job.clone(),
+            state: st.state,
+            started_at_ms: st.started_at_ms,
+            uptime_ms: st.started.elapsed().as_millis() as u64,
+            restored_from: st.restored_from,
+            records_per_second: st.throughput.back().copied().unwrap_or(0.0),
+            throughput: st.throughput.iter().copied().collect(),
+            vertices,
+            restarts: st.restarts.iter().cloned().collect(),
+            last_checkpoint: st.checkpoints.iter().rev().find(|c| c.status == CheckpointStatus::Completed).cloned(),
+            checkpoints_completed: st.completed,
+            checkpoints_failed: st.expired + st.failed,
+        }
+    }
+
+    /// The checkpoints of this process, newest first.
+    pub fn checkpoints(&self) -> Vec<CheckpointView> {
+        self.lock().checkpoints.iter().rev().cloned().collect()
+    }
+
+    /// Every shard a source reported, by operator, stream and shard.
+    pub fn shards(&self) -> Vec<ShardView> {
+        self.lock().shards.values().cloned().collect()
+    }
+
+    /// Counts behind the checkpoint metrics: (completed, expired, failed).
+    pub(crate) fn checkpoint_counts(&self) -> (u64, u64, u64) {
+        let st = self.lock();
+        (st.completed, st.expired, st.failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_moves_from_in_progress_to_completed_with_its_size() {
+        let m = JobMonitor::new("j");
+        m.checkpoint_triggered(4, false, false);
+        assert_eq!(m.checkpoints()[0].status, CheckpointStatus::InProgress);
+        m.checkpoint_completed(4, 1234);
+        let c = &m.checkpoints()[0];
+        assert_eq!((c.status, c.size_bytes), (CheckpointStatus::Completed, Some(1234)));
+        assert_eq!(m.view().last_checkpoint.map(|c| c.id), Some(4));
+    }
+
+    #[test]
+    fn a_restart_fails_the_checkpoint_in_progress_and_is_listed_with_its_cause() {
+        let m = JobMonitor::new("j");
+        m.checkpoint_triggered(1, false, false);
+        m.restarting("boom");
+        assert_eq!(m.checkpoints()[0].status, CheckpointStatus::Failed);
+        let v = m.view();
+        assert_eq!(v.state, JobState::Restarting);
+        assert_eq!(v.restarts[0].cause, "boom");
+    }
+
+    #[test]
+    fn vertex_rates_sum_their_subtasks_and_throughput_counts_sources() {
+        let m = JobMonitor::new("j");
+        let subtasks = m.register_vertices(vec![
+            ("src".into(), "source".into(), 2, true, vec![]),
+            ("sink".into(), "sink".into(), 1, false, vec![0]),
+        ]);
+        m.sample(Duration::ZERO);
+        subtasks[0][0].add_records_in(10);
+        subtasks[0][1].add_records_in(30);
+        subtasks[1][0].add_records_in(40);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(m.sample(Duration::ZERO));
+        let v = m.view();
+        assert_eq!(v.vertices[0].records_in, 40);
+        assert_eq!(v.vertices[1].inputs, vec![0]);
+        assert!(v.records_per_second > 0.0);
+        assert_eq!(v.throughput.len(), 1);
+    }
+
+    #[test]
+    fn a_shard_report_keeps_what_a_later_one_leaves_out() {
+        let m = JobMonitor::new("j");
+        let report = |position: Option<&str>, lag: Option<i64>| ShardReport {
+            operator: "kinesis".into(),
+            subtask: 0,
+            stream: "s".into(),
+            shard: "shardId-0".into(),
+            position: position.map(Into::into),
+            millis_behind_latest: lag,
+            finished: false,
+        };
+        m.report_shard(report(Some("49"), None));
+        m.report_shard(report(None, Some(1500)));
+        let s = &m.shards()[0];
+        assert_eq!((s.position.as_deref(), s.millis_behind_latest), (Some("49"), Some(1500)));
+    }
+}

@@ -1,0 +1,197 @@
+//! The job's web server (axum): `/metrics`, the dashboard at `/`, and the REST API.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | the dashboard page (embedded; reads the API every second) |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /api/job` | [`crate::JobView`] |
+//! | `GET /api/checkpoints` | [`crate::CheckpointView`]s, newest first |
+//! | `GET /api/shards` | [`crate::ShardView`]s |
+//! | `POST /api/savepoints` | takes a savepoint; `{"savepoint": id}` once complete |
+//! | `POST /api/stop?savepoint=true` | stops the job (final checkpoint, a savepoint if asked); `{"checkpoint": id}` |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{JobCommand, JobMonitor, ObserveError, Result};
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// How long a savepoint or stop request waits for its checkpoint.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A running server; stops (and its port is freed) when dropped.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The address it listens on (with the port chosen, if port 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `monitor`'s job on `addr` from a thread of its own, until the returned [`Server`] is
+/// dropped. Installs the process's Prometheus recorder the first time.
+pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
+    let _ = crate::prometheus::handle();
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ObserveError::Bind { addr, source })?;
+    listener.set_nonblocking(true).map_err(ObserveError::Start)?;
+    let local = listener.local_addr().map_err(ObserveError::Start)?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(monitor);
+    let thread = std::thread::Builder::new()
+        .name("rill-web".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "metrics and dashboard server failed to start");
+                        return;
+                    }
+                };
+                let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                });
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "metrics and dashboard server stopped");
+                }
+            })
+        })
+        .map_err(ObserveError::Start)?;
+    tracing::info!(addr = %local, "serving /metrics, the dashboard and /api");
+    Ok(Server { addr: local, shutdown: Some(tx), thread: Some(thread) })
+}
+
+fn router(monitor: JobMonitor) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DASHBOARD) }))
+        .route("/metrics", get(metrics))
+        .route("/api/job", get(|State(m): State<JobMonitor>| async move { Json(m.view()) }))
+        .route("/api/checkpoints", get(|State(m): State<JobMonitor>| async move { Json(m.checkpoints()) }))
+        .route("/api/shards", get(|State(m): State<JobMonitor>| async move { Json(m.shards()) }))
+        .route("/api/savepoints", post(savepoint))
+        .route("/api/stop", post(stop))
+        .with_state(monitor)
+}
+
+async fn metrics(State(monitor): State<JobMonitor>) -> Response {
+    match crate::prometheus::handle() {
+        Ok(handle) => {
+            monitor.sample(Duration::from_secs(1));
+            monitor.publish();
+            handle.run_upkeep();
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.to_string()).into_response(),
+    }
+}
+
+/// Sends a command and waits for the checkpoint that answers it.
+async fn command(monitor: &JobMonitor, make: impl FnOnce(crate::CommandReply) -> JobCommand, key: &str) -> Response {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if monitor.command_sender().send(make(tx)).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job is not running"}))).into_response();
+    }
+    match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        Ok(Ok(Ok(id))) => Json(json!({ key: id })).into_response(),
+        Ok(Ok(Err(reason))) => (StatusCode::CONFLICT, Json(json!({"error": reason}))).into_response(),
+        Ok(Err(_)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job ended before answering"})))
+            .into_response(),
+        Err(_) => (StatusCode::GATEWAY_TIMEOUT, Json(json!({"error": "no answer within 10 minutes"}))).into_response(),
+    }
+}
+
+async fn savepoint(State(monitor): State<JobMonitor>) -> Response {
+    command(&monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, "savepoint").await
+}
+
+#[derive(Deserialize)]
+struct StopQuery {
+    #[serde(default)]
+    savepoint: bool,
+}
+
+async fn stop(State(monitor): State<JobMonitor>, Query(q): Query<StopQuery>) -> Response {
+    command(&monitor, |reply| JobCommand::Stop { savepoint: q.savepoint, reply: Some(reply) }, "checkpoint").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
+    }
+
+    #[test]
+    fn the_api_serves_the_job_the_page_and_prometheus_text() {
+        let monitor = JobMonitor::new("served");
+        let subtasks = monitor.register_vertices(vec![("src".into(), "numbers".into(), 1, true, vec![])]);
+        subtasks[0][0].add_records_in(42);
+        monitor.checkpoint_triggered(1, false, false);
+        monitor.checkpoint_completed(1, 10);
+        let server = serve(local(), monitor).unwrap();
+        let base = format!("http://{}", server.addr());
+        let job: serde_json::Value = reqwest::blocking::get(format!("{base}/api/job")).unwrap().json().unwrap();
+        assert_eq!(job["job"], "served");
+        let page = reqwest::blocking::get(&base).unwrap().text().unwrap();
+        assert!(page.contains("<title>rill"), "{page}");
+        let text = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with("rill_task_records_in_total{") && l.contains("job=\"served\"") && l.ends_with(" 42")),
+            "{text}"
+        );
+        assert!(text.contains("rill_checkpoints_completed_total{job=\"served\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn a_savepoint_request_is_answered_by_the_job() {
+        let monitor = JobMonitor::new("steered");
+        let server = serve(local(), monitor.clone()).unwrap();
+        let url = format!("http://{}/api/savepoints", server.addr());
+        let answer = std::thread::spawn(move || reqwest::blocking::Client::new().post(url).send().unwrap().text().unwrap());
+        let command = loop {
+            if let Some(c) = monitor.try_command() {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let JobCommand::Savepoint { reply: Some(reply) } = command else { panic!("{command:?}") };
+        reply.send(Ok(7)).unwrap();
+        assert_eq!(answer.join().unwrap(), r#"{"savepoint":7}"#);
+    }
+
+    #[test]
+    fn an_address_in_use_is_a_clear_error() {
+        let taken = std::net::TcpListener::bind(local()).unwrap();
+        let err = serve(taken.local_addr().unwrap(), JobMonitor::new("j")).unwrap_err();
+        assert!(err.to_string().contains("cannot serve metrics and dashboard on"), "{err}");
+    }
+}
