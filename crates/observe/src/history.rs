@@ -6,7 +6,12 @@ use crate::subtask::SubtaskReading;
 use crate::SubtaskView;
 
 /// The per-second view of a subtask between two readings `elapsed` apart.
-pub(crate) fn subtask_view(subtask: usize, before: &SubtaskReading, now: &SubtaskReading, elapsed: Duration) -> SubtaskView {
+pub(crate) fn subtask_view(
+    subtask: usize,
+    before: &SubtaskReading,
+    now: &SubtaskReading,
+    elapsed: Duration,
+) -> SubtaskView {
     let secs = elapsed.as_secs_f64().max(1e-3);
     let per_second = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     let ms_per_second = |a: u64, b: u64| (b.saturating_sub(a) as f64 / 1e6 / secs).min(1000.0);

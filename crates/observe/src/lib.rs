@@ -28,9 +28,7 @@ mod subtask;
 
 pub use commands::{CommandReply, JobCommand};
 pub use error::{ObserveError, Result};
-pub use model::{
-    CheckpointStatus, CheckpointView, JobState, JobView, RestartView, ShardView, SubtaskView, VertexView,
-};
+pub use model::{CheckpointStatus, CheckpointView, JobState, JobView, RestartView, ShardView, SubtaskView, VertexView};
 pub use monitor::{JobMonitor, ShardReport, VertexSpec};
 pub use progress::Progress;
 pub use server::{serve, Server};

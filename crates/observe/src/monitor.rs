@@ -61,6 +61,7 @@ struct Sampled {
 }
 
 struct State {
+    job: String,
     state: JobState,
     started_at_ms: u64,
     started: Instant,
@@ -78,7 +79,6 @@ struct State {
 }
 
 struct Inner {
-    job: String,
     state: Mutex<State>,
     commands: (Sender<JobCommand>, Receiver<JobCommand>),
 }
@@ -91,7 +91,7 @@ pub struct JobMonitor {
 
 impl std::fmt::Debug for JobMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobMonitor").field("job", &self.inner.job).finish_non_exhaustive()
+        f.debug_struct("JobMonitor").field("job", &self.job()).finish_non_exhaustive()
     }
 }
 
@@ -103,8 +103,8 @@ impl JobMonitor {
     pub fn new(job: &str) -> Self {
         JobMonitor {
             inner: Arc::new(Inner {
-                job: job.to_string(),
                 state: Mutex::new(State {
+                    job: job.to_string(),
                     state: JobState::Starting,
                     started_at_ms: now_ms(),
                     started: Instant::now(),
@@ -126,8 +126,13 @@ impl JobMonitor {
     }
 
     /// The job's name.
-    pub fn job(&self) -> &str {
-        &self.inner.job
+    pub fn job(&self) -> String {
+        self.lock().job.clone()
+    }
+
+    /// Names the job (when the monitor was made before the job had its name).
+    pub fn set_job(&self, job: &str) {
+        self.lock().job = job.to_string();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -359,7 +364,7 @@ impl JobMonitor {
             })
             .collect();
         JobView {
-            job: self.inner.job.clone(),
+            job: st.job.clone(),
             state: st.state,
             started_at_ms: st.started_at_ms,
             uptime_ms: st.started.elapsed().as_millis() as u64,

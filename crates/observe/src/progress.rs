@@ -61,7 +61,9 @@ impl Progress {
             .spawn(move || {
                 let bar = live.then(|| {
                     let bar = ProgressBar::new_spinner();
-                    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or(ProgressStyle::default_spinner()));
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg}").unwrap_or(ProgressStyle::default_spinner()),
+                    );
                     bar
                 });
                 let mut last_plain = Instant::now();

@@ -23,8 +23,7 @@ impl JobMonitor {
         let job = view.job.clone();
         for vertex in &view.vertices {
             for s in &vertex.subtasks {
-                let labels =
-                    [("job", job.clone()), ("vertex", vertex.id.clone()), ("subtask", s.subtask.to_string())];
+                let labels = [("job", job.clone()), ("vertex", vertex.id.clone()), ("subtask", s.subtask.to_string())];
                 metrics::counter!("rill_task_records_in_total", &labels).absolute(s.records_in);
                 metrics::counter!("rill_task_records_out_total", &labels).absolute(s.records_out);
                 metrics::gauge!("rill_task_busy_time_ms_per_second", &labels).set(s.busy_ms_per_second);
@@ -37,8 +36,7 @@ impl JobMonitor {
                 }
                 metrics::gauge!("rill_task_checkpoint_sync_seconds", &labels).set(s.checkpoint_sync_ms / 1e3);
                 metrics::gauge!("rill_task_checkpoint_async_seconds", &labels).set(s.checkpoint_async_ms / 1e3);
-                metrics::gauge!("rill_task_checkpoint_alignment_seconds", &labels)
-                    .set(s.checkpoint_alignment_ms / 1e3);
+                metrics::gauge!("rill_task_checkpoint_alignment_seconds", &labels).set(s.checkpoint_alignment_ms / 1e3);
             }
         }
         let labels = [("job", job.clone())];

@@ -61,8 +61,7 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
     let listener = std::net::TcpListener::bind(addr).map_err(|source| ObserveError::Bind { addr, source })?;
     listener.set_nonblocking(true).map_err(ObserveError::Start)?;
     let local = listener.local_addr().map_err(ObserveError::Start)?;
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(monitor);
     let thread = std::thread::Builder::new()
@@ -122,8 +121,9 @@ async fn command(monitor: &JobMonitor, make: impl FnOnce(crate::CommandReply) ->
     match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
         Ok(Ok(Ok(id))) => Json(json!({ key: id })).into_response(),
         Ok(Ok(Err(reason))) => (StatusCode::CONFLICT, Json(json!({"error": reason}))).into_response(),
-        Ok(Err(_)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job ended before answering"})))
-            .into_response(),
+        Ok(Err(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job ended before answering"}))).into_response()
+        }
         Err(_) => (StatusCode::GATEWAY_TIMEOUT, Json(json!({"error": "no answer within 10 minutes"}))).into_response(),
     }
 }
@@ -165,7 +165,9 @@ mod tests {
         assert!(page.contains("<title>rill"), "{page}");
         let text = reqwest::blocking::get(format!("{base}/metrics")).unwrap().text().unwrap();
         assert!(
-            text.lines().any(|l| l.starts_with("rill_task_records_in_total{") && l.contains("job=\"served\"") && l.ends_with(" 42")),
+            text.lines().any(|l| l.starts_with("rill_task_records_in_total{")
+                && l.contains("job=\"served\"")
+                && l.ends_with(" 42")),
             "{text}"
         );
         assert!(text.contains("rill_checkpoints_completed_total{job=\"served\"} 1"), "{text}");
@@ -176,7 +178,8 @@ mod tests {
         let monitor = JobMonitor::new("steered");
         let server = serve(local(), monitor.clone()).unwrap();
         let url = format!("http://{}/api/savepoints", server.addr());
-        let answer = std::thread::spawn(move || reqwest::blocking::Client::new().post(url).send().unwrap().text().unwrap());
+        let answer =
+            std::thread::spawn(move || reqwest::blocking::Client::new().post(url).send().unwrap().text().unwrap());
         let command = loop {
             if let Some(c) = monitor.try_command() {
                 break c;

@@ -3,7 +3,7 @@
 //! [`BarrierAligner`] and [`WatermarkMerger`] are pure and deterministic; [`InputGate`] puts them
 //! in front of the channels, so operators only ever see aligned input and merged event time.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select};
 
@@ -85,6 +85,10 @@ pub(crate) struct InputGate<T, C> {
     /// Watermark alignment: inputs further ahead of the merged watermark are not read.
     max_drift_ms: Option<i64>,
     task: String,
+    /// When the first input delivered the barrier being aligned.
+    aligning_since: Option<Instant>,
+    /// How long the last completed alignment took.
+    last_alignment: Duration,
 }
 
 impl<T, C> InputGate<T, C> {
@@ -101,6 +105,8 @@ impl<T, C> InputGate<T, C> {
             idle_pending: false,
             max_drift_ms: None,
             task,
+            aligning_since: None,
+            last_alignment: Duration::ZERO,
         }
     }
 
@@ -110,6 +116,16 @@ impl<T, C> InputGate<T, C> {
     pub(crate) fn with_max_drift(mut self, max_drift_ms: Option<i64>) -> Self {
         self.max_drift_ms = max_drift_ms;
         self
+    }
+
+    /// How long the last barrier alignment took (first input's barrier to the last one's).
+    pub(crate) fn last_alignment(&self) -> Duration {
+        self.last_alignment
+    }
+
+    /// Batches waiting in the input channels, and how many they can hold.
+    pub(crate) fn queued(&self) -> (u64, u64) {
+        self.inputs.iter().fold((0, 0), |(q, c), rx| (q + rx.len() as u64, c + rx.capacity().unwrap_or(0) as u64))
     }
 
     /// Whether `input` may be read now.
@@ -203,7 +219,10 @@ impl<T, C> InputGate<T, C> {
                     }
                 }
                 Message::Barrier(b) => {
+                    let since = *self.aligning_since.get_or_insert_with(Instant::now);
                     if let Some(b) = self.aligner.on_barrier(input, b)? {
+                        self.last_alignment = since.elapsed();
+                        self.aligning_since = None;
                         return Ok(Some(GateEvent::Barrier(b)));
                     }
                 }

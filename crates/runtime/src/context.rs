@@ -1,6 +1,7 @@
 //! What user code sees of its subtask: [`TaskInfo`], the [`OpenContext`] a factory opens an
 //! operator with, the [`Context`] of every later hook, and the [`Collector`] output goes to.
 
+use rill_observe::JobMonitor;
 use rill_state::{KeyedBackend, OperatorStateSnapshot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -51,6 +52,7 @@ pub(crate) struct TaskState {
     pub(crate) restored: OperatorStateSnapshot,
     pub(crate) snapshot: OperatorStateSnapshot,
     pub(crate) clock: ProcessingClock,
+    pub(crate) monitor: JobMonitor,
 }
 
 impl TaskState {
@@ -60,8 +62,17 @@ impl TaskState {
         restored_checkpoint: Option<u64>,
         restored: OperatorStateSnapshot,
         clock: ProcessingClock,
+        monitor: JobMonitor,
     ) -> Self {
-        TaskState { info, keyed, restored_checkpoint, restored, snapshot: OperatorStateSnapshot::default(), clock }
+        TaskState {
+            info,
+            keyed,
+            restored_checkpoint,
+            restored,
+            snapshot: OperatorStateSnapshot::default(),
+            clock,
+            monitor,
+        }
     }
 
     fn keyed_state(&mut self, uid: &str) -> Result<&mut KeyedBackend> {
@@ -103,6 +114,12 @@ impl<'a> OpenContext<'a> {
     /// one; others get a configuration error.
     pub fn keyed_state(&mut self) -> Result<&mut KeyedBackend> {
         self.state.keyed_state(self.uid)
+    }
+
+    /// The job's live status, for sources that report shard positions and lag
+    /// ([`JobMonitor::report_shard`]) to the dashboard and `/metrics`.
+    pub fn monitor(&self) -> &JobMonitor {
+        &self.state.monitor
     }
 
     /// The checkpoint this run restored, if any.
@@ -155,6 +172,11 @@ impl<'a> Context<'a> {
     /// The subtask's processing-time clock.
     pub fn clock(&self) -> &ProcessingClock {
         &self.state.clock
+    }
+
+    /// The job's live status (see [`OpenContext::monitor`]).
+    pub fn monitor(&self) -> &JobMonitor {
+        &self.state.monitor
     }
 
     /// Current processing time in milliseconds since the Unix epoch.

@@ -6,10 +6,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use rill_state::decisions::{decide_retention, scan_manifests};
+use rill_state::decisions::{decide_scan_retention, scan_manifests};
 use rill_state::{CheckpointStore, Manifest, SubtaskSnapshot, VertexSnapshot};
 
+use rill_observe::{CommandReply, JobCommand, JobMonitor, JobState};
+
 use crate::graph::Graph;
+use crate::requests::{Requests, Trigger};
 use crate::task::{Control, TaskEvent};
 use crate::{Barrier, JobConfig, Result, RuntimeError};
 
@@ -32,6 +35,8 @@ pub(crate) struct PendingCheckpoint {
     pub(crate) epoch: u64,
     /// Whether it is the final checkpoint.
     pub(crate) then_stop: bool,
+    /// Whether it is a savepoint.
+    pub(crate) savepoint: bool,
     /// When it was triggered.
     pub(crate) triggered: Instant,
     expected: Vec<(usize, usize)>,
@@ -41,7 +46,14 @@ pub(crate) struct PendingCheckpoint {
 impl PendingCheckpoint {
     /// A checkpoint waiting for `expected` (vertex, subtask) pairs.
     pub(crate) fn new(epoch: u64, then_stop: bool, expected: Vec<(usize, usize)>) -> Self {
-        PendingCheckpoint { epoch, then_stop, triggered: Instant::now(), expected, acks: BTreeMap::new() }
+        PendingCheckpoint {
+            epoch,
+            then_stop,
+            savepoint: false,
+            triggered: Instant::now(),
+            expected,
+            acks: BTreeMap::new(),
+        }
     }
 
     /// Records one subtask's acknowledgement. An unknown or repeated acknowledgement is an error.
@@ -82,6 +94,7 @@ impl PendingCheckpoint {
             max_parallelism,
             completed_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             final_checkpoint: self.then_stop,
+            savepoint: self.savepoint,
             vertices: snapshots,
         }
     }
@@ -96,9 +109,8 @@ pub(crate) fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manife
     }
     store.write_manifest(manifest.checkpoint, &manifest.encode()?)?;
     let scan = scan_manifests(store)?;
-    // What could not be read is never deleted.
-    let all: Vec<u64> = scan.complete.iter().chain(&scan.absent).copied().collect();
-    for id in decide_retention(&all, &scan.complete, retain, None) {
+    // What could not be read is never deleted, nor is a savepoint.
+    for id in decide_scan_retention(&scan, retain) {
         if id < manifest.checkpoint {
             if let Err(e) = store.delete(id) {
                 tracing::warn!(checkpoint = id, error = %e, "could not delete old checkpoint");
@@ -149,6 +161,10 @@ pub(crate) struct Coordinator<'a> {
     consecutive_failures: usize,
     sources_finished: HashSet<(usize, usize)>,
     final_done: bool,
+    monitor: &'a JobMonitor,
+    requests: Requests,
+    /// Replies the pending checkpoint answers.
+    replies: Vec<CommandReply>,
     /// Checkpoints completed in this attempt.
     pub(crate) completed: usize,
 }
@@ -161,6 +177,7 @@ impl<'a> Coordinator<'a> {
         store: &'a dyn CheckpointStore,
         controls: &'a [(usize, usize, Sender<Control>)],
         next_epoch: u64,
+        monitor: &'a JobMonitor,
     ) -> Self {
         Coordinator {
             job,
@@ -173,24 +190,65 @@ impl<'a> Coordinator<'a> {
             consecutive_failures: 0,
             sources_finished: HashSet::new(),
             final_done: false,
+            monitor,
+            requests: Requests::default(),
+            replies: Vec::new(),
             completed: 0,
         }
+    }
+
+    /// Whether a graceful stop was asked for in this attempt.
+    pub(crate) fn stopping(&self) -> bool {
+        self.requests.stopping()
     }
 
     fn source_controls(&self) -> impl Iterator<Item = &Sender<Control>> {
         self.controls.iter().filter(|(v, _, _)| self.graph.vertices[*v].is_source).map(|(_, _, c)| c)
     }
 
-    fn trigger(&mut self, then_stop: bool) {
+    fn trigger(&mut self, trigger: Trigger) {
+        let Trigger { then_stop, savepoint } = trigger;
         let epoch = self.next_epoch;
         self.next_epoch += 1;
         let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
-        self.pending = Some(PendingCheckpoint::new(epoch, then_stop, expected));
+        let mut pending = PendingCheckpoint::new(epoch, then_stop, expected);
+        pending.savepoint = savepoint;
+        self.pending = Some(pending);
+        self.replies = self.requests.replies_for(trigger);
+        self.monitor.checkpoint_triggered(epoch, savepoint, then_stop);
         let barrier = Barrier { epoch, then_stop };
         for c in self.source_controls() {
             let _ = c.send(Control::Trigger(barrier));
         }
-        tracing::debug!(epoch, then_stop, "checkpoint triggered");
+        tracing::debug!(epoch, then_stop, savepoint, "checkpoint triggered");
+    }
+
+    /// Answers the requests the pending checkpoint was for.
+    fn answer(&mut self, answer: Result<u64, String>) {
+        for reply in self.replies.drain(..) {
+            let _ = reply.send(answer.clone());
+        }
+    }
+
+    /// Takes in the requests that arrived (savepoints, stop).
+    fn take_requests(&mut self) {
+        while let Some(command) = self.monitor.try_command() {
+            if self.final_done {
+                let reply = match command {
+                    JobCommand::Savepoint { reply } | JobCommand::Stop { reply, .. } => reply,
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err("the job is finishing: its last checkpoint is complete".into()));
+                }
+                continue;
+            }
+            if matches!(command, JobCommand::Stop { .. }) && !self.requests.stopping() {
+                tracing::info!(job = %self.job, timeout_ms = self.config.stop_timeout.as_millis() as u64,
+                    "stopping: sources stop at the next checkpoint, which is the last");
+                self.monitor.set_state(JobState::Stopping);
+            }
+            self.requests.on_command(command, Instant::now(), self.config.stop_timeout);
+        }
     }
 
     pub(crate) fn run(&mut self, events: &crossbeam_channel::Receiver<TaskEvent>, tasks: usize) -> Result<()> {
@@ -199,16 +257,29 @@ impl<'a> Coordinator<'a> {
         let mut next_trigger = interval.map(|i| Instant::now() + i);
         let mut done = 0usize;
         loop {
-            if self.pending.is_none() && !self.final_done && self.sources_finished.len() == total_sources {
-                self.trigger(true);
+            if self.monitor.sample(Duration::from_secs(1)) {
+                self.monitor.publish();
+            }
+            self.take_requests();
+            if !self.final_done && self.requests.stop_deadline().is_some_and(|d| Instant::now() >= d) {
+                self.answer(Err("the job did not stop within the stop timeout".into()));
+                return Err(RuntimeError::StopTimedOut { timeout: self.config.stop_timeout });
+            }
+            if self.pending.is_none() && !self.final_done {
+                let sources_finished = self.sources_finished.len() == total_sources;
+                let periodic_due = next_trigger.is_some_and(|t| Instant::now() >= t);
+                if let Some(trigger) = self.requests.decide(sources_finished, periodic_due) {
+                    self.trigger(trigger);
+                }
             }
             let deadline = self.pending.as_ref().map(|p| p.triggered + self.config.checkpoint_timeout);
             let wait = match (next_trigger, deadline) {
                 (Some(t), None) => t.saturating_duration_since(Instant::now()),
-                (_, Some(d)) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)),
+                (_, Some(d)) => d.saturating_duration_since(Instant::now()),
                 (None, None) => Duration::from_millis(200),
             };
-            match events.recv_timeout(wait) {
+            // Requests and sampling are looked at at least five times a second.
+            match events.recv_timeout(wait.min(Duration::from_millis(200))) {
                 Ok(event) => match event {
                     TaskEvent::Ack { epoch, vertex, snapshot } => {
                         let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
@@ -242,11 +313,7 @@ impl<'a> Coordinator<'a> {
                     self.expire()?;
                     next_trigger = interval.map(|i| Instant::now() + i);
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.pending.is_none() && next_trigger.is_some_and(|t| Instant::now() >= t) {
-                        self.trigger(false);
-                    }
-                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
             }
         }
@@ -257,6 +324,8 @@ impl<'a> Coordinator<'a> {
     /// Beyond the tolerable number of failures in a row, the job fails over.
     fn expire(&mut self) -> Result<()> {
         let Some(pending) = self.pending.take() else { return Ok(()) };
+        self.monitor.checkpoint_expired(pending.epoch);
+        self.answer(Err(format!("checkpoint {} expired", pending.epoch)));
         self.consecutive_failures += 1;
         let timeout = self.config.checkpoint_timeout;
         let tolerable = self.config.tolerable_checkpoint_failures;
@@ -283,7 +352,16 @@ impl<'a> Coordinator<'a> {
         let vertices: Vec<(String, usize)> =
             self.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
         let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
-        complete_checkpoint(self.store, &manifest, self.config.retained_checkpoints)?;
+        if let Err(e) = complete_checkpoint(self.store, &manifest, self.config.retained_checkpoints) {
+            self.monitor.checkpoint_failed(epoch, &e.to_string());
+            self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
+            return Err(e);
+        }
+        self.monitor.checkpoint_completed(epoch, manifest.files().map(|f| f.size).sum());
+        self.answer(Ok(epoch));
+        if manifest.savepoint {
+            tracing::info!(job = %self.job, checkpoint = epoch, "savepoint complete");
+        }
         self.completed += 1;
         if then_stop {
             self.final_done = true;

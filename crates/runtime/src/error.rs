@@ -110,6 +110,13 @@ pub enum RuntimeError {
         /// Checkpoints failed in a row.
         failures: usize,
     },
+    /// A graceful stop did not finish (final checkpoint complete and committed) within the stop
+    /// timeout; nothing of it was committed.
+    #[error("the job did not stop within {timeout:?}: its final checkpoint did not complete; nothing was committed, the next run restores the latest complete checkpoint")]
+    StopTimedOut {
+        /// The stop timeout.
+        timeout: std::time::Duration,
+    },
     /// A channel closed while the job was still running (a neighbouring task failed).
     #[error("{task}: channel to a neighbouring task closed unexpectedly")]
     ChannelClosed {
@@ -157,7 +164,7 @@ impl RuntimeError {
     /// incompatible checkpoints and errors marked with [`fatal`] are fatal; the rest is retryable.
     pub fn class(&self) -> ErrorClass {
         match self {
-            RuntimeError::Config(_) => ErrorClass::Fatal,
+            RuntimeError::Config(_) | RuntimeError::StopTimedOut { .. } => ErrorClass::Fatal,
             RuntimeError::State(e) => state_class(e),
             RuntimeError::Operator { class, .. } => *class,
             RuntimeError::TaskFailed { cause, .. } | RuntimeError::JobFailed { cause, .. } => cause.class(),

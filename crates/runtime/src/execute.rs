@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
+use rill_observe::{JobMonitor, JobState, SubtaskMetrics};
 use rill_state::decisions::{
     check_checkpoint, decide_leftovers, decide_retirement, find_restore, next_checkpoint_id, scan_manifests,
     CheckpointCheck, RestoreDecision,
@@ -34,6 +35,9 @@ pub struct JobResult {
     pub restarts: usize,
     /// Wall-clock time of the whole run.
     pub elapsed: Duration,
+    /// Whether the job ended because it was asked to stop (a signal, `POST /api/stop`) rather
+    /// than because its sources finished; its last checkpoint is complete and committed.
+    pub stopped: bool,
 }
 
 impl StreamEnv {
@@ -50,7 +54,21 @@ impl StreamEnv {
             return Err(RuntimeError::Config(error.clone()));
         }
         graph.operator_uids()?;
-        Runner::new(job, config, graph)?.run()
+        let monitor = self.monitor.clone();
+        monitor.set_job(job);
+        let _server = match config.metrics_addr {
+            Some(addr) => {
+                Some(rill_observe::serve(addr, monitor.clone()).map_err(|e| RuntimeError::Config(e.to_string()))?)
+            }
+            None => None,
+        };
+        let _signals = match config.stop_on_signals {
+            true => Some(crate::signals::stop_on_signals(monitor.command_sender())?),
+            false => None,
+        };
+        let result = Runner::new(job, config, graph, monitor.clone())?.run();
+        monitor.set_state(if result.is_ok() { JobState::Finished } else { JobState::Failed });
+        result
     }
 }
 
@@ -61,21 +79,27 @@ struct Runner {
     store: FsCheckpointStore,
     work_dir: PathBuf,
     records: Arc<std::sync::atomic::AtomicU64>,
+    monitor: JobMonitor,
+    /// Each subtask's live counters, by vertex then subtask.
+    metrics: Vec<Vec<Arc<SubtaskMetrics>>>,
     /// Held for the whole run: one job per checkpoint directory at a time.
     _lock: std::fs::File,
 }
 
 struct AttemptStats {
     checkpoints: usize,
+    stopped: bool,
 }
 
 struct AttemptFailure {
     error: RuntimeError,
     checkpoints: usize,
+    /// A stop was asked for: the job is not restarted.
+    stopping: bool,
 }
 
 impl Runner {
-    fn new(job: &str, config: JobConfig, graph: Graph) -> Result<Self> {
+    fn new(job: &str, config: JobConfig, graph: Graph, monitor: JobMonitor) -> Result<Self> {
         let store = FsCheckpointStore::new(&config.checkpoint_dir)?;
         let work_dir = config.checkpoint_dir.join("work");
         let lock_path = config.checkpoint_dir.join(".lock");
@@ -86,7 +110,27 @@ impl Runner {
                 config.checkpoint_dir.display()
             )));
         }
-        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, records: Default::default(), _lock: lock })
+        let vertices = graph
+            .vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let inputs = graph.edges.iter().filter(|e| e.to == i).map(|e| e.from).collect();
+                (v.id(i), v.name.clone(), v.parallelism, v.is_source, inputs)
+            })
+            .collect();
+        let metrics = monitor.register_vertices(vertices);
+        Ok(Runner {
+            job: job.to_string(),
+            config,
+            graph,
+            store,
+            work_dir,
+            records: Default::default(),
+            monitor,
+            metrics,
+            _lock: lock,
+        })
     }
 
     fn vertex_ids(&self) -> Vec<String> {
@@ -95,8 +139,14 @@ impl Runner {
 
     fn run(self) -> Result<JobResult> {
         let start = Instant::now();
-        let mut result =
-            JobResult { records: 0, checkpoints: 0, restored_from: None, restarts: 0, elapsed: Duration::ZERO };
+        let mut result = JobResult {
+            records: 0,
+            checkpoints: 0,
+            restored_from: None,
+            restarts: 0,
+            elapsed: Duration::ZERO,
+            stopped: false,
+        };
         let mut explicit = self.config.restore_from;
         let mut restarts = RestartTracker::new(self.config.restart);
         loop {
@@ -104,16 +154,22 @@ impl Runner {
             if result.restarts == 0 {
                 result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
             }
+            self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
             match self.attempt(manifest.as_ref()) {
                 Ok(stats) => {
                     result.records = self.records.load(std::sync::atomic::Ordering::Relaxed);
                     result.checkpoints += stats.checkpoints;
                     result.elapsed = start.elapsed();
+                    result.stopped = stats.stopped;
                     return Ok(result);
                 }
                 Err(failure) => {
                     result.checkpoints += failure.checkpoints;
                     let decision = match failure.error.class() {
+                        _ if failure.stopping => {
+                            tracing::error!(job = %self.job, error = %failure.error, "failed while stopping; not restarting");
+                            RestartDecision::GiveUp
+                        }
                         ErrorClass::Fatal => {
                             tracing::error!(job = %self.job, error = %failure.error, "fatal error; not restarting");
                             RestartDecision::GiveUp
@@ -128,6 +184,7 @@ impl Runner {
                         });
                     };
                     result.restarts += 1;
+                    self.monitor.restarting(&failure.error.to_string());
                     tracing::warn!(job = %self.job, restart = result.restarts, delay_ms = delay.as_millis() as u64,
                         error = %failure.error, "task failed; restarting from the latest complete checkpoint");
                     std::thread::sleep(delay);
@@ -193,7 +250,7 @@ impl Runner {
     }
 
     fn attempt(&self, manifest: Option<&Manifest>) -> Result<AttemptStats, AttemptFailure> {
-        let fail = |error| AttemptFailure { error, checkpoints: 0 };
+        let fail = |error| AttemptFailure { error, checkpoints: 0, stopping: false };
         let restores = match manifest {
             Some(m) => {
                 let dir = self.store.checkpoint_dir(m.checkpoint);
@@ -240,9 +297,10 @@ impl Runner {
             &self.store as &dyn CheckpointStore,
             &controls,
             first_epoch,
+            &self.monitor,
         );
         let outcome = coordinator.run(&events_rx, threads.len());
-        let stats = AttemptStats { checkpoints: coordinator.completed };
+        let stats = AttemptStats { checkpoints: coordinator.completed, stopped: coordinator.stopping() };
         match outcome {
             Ok(()) => {
                 for t in threads {
@@ -252,7 +310,7 @@ impl Runner {
             }
             Err(error) => {
                 abort_and_join(&controls, threads);
-                Err(AttemptFailure { error, checkpoints: stats.checkpoints })
+                Err(AttemptFailure { error, checkpoints: stats.checkpoints, stopping: stats.stopped })
             }
         }
     }
@@ -283,7 +341,8 @@ impl Runner {
                     max_parallelism: self.config.max_parallelism,
                     run_id: run_id.clone(),
                 };
-                let task = factory(&mut Wiring { info: info.clone(), channels })?;
+                let metrics = self.metrics[index][subtask].clone();
+                let task = factory(&mut Wiring { info: info.clone(), channels, metrics: metrics.clone() })?;
                 let (control_tx, control_rx) = unbounded();
                 controls.push((index, subtask, control_tx));
                 let env = TaskEnv {
@@ -299,6 +358,8 @@ impl Runner {
                     records: self.records.clone(),
                     tick_interval: self.config.tick_interval,
                     max_drift: self.config.watermark_alignment,
+                    metrics,
+                    monitor: self.monitor.clone(),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("{}-{}", id, subtask))

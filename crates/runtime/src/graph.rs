@@ -134,10 +134,11 @@ pub(crate) fn channel_factory<T: Send + 'static>(edge: usize) -> ChannelFactory 
     })
 }
 
-/// What a task factory gets: its subtask and the channel endpoints.
+/// What a task factory gets: its subtask, the channel endpoints and the subtask's counters.
 pub(crate) struct Wiring<'a> {
     pub(crate) info: TaskInfo,
     pub(crate) channels: &'a mut ChannelTable,
+    pub(crate) metrics: Arc<rill_observe::SubtaskMetrics>,
 }
 
 impl Wiring<'_> {

@@ -111,7 +111,14 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
         };
         let restored = OperatorStateSnapshot::union(snapshots.iter().map(|s| &s.union));
         let checkpoint = snapshots.first().map(|s| s.epoch);
-        let mut state = TaskState::new(info, backend, checkpoint, restored, ProcessingClock::manual(0));
+        let mut state = TaskState::new(
+            info,
+            backend,
+            checkpoint,
+            restored,
+            ProcessingClock::manual(0),
+            rill_observe::JobMonitor::new("harness"),
+        );
         let uid = "op";
         let op = factory.open(&mut OpenContext::new(&mut state, uid)).map_err(wrap(&state))?;
         let restored_watermark = operator_watermark::restored(&state, uid);

@@ -1,8 +1,10 @@
 //! Partitioning: which downstream subtask gets each record, and the exchange that sends batches.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
+use rill_observe::SubtaskMetrics;
 use rill_state::subtask_for_key_group;
 
 use crate::chain::Emitter;
@@ -46,10 +48,17 @@ pub(crate) struct Exchange<T> {
     /// Whether the receivers were last told that this sender is idle.
     idle: bool,
     task: String,
+    /// Records sent and time blocked on full channels (back-pressure).
+    metrics: Arc<SubtaskMetrics>,
 }
 
 impl<T: Send + 'static> Exchange<T> {
-    pub(crate) fn new(senders: Vec<Sender<Message<T>>>, partitioner: Partitioner<T>, info: &crate::TaskInfo) -> Self {
+    pub(crate) fn new(
+        senders: Vec<Sender<Message<T>>>,
+        partitioner: Partitioner<T>,
+        info: &crate::TaskInfo,
+        metrics: Arc<SubtaskMetrics>,
+    ) -> Self {
         let n = senders.len();
         Exchange {
             buffers: (0..n).map(|_| Vec::with_capacity(BATCH_SIZE)).collect(),
@@ -60,11 +69,23 @@ impl<T: Send + 'static> Exchange<T> {
             next_round_robin: info.subtask,
             idle: false,
             task: info.name(),
+            metrics,
         }
     }
 
+    /// Sends, counting the time blocked on a full channel as back-pressure.
     fn send(&self, channel: usize, message: Message<T>) -> Result<()> {
-        self.senders[channel].send(message).map_err(|_| RuntimeError::ChannelClosed { task: self.task.clone() })
+        let closed = || RuntimeError::ChannelClosed { task: self.task.clone() };
+        match self.senders[channel].try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(message)) => {
+                let blocked = Instant::now();
+                let sent = self.senders[channel].send(message).map_err(|_| closed());
+                self.metrics.add_backpressured(blocked.elapsed());
+                sent
+            }
+            Err(TrySendError::Disconnected(_)) => Err(closed()),
+        }
     }
 
     fn send_batch(&mut self, channel: usize) -> Result<()> {
@@ -123,6 +144,7 @@ impl<T: Send + 'static> Exchange<T> {
 impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
         self.idle = false;
+        self.metrics.add_records_out(batch.len() as u64);
         for record in batch {
             self.route(record)?;
         }

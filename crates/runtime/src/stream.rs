@@ -68,6 +68,7 @@ fn wire_outlet<T: Send + 'static>(outlet: &SharedOutlet<T>, w: &mut Wiring<'_>) 
 pub struct StreamEnv {
     pub(crate) graph: Rc<RefCell<Graph>>,
     pub(crate) config: Rc<JobConfig>,
+    pub(crate) monitor: rill_observe::JobMonitor,
 }
 
 impl StreamEnv {
@@ -77,12 +78,22 @@ impl StreamEnv {
     }
 
     pub(crate) fn new(config: JobConfig) -> Self {
-        StreamEnv { graph: Rc::new(RefCell::new(Graph::default())), config: Rc::new(config) }
+        StreamEnv {
+            graph: Rc::new(RefCell::new(Graph::default())),
+            config: Rc::new(config),
+            monitor: rill_observe::JobMonitor::new(""),
+        }
     }
 
     /// The job configuration.
     pub fn config(&self) -> &JobConfig {
         &self.config
+    }
+
+    /// The live status of this job once it runs (for a progress line, tests, or a server of
+    /// your own): what the dashboard and `/metrics` show.
+    pub fn monitor(&self) -> rill_observe::JobMonitor {
+        self.monitor.clone()
     }
 
     fn add_vertex(&self, name: &str, is_source: bool) -> usize {
@@ -296,7 +307,7 @@ impl<T: Send + 'static> DataStream<T> {
             edge
         };
         self.consume(Rc::new(move |w| {
-            let exchange = Exchange::new(w.senders::<T>(edge)?, partitioner.clone(), &w.info);
+            let exchange = Exchange::new(w.senders::<T>(edge)?, partitioner.clone(), &w.info, w.metrics.clone());
             Ok(Box::new(move |_: &mut TaskState| Ok(Box::new(exchange) as Box<dyn Emitter<T>>)) as Opener<T>)
         }));
         edge

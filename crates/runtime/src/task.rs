@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rill_observe::{JobMonitor, SubtaskMetrics};
 use rill_state::{
     FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SubtaskSnapshot, SubtaskSnapshotWriter,
 };
@@ -54,6 +55,10 @@ pub(crate) struct TaskEnv {
     pub(crate) tick_interval: Duration,
     /// Watermark alignment of the inputs, if on.
     pub(crate) max_drift: Option<Duration>,
+    /// This subtask's live counters.
+    pub(crate) metrics: Arc<SubtaskMetrics>,
+    /// The job's live status.
+    pub(crate) monitor: JobMonitor,
 }
 
 /// When the chain is next due to see processing time advance.
@@ -97,6 +102,7 @@ impl TaskEnv {
             self.restore.checkpoint,
             self.restore.union.clone(),
             ProcessingClock::system(),
+            self.monitor.clone(),
         ))
     }
 
@@ -108,12 +114,15 @@ impl TaskEnv {
             SubtaskSnapshotWriter::create(&dir, self.info.dir_name(), self.info.subtask, self.info.key_groups())?;
         writer.write_operator_state(&std::mem::take(&mut st.snapshot))?;
         let Some(backend) = st.keyed.as_mut() else {
+            self.metrics.set_checkpoint_async(Duration::ZERO);
             return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot: writer.finish() });
         };
         let keyed_dir = writer.keyed_state_dir();
         let events = self.events.clone();
         let (vertex, task) = (self.vertex, self.info.name());
+        let (metrics, started) = (self.metrics.clone(), Instant::now());
         let done: SnapshotDone = Box::new(move |result| {
+            metrics.set_checkpoint_async(started.elapsed());
             let event = match result {
                 Ok(files) => TaskEvent::Ack { epoch, vertex, snapshot: writer.finish_with_keyed_state(files) },
                 Err(e) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task, cause: Box::new(e.into()) } },
@@ -130,6 +139,7 @@ impl TaskEnv {
         let started = std::time::Instant::now();
         chain.prepare_barrier(barrier, st)?;
         self.snapshot(st, barrier.epoch)?;
+        self.metrics.set_checkpoint_sync(started.elapsed());
         tracing::debug!(task = %self.info.name(), epoch = barrier.epoch, sync_us = started.elapsed().as_micros() as u64, "snapshot started");
         chain.forward_barrier(barrier, st)
     }
@@ -191,7 +201,14 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                         Context::new(&mut st, &uid).put_union_state(&positions)?;
                         env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                         if barrier.then_stop {
+                            // The job is stopping (or every source finished): nothing more is
+                            // read; what comes after this barrier would not be in the final
+                            // checkpoint.
                             final_epoch = Some(barrier.epoch);
+                            if !finished {
+                                chain.flush()?;
+                                finished = true;
+                            }
                         }
                     }
                     Control::Commit(epoch) => {
@@ -214,9 +231,11 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
             env.records.fetch_add(out.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !out.records.is_empty() {
+                env.metrics.add_records_in(out.records.len() as u64);
                 chain.push(std::mem::take(&mut out.records), &mut st)?;
             }
             if let Some(wm) = out.watermark.take() {
+                env.metrics.set_watermark(wm.timestamp_ms);
                 chain.watermark(wm, &mut st)?;
             }
             if std::mem::take(&mut out.idle) {
@@ -227,7 +246,10 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                 SourcePoll::Idle(wait) => {
                     chain.flush()?;
                     let wait = wait.min(Duration::from_millis(200)).min(ticker.until_next());
-                    match env.control.recv_timeout(wait) {
+                    let waiting = Instant::now();
+                    let received = env.control.recv_timeout(wait);
+                    env.metrics.add_idle(waiting.elapsed());
+                    match received {
                         Ok(c) => pending = Some(c),
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Aborted),
@@ -272,6 +294,8 @@ impl<T: Send + 'static> Task for InputTask<T> {
         loop {
             if !ended && ticker.due() {
                 let now = st.clock.now_ms();
+                let (queued, capacity) = gate.queued();
+                env.metrics.set_input_queue(queued, capacity);
                 chain.tick(now, &mut st)?;
             }
             let event = match gate.next(false)? {
@@ -279,17 +303,27 @@ impl<T: Send + 'static> Task for InputTask<T> {
                 None => {
                     chain.flush()?;
                     let wait = if ended { Wait::Forever } else { Wait::Until(ticker.next) };
-                    match gate.next_within(wait)? {
+                    let waiting = Instant::now();
+                    let event = gate.next_within(wait)?;
+                    env.metrics.add_idle(waiting.elapsed());
+                    match event {
                         Some(e) => e,
                         None => continue,
                     }
                 }
             };
             match event {
-                GateEvent::Data(batch) => chain.push(batch, &mut st)?,
-                GateEvent::Watermark(w) => chain.watermark(w, &mut st)?,
+                GateEvent::Data(batch) => {
+                    env.metrics.add_records_in(batch.len() as u64);
+                    chain.push(batch, &mut st)?
+                }
+                GateEvent::Watermark(w) => {
+                    env.metrics.set_watermark(w.timestamp_ms);
+                    chain.watermark(w, &mut st)?
+                }
                 GateEvent::Idle => chain.idle(&mut st)?,
                 GateEvent::Barrier(barrier) => {
+                    env.metrics.set_checkpoint_alignment(gate.last_alignment());
                     env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                     if barrier.then_stop {
                         final_epoch = Some(barrier.epoch);

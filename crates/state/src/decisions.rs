@@ -66,6 +66,16 @@ pub fn decide_retention(all: &[u64], complete: &[u64], retain: usize, in_flight:
     doomed
 }
 
+/// Which checkpoints retention deletes after a checkpoint completed: all but the newest `retain`
+/// complete ones, incomplete leftovers included. Savepoints are neither deleted nor counted
+/// among the `retain`; unreadable manifests are never deleted (they are not in the scan's lists).
+pub fn decide_scan_retention(scan: &ManifestScan, retain: usize) -> Vec<u64> {
+    let regular = |id: &&u64| !scan.savepoints.contains(id);
+    let all: Vec<u64> = scan.complete.iter().chain(&scan.absent).filter(regular).copied().collect();
+    let complete: Vec<u64> = scan.complete.iter().filter(regular).copied().collect();
+    decide_retention(&all, &complete, retain, None)
+}
+
 /// The id for the next checkpoint: above every id ever stored (retired ones included), so
 /// nothing is overwritten and no id is used twice.
 pub fn next_checkpoint_id(all: &[u64]) -> u64 {
@@ -123,6 +133,8 @@ pub struct ManifestScan {
     /// Checkpoints whose manifest could not be read (an I/O error), with the error: unknown, so
     /// never deleted.
     pub unreadable: Vec<(u64, String)>,
+    /// Complete checkpoints whose manifest marks them as savepoints.
+    pub savepoints: Vec<u64>,
 }
 
 /// Reads every checkpoint's manifest, telling "absent" from "unreadable".
@@ -132,7 +144,12 @@ pub fn scan_manifests(store: &dyn CheckpointStore) -> Result<ManifestScan> {
     let mut scan = ManifestScan::default();
     for id in ids {
         match store.read_manifest(id) {
-            Ok(Some(_)) => scan.complete.push(id),
+            Ok(Some(bytes)) => {
+                if Manifest::decode(id, &bytes).is_ok_and(|m| m.savepoint) {
+                    scan.savepoints.push(id);
+                }
+                scan.complete.push(id)
+            }
             Ok(None) => scan.absent.push(id),
             Err(e) => scan.unreadable.push((id, e.to_string())),
         }
@@ -169,6 +186,7 @@ mod tests {
             max_parallelism: 128,
             completed_at_ms: 0,
             final_checkpoint: false,
+            savepoint: false,
             vertices: vec![VertexSnapshot {
                 vertex: "v0".into(),
                 parallelism: 1,
@@ -290,6 +308,24 @@ mod tests {
     fn retention_keeps_newest_complete_and_the_one_in_flight() {
         let doomed = decide_retention(&[1, 2, 3, 4, 5, 6], &[1, 2, 3, 5], 2, Some(6));
         assert_eq!(doomed, vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn retention_never_deletes_a_savepoint_nor_counts_it_among_the_retained() {
+        let scan = ManifestScan { complete: vec![1, 2, 3, 4, 5], savepoints: vec![2], ..Default::default() };
+        assert_eq!(decide_scan_retention(&scan, 2), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_savepoint_is_found_by_the_scan() {
+        let store = MemoryCheckpointStore::new();
+        complete(&store, 1);
+        let mut manifest = Manifest::decode(1, &store.read_manifest(1).unwrap().unwrap()).unwrap();
+        manifest.checkpoint = 2;
+        manifest.savepoint = true;
+        store.write_manifest(2, &manifest.encode().unwrap()).unwrap();
+        let scan = scan_manifests(&store).unwrap();
+        assert_eq!((scan.complete, scan.savepoints), (vec![1, 2], vec![2]));
     }
 
     #[test]

@@ -58,8 +58,13 @@ pub struct Manifest {
     pub max_parallelism: u16,
     /// Wall-clock time of completion, milliseconds since the Unix epoch.
     pub completed_at_ms: u64,
-    /// Whether this is the final checkpoint taken after all sources finished.
+    /// Whether this is the last checkpoint of a run: taken after all sources finished, or when
+    /// the job was stopped (signal, `POST /api/stop`).
     pub final_checkpoint: bool,
+    /// Whether this is a savepoint: taken on request, never deleted by retention (manifests
+    /// written before savepoints existed read as `false`).
+    #[serde(default)]
+    pub savepoint: bool,
     /// Per-vertex snapshots.
     pub vertices: Vec<VertexSnapshot>,
 }
@@ -145,6 +150,7 @@ mod tests {
             max_parallelism: 128,
             completed_at_ms: 1,
             final_checkpoint: false,
+            savepoint: false,
             vertices: vec![VertexSnapshot {
                 vertex: "v0-source".into(),
                 parallelism: 1,
