@@ -32,6 +32,9 @@ use rill::serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
 struct Args {
+    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -114,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
+        .metrics_addr(args.metrics_addr)
         .build()?;
     let at = |c: &Click| c.at_ms;
     let clicks = env.source("clicks", source).key_by(|c: &Click| c.user.clone());
@@ -127,16 +131,17 @@ fn main() -> anyhow::Result<()> {
         .process(RunningCount::open)
         .map(|(user, total)| format!("{user}\t{total}"))
         .sink_to(FileSink::exactly_once(args.dir.join("totals")));
-    let result = env.execute("clicks").context("clicks job failed")?;
+    let result = rill::execute_with_progress(env, "clicks").context("clicks job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "records={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restarts={} restored_from={}",
+        "records={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restarts={} stopped={} restored_from={}",
         result.records,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
         result.checkpoints,
         result.restarts,
+        result.stopped,
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
     );
     Ok(())

@@ -17,6 +17,9 @@ use rill::RunningCount;
 
 #[derive(Parser, Debug)]
 struct Args {
+    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Records to generate (seq 0..N-1).
     #[arg(long)]
     records: u64,
@@ -80,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
         .keyed_state(KeyedStateConfig { cache_entries_per_state: args.cache_entries, ..KeyedStateConfig::default() })
+        .metrics_addr(args.metrics_addr)
         .build()?;
     let mut source = GeneratorSource::new(0..args.records);
     if let Some(rate) = args.rate {
@@ -97,10 +101,10 @@ fn main() -> anyhow::Result<()> {
             .sink_to(FileSink::exactly_once(args.dir.join("output"))),
         Emit::None => counts.sink_to(DiscardSink),
     };
-    let result = env.execute("keyed-count").context("keyed-count job failed")?;
+    let result = rill::execute_with_progress(env, "keyed-count").context("keyed-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "records={} keys={} parallelism={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restored_from={} restarts={}",
+        "records={} keys={} parallelism={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restored_from={} restarts={} stopped={}",
         result.records,
         args.keys,
         args.parallelism,
@@ -109,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         result.checkpoints,
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
         result.restarts,
+        result.stopped,
     );
     Ok(())
 }

@@ -28,6 +28,9 @@ use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, Kine
 
 #[derive(Parser, Debug)]
 struct Args {
+    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -109,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
+        .metrics_addr(args.metrics_addr)
         .build()?;
     let stats = source.stats_handle();
     env.source("kinesis", source)
@@ -116,13 +120,13 @@ fn main() -> anyhow::Result<()> {
         .process(RunningCount::open)
         .map(|(key, count)| format!("{key}\t{count}"))
         .sink_to(FileSink::exactly_once(args.dir.join("output")));
-    let result = env.execute("kinesis-count").context("kinesis-count job failed")?;
+    let result = rill::execute_with_progress(env, "kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     let stats = stats();
     println!(
         "records={} shards={} elapsed_ms={} records_per_sec={:.0} restored_from={} bytes={} get_records_calls={} \
-         throttles={} restarts={}",
+         throttles={} restarts={} stopped={}",
         result.records,
         stats.shards,
         result.elapsed.as_millis(),
@@ -132,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         stats.get_records_calls,
         stats.throttles,
         result.restarts,
+        result.stopped,
     );
     Ok(())
 }

@@ -32,6 +32,9 @@ use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, Kine
 
 #[derive(Parser, Debug)]
 struct Args {
+    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -99,15 +102,16 @@ fn main() -> anyhow::Result<()> {
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
         .checkpoint_dir(args.dir.join("checkpoints"))
+        .metrics_addr(args.metrics_addr)
         .build()?;
     let sink_stats = sink.stats();
     env.source("kinesis-in", source).sink_to(sink);
-    let result = env.execute("kinesis-pipe").context("kinesis-pipe job failed")?;
+    let result = rill::execute_with_progress(env, "kinesis-pipe").context("kinesis-pipe job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     let sent = sink_stats.snapshot();
     println!(
-        "records={} elapsed_ms={} records_per_sec={:.0} restored_from={} sent={} throttled={} restarts={}",
+        "records={} elapsed_ms={} records_per_sec={:.0} restored_from={} sent={} throttled={} restarts={} stopped={}",
         result.records,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
@@ -115,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         sent.records_sent,
         sent.throttles,
         result.restarts,
+        result.stopped,
     );
     Ok(())
 }

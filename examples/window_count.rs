@@ -27,6 +27,9 @@ use rill::{WatermarkGenerator, WatermarkOutput};
 
 #[derive(Parser, Debug)]
 struct Args {
+    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Records to generate (i = 0..N-1).
     #[arg(long)]
     records: u64,
@@ -126,6 +129,7 @@ fn main() -> anyhow::Result<()> {
         .checkpoint_dir(args.dir.join("checkpoints"))
         .tick_interval(Duration::from_millis(WATERMARK_INTERVAL_MS))
         .watermark_alignment(Duration::from_millis(args.window_ms.max(args.out_of_orderness_ms)))
+        .metrics_addr(args.metrics_addr)
         .build()?;
     let mut source = GeneratorSource::new(0..args.records).ordered();
     if let Some(rate) = args.rate {
@@ -163,10 +167,10 @@ fn main() -> anyhow::Result<()> {
         .count_late_records(late.clone())
         .aggregate(Count)
         .sink_to(FileSink::with_encoder(args.dir.join("output"), encode));
-    let result = env.execute("window-count").context("window-count job failed")?;
+    let result = rill::execute_with_progress(env, "window-count").context("window-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "records={} keys={} parallelism={} window_ms={} elapsed_ms={} records_per_sec={:.0} checkpoints={} late={} restored_from={} restarts={}",
+        "records={} keys={} parallelism={} window_ms={} elapsed_ms={} records_per_sec={:.0} checkpoints={} late={} restored_from={} restarts={} stopped={}",
         result.records,
         args.keys,
         args.parallelism,
@@ -177,6 +181,7 @@ fn main() -> anyhow::Result<()> {
         late.load(Ordering::Relaxed),
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
         result.restarts,
+        result.stopped,
     );
     Ok(())
 }

@@ -25,7 +25,7 @@
 //!
 //! Crates behind the facade: `rill-runtime` (graph, subtasks, barriers, checkpoint coordinator,
 //! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
-//! sources, sinks).
+//! sources, sinks), `rill-observe` (live status, Prometheus metrics, dashboard, progress line).
 
 /// Kinesis connection, credentials and Flink `aws.*` properties (shared by source and sink).
 pub use rill_kinesis_common as kinesis_common;
@@ -33,10 +33,13 @@ pub use rill_kinesis_common as kinesis_common;
 pub use rill_kinesis_sink as kinesis_sink;
 /// The exactly-once Kinesis source.
 pub use rill_kinesis_source as kinesis_source;
+/// Live status, metrics, the dashboard and the progress line.
+pub use rill_observe as observe;
 pub use rill_operators as operators;
 pub use rill_runtime as runtime;
 pub use rill_state as state;
 
+pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
     AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
     InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, RunningCount,
@@ -63,6 +66,16 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs `env`'s job as [`StreamEnv::execute`] does, showing its progress on standard error
+/// meanwhile: a live line (records/s, checkpoints, lag) on a terminal, a plain line every 10
+/// seconds otherwise.
+pub fn execute_with_progress(env: StreamEnv, job: &str) -> Result<JobResult> {
+    let progress = Progress::start(env.monitor());
+    let result = env.execute(job);
+    progress.finish();
+    result
 }
 
 /// Everything a job usually needs: `use rill::prelude::*;`.

@@ -41,6 +41,7 @@ mod properties;
 mod reader;
 mod record;
 mod registry;
+mod report;
 mod retry;
 mod shard;
 mod shared;

@@ -12,7 +12,7 @@
 //! | `rill_kinesis_source_expired_iterators_total` | counter | stream, shard |
 //! | `rill_kinesis_source_skipped_records_total` | counter | stream, shard |
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -62,6 +62,8 @@ pub(crate) struct Stats {
     listings_kept: AtomicU64,
     foreign_sub_records: AtomicU64,
     shards: Mutex<BTreeSet<ShardKey>>,
+    /// The last `MillisBehindLatest` of each shard.
+    lag: Mutex<HashMap<ShardKey, i64>>,
 }
 
 fn labels(shard: &ShardKey) -> [(&'static str, String); 2] {
@@ -100,6 +102,9 @@ impl Stats {
     }
 
     pub(crate) fn millis_behind(&self, shard: &ShardKey, millis: i64) {
+        if let Ok(mut lag) = self.lag.lock() {
+            lag.insert(shard.clone(), millis);
+        }
         metrics::gauge!("rill_kinesis_source_millis_behind_latest", &labels(shard)).set(millis as f64);
     }
 
@@ -128,6 +133,11 @@ impl Stats {
                 shards.insert(key.clone());
             }
         }
+    }
+
+    /// The last lag Kinesis reported for `shard`.
+    pub(crate) fn lag(&self, shard: &ShardKey) -> Option<i64> {
+        self.lag.lock().ok().and_then(|lag| lag.get(shard).copied())
     }
 
     pub(crate) fn foreign_sub_records(&self, n: u64) {

@@ -258,8 +258,10 @@ impl<T: Send + 'static> SourceFactory<T> for KinesisSource<T> {
 impl<T: Send + 'static> Source<T> for KinesisSourceReader<T> {
     type Position = StateEntry;
 
-    fn poll(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll> {
-        self.poll_inner(out).map_err(KinesisSourceError::into_operator_error)
+    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll> {
+        let poll = self.poll_inner(out).map_err(KinesisSourceError::into_operator_error)?;
+        self.subtask.report_shards(ctx.monitor(), Instant::now());
+        Ok(poll)
     }
 
     fn on_barrier(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<StateEntry>> {

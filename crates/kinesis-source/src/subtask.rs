@@ -98,6 +98,8 @@ pub(crate) struct Subtask {
     /// Every shard Kinesis listed or the restored state mentioned (for gating).
     known: BTreeSet<ShardKey>,
     pub(crate) owned: BTreeMap<ShardKey, Owned>,
+    /// When the shards were last reported to the job's monitor.
+    pub(crate) last_report: Option<Instant>,
     pub(crate) batch: Option<Batch>,
     pub(crate) watermarks: ShardWatermarks,
     emitted_watermark: Option<i64>,
@@ -188,6 +190,7 @@ impl Subtask {
             // retention, and must not hold its children back.
             known: known_shards(&listed),
             owned: BTreeMap::new(),
+            last_report: None,
             batch: None,
             watermarks: ShardWatermarks::new(settings.shard_idle_interval, settings.max_out_of_orderness),
             emitted_watermark: None,

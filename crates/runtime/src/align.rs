@@ -89,6 +89,9 @@ pub(crate) struct InputGate<T, C> {
     aligning_since: Option<Instant>,
     /// How long the last completed alignment took.
     last_alignment: Duration,
+    /// The last barrier of the run passed: upstream subtasks may now end and close their
+    /// channels without sending end of input (a stopped job).
+    after_last_barrier: bool,
 }
 
 impl<T, C> InputGate<T, C> {
@@ -107,6 +110,7 @@ impl<T, C> InputGate<T, C> {
             task,
             aligning_since: None,
             last_alignment: Duration::ZERO,
+            after_last_barrier: false,
         }
     }
 
@@ -195,7 +199,7 @@ impl<T, C> InputGate<T, C> {
                 Ok(m) => m,
                 Err(_) => {
                     self.closed[input] = true;
-                    if !self.ended[input] {
+                    if !self.ended[input] && !self.after_last_barrier {
                         return Err(RuntimeError::ChannelClosed { task: self.task.clone() });
                     }
                     continue;
@@ -223,6 +227,7 @@ impl<T, C> InputGate<T, C> {
                     if let Some(b) = self.aligner.on_barrier(input, b)? {
                         self.last_alignment = since.elapsed();
                         self.aligning_since = None;
+                        self.after_last_barrier |= b.then_stop;
                         return Ok(Some(GateEvent::Barrier(b)));
                     }
                 }
@@ -313,6 +318,31 @@ mod tests {
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(Watermark::MAX))));
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::EndOfInput)));
         assert!(gate.next(false).unwrap().is_none());
+    }
+
+    #[test]
+    fn after_the_last_barrier_of_a_stopped_job_inputs_may_close_without_ending() {
+        let (tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into());
+        let last = Barrier { epoch: 3, then_stop: true };
+        tx0.send(Message::Barrier(last)).unwrap();
+        tx1.send(Message::Barrier(last)).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Barrier(b)) if b == last));
+        drop((tx0, tx1));
+        assert!(gate.next(false).unwrap().is_none(), "closing after the last barrier is no failure");
+    }
+
+    #[test]
+    fn an_input_closing_before_it_ended_is_a_failure() {
+        let (tx0, rx0) = crossbeam_channel::unbounded::<Message<u8>>();
+        let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
+        let mut gate = InputGate::new(vec![rx0], ctl_rx, "t".into());
+        tx0.send(Message::Barrier(Barrier { epoch: 3, then_stop: false })).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Barrier(_))));
+        drop(tx0);
+        assert!(matches!(gate.next(false), Err(RuntimeError::ChannelClosed { .. })));
     }
 
     #[test]

@@ -200,8 +200,8 @@ impl StreamEnvBuilder {
 
     /// Serves `/metrics` (Prometheus text format), the live dashboard at `/` and the REST API
     /// under `/api` on `addr` while the job runs (port 0 picks a free port).
-    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
-        self.config.metrics_addr = Some(addr);
+    pub fn metrics_addr(mut self, addr: impl Into<Option<SocketAddr>>) -> Self {
+        self.config.metrics_addr = addr.into();
         self
     }
 
