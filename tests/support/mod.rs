@@ -226,3 +226,59 @@ impl WindowCount {
         lines
     }
 }
+
+/// A local address with a port that was free a moment ago (for `--metrics-addr`).
+pub(crate) fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+/// GET `http://addr/path` as JSON, or `None` while the job's server is not up (yet, or any more).
+pub(crate) fn get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    reqwest::blocking::get(format!("http://{addr}{path}")).ok()?.json().ok()
+}
+
+/// GET `http://addr/path` as text.
+pub(crate) fn get_text(addr: &str, path: &str) -> String {
+    reqwest::blocking::get(format!("http://{addr}{path}")).and_then(|r| r.text()).expect("GET")
+}
+
+/// Polls `path` until `ready` holds for its JSON (panics after `timeout`); returns that JSON.
+pub(crate) fn wait_for_json(
+    addr: &str,
+    path: &str,
+    timeout: std::time::Duration,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(json) = get_json(addr, path) {
+            if ready(&json) {
+                return json;
+            }
+            last = Some(json);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{path} never got ready within {timeout:?}; last answer: {last:?}");
+}
+
+/// Sends SIGTERM (what Kubernetes and `kill` send) to a child process.
+pub(crate) fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Each key's committed counts: for a prefix of the input counted exactly once, `1..=n` each.
+pub(crate) fn counts_by_key(lines: &[String]) -> BTreeMap<u64, Vec<u64>> {
+    let mut by_key: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for line in lines {
+        let (key, count) = line.split_once('\t').expect("key<TAB>count");
+        by_key.entry(key.parse().expect("key")).or_default().push(count.parse().expect("count"));
+    }
+    for counts in by_key.values_mut() {
+        counts.sort_unstable();
+    }
+    by_key
+}

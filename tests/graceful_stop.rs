@@ -1,0 +1,126 @@
+//! Seeing and steering a running `keyed_count` process: `/metrics` moves while it runs, SIGTERM
+//! stops it gracefully (final checkpoint, committed output, exit 0) and the next run continues
+//! from there, and a savepoint taken over the REST API outlives retention and restores at another
+//! parallelism.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{
+    assert_exactly_once, committed_lines, counts_by_key, free_addr, get_text, sigterm, summary_field, wait_for_json,
+    KeyedCount,
+};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A rate-limited `keyed_count` serving its metrics and API on `addr`.
+fn observed_job(addr: &str, records: u64, parallelism: usize, interval_ms: u64) -> KeyedCount {
+    KeyedCount {
+        records,
+        keys: 101,
+        parallelism,
+        interval_ms,
+        rate: Some(200_000),
+        extra: vec!["--metrics-addr".into(), addr.into()],
+    }
+}
+
+/// The sum of a metric's samples over all its label sets in Prometheus text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn checkpoints_completed(job: &serde_json::Value) -> u64 {
+    job["checkpoints_completed"].as_u64().unwrap_or(0)
+}
+
+fn manifest_text(dir: &Path, id: u64) -> Option<String> {
+    std::fs::read_to_string(dir.join("checkpoints").join(format!("chk-{id:010}")).join("_manifest")).ok()
+}
+
+#[test]
+fn metrics_move_while_the_job_runs_and_the_page_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let mut child = observed_job(&addr, 50_000_000, 2, 300).spawn(dir.path());
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    let first = get_text(&addr, "/metrics");
+    let records_before = metric_sum(&first, "rill_task_records_in_total");
+    let checkpoints_before = metric_sum(&first, "rill_checkpoints_completed_total");
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) as f64 >= checkpoints_before + 2.0);
+    let second = get_text(&addr, "/metrics");
+    assert!(metric_sum(&second, "rill_task_records_in_total") > records_before, "records in did not grow:\n{second}");
+    assert!(metric_sum(&second, "rill_checkpoints_completed_total") >= checkpoints_before + 2.0, "{second}");
+    assert!(
+        second.contains(r#"rill_task_records_out_total{job="keyed-count",vertex="generator",subtask="1"}"#),
+        "{second}"
+    );
+    assert!(metric_sum(&second, "rill_checkpoint_last_size_bytes") > 0.0, "{second}");
+    assert!(get_text(&addr, "/").contains("<title>rill job</title>"));
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn sigterm_takes_a_final_checkpoint_exits_zero_and_the_next_run_continues_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let job = observed_job(&addr, 3_000_000, 2, 500);
+    let child = job.spawn(dir.path());
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary_field(&out, "stopped"), "true", "{stdout}");
+    let read: u64 = summary_field(&out, "records").parse().unwrap();
+    assert!(read < job.records, "the job finished before the signal: {stdout}");
+
+    // Every record read before the stop is in the output, exactly once.
+    let lines = committed_lines(dir.path());
+    assert_eq!(lines.len() as u64, read, "committed lines against records read");
+    for (key, counts) in counts_by_key(&lines) {
+        assert!(counts.iter().copied().eq(1..=counts.len() as u64), "key {key}: counts are not 1..=n once each");
+    }
+
+    // The final checkpoint is the newest; the next run restores it and finishes exactly-once.
+    let last = (1..100).rev().find(|id| manifest_text(dir.path(), *id).is_some()).expect("a final checkpoint");
+    assert!(manifest_text(dir.path(), last).unwrap().contains(r#""final_checkpoint": true"#));
+    let rest = KeyedCount { rate: None, extra: vec![], ..job }.run(dir.path());
+    assert_eq!(summary_field(&rest, "restored_from"), last.to_string());
+    assert_exactly_once(dir.path(), job.records, job.keys);
+}
+
+#[test]
+fn a_savepoint_outlives_retention_and_restores_at_another_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let job = observed_job(&addr, 4_000_000, 2, 200);
+    let child = job.spawn(dir.path());
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    let answer: serde_json::Value =
+        reqwest::blocking::Client::new().post(format!("http://{addr}/api/savepoints")).send().unwrap().json().unwrap();
+    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    assert!(manifest_text(dir.path(), savepoint).unwrap().contains(r#""savepoint": true"#));
+
+    // Five more checkpoints: retention (3 kept) passes the savepoint by.
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| j["last_checkpoint"]["id"].as_u64() >= Some(savepoint + 5));
+    let listed = wait_for_json(&addr, "/api/checkpoints", PATIENCE, |_| true);
+    assert!(listed.as_array().unwrap().iter().any(|c| c["id"] == savepoint && c["savepoint"] == true), "{listed}");
+    sigterm(&child);
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(manifest_text(dir.path(), savepoint).is_some(), "retention deleted the savepoint");
+    assert!(manifest_text(dir.path(), savepoint + 1).is_none(), "retention kept an old regular checkpoint");
+
+    // Restored at parallelism 3, the job finishes with every record counted exactly once.
+    let restored =
+        KeyedCount { parallelism: 3, rate: None, extra: vec!["--restore-from".into(), savepoint.to_string()], ..job }
+            .run(dir.path());
+    assert_eq!(summary_field(&restored, "restored_from"), savepoint.to_string());
+    assert_exactly_once(dir.path(), job.records, job.keys);
+}
