@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine that already has Rust and Node:
 #   - libclang-dev (bindgen, needed by the rocksdb crate)
+#   - chromium (headless, for the dashboard's browser test)
 #   - the Kinesis emulators kinesalite and kinesis-local, installed from npm into .emulators/
 # Safe to re-run: every step is skipped when already satisfied. Works from any cwd.
 set -euo pipefail
@@ -54,8 +55,8 @@ npm_installed_version() {
 command -v node >/dev/null 2>&1 || { log "node is required but not found"; exit 1; }
 command -v npm >/dev/null 2>&1 || { log "npm is required but not found"; exit 1; }
 
-# (a) libclang-dev
-apt_install libclang-dev
+# (a) libclang-dev (bindgen, for RocksDB) and chromium (the dashboard's browser test)
+apt_install libclang-dev chromium
 
 # (b) Kinesis emulators, pinned versions, only those not already present.
 mkdir -p "$EMU_DIR"
