@@ -49,7 +49,12 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<Report> {
             Err(e) => format!("{id:>8}  {:<24}  {:>12}  unreadable: {e}\n", "-", "-"),
             Ok(Some(bytes)) => match Manifest::decode(*id, &bytes) {
                 Ok(m) => {
-                    let kind = if m.final_checkpoint { "complete (final)" } else { "complete" };
+                    let kind = match (m.savepoint, m.final_checkpoint) {
+                        (true, true) => "savepoint (final)",
+                        (true, false) => "savepoint",
+                        (false, true) => "complete (final)",
+                        (false, false) => "complete",
+                    };
                     format!("{id:>8}  {:<24}  {:>12}  {kind}\n", time(m.completed_at_ms), size(&m))
                 }
                 Err(e) => format!("{id:>8}  {:<24}  {:>12}  corrupt manifest: {e}\n", "-", "-"),
@@ -85,8 +90,13 @@ pub(crate) fn show(dir: &Path, id: Option<u64>) -> anyhow::Result<Report> {
     };
     let mut text = String::new();
     let _ = writeln!(text, "checkpoint {id} of job '{}'", m.job);
-    let _ =
-        writeln!(text, "completed   {}{}", time(m.completed_at_ms), if m.final_checkpoint { " (final)" } else { "" });
+    let _ = writeln!(
+        text,
+        "completed   {}{}{}",
+        time(m.completed_at_ms),
+        if m.savepoint { " (savepoint)" } else { "" },
+        if m.final_checkpoint { " (final)" } else { "" }
+    );
     let _ = writeln!(text, "key groups  {}", m.max_parallelism);
     let _ = writeln!(text, "size        {} bytes in {} files", size(&m), m.files().count());
     for vertex in &m.vertices {

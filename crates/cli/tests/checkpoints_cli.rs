@@ -67,6 +67,18 @@ fn list_show_and_verify_describe_the_checkpoints_of_a_finished_job() {
 }
 
 #[test]
+fn a_savepoint_is_listed_and_shown_as_one() {
+    let (dir, store, id, mut manifest) = finished_job();
+    manifest.savepoint = true;
+    store.write_manifest(id, &manifest.encode().expect("encode")).expect("write");
+    let path = dir.path().to_str().unwrap();
+    let listed = text(&rill(&["checkpoints", "list", path]));
+    assert!(listed.contains("savepoint (final)"), "{listed}");
+    let shown = text(&rill(&["checkpoints", "show", path]));
+    assert!(shown.contains("(savepoint) (final)"), "{shown}");
+}
+
+#[test]
 fn verify_fails_naming_the_file_when_a_byte_is_flipped_or_the_checkpoint_is_absent() {
     let (dir, store, id, manifest) = finished_job();
     let path = dir.path().to_str().unwrap();

@@ -290,7 +290,7 @@ fn db_options(config: &KeyedStateConfig) -> Options {
     opts
 }
 
-fn remove_dir_if_exists(path: &Path) -> Result<()> {
+pub(crate) fn remove_dir_if_exists(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -299,7 +299,7 @@ fn remove_dir_if_exists(path: &Path) -> Result<()> {
 }
 
 /// Copies a RocksDB directory, hard-linking the immutable SST files and copying the rest.
-fn link_copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn link_copy_dir(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(StateError::io("create", to))?;
     for entry in fs::read_dir(from).map_err(StateError::io("list", from))? {
         let entry = entry.map_err(StateError::io("list", from))?;

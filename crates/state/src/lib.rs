@@ -8,6 +8,8 @@
 //! - [`OperatorStateSnapshot`]: non-keyed state with union redistribution (sources' positions).
 //! - [`Manifest`], [`CheckpointStore`] and [`decisions`]: what makes a checkpoint complete, and the
 //!   pure decisions of what to restore and what to delete, with I/O behind one small trait.
+//! - [`CheckpointReader`]: a complete checkpoint's keyed state read with the job's own types,
+//!   outside the job.
 //!
 //! Depends on `rocksdb`, `bincode`/`serde` for encoding and `crc32fast` for checksums; nothing
 //! else in rill.
@@ -21,6 +23,7 @@ mod key_group;
 mod layout;
 mod manifest;
 mod operator_state;
+mod reader;
 mod registration;
 mod state_types;
 mod store;
@@ -33,6 +36,7 @@ pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRa
 pub use layout::SubtaskSnapshotWriter;
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use operator_state::OperatorStateSnapshot;
+pub use reader::CheckpointReader;
 pub use state_types::{StateKey, StateValue};
 pub use store::{
     digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE, RETIRED_DIR,
