@@ -2,9 +2,9 @@
 //! standard error is not a terminal (logs, CI).
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -16,7 +16,8 @@ const PLAIN_EVERY: Duration = Duration::from_secs(10);
 /// Shows a job's progress on standard error until finished or dropped.
 #[derive(Debug)]
 pub struct Progress {
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the thread at once.
+    stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -53,8 +54,7 @@ impl Progress {
     /// Starts showing `monitor`'s job: a live line if standard error is a terminal, else a plain
     /// line every 10 seconds.
     pub fn start(monitor: JobMonitor) -> Progress {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = bounded::<()>(1);
         let live = std::io::stderr().is_terminal();
         let thread = std::thread::Builder::new()
             .name("rill-progress".into())
@@ -67,8 +67,7 @@ impl Progress {
                     bar
                 });
                 let mut last_plain = Instant::now();
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(250));
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_millis(250)) {
                     monitor.sample(Duration::from_secs(1));
                     match &bar {
                         Some(bar) => {
@@ -87,7 +86,7 @@ impl Progress {
                 }
             })
             .ok();
-        Progress { stop, thread }
+        Progress { stop: Some(stop), thread }
     }
 
     /// Stops showing progress (clearing the live line).
@@ -96,7 +95,7 @@ impl Progress {
     }
 
     fn stop_now(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -1,5 +1,6 @@
 //! The counters one subtask keeps while it runs: relaxed atomics, written by the subtask's thread
-//! only, read by the sampler.
+//! only (so an addition is a plain load and store, no locked read-modify-write on the hot path),
+//! read by the sampler.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 const NO_WATERMARK: i64 = i64::MIN;
 
 /// Live counters of one subtask (kept across restarts of the job within the process, so counters
-/// only grow).
+/// only grow). Counters are written by the subtask's thread alone; the checkpoint durations may
+/// be set from its snapshot thread.
 #[derive(Debug)]
 pub struct SubtaskMetrics {
     records_in: AtomicU64,
@@ -55,29 +57,35 @@ pub(crate) struct SubtaskReading {
     pub(crate) checkpoint_alignment_us: u64,
 }
 
+/// Adds `n` to a counter that only one thread writes.
+#[inline]
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 impl SubtaskMetrics {
     /// Records taken in (read from the input channels, or produced by a source).
     #[inline]
     pub fn add_records_in(&self, n: u64) {
-        self.records_in.fetch_add(n, Relaxed);
+        add(&self.records_in, n);
     }
 
     /// Records sent on to the next subtasks.
     #[inline]
     pub fn add_records_out(&self, n: u64) {
-        self.records_out.fetch_add(n, Relaxed);
+        add(&self.records_out, n);
     }
 
     /// Time spent waiting for input.
     #[inline]
     pub fn add_idle(&self, d: Duration) {
-        self.idle_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+        add(&self.idle_ns, d.as_nanos() as u64);
     }
 
     /// Time spent blocked on a full output channel.
     #[inline]
     pub fn add_backpressured(&self, d: Duration) {
-        self.backpressured_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+        add(&self.backpressured_ns, d.as_nanos() as u64);
     }
 
     /// The subtask's current input watermark (milliseconds).
