@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rill_runtime::{JobMonitor, ShardReport};
+use rill_runtime::{JobMonitor, ShardView};
 
 use crate::subtask::Subtask;
 use crate::ShardPosition;
@@ -27,7 +27,7 @@ impl Subtask {
                 ShardPosition::After { sequence_number, sub_sequence: None } => Some(sequence_number.clone()),
                 ShardPosition::NotStarted(_) | ShardPosition::Finished => None,
             };
-            monitor.report_shard(ShardReport {
+            monitor.report_shard(ShardView {
                 operator: self.id.uid.clone(),
                 subtask: self.id.index,
                 stream: key.stream.clone(),
@@ -35,6 +35,7 @@ impl Subtask {
                 position,
                 millis_behind_latest: self.stats().lag(key),
                 finished: matches!(owned.position, ShardPosition::Finished),
+                updated_at_ms: 0,
             });
         }
     }

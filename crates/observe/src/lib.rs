@@ -29,7 +29,7 @@ mod subtask;
 pub use commands::{CommandReply, JobCommand};
 pub use error::{ObserveError, Result};
 pub use model::{CheckpointStatus, CheckpointView, JobState, JobView, RestartView, ShardView, SubtaskView, VertexView};
-pub use monitor::{JobMonitor, ShardReport, VertexSpec};
+pub use monitor::{JobMonitor, VertexSpec};
 pub use progress::Progress;
 pub use server::{serve, Server};
 pub use subtask::SubtaskMetrics;

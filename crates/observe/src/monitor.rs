@@ -35,25 +35,6 @@ struct Vertex {
     subtasks: Vec<Arc<SubtaskMetrics>>,
 }
 
-/// What a source reports about one of its shards.
-#[derive(Debug, Clone)]
-pub struct ShardReport {
-    /// The source operator's uid.
-    pub operator: String,
-    /// The reporting subtask.
-    pub subtask: usize,
-    /// Stream name.
-    pub stream: String,
-    /// Shard id.
-    pub shard: String,
-    /// Last emitted position, if known.
-    pub position: Option<String>,
-    /// Lag behind the tip of the shard, if known.
-    pub millis_behind_latest: Option<i64>,
-    /// Whether the shard is read to its end.
-    pub finished: bool,
-}
-
 struct Sampled {
     at: Instant,
     readings: Vec<Vec<SubtaskReading>>,
@@ -254,19 +235,15 @@ impl JobMonitor {
         });
     }
 
-    /// A source reports where it is in one shard.
-    pub fn report_shard(&self, report: ShardReport) {
+    /// A source reports where it is in one shard. A `None` position or lag keeps the one
+    /// reported before; `updated_at_ms` is set here.
+    pub fn report_shard(&self, report: ShardView) {
         let key = (report.operator.clone(), report.stream.clone(), report.shard.clone());
         let mut st = self.lock();
         let entry = st.shards.entry(key).or_insert_with(|| ShardView {
-            operator: report.operator,
-            subtask: report.subtask,
-            stream: report.stream,
-            shard: report.shard,
             position: None,
             millis_behind_latest: None,
-            finished: false,
-            updated_at_ms: 0,
+            ..report.clone()
         });
         entry.subtask = report.subtask;
         if report.position.is_some() {
@@ -445,7 +422,7 @@ mod tests {
     #[test]
     fn a_shard_report_keeps_what_a_later_one_leaves_out() {
         let m = JobMonitor::new("j");
-        let report = |position: Option<&str>, lag: Option<i64>| ShardReport {
+        let report = |position: Option<&str>, lag: Option<i64>| ShardView {
             operator: "kinesis".into(),
             subtask: 0,
             stream: "s".into(),
@@ -453,6 +430,7 @@ mod tests {
             position: position.map(Into::into),
             millis_behind_latest: lag,
             finished: false,
+            updated_at_ms: 0,
         };
         m.report_shard(report(Some("49"), None));
         m.report_shard(report(None, Some(1500)));

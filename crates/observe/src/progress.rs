@@ -120,7 +120,7 @@ mod tests {
         m.sample(Duration::ZERO);
         m.checkpoint_triggered(3, false, false);
         m.checkpoint_completed(3, 1);
-        m.report_shard(crate::ShardReport {
+        m.report_shard(crate::ShardView {
             operator: "k".into(),
             subtask: 0,
             stream: "s".into(),
@@ -128,6 +128,7 @@ mod tests {
             position: None,
             millis_behind_latest: Some(250),
             finished: false,
+            updated_at_ms: 0,
         });
         let line = progress_line(&m);
         assert!(line.starts_with("starting: "), "{line}");

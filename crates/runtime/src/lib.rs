@@ -63,7 +63,7 @@ pub use message::{Barrier, Message, Watermark};
 pub use operator::{ClonePerSubtask, Operator, OperatorFactory};
 pub use partition::Partitioner;
 pub use restart::RestartStrategy;
-pub use rill_observe::{JobMonitor, JobState, ShardReport};
+pub use rill_observe::{JobMonitor, JobState, ShardView};
 pub use source::{Source, SourceFactory, SourcePoll};
 pub use stream::{DataStream, DataStreamSink, KeyedStream, StreamEnv};
 pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};
