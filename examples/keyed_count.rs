@@ -23,9 +23,13 @@ struct Args {
     /// Records to generate (seq 0..N-1).
     #[arg(long)]
     records: u64,
-    /// Distinct keys (key = seq % K).
+    /// Distinct keys (key = seq % K with uniform keys).
     #[arg(long)]
     keys: u64,
+    /// How records spread over keys: `uniform` (key = seq % K) or `zipf:S` (key k drawn with
+    /// weight 1/(k+1)^S from a hash of seq, so the same seq always gets the same key).
+    #[arg(long, default_value = "uniform")]
+    key_distribution: KeyDistribution,
     #[arg(long, default_value_t = 2)]
     parallelism: usize,
     /// Checkpoint interval; 0 disables periodic checkpoints.
@@ -60,6 +64,83 @@ struct Args {
     verify: bool,
 }
 
+/// Which key each record (sequence number) gets.
+#[derive(Clone, Debug)]
+enum KeyDistribution {
+    Uniform,
+    Zipf(f64),
+}
+
+impl std::str::FromStr for KeyDistribution {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            None if s == "uniform" => Ok(KeyDistribution::Uniform),
+            Some(("zipf", exponent)) => exponent
+                .parse::<f64>()
+                .ok()
+                .filter(|e| *e > 0.0)
+                .map(KeyDistribution::Zipf)
+                .ok_or_else(|| format!("zipf exponent must be a positive number, not {exponent:?}")),
+            _ => Err(format!("key distribution must be uniform or zipf:S, not {s:?}")),
+        }
+    }
+}
+
+/// The key of each sequence number: a pure function, so replays after a restore agree.
+#[derive(Clone)]
+struct Keys {
+    keys: u64,
+    /// Zipf only: cumulative probability of keys 0..=k.
+    cdf: Option<std::sync::Arc<Vec<f64>>>,
+}
+
+impl Keys {
+    fn new(keys: u64, distribution: &KeyDistribution) -> Self {
+        let cdf = match distribution {
+            KeyDistribution::Uniform => None,
+            KeyDistribution::Zipf(s) => {
+                let weights: Vec<f64> = (0..keys).map(|k| 1.0 / ((k + 1) as f64).powf(*s)).collect();
+                let total: f64 = weights.iter().sum();
+                let mut acc = 0.0;
+                Some(std::sync::Arc::new(
+                    weights
+                        .iter()
+                        .map(|w| {
+                            acc += w / total;
+                            acc
+                        })
+                        .collect(),
+                ))
+            }
+        };
+        Keys { keys, cdf }
+    }
+
+    fn of(&self, seq: u64) -> u64 {
+        let Some(cdf) = &self.cdf else { return seq % self.keys };
+        // splitmix64 of seq, as a number in [0, 1).
+        let mut z = seq.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let u = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+        (cdf.partition_point(|c| *c <= u) as u64).min(self.keys - 1)
+    }
+
+    /// How many of seqs 0..records each key gets.
+    fn expected(&self, records: u64) -> Vec<u64> {
+        let mut counts = vec![0u64; self.keys as usize];
+        match self.cdf {
+            None => counts
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, c)| *c = records / self.keys + u64::from((k as u64) < records % self.keys)),
+            Some(_) => (0..records).for_each(|seq| counts[self.of(seq) as usize] += 1),
+        }
+        counts
+    }
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Emit {
     Running,
@@ -89,12 +170,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(rate) = args.rate {
         source = source.rate_per_second(rate);
     }
-    let keys = args.keys;
+    let keys = Keys::new(args.keys, &args.key_distribution);
     let mut numbers = env.source("generator", source);
     if let Some(ms) = args.inject_failure_every_ms {
         numbers = numbers.transform("inject-failures", rill::InjectFailures::every(Duration::from_millis(ms)));
     }
-    let counts = numbers.key_by(move |seq: &u64| seq % keys).process(RunningCount::open);
+    let counts = numbers.key_by(move |seq: &u64| keys.of(*seq)).process(RunningCount::open);
     match args.emit {
         Emit::Running => counts
             .map(|(key, count)| format!("{key}\t{count}"))
@@ -121,7 +202,8 @@ fn main() -> anyhow::Result<()> {
 /// Checks that each key's committed counts are exactly 1..=n, each once (a bitmap per key).
 fn verify(args: &Args) -> anyhow::Result<()> {
     let (records, keys) = (args.records, args.keys);
-    let expected = |key: u64| records / keys + u64::from(key < records % keys);
+    let counts = Keys::new(keys, &args.key_distribution).expected(records);
+    let expected = |key: u64| counts[key as usize];
     let mut seen: Vec<Vec<u64>> = (0..keys).map(|k| vec![0u64; expected(k).div_ceil(64) as usize]).collect();
     let mut lines = 0u64;
     let output = args.dir.join("output");
