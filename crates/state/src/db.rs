@@ -33,6 +33,11 @@ impl Db {
         Ok(())
     }
 
+    /// Whether a background snapshot may still be applying its batch.
+    pub(crate) fn snapshot_in_flight(&self) -> bool {
+        self.in_flight.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get(key).map_err(StateError::rocks("get", self.db.path()))
     }

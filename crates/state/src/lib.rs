@@ -15,6 +15,7 @@
 //! else in rill.
 
 mod backend;
+mod clock;
 mod db;
 pub mod decisions;
 mod error;

@@ -1,9 +1,11 @@
 //! In-memory, bounded write-back caches in front of RocksDB, one per registered keyed state.
 //!
 //! Reads fill the cache from RocksDB; writes only mark entries dirty. At a barrier every dirty
-//! entry goes into the subtask's single `WriteBatch`. When a cache reaches its bound, its dirty
-//! entries are written to the working database and the cache is emptied, so state larger than
-//! memory works (the working database is never restored from; checkpoints are).
+//! entry goes into the subtask's single `WriteBatch`. When a value cache reaches its bound, CLOCK
+//! (`clock.rs`) picks a quarter of it to leave, and the dirty ones among them are written to the
+//! working database in one batch; a map cache still writes its dirty entries and empties itself.
+//! So state larger than memory works (the working database is never restored from; checkpoints
+//! are).
 //!
 //! Each cached entry knows whether RocksDB holds a row for it (`in_db`). An entry created and
 //! removed between two barriers (a window's contents, a timer) never reaches RocksDB: no put, no
@@ -17,6 +19,7 @@ use std::collections::hash_map::Entry;
 use ahash::AHashMap;
 use rocksdb::WriteBatch;
 
+use crate::clock::Clock;
 use crate::db::Db;
 
 use crate::state_types::{StateKey, StateValue};
@@ -41,29 +44,37 @@ fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Re
     bincode::serialize_into(out, key).map_err(StateError::codec(format!("key of '{name}'")))
 }
 
-struct Slot<V> {
+pub(crate) struct Slot<V> {
     key_group: u16,
-    value: Option<V>,
+    pub(crate) value: Option<V>,
     /// Changed since the last flush.
     dirty: bool,
     /// RocksDB holds a row for this entry (once the batches written so far are applied).
-    in_db: bool,
+    pub(crate) in_db: bool,
     /// Part of the most recent batch, which a background snapshot may still be applying.
-    batched: bool,
+    pub(crate) batched: bool,
+    /// Position in the cache's CLOCK ring (value caches only).
+    pub(crate) pos: usize,
 }
 
 impl<V> Slot<V> {
-    fn loaded(key_group: u16, value: Option<V>) -> Self {
-        Slot { key_group, in_db: value.is_some(), value, dirty: false, batched: false }
+    pub(crate) fn loaded(key_group: u16, value: Option<V>) -> Self {
+        let in_db = value.is_some();
+        Slot::new(key_group, value, false, in_db)
+    }
+
+    fn new(key_group: u16, value: Option<V>, dirty: bool, in_db: bool) -> Self {
+        Slot { key_group, in_db, value, dirty, batched: false, pos: 0 }
     }
 
     /// Whether the entry can leave the cache: removed, not in RocksDB, not in an in-flight batch.
-    fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         self.value.is_none() && !self.in_db && !self.batched
     }
 }
 
-/// Moves the dirty entries of a cache into `batch` and drops the entries that are gone.
+/// Moves the dirty entries of a cache into `batch` and marks them clean; entries that are gone are
+/// left for the caller to drop.
 fn flush_slots<Q, V: StateValue>(
     cache: &mut AHashMap<Q, Slot<V>>,
     batch: &mut WriteBatch,
@@ -74,29 +85,45 @@ fn flush_slots<Q, V: StateValue>(
     let (mut row, mut value) = (Vec::new(), Vec::new());
     for (key, slot) in cache.iter_mut() {
         slot.batched = false;
-        if !slot.dirty {
-            continue;
+        if write_slot(batch, (&mut row, &mut value), name, state_id, key, slot, &encode_row)? {
+            slot.batched = true;
         }
-        slot.dirty = false;
-        if slot.value.is_none() && !slot.in_db {
-            continue;
-        }
-        row.clear();
-        encode_prefix(&mut row, slot.key_group, state_id);
-        encode_row(&mut row, key)?;
-        match &slot.value {
-            Some(v) => {
-                value.clear();
-                bincode::serialize_into(&mut value, v).map_err(StateError::codec(format!("value of '{name}'")))?;
-                batch.put(&row, &value);
-            }
-            None => batch.delete(&row),
-        }
-        slot.in_db = slot.value.is_some();
-        slot.batched = true;
     }
-    cache.retain(|_, slot| !slot.is_gone());
     Ok(())
+}
+
+/// Puts a dirty slot's row (or its tombstone) into `batch` and marks it clean; `false` if there
+/// was nothing to write. `bufs` are scratch buffers for the row key and the value.
+fn write_slot<Q, V: StateValue>(
+    batch: &mut WriteBatch,
+    bufs: (&mut Vec<u8>, &mut Vec<u8>),
+    name: &str,
+    state_id: u32,
+    key: &Q,
+    slot: &mut Slot<V>,
+    encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
+) -> Result<bool> {
+    let (row, value) = bufs;
+    if !slot.dirty {
+        return Ok(false);
+    }
+    slot.dirty = false;
+    if slot.value.is_none() && !slot.in_db {
+        return Ok(false);
+    }
+    row.clear();
+    encode_prefix(row, slot.key_group, state_id);
+    encode_row(row, key)?;
+    match &slot.value {
+        Some(v) => {
+            value.clear();
+            bincode::serialize_into(&mut *value, v).map_err(StateError::codec(format!("value of '{name}'")))?;
+            batch.put(&*row, &*value);
+        }
+        None => batch.delete(&*row),
+    }
+    slot.in_db = slot.value.is_some();
+    Ok(true)
 }
 
 /// Scans every row of `state_id` in the key groups `range`, handing the bytes after the prefix
@@ -136,12 +163,24 @@ pub(crate) struct ValueTable<K, V> {
     state_id: u32,
     capacity: usize,
     cache: AHashMap<K, Slot<V>>,
+    clock: Clock<K>,
+    /// After an eviction found nothing to evict (every entry in a batch in flight), the cache may
+    /// grow to this size before the next try.
+    grow_until: usize,
     buf: Vec<u8>,
 }
 
 impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     pub(crate) fn new(name: String, state_id: u32, capacity: usize) -> Self {
-        ValueTable { name, state_id, capacity: capacity.max(1), cache: AHashMap::new(), buf: Vec::new() }
+        ValueTable {
+            name,
+            state_id,
+            capacity: capacity.max(1),
+            cache: AHashMap::new(),
+            clock: Clock::default(),
+            grow_until: 0,
+            buf: Vec::new(),
+        }
     }
 
     fn row_key(&mut self, key: &K, key_group: u16) -> Result<()> {
@@ -160,23 +199,43 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
     }
 
+    /// When the cache is full, evicts a quarter of it chosen by CLOCK, writing the dirty
+    /// victims to RocksDB in one batch. Entries of a batch a background snapshot is still
+    /// applying stay; if that is every entry, the cache grows past its bound until the snapshot
+    /// is done.
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
-        if self.cache.len() >= self.capacity {
-            let mut batch = WriteBatch::default();
-            self.flush_into(&mut batch)?;
+        if self.cache.len() < self.capacity.max(self.grow_until) {
+            return Ok(());
+        }
+        let wanted = (self.capacity / 4).max(1);
+        let victims = self.clock.victims(&self.cache, wanted, db.snapshot_in_flight());
+        if victims.is_empty() {
+            self.grow_until = self.cache.len() + wanted;
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        let (mut row, mut value) = (Vec::new(), Vec::new());
+        let name = &self.name;
+        for key in &victims {
+            if let Some(mut slot) = self.clock.remove(&mut self.cache, key) {
+                let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
+                write_slot(&mut batch, (&mut row, &mut value), name, self.state_id, key, &mut slot, encode)?;
+            }
+        }
+        if !batch.is_empty() {
             db.write(batch)?;
-            self.cache.clear();
         }
         Ok(())
     }
 
     pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
-        if let Some(slot) = self.cache.get(key) {
+        if let Some(slot) = self.cache.get_mut(key) {
+            self.clock.touch(slot.pos);
             return Ok(slot.value.clone());
         }
         let value = self.load(db, key, key_group)?;
         self.make_room(db)?;
-        self.cache.insert(key.clone(), Slot::loaded(key_group, value.clone()));
+        self.clock.insert(&mut self.cache, key.clone(), Slot::loaded(key_group, value.clone()));
         Ok(value)
     }
 
@@ -190,8 +249,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         if let Some(slot) = self.cache.get_mut(key) {
             slot.value = f(slot.value.take());
             slot.dirty = true;
+            self.clock.touch(slot.pos);
             if slot.is_gone() {
-                self.cache.remove(key);
+                self.clock.remove(&mut self.cache, key);
             }
             return Ok(());
         }
@@ -201,7 +261,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         slot.dirty = true;
         if !slot.is_gone() {
             self.make_room(db)?;
-            self.cache.insert(key.clone(), slot);
+            self.clock.insert(&mut self.cache, key.clone(), slot);
         }
         Ok(())
     }
@@ -226,7 +286,10 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
         let name = &self.name;
-        flush_slots(&mut self.cache, batch, name, self.state_id, |row, key| encode_key(row, name, key))
+        flush_slots(&mut self.cache, batch, name, self.state_id, |row, key| encode_key(row, name, key))?;
+        self.clock.retain_live(&mut self.cache);
+        self.grow_until = 0;
+        Ok(())
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -330,7 +393,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             }
             Entry::Vacant(vacant) => {
                 let in_db = !known_absent && !self.complete;
-                let slot = Slot { key_group, value, dirty: true, in_db, batched: false };
+                let slot = Slot::new(key_group, value, true, in_db);
                 if !slot.is_gone() {
                     vacant.insert(slot);
                 }
@@ -362,7 +425,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             let (value, r) = f(None);
             if value.is_some() {
                 self.make_room(db)?;
-                let slot = Slot { key_group, value, dirty: true, in_db: false, batched: false };
+                let slot = Slot::new(key_group, value, true, false);
                 self.cache.insert((key.clone(), user_key.clone()), slot);
             }
             return Ok(r);
@@ -421,7 +484,9 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
         flush_slots(&mut self.cache, batch, name, self.state_id, |row, (key, user_key)| {
             encode_key(row, name, key)?;
             encode_key(row, name, user_key)
-        })
+        })?;
+        self.cache.retain(|_, slot| !slot.is_gone());
+        Ok(())
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

@@ -103,6 +103,46 @@ fn state_larger_than_the_cache_spills_and_reads_back() {
 }
 
 #[test]
+fn a_small_cache_evicting_during_background_snapshots_keeps_every_value_and_every_snapshot_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KeyedStateConfig { cache_entries_per_state: 32, ..KeyedStateConfig::default() };
+    let mut b = KeyedBackend::open(dir.path().join("work"), all(), config, &[]).unwrap();
+    let count = b.value_state::<u64, u64>("count").unwrap();
+    // Skewed access: key k is touched every k-th step, so a few keys stay hot in the cache.
+    let mut truth = std::collections::BTreeMap::new();
+    for round in 0..4u64 {
+        for step in 1..=2000u64 {
+            let k = step % (1 + step % 97);
+            count.update(&mut scope(&mut b, &k), |c| Some(c.unwrap_or(0) + 1)).unwrap();
+            *truth.entry(k).or_insert(0u64) += 1;
+        }
+        // The snapshot runs in the background while the next round evicts and reloads entries.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let snap = dir.path().join(format!("snap{round}"));
+        b.snapshot_async(&snap, Box::new(move |r| tx.send(r.map(|_| ()).map_err(|e| e.to_string())).unwrap())).unwrap();
+        let at_barrier = truth.clone();
+        for step in 1..=500u64 {
+            let k = (step * 7) % 97;
+            count.update(&mut scope(&mut b, &k), |c| Some(c.unwrap_or(0) + 1)).unwrap();
+            *truth.entry(k).or_insert(0u64) += 1;
+        }
+        rx.recv().unwrap().unwrap();
+        let mut restored = restore_all(dir.path(), &format!("restored{round}"), snap);
+        let restored_count = restored.value_state::<u64, u64>("count").unwrap();
+        for (k, n) in &at_barrier {
+            assert_eq!(
+                restored_count.get(&mut scope(&mut restored, k)).unwrap(),
+                Some(*n),
+                "snapshot {round}, key {k}"
+            );
+        }
+    }
+    for (k, n) in &truth {
+        assert_eq!(count.get(&mut scope(&mut b, k)).unwrap(), Some(*n), "key {k}");
+    }
+}
+
+#[test]
 fn registering_a_state_with_another_type_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = KeyedBackend::open(dir.path().join("work"), all(), KeyedStateConfig::default(), &[]).unwrap();
