@@ -20,6 +20,20 @@ pub enum JobState {
     Failed,
 }
 
+impl JobState {
+    /// Its name, as the API spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobState::Starting => "starting",
+            JobState::Running => "running",
+            JobState::Restarting => "restarting",
+            JobState::Stopping => "stopping",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
 /// A job as the dashboard shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobView {
@@ -176,4 +190,23 @@ pub struct ShardView {
     pub finished: bool,
     /// When this was last reported (milliseconds since the Unix epoch).
     pub updated_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_label_is_spelled_as_the_api_spells_it() {
+        for state in [
+            JobState::Starting,
+            JobState::Running,
+            JobState::Restarting,
+            JobState::Stopping,
+            JobState::Finished,
+            JobState::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.label());
+        }
+    }
 }

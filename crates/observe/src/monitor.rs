@@ -196,43 +196,36 @@ impl JobMonitor {
         }
     }
 
-    fn finish_checkpoint(&self, id: u64, f: impl FnOnce(&mut CheckpointView, &mut State)) {
+    /// Records how checkpoint `id` ended, counting it, and its duration.
+    fn finish_checkpoint(&self, id: u64, status: CheckpointStatus, size_bytes: Option<u64>, failure: Option<String>) {
         let mut st = self.lock();
-        let mut entry = st.checkpoints.iter().position(|c| c.id == id).map(|i| st.checkpoints[i].clone());
-        if let Some(c) = entry.as_mut() {
+        match status {
+            CheckpointStatus::Completed => st.completed += 1,
+            CheckpointStatus::Expired => st.expired += 1,
+            CheckpointStatus::Failed | CheckpointStatus::InProgress => st.failed += 1,
+        }
+        if let Some(c) = st.checkpoints.iter_mut().find(|c| c.id == id) {
             c.duration_ms = Some(now_ms().saturating_sub(c.triggered_at_ms));
-            f(c, &mut st);
-            if let Some(slot) = st.checkpoints.iter_mut().find(|x| x.id == id) {
-                *slot = c.clone();
-            }
+            c.status = status;
+            c.size_bytes = size_bytes;
+            c.failure = failure;
         }
     }
 
     /// Checkpoint `id` completed; its files hold `size_bytes`.
     pub fn checkpoint_completed(&self, id: u64, size_bytes: u64) {
-        self.finish_checkpoint(id, |c, st| {
-            c.status = CheckpointStatus::Completed;
-            c.size_bytes = Some(size_bytes);
-            st.completed += 1;
-        });
+        self.finish_checkpoint(id, CheckpointStatus::Completed, Some(size_bytes), None);
     }
 
     /// Checkpoint `id` expired (not acknowledged in time).
     pub fn checkpoint_expired(&self, id: u64) {
-        self.finish_checkpoint(id, |c, st| {
-            c.status = CheckpointStatus::Expired;
-            c.failure = Some("not acknowledged by every subtask within the checkpoint timeout".into());
-            st.expired += 1;
-        });
+        let why = "not acknowledged by every subtask within the checkpoint timeout";
+        self.finish_checkpoint(id, CheckpointStatus::Expired, None, Some(why.into()));
     }
 
     /// Checkpoint `id` failed for `reason`.
     pub fn checkpoint_failed(&self, id: u64, reason: &str) {
-        self.finish_checkpoint(id, |c, st| {
-            c.status = CheckpointStatus::Failed;
-            c.failure = Some(reason.to_string());
-            st.failed += 1;
-        });
+        self.finish_checkpoint(id, CheckpointStatus::Failed, None, Some(reason.to_string()));
     }
 
     /// A source reports where it is in one shard. A `None` position or lag keeps the one
@@ -271,11 +264,15 @@ impl JobMonitor {
     pub fn sample(&self, every: Duration) -> bool {
         let mut st = self.lock();
         let now = Instant::now();
+        if st.sampled.as_ref().is_some_and(|s| now.duration_since(s.at) < every) {
+            return false;
+        }
         let readings: Vec<Vec<SubtaskReading>> =
             st.vertices.iter().map(|v| v.subtasks.iter().map(|s| s.read()).collect()).collect();
-        let (before, at) = match &st.sampled {
-            Some(s) if now.duration_since(s.at) < every => return false,
-            Some(s) => (s.readings.clone(), s.at),
+        let previous = st.sampled.take();
+        let first = previous.is_none();
+        let (before, at) = match previous {
+            Some(s) => (s.readings, s.at),
             None => (readings.iter().map(|v| vec![SubtaskReading::default(); v.len()]).collect(), st.started),
         };
         let elapsed = now.duration_since(at);
@@ -293,7 +290,7 @@ impl JobMonitor {
             .filter(|(v, _)| v.is_source)
             .flat_map(|(_, s)| s.iter().map(|x| x.records_in_per_second))
             .sum();
-        if st.sampled.is_some() {
+        if !first {
             st.throughput.push_back(source_rate);
             if st.throughput.len() > THROUGHPUT_HISTORY {
                 st.throughput.pop_front();
@@ -306,16 +303,13 @@ impl JobMonitor {
     /// The job as the dashboard shows it (rates as of the last [`JobMonitor::sample`]).
     pub fn view(&self) -> JobView {
         let st = self.lock();
-        let empty = Vec::new();
         let vertices = st
             .vertices
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let subtasks: Vec<SubtaskView> = match &st.sampled {
-                    Some(s) => s.views.get(i).cloned().unwrap_or_default(),
-                    None => empty.clone(),
-                };
+                let subtasks: Vec<SubtaskView> =
+                    st.sampled.as_ref().and_then(|s| s.views.get(i).cloned()).unwrap_or_default();
                 let sum = |f: fn(&SubtaskView) -> f64| subtasks.iter().map(f).sum::<f64>();
                 let max = |f: fn(&SubtaskView) -> f64| subtasks.iter().map(f).fold(0.0, f64::max);
                 let watermark = if subtasks.len() == v.parallelism && subtasks.iter().all(|s| s.watermark.is_some()) {

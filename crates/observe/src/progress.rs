@@ -27,7 +27,7 @@ pub(crate) fn progress_line(monitor: &JobMonitor) -> String {
     let records: u64 = view.vertices.iter().filter(|v| v.is_source).map(|v| v.records_in).sum();
     let mut line = format!(
         "{}: {:.0} records/s · {} records · {} checkpoints",
-        view.state_label(),
+        view.state.label(),
         view.records_per_second,
         records,
         view.checkpoints_completed
@@ -42,12 +42,6 @@ pub(crate) fn progress_line(monitor: &JobMonitor) -> String {
         line.push_str(&format!(" · {} restarts", view.restarts.len()));
     }
     line
-}
-
-impl crate::JobView {
-    fn state_label(&self) -> String {
-        serde_json::to_value(self.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-    }
 }
 
 impl Progress {

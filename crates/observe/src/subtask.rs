@@ -70,6 +70,11 @@ impl SubtaskMetrics {
         add(&self.records_in, n);
     }
 
+    /// Records taken in so far.
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Relaxed)
+    }
+
     /// Records sent on to the next subtasks.
     #[inline]
     pub fn add_records_out(&self, n: u64) {

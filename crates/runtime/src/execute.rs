@@ -62,10 +62,8 @@ impl StreamEnv {
             }
             None => None,
         };
-        let _signals = match config.stop_on_signals {
-            true => Some(crate::signals::stop_on_signals(monitor.command_sender())?),
-            false => None,
-        };
+        let _signals =
+            config.stop_on_signals.then(|| crate::signals::stop_on_signals(monitor.command_sender())).transpose()?;
         let result = Runner::new(job, config, graph, monitor.clone())?.run();
         monitor.set_state(if result.is_ok() { JobState::Finished } else { JobState::Failed });
         result
@@ -78,7 +76,6 @@ struct Runner {
     graph: Graph,
     store: FsCheckpointStore,
     work_dir: PathBuf,
-    records: Arc<std::sync::atomic::AtomicU64>,
     monitor: JobMonitor,
     /// Each subtask's live counters, by vertex then subtask.
     metrics: Vec<Vec<Arc<SubtaskMetrics>>>,
@@ -120,17 +117,13 @@ impl Runner {
             })
             .collect();
         let metrics = monitor.register_vertices(vertices);
-        Ok(Runner {
-            job: job.to_string(),
-            config,
-            graph,
-            store,
-            work_dir,
-            records: Default::default(),
-            monitor,
-            metrics,
-            _lock: lock,
-        })
+        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, monitor, metrics, _lock: lock })
+    }
+
+    /// Records emitted by the sources in this process: what their subtasks counted.
+    fn source_records(&self) -> u64 {
+        let sources = self.graph.vertices.iter().zip(&self.metrics).filter(|(v, _)| v.is_source);
+        sources.flat_map(|(_, subtasks)| subtasks.iter().map(|s| s.records_in())).sum()
     }
 
     fn vertex_ids(&self) -> Vec<String> {
@@ -157,7 +150,7 @@ impl Runner {
             self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
             match self.attempt(manifest.as_ref()) {
                 Ok(stats) => {
-                    result.records = self.records.load(std::sync::atomic::Ordering::Relaxed);
+                    result.records = self.source_records();
                     result.checkpoints += stats.checkpoints;
                     result.elapsed = start.elapsed();
                     result.stopped = stats.stopped;
@@ -355,7 +348,6 @@ impl Runner {
                     keyed_config: self.config.keyed_state.clone(),
                     work_dir: self.work_dir.clone(),
                     checkpoints: self.store.clone(),
-                    records: self.records.clone(),
                     tick_interval: self.config.tick_interval,
                     max_drift: self.config.watermark_alignment,
                     metrics,

@@ -49,8 +49,6 @@ pub(crate) struct TaskEnv {
     pub(crate) keyed_config: KeyedStateConfig,
     pub(crate) work_dir: PathBuf,
     pub(crate) checkpoints: FsCheckpointStore,
-    /// Records emitted by all sources of the job in this process.
-    pub(crate) records: Arc<std::sync::atomic::AtomicU64>,
     /// How often the chain sees processing time advance.
     pub(crate) tick_interval: Duration,
     /// Watermark alignment of the inputs, if on.
@@ -229,7 +227,6 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                 chain.tick(now, &mut st)?;
             }
             let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
-            env.records.fetch_add(out.records.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !out.records.is_empty() {
                 env.metrics.add_records_in(out.records.len() as u64);
                 chain.push(std::mem::take(&mut out.records), &mut st)?;

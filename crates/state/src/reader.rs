@@ -8,7 +8,7 @@ use rocksdb::{Options, DB};
 
 use crate::backend::{link_copy_dir, remove_dir_if_exists};
 use crate::decisions::{check_checkpoint, find_restore, CheckpointCheck, RestoreDecision};
-use crate::tables::{encode_prefix, PREFIX_LEN};
+use crate::tables::scan_rows;
 use crate::{stable_hash, FsCheckpointStore, Manifest, Result, StateError, StateKey, StateValue};
 
 /// A complete, verified checkpoint whose keyed state can be read.
@@ -94,23 +94,13 @@ impl CheckpointReader {
         let subtasks = self.manifest.vertices.iter().flat_map(|v| v.subtasks.iter());
         for subtask in subtasks {
             let Some(keyed) = &subtask.keyed_state_dir else { continue };
-            let db = ReadOnlyCopy::open(&self.dir.join(keyed))?;
-            let mut prefix = Vec::with_capacity(PREFIX_LEN);
-            for key_group in subtask.key_groups.start..=subtask.key_groups.end {
-                prefix.clear();
-                encode_prefix(&mut prefix, key_group, state_id);
-                let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
-                for item in db.db.iterator(mode) {
-                    let (row, value) = item.map_err(StateError::rocks("scan", &db.path))?;
-                    if !row.starts_with(&prefix) {
-                        break;
-                    }
-                    let codec = |what: &str| StateError::codec(format!("{what} of '{state}'"));
-                    let key: K = bincode::deserialize(&row[PREFIX_LEN..]).map_err(codec("key"))?;
-                    let value: V = bincode::deserialize(&value).map_err(codec("value"))?;
-                    f(key, value)?;
-                }
-            }
+            let copy = ReadOnlyCopy::open(&self.dir.join(keyed))?;
+            scan_rows(&copy.db, subtask.key_groups, state_id, |_, row, value| {
+                let codec = |what: &str| StateError::codec(format!("{what} of '{state}'"));
+                let key: K = bincode::deserialize(row).map_err(codec("key"))?;
+                let value: V = bincode::deserialize(value).map_err(codec("value"))?;
+                f(key, value)
+            })?;
         }
         Ok(())
     }

@@ -127,9 +127,9 @@ fn write_slot<Q, V: StateValue>(
 }
 
 /// Scans every row of `state_id` in the key groups `range`, handing the bytes after the prefix
-/// and the value bytes to `f`.
-fn scan_rows(
-    db: &Db,
+/// and the value bytes to `f` (the working database's, or a snapshot's for [`crate::CheckpointReader`]).
+pub(crate) fn scan_rows(
+    db: &rocksdb::DB,
     range: KeyGroupRange,
     state_id: u32,
     mut f: impl FnMut(u16, &[u8], &[u8]) -> Result<()>,
@@ -142,8 +142,8 @@ fn scan_rows(
         prefix.clear();
         encode_prefix(&mut prefix, key_group, state_id);
         let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
-        for item in db.raw().iterator(mode) {
-            let (row, value) = item.map_err(StateError::rocks("scan", db.raw().path()))?;
+        for item in db.iterator(mode) {
+            let (row, value) = item.map_err(StateError::rocks("scan", db.path()))?;
             if !row.starts_with(&prefix) {
                 break;
             }
@@ -216,9 +216,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         let mut batch = WriteBatch::default();
         let (mut row, mut value) = (Vec::new(), Vec::new());
         let name = &self.name;
+        let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
         for key in &victims {
             if let Some(mut slot) = self.clock.remove(&mut self.cache, key) {
-                let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
                 write_slot(&mut batch, (&mut row, &mut value), name, self.state_id, key, &mut slot, encode)?;
             }
         }
@@ -273,7 +273,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         db.write(batch)?;
         let name = &self.name;
         let mut out = Vec::new();
-        scan_rows(db, range, self.state_id, |key_group, mut row, mut value| {
+        scan_rows(db.raw(), range, self.state_id, |key_group, mut row, mut value| {
             let key: K = decode(&mut row, || format!("key of '{name}'"))?;
             let value: V = decode(&mut value, || format!("value of '{name}'"))?;
             out.push((key_group, key, value));
@@ -448,7 +448,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         self.flush_to_db(db)?;
         let name = &self.name;
         let mut out = Vec::new();
-        scan_rows(db, range, self.state_id, |key_group, mut row, mut value| {
+        scan_rows(db.raw(), range, self.state_id, |key_group, mut row, mut value| {
             let key: K = decode(&mut row, || format!("key of '{name}'"))?;
             let user_key: UK = decode(&mut row, || format!("user key of '{name}'"))?;
             let value: UV = decode(&mut value, || format!("value of '{name}'"))?;
