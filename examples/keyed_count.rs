@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release --example keyed_count -- --records N --keys K --parallelism P
 //!  --checkpoint-interval-ms MS --dir DIR [--rate R] [--emit running|none] [--restore-from ID]
-//!  [--cache-entries N] [--inject-failure-every-ms MS] [--restart-strategy SPEC]`
+//!  [--cache-entries N] [--inject-failure-every-ms MS] [--restart-strategy SPEC]
+//!  [--checkpoint-location DIR|s3://bucket/prefix] [--output DIR]`
 //!
 //! Re-running the same command after a crash resumes from the latest complete checkpoint in DIR.
 
@@ -38,6 +39,13 @@ struct Args {
     /// Holds checkpoints, working state and `output/`.
     #[arg(long)]
     dir: PathBuf,
+    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
+    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
+    #[arg(long)]
+    checkpoint_location: Option<String>,
+    /// Where the counts are written (a local directory). Default: `DIR/output`.
+    #[arg(long)]
+    output: Option<String>,
     /// At most this many records per second.
     #[arg(long)]
     rate: Option<u64>,
@@ -158,11 +166,15 @@ fn main() -> anyhow::Result<()> {
     if let Some(id) = args.restore_from {
         builder = builder.restore_from(id);
     }
-    let env = builder
+    builder = builder
         .restart_strategy(args.restart_strategy)
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .checkpoint_dir(args.dir.join("checkpoints"))
+        .checkpoint_dir(args.dir.join("checkpoints"));
+    if let Some(location) = &args.checkpoint_location {
+        builder = builder.checkpoint_location(location);
+    }
+    let env = builder
         .keyed_state(KeyedStateConfig { cache_entries_per_state: args.cache_entries, ..KeyedStateConfig::default() })
         .metrics_addr(args.metrics_addr)
         .build()?;
@@ -179,13 +191,13 @@ fn main() -> anyhow::Result<()> {
     match args.emit {
         Emit::Running => counts
             .map(|(key, count)| format!("{key}\t{count}"))
-            .sink_to(FileSink::exactly_once(args.dir.join("output"))),
+            .sink_to(FileSink::exactly_once(rill::output_dir(args.output.as_deref(), args.dir.join("output"))?)),
         Emit::None => counts.sink_to(DiscardSink),
     };
     let result = rill::execute_with_progress(env, "keyed-count").context("keyed-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "records={} keys={} parallelism={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restored_from={} restarts={} stopped={}",
+        "records={} keys={} parallelism={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restored_from={} restarts={} stopped={} uploaded_bytes={}",
         result.records,
         args.keys,
         args.parallelism,
@@ -195,6 +207,7 @@ fn main() -> anyhow::Result<()> {
         result.restored_from.map_or("none".to_string(), |id| id.to_string()),
         result.restarts,
         result.stopped,
+        result.uploaded_bytes,
     );
     Ok(())
 }
@@ -206,7 +219,7 @@ fn verify(args: &Args) -> anyhow::Result<()> {
     let expected = |key: u64| counts[key as usize];
     let mut seen: Vec<Vec<u64>> = (0..keys).map(|k| vec![0u64; expected(k).div_ceil(64) as usize]).collect();
     let mut lines = 0u64;
-    let output = args.dir.join("output");
+    let output = rill::output_dir(args.output.as_deref(), args.dir.join("output"))?;
     let mut files: Vec<_> = std::fs::read_dir(&output)
         .with_context(|| format!("reading {}", output.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Start/stop the local Kinesis emulators installed by scripts/setup.sh into .emulators/.
+# Start/stop the local emulators installed by scripts/setup.sh into .emulators/: the Kinesis
+# emulators kinesalite and kinesis-local (npm), and moto's server as the S3 endpoint (PyPI).
 #
-#   scripts/emulators.sh start  [kinesalite|kinesis-local|all]   (default: all)
-#   scripts/emulators.sh stop   [kinesalite|kinesis-local|all]   (default: all)
-#   scripts/emulators.sh status [kinesalite|kinesis-local|all]   (exit 3 if one is not answering)
-#   scripts/emulators.sh env                                     (prints export lines)
+#   scripts/emulators.sh start  [kinesalite|kinesis-local|moto|all]   (default: all)
+#   scripts/emulators.sh stop   [kinesalite|kinesis-local|moto|all]   (default: all)
+#   scripts/emulators.sh status [kinesalite|kinesis-local|moto|all]   (exit 3 if one is not answering)
+#   scripts/emulators.sh env                                          (prints export lines)
 #
 # Ports: RILL_KINESALITE_PORT (4567), RILL_KINESIS_LOCAL_PORT (4568),
-#        RILL_KINESIS_LOCAL_TLS_PORT (4569; kinesis-local always opens a TLS port too).
+#        RILL_KINESIS_LOCAL_TLS_PORT (4569; kinesis-local always opens a TLS port too),
+#        RILL_MOTO_PORT (4570).
 # Readiness timeout for start: RILL_EMULATOR_START_TIMEOUT seconds (60).
 # Logs go to .emulators/logs/NAME.log, PID files to .emulators/run/NAME.pid.
 # Note: both emulators listen on all interfaces; clients should use http://127.0.0.1:PORT.
@@ -22,6 +24,8 @@ NODE_MODULES="$EMU_DIR/node_modules"
 KINESALITE_PORT="${RILL_KINESALITE_PORT:-4567}"
 KINESIS_LOCAL_PORT="${RILL_KINESIS_LOCAL_PORT:-4568}"
 KINESIS_LOCAL_TLS_PORT="${RILL_KINESIS_LOCAL_TLS_PORT:-4569}"
+MOTO_PORT="${RILL_MOTO_PORT:-4570}"
+MOTO_BIN="$EMU_DIR/python/bin/moto_server"
 START_TIMEOUT="${RILL_EMULATOR_START_TIMEOUT:-60}"
 STOP_GRACE_SECONDS=5
 
@@ -30,7 +34,7 @@ KINESALITE_STATE_MS=50
 KINESIS_LOCAL_STATE_DURATION=50ms
 SHARD_LIMIT=1000
 
-ALL_EMULATORS=(kinesalite kinesis-local)
+ALL_EMULATORS=(kinesalite kinesis-local moto)
 
 log() { echo "emulators: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -39,6 +43,7 @@ port_of() {
     case "$1" in
         kinesalite) echo "$KINESALITE_PORT" ;;
         kinesis-local) echo "$KINESIS_LOCAL_PORT" ;;
+        moto) echo "$MOTO_PORT" ;;
     esac
 }
 pid_file() { echo "$RUN_DIR/$1.pid"; }
@@ -48,14 +53,34 @@ log_file() { echo "$LOG_DIR/$1.log"; }
 set_targets() {
     case "${1:-all}" in
         all) TARGETS=("${ALL_EMULATORS[@]}") ;;
-        kinesalite | kinesis-local) TARGETS=("$1") ;;
-        *) die "unknown emulator '$1' (expected kinesalite, kinesis-local or all)" ;;
+        kinesalite | kinesis-local | moto) TARGETS=("$1") ;;
+        *) die "unknown emulator '$1' (expected kinesalite, kinesis-local, moto or all)" ;;
     esac
+}
+
+# Whether the emulator NAME answers on PORT (exit status as probe_kinesis).
+probe_as() {
+    case "$1" in
+        moto) probe_s3 "$2" ;;
+        *) probe_kinesis "$2" ;;
+    esac
+}
+
+# S3 ListBuckets probe (GET /) through node. Exit status: 0 answered 200, 2 connection refused,
+# 1 anything else.
+probe_s3() {
+    node -e '
+const req = require("http").request({ host: "127.0.0.1", port: Number(process.argv[1]), method: "GET", path: "/", timeout: 2000 },
+  (res) => { res.resume(); res.on("end", () => process.exit(res.statusCode === 200 ? 0 : 1)); });
+req.on("timeout", () => req.destroy(new Error("timeout")));
+req.on("error", (e) => process.exit(e.code === "ECONNREFUSED" ? 2 : 1));
+req.end();
+' "$1"
 }
 
 # Kinesis ListStreams probe through node (always present; avoids depending on curl).
 # Exit status: 0 answered with a stream list, 2 connection refused, 1 anything else.
-probe() {
+probe_kinesis() {
     node -e '
 const http = require("http");
 const req = http.request({
@@ -104,7 +129,9 @@ running_pid() {
     [ -n "$pid" ] || return 1
     is_alive "$pid" || return 1
     # Guard against PID reuse: the command line must mention the emulator's package.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "node_modules/$1/" || return 1
+    local mark="node_modules/$1/"
+    [ "$1" = moto ] && mark="moto_server"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$mark" || return 1
     echo "$pid"
 }
 
@@ -153,6 +180,13 @@ launch() {
                     node "$NODE_MODULES/kinesis-local/main.js"
             ) </dev/null >"$lf" 2>&1 &
             ;;
+        moto)
+            [ -x "$MOTO_BIN" ] || die "moto not installed: run scripts/setup.sh"
+            (
+                cd "$EMU_DIR"
+                exec setsid sh -c "$SPAWN" "$pf" "$MOTO_BIN" -H 127.0.0.1 -p "$MOTO_PORT"
+            ) </dev/null >"$lf" 2>&1 &
+            ;;
     esac
 }
 
@@ -171,7 +205,7 @@ start_one() {
     local name="$1" port pid rc deadline
     port="$(port_of "$name")"
     if pid="$(running_pid "$name")"; then
-        if probe "$port"; then
+        if probe_as "$name" "$port"; then
             log "$name already running (pid $pid, port $port)"
             return 0
         fi
@@ -179,12 +213,12 @@ start_one() {
         log "$name running (pid $pid) but not answering yet on port $port; waiting"
     else
         rc=0
-        probe "$port" || rc=$?
+        probe_as "$name" "$port" || rc=$?
         if [ "$rc" -eq 0 ]; then
-            log "warning: port $port already answers Kinesis ListStreams but was not started by this script; leaving it"
+            log "warning: port $port already answers as $name but was not started by this script; leaving it"
             return 0
         elif [ "$rc" -ne 2 ]; then
-            die "port $port is in use by something that does not answer Kinesis ListStreams"
+            die "port $port is in use by something that does not answer as $name"
         fi
         log "starting $name on port $port"
         launch "$name"
@@ -200,13 +234,13 @@ start_one() {
             rm -f "$(pid_file "$name")"
             exit 1
         fi
-        if probe "$port"; then
+        if probe_as "$name" "$port"; then
             [ -n "$pid" ] || pid="$(recorded_pid "$name")"
             log "$name ready (pid ${pid:-?}, http://127.0.0.1:$port)"
             return 0
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            log "$name did not answer ListStreams on port $port within ${START_TIMEOUT}s"
+            log "$name did not answer on port $port within ${START_TIMEOUT}s"
             show_log_tail "$name"
             stop_one "$name"
             exit 1
@@ -246,7 +280,7 @@ status_one() {
     local name="$1" port pid
     port="$(port_of "$name")"
     if pid="$(running_pid "$name")"; then
-        if probe "$port"; then
+        if probe_as "$name" "$port"; then
             echo "$name: running, pid $pid, http://127.0.0.1:$port, answering"
         else
             echo "$name: running, pid $pid, http://127.0.0.1:$port, NOT answering"
@@ -280,9 +314,10 @@ case "$cmd" in
     env)
         echo "export RILL_KINESALITE_ENDPOINT=http://127.0.0.1:$KINESALITE_PORT"
         echo "export RILL_KINESIS_LOCAL_ENDPOINT=http://127.0.0.1:$KINESIS_LOCAL_PORT"
+        echo "export RILL_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
         ;;
     *)
-        echo "usage: $0 {start|stop|status} [kinesalite|kinesis-local|all] | $0 env" >&2
+        echo "usage: $0 {start|stop|status} [kinesalite|kinesis-local|moto|all] | $0 env" >&2
         exit 2
         ;;
 esac

@@ -3,6 +3,7 @@
 #   - libclang-dev (bindgen, needed by the rocksdb crate)
 #   - chromium (headless, for the dashboard's browser test)
 #   - the Kinesis emulators kinesalite and kinesis-local, installed from npm into .emulators/
+#   - moto's server (the S3 endpoint of the object-store tests), from PyPI into .emulators/python
 # Safe to re-run: every step is skipped when already satisfied. Works from any cwd.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EMU_DIR="$ROOT/.emulators"
 KINESALITE_VERSION="3.3.3"
 KINESIS_LOCAL_VERSION="0.6.2"
+MOTO_VERSION="5.2.5"
 
 log() { echo "setup: $*" >&2; }
 
@@ -80,5 +82,19 @@ if [ "${#want[@]}" -gt 0 ]; then
     fi
     log "npm install ${want[*]} into .emulators/"
     npm install --prefix "$EMU_DIR" --no-audit --no-fund --save-exact --loglevel=error "${want[@]}" >&2
+fi
+# (c) moto's server, pinned, in a virtual environment of the project's own.
+MOTO_PY="$EMU_DIR/python"
+have_moto="$("$MOTO_PY/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
+if [ "$have_moto" = "$MOTO_VERSION" ] && [ -x "$MOTO_PY/bin/moto_server" ]; then
+    log "moto $MOTO_VERSION already installed"
+else
+    command -v python3 >/dev/null 2>&1 || { log "python3 is required but not found"; exit 1; }
+    [ -x "$MOTO_PY/bin/python" ] || python3 -m venv "$MOTO_PY" || {
+        apt_install python3-venv
+        python3 -m venv "$MOTO_PY"
+    }
+    log "pip install moto[server]==$MOTO_VERSION into .emulators/python"
+    "$MOTO_PY/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
 fi
 log "done"

@@ -78,6 +78,19 @@ pub fn execute_with_progress(env: StreamEnv, job: &str) -> Result<JobResult> {
     result
 }
 
+/// Where a job's file output goes: `location` if given (a local directory), else `default`.
+/// Output written to an object store (`s3://...`) is refused with an error naming it: the file
+/// sink writes to local (or mounted shared) directories only, for now.
+pub fn output_dir(location: Option<&str>, default: std::path::PathBuf) -> Result<std::path::PathBuf> {
+    match location {
+        Some(url) if rill_state::is_object_store_url(url) => Err(rill_runtime::RuntimeError::Config(format!(
+            "output location '{url}': the file sink cannot write to an object store yet; give a local directory"
+        ))),
+        Some(path) => Ok(path.into()),
+        None => Ok(default),
+    }
+}
+
 /// Everything a job usually needs: `use rill::prelude::*;`.
 pub mod prelude {
     pub use crate::{

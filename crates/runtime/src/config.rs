@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rill_state::{KeyedStateConfig, DEFAULT_MAX_PARALLELISM};
+use std::sync::Arc;
+
+use rill_state::{is_object_store_url, KeyedStateConfig, RemoteLocation, DEFAULT_MAX_PARALLELISM};
 
 use crate::{RestartStrategy, Result, RuntimeError};
 
@@ -17,8 +19,12 @@ pub struct JobConfig {
     pub max_parallelism: u16,
     /// Periodic checkpoint interval; `None` takes only the final checkpoint at end of input.
     pub checkpoint_interval: Option<Duration>,
-    /// Where checkpoints (and the working state, under `work/`) live.
+    /// Where checkpoints (and the working state, under `work/`) live on the local disk. With an
+    /// object-store [`JobConfig::checkpoint_location`], this is their local working copy.
     pub checkpoint_dir: PathBuf,
+    /// Where checkpoints are kept when they must outlive the machine: an object store
+    /// (`s3://bucket/prefix`). `None` (default): only the local [`JobConfig::checkpoint_dir`].
+    pub checkpoint_location: Option<Arc<RemoteLocation>>,
     /// Complete checkpoints to keep.
     pub retained_checkpoints: usize,
     /// A checkpoint not acknowledged by every subtask within this long is abandoned (Flink's
@@ -74,6 +80,8 @@ pub struct JobConfig {
 pub struct StreamEnvBuilder {
     config: JobConfig,
     dir_set: bool,
+    /// An object-store checkpoint location, opened by `build`.
+    location_url: Option<String>,
 }
 
 impl Default for StreamEnvBuilder {
@@ -84,6 +92,7 @@ impl Default for StreamEnvBuilder {
                 max_parallelism: DEFAULT_MAX_PARALLELISM,
                 checkpoint_interval: None,
                 checkpoint_dir: PathBuf::new(),
+                checkpoint_location: None,
                 retained_checkpoints: 3,
                 checkpoint_timeout: Duration::from_secs(600),
                 tolerable_checkpoint_failures: 0,
@@ -100,6 +109,7 @@ impl Default for StreamEnvBuilder {
                 stop_timeout: Duration::from_secs(25),
             },
             dir_set: false,
+            location_url: None,
         }
     }
 }
@@ -127,6 +137,26 @@ impl StreamEnvBuilder {
     pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.checkpoint_dir = dir.into();
         self.dir_set = true;
+        self
+    }
+
+    /// Where checkpoints are kept: a local directory (the same as [`Self::checkpoint_dir`]), or
+    /// an object store, `s3://bucket/prefix`, configured from the standard AWS variables (see
+    /// [`RemoteLocation::s3`]). With an object store, the checkpoint directory still holds the
+    /// working state and a local copy of recent checkpoints; a job started with an empty one
+    /// restores from the object store.
+    pub fn checkpoint_location(mut self, location: &str) -> Self {
+        if is_object_store_url(location) {
+            self.location_url = Some(location.to_string());
+        } else {
+            self = self.checkpoint_dir(location);
+        }
+        self
+    }
+
+    /// Keeps checkpoints in an object store already set up (any `object_store` implementation).
+    pub fn checkpoint_remote(mut self, location: Arc<RemoteLocation>) -> Self {
+        self.config.checkpoint_location = Some(location);
         self
     }
 
@@ -223,7 +253,11 @@ impl StreamEnvBuilder {
     }
 
     /// Checks the configuration and creates the environment.
-    pub fn build(self) -> Result<crate::StreamEnv> {
+    pub fn build(mut self) -> Result<crate::StreamEnv> {
+        if let Some(url) = self.location_url.take() {
+            let location = RemoteLocation::s3(&url).map_err(|e| RuntimeError::Config(e.to_string()))?;
+            self.config.checkpoint_location = Some(Arc::new(location));
+        }
         let c = &self.config;
         if c.parallelism == 0 {
             return Err(RuntimeError::Config("parallelism must be at least 1".into()));

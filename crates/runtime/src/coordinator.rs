@@ -39,6 +39,8 @@ pub(crate) struct PendingCheckpoint {
     pub(crate) savepoint: bool,
     /// When it was triggered.
     pub(crate) triggered: Instant,
+    /// Bytes the subtasks uploaded for it so far (object-store checkpoints).
+    pub(crate) uploaded_bytes: u64,
     expected: Vec<(usize, usize)>,
     acks: BTreeMap<(usize, usize), SubtaskSnapshot>,
 }
@@ -51,6 +53,7 @@ impl PendingCheckpoint {
             then_stop,
             savepoint: false,
             triggered: Instant::now(),
+            uploaded_bytes: 0,
             expected,
             acks: BTreeMap::new(),
         }
@@ -167,6 +170,8 @@ pub(crate) struct Coordinator<'a> {
     replies: Vec<CommandReply>,
     /// Checkpoints completed in this attempt.
     pub(crate) completed: usize,
+    /// Bytes uploaded by the checkpoints completed in this attempt.
+    pub(crate) uploaded_bytes: u64,
 }
 
 impl<'a> Coordinator<'a> {
@@ -194,6 +199,7 @@ impl<'a> Coordinator<'a> {
             requests: Requests::default(),
             replies: Vec::new(),
             completed: 0,
+            uploaded_bytes: 0,
         }
     }
 
@@ -281,7 +287,7 @@ impl<'a> Coordinator<'a> {
             // Requests and sampling are looked at at least five times a second.
             match events.recv_timeout(wait.min(Duration::from_millis(200))) {
                 Ok(event) => match event {
-                    TaskEvent::Ack { epoch, vertex, snapshot } => {
+                    TaskEvent::Ack { epoch, vertex, snapshot, uploaded } => {
                         let Some(pending) = self.pending.as_mut().filter(|p| p.epoch == epoch) else {
                             if epoch < self.next_epoch {
                                 tracing::debug!(epoch, "late acknowledgement of an expired checkpoint, ignored");
@@ -291,10 +297,17 @@ impl<'a> Coordinator<'a> {
                                 "acknowledgement for unknown checkpoint {epoch}"
                             )));
                         };
+                        pending.uploaded_bytes += uploaded;
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
                             self.complete(pending)?;
                             self.consecutive_failures = 0;
+                            next_trigger = interval.map(|i| Instant::now() + i);
+                        }
+                    }
+                    TaskEvent::Declined { epoch, reason } => {
+                        if self.pending.as_ref().is_some_and(|p| p.epoch == epoch) {
+                            self.abandon(&format!("declined by {reason}"))?;
                             next_trigger = interval.map(|i| Instant::now() + i);
                         }
                     }
@@ -310,7 +323,8 @@ impl<'a> Coordinator<'a> {
                     TaskEvent::Failed { error, .. } => return Err(root_cause(error, events)),
                 },
                 Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
-                    self.expire()?;
+                    let timeout = self.config.checkpoint_timeout;
+                    self.abandon(&format!("expired: not acknowledged by every subtask within {timeout:?}"))?;
                     next_trigger = interval.map(|i| Instant::now() + i);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -319,36 +333,31 @@ impl<'a> Coordinator<'a> {
         }
     }
 
-    /// The pending checkpoint did not complete within the timeout: it is abandoned (its late
-    /// acknowledgements are ignored; what it pre-committed is committed by a later checkpoint).
-    /// Beyond the tolerable number of failures in a row, the job fails over.
-    fn expire(&mut self) -> Result<()> {
+    /// The pending checkpoint did not complete (it expired, or a subtask declined it): it is
+    /// abandoned (its late acknowledgements are ignored; what it pre-committed is committed by a
+    /// later checkpoint). Beyond the tolerable number of failures in a row, the job fails over.
+    fn abandon(&mut self, why: &str) -> Result<()> {
         let Some(pending) = self.pending.take() else { return Ok(()) };
-        self.monitor.checkpoint_expired(pending.epoch);
-        self.answer(Err(format!("checkpoint {} expired", pending.epoch)));
+        let epoch = pending.epoch;
+        self.monitor.checkpoint_expired(epoch);
+        self.answer(Err(format!("checkpoint {epoch} {why}")));
         self.consecutive_failures += 1;
-        let timeout = self.config.checkpoint_timeout;
         let tolerable = self.config.tolerable_checkpoint_failures;
         if self.consecutive_failures > tolerable {
-            return Err(RuntimeError::CheckpointExpired {
-                epoch: pending.epoch,
-                timeout,
+            return Err(RuntimeError::CheckpointsFailed {
+                epoch,
+                why: why.to_string(),
                 failures: self.consecutive_failures,
             });
         }
-        tracing::warn!(
-            epoch = pending.epoch,
-            timeout_ms = timeout.as_millis() as u64,
-            failures = self.consecutive_failures,
-            tolerable,
-            "checkpoint expired before every subtask acknowledged; abandoned"
-        );
+        tracing::warn!(epoch, failures = self.consecutive_failures, tolerable, "checkpoint {epoch} {why}; abandoned");
         Ok(())
     }
 
     fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
+        let pending_uploaded = pending.uploaded_bytes;
         let vertices: Vec<(String, usize)> =
             self.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
         let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
@@ -358,6 +367,7 @@ impl<'a> Coordinator<'a> {
             return Err(e);
         }
         self.monitor.checkpoint_completed(epoch, manifest.files().map(|f| f.size).sum());
+        self.uploaded_bytes += pending_uploaded;
         self.answer(Ok(epoch));
         if manifest.savepoint {
             tracing::info!(job = %self.job, checkpoint = epoch, "savepoint complete");
@@ -446,7 +456,7 @@ mod tests {
 
     #[test]
     fn every_directory_on_the_path_of_a_named_file_is_synced_before_the_manifest() {
-        let file = |path: &str| rill_state::FileDigest { path: path.into(), size: 1, crc32: 0 };
+        let file = |path: &str| rill_state::FileDigest { path: path.into(), size: 1, crc32: 0, object: None };
         let mut with_files = snap(0);
         with_files.files =
             vec![file("v0-x-0/operator.bin"), file("v0-x-0/keyed/000007.sst"), file("v0-x-0/keyed/CURRENT")];

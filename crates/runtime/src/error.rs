@@ -97,16 +97,14 @@ pub enum RuntimeError {
         /// The input index.
         input: usize,
     },
-    /// A checkpoint did not complete within the checkpoint timeout, one time more than tolerated.
-    #[error(
-        "checkpoint {epoch} expired: not every subtask acknowledged it within {timeout:?} \
-         ({failures} checkpoint failure(s) in a row, more than tolerated)"
-    )]
-    CheckpointExpired {
-        /// The checkpoint.
+    /// Checkpoints failed (expired, or declined by a subtask whose upload failed) one time more
+    /// in a row than tolerated.
+    #[error("checkpoint {epoch} {why} ({failures} checkpoint failure(s) in a row, more than tolerated)")]
+    CheckpointsFailed {
+        /// The last failed checkpoint.
         epoch: u64,
-        /// The checkpoint timeout.
-        timeout: std::time::Duration,
+        /// Why it failed.
+        why: String,
         /// Checkpoints failed in a row.
         failures: usize,
     },

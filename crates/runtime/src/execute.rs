@@ -12,7 +12,7 @@ use rill_state::decisions::{
     check_checkpoint, decide_leftovers, decide_retirement, find_restore, next_checkpoint_id, scan_manifests,
     CheckpointCheck, RestoreDecision,
 };
-use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, StateError};
+use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, RemoteCheckpointStore, SnapshotUploader, StateError};
 
 use crate::context::TaskInfo;
 use crate::coordinator::Coordinator;
@@ -38,6 +38,9 @@ pub struct JobResult {
     /// Whether the job ended because it was asked to stop (a signal, `POST /api/stop`) rather
     /// than because its sources finished; its last checkpoint is complete and committed.
     pub stopped: bool,
+    /// Bytes uploaded to the object-store checkpoint location by the checkpoints completed in
+    /// this process (zero for local checkpoints): with incremental uploads, what changed.
+    pub uploaded_bytes: u64,
 }
 
 impl StreamEnv {
@@ -74,7 +77,10 @@ struct Runner {
     job: String,
     config: JobConfig,
     graph: Graph,
-    store: FsCheckpointStore,
+    /// Where checkpoints are decided: the local directory, or the object store behind it.
+    store: Arc<dyn CheckpointStore>,
+    /// The local directory every snapshot is written to first.
+    local: FsCheckpointStore,
     work_dir: PathBuf,
     monitor: JobMonitor,
     /// Each subtask's live counters, by vertex then subtask.
@@ -85,6 +91,7 @@ struct Runner {
 
 struct AttemptStats {
     checkpoints: usize,
+    uploaded_bytes: u64,
     stopped: bool,
 }
 
@@ -97,7 +104,11 @@ struct AttemptFailure {
 
 impl Runner {
     fn new(job: &str, config: JobConfig, graph: Graph, monitor: JobMonitor) -> Result<Self> {
-        let store = FsCheckpointStore::new(&config.checkpoint_dir)?;
+        let local = FsCheckpointStore::new(&config.checkpoint_dir)?;
+        let store: Arc<dyn CheckpointStore> = match &config.checkpoint_location {
+            Some(location) => Arc::new(RemoteCheckpointStore::new(local.clone(), location.clone())),
+            None => Arc::new(local.clone()),
+        };
         let work_dir = config.checkpoint_dir.join("work");
         let lock_path = config.checkpoint_dir.join(".lock");
         let lock = std::fs::File::create(&lock_path).map_err(RuntimeError::io("create", &lock_path))?;
@@ -117,7 +128,7 @@ impl Runner {
             })
             .collect();
         let metrics = monitor.register_vertices(vertices);
-        Ok(Runner { job: job.to_string(), config, graph, store, work_dir, monitor, metrics, _lock: lock })
+        Ok(Runner { job: job.to_string(), config, graph, store, local, work_dir, monitor, metrics, _lock: lock })
     }
 
     /// Records emitted by the sources in this process: what their subtasks counted.
@@ -139,6 +150,7 @@ impl Runner {
             restarts: 0,
             elapsed: Duration::ZERO,
             stopped: false,
+            uploaded_bytes: 0,
         };
         let mut explicit = self.config.restore_from;
         let mut restarts = RestartTracker::new(self.config.restart);
@@ -152,6 +164,7 @@ impl Runner {
                 Ok(stats) => {
                     result.records = self.source_records();
                     result.checkpoints += stats.checkpoints;
+                    result.uploaded_bytes += stats.uploaded_bytes;
                     result.elapsed = start.elapsed();
                     result.stopped = stats.stopped;
                     return Ok(result);
@@ -191,7 +204,7 @@ impl Runner {
             return Ok(None);
         }
         if let Some(id) = explicit {
-            return match check_checkpoint(&self.store, id)? {
+            return match check_checkpoint(self.store.as_ref(), id)? {
                 CheckpointCheck::Complete(m) => Ok(Some(*m)),
                 CheckpointCheck::Incomplete => Err(StateError::CorruptCheckpoint {
                     checkpoint: id,
@@ -203,7 +216,7 @@ impl Runner {
                 }
             };
         }
-        match find_restore(&self.store)? {
+        match find_restore(self.store.as_ref())? {
             RestoreDecision::Fresh => Ok(None),
             RestoreDecision::Restore { manifest, skipped } => {
                 for (id, reason) in skipped {
@@ -212,7 +225,10 @@ impl Runner {
                 Ok(Some(*manifest))
             }
             RestoreDecision::NoneUsable { skipped } => Err(StateError::NoUsableCheckpoint {
-                dir: self.store.root().to_path_buf(),
+                dir: match &self.config.checkpoint_location {
+                    Some(location) => location.url().into(),
+                    None => self.local.root().to_path_buf(),
+                },
                 details: skipped.iter().map(|(id, r)| format!("checkpoint {id}: {r}")).collect::<Vec<_>>().join("; "),
             }
             .into()),
@@ -224,7 +240,7 @@ impl Runner {
     /// re-run restores one of them; deletes incomplete leftovers that can never complete now.
     /// Manifests that cannot be read are left alone, with a warning.
     fn prepare_checkpoint_dir(&self, restored: Option<u64>) -> Result<()> {
-        let scan = scan_manifests(&self.store)?;
+        let scan = scan_manifests(self.store.as_ref())?;
         for (id, error) in &scan.unreadable {
             tracing::warn!(checkpoint = id, %error, "checkpoint manifest unreadable: left in place");
         }
@@ -246,7 +262,7 @@ impl Runner {
         let fail = |error| AttemptFailure { error, checkpoints: 0, stopping: false };
         let restores = match manifest {
             Some(m) => {
-                let dir = self.store.checkpoint_dir(m.checkpoint);
+                let dir = self.local.checkpoint_dir(m.checkpoint);
                 let uids = self.graph.operator_uids().map_err(fail)?;
                 load_vertex_restores(m, &dir, &self.vertex_ids(), &uids, &self.config).map_err(fail)?
             }
@@ -287,13 +303,17 @@ impl Runner {
             &self.job,
             &self.config,
             &self.graph,
-            &self.store as &dyn CheckpointStore,
+            self.store.as_ref(),
             &controls,
             first_epoch,
             &self.monitor,
         );
         let outcome = coordinator.run(&events_rx, threads.len());
-        let stats = AttemptStats { checkpoints: coordinator.completed, stopped: coordinator.stopping() };
+        let stats = AttemptStats {
+            checkpoints: coordinator.completed,
+            uploaded_bytes: coordinator.uploaded_bytes,
+            stopped: coordinator.stopping(),
+        };
         match outcome {
             Ok(()) => {
                 for t in threads {
@@ -347,7 +367,10 @@ impl Runner {
                     keyed: vertex.keyed,
                     keyed_config: self.config.keyed_state.clone(),
                     work_dir: self.work_dir.clone(),
-                    checkpoints: self.store.clone(),
+                    checkpoints: self.local.clone(),
+                    uploader: self.config.checkpoint_location.as_ref().map(|location| {
+                        SnapshotUploader::new(location.clone(), format!("{run_id}-{}", info.dir_name()))
+                    }),
                     tick_interval: self.config.tick_interval,
                     max_drift: self.config.watermark_alignment,
                     metrics,

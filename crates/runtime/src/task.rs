@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_observe::{JobMonitor, SubtaskMetrics};
 use rill_state::{
-    FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SubtaskSnapshot, SubtaskSnapshotWriter,
+    FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SnapshotUploader, SubtaskSnapshot,
+    SubtaskSnapshotWriter,
 };
 
 use crate::align::{GateEvent, InputGate, Wait};
@@ -32,10 +33,27 @@ pub(crate) enum Control {
 /// What a subtask tells the coordinator.
 #[derive(Debug)]
 pub(crate) enum TaskEvent {
-    Ack { epoch: u64, vertex: usize, snapshot: SubtaskSnapshot },
-    SourceFinished { vertex: usize, subtask: usize },
+    /// The subtask's part of checkpoint `epoch` is durable (and uploaded: `uploaded` bytes).
+    Ack {
+        epoch: u64,
+        vertex: usize,
+        snapshot: SubtaskSnapshot,
+        uploaded: u64,
+    },
+    /// The subtask could not make its part of checkpoint `epoch` durable (an upload failed after
+    /// its retries): that checkpoint fails, the job goes on.
+    Declined {
+        epoch: u64,
+        reason: String,
+    },
+    SourceFinished {
+        vertex: usize,
+        subtask: usize,
+    },
     Done,
-    Failed { error: RuntimeError },
+    Failed {
+        error: RuntimeError,
+    },
 }
 
 /// Everything a subtask needs from its job.
@@ -49,6 +67,8 @@ pub(crate) struct TaskEnv {
     pub(crate) keyed_config: KeyedStateConfig,
     pub(crate) work_dir: PathBuf,
     pub(crate) checkpoints: FsCheckpointStore,
+    /// Uploads each snapshot to the object-store checkpoint location before it is acknowledged.
+    pub(crate) uploader: Option<SnapshotUploader>,
     /// How often the chain sees processing time advance.
     pub(crate) tick_interval: Duration,
     /// Watermark alignment of the inputs, if on.
@@ -105,30 +125,62 @@ impl TaskEnv {
     }
 
     /// Snapshots operator state (here) and keyed state (its RocksDB part in the background), and
-    /// acknowledges the checkpoint to the coordinator once everything is written.
+    /// acknowledges the checkpoint to the coordinator once everything is written (and uploaded).
     fn snapshot(&self, st: &mut TaskState, epoch: u64) -> Result<()> {
         let dir = self.checkpoints.checkpoint_dir(epoch);
         let mut writer =
             SubtaskSnapshotWriter::create(&dir, self.info.dir_name(), self.info.subtask, self.info.key_groups())?;
         writer.write_operator_state(&std::mem::take(&mut st.snapshot))?;
+        let acknowledge = self.acknowledger(epoch, dir, Instant::now());
         let Some(backend) = st.keyed.as_mut() else {
-            self.metrics.set_checkpoint_async(Duration::ZERO);
-            return self.send(TaskEvent::Ack { epoch, vertex: self.vertex, snapshot: writer.finish() });
+            acknowledge(Ok(writer.finish()));
+            return Ok(());
         };
         let keyed_dir = writer.keyed_state_dir();
-        let events = self.events.clone();
-        let (vertex, task) = (self.vertex, self.info.name());
-        let (metrics, started) = (self.metrics.clone(), Instant::now());
-        let done: SnapshotDone = Box::new(move |result| {
-            metrics.set_checkpoint_async(started.elapsed());
-            let event = match result {
-                Ok(files) => TaskEvent::Ack { epoch, vertex, snapshot: writer.finish_with_keyed_state(files) },
-                Err(e) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task, cause: Box::new(e.into()) } },
-            };
-            let _ = events.send(event);
-        });
+        let done: SnapshotDone = Box::new(move |result| acknowledge(result.map(|f| writer.finish_with_keyed_state(f))));
         backend.snapshot_async(&keyed_dir, done)?;
         Ok(())
+    }
+
+    /// What becomes of a written snapshot: with an object-store location it is uploaded first
+    /// (in the background; a failed upload declines the checkpoint), then acknowledged. A failed
+    /// snapshot fails the subtask.
+    fn acknowledger(
+        &self,
+        epoch: u64,
+        dir: PathBuf,
+        started: Instant,
+    ) -> impl FnOnce(rill_state::Result<SubtaskSnapshot>) + Send + 'static {
+        let (events, vertex, task) = (self.events.clone(), self.vertex, self.info.name());
+        let (metrics, uploader) = (self.metrics.clone(), self.uploader.clone());
+        move |written| {
+            let snapshot = match written {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    let error = RuntimeError::TaskFailed { task, cause: Box::new(e.into()) };
+                    let _ = events.send(TaskEvent::Failed { error });
+                    return;
+                }
+            };
+            let Some(uploader) = uploader else {
+                metrics.set_checkpoint_async(started.elapsed());
+                let _ = events.send(TaskEvent::Ack { epoch, vertex, snapshot, uploaded: 0 });
+                return;
+            };
+            uploader.upload_async(
+                epoch,
+                dir,
+                snapshot,
+                Box::new(move |uploaded| {
+                    metrics.set_checkpoint_async(started.elapsed());
+                    let event = match uploaded {
+                        Ok((snapshot, stats)) => TaskEvent::Ack { epoch, vertex, snapshot, uploaded: stats.bytes },
+                        Err(e) => TaskEvent::Declined { epoch, reason: format!("{task}: {e}") },
+                    };
+                    let _ = events.send(event);
+                }),
+            );
+        }
     }
 
     /// The checkpoint step: operators snapshot, state is written (the RocksDB part continues in

@@ -266,7 +266,7 @@ fn write_snapshot(
         if immutable {
             fresh.insert((name.clone(), size), crc);
         }
-        files.push(FileDigest { path: name, size, crc32: crc });
+        files.push(FileDigest { path: name, size, crc32: crc, object: None });
     }
     *known = fresh;
     files.sort_by(|a, b| a.path.cmp(&b.path));

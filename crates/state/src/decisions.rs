@@ -172,6 +172,24 @@ pub fn decide_retirement(scan: &ManifestScan, restored: u64) -> Vec<u64> {
     scan.complete.iter().copied().chain(newer_unreadable).filter(|id| *id > restored).collect()
 }
 
+/// Prefix (relative to an object-store checkpoint location) of the objects several checkpoints
+/// may share: immutable SST files, stored once.
+pub const SHARED_PREFIX: &str = "shared/";
+
+/// When checkpoint `deleted` goes: its shared objects that no `remaining` manifest names (retained
+/// checkpoints, savepoints and retired ones alike). Objects of its own (under `chk-<id>/`) go with
+/// it and are not listed here.
+pub fn decide_shared_objects_to_delete(deleted: &Manifest, remaining: &[Manifest]) -> Vec<String> {
+    let shared = |m: &Manifest| -> Vec<String> {
+        m.files().filter_map(|f| f.object.clone()).filter(|o| o.starts_with(SHARED_PREFIX)).collect()
+    };
+    let referenced: std::collections::HashSet<String> = remaining.iter().flat_map(shared).collect();
+    let mut out: Vec<String> = shared(deleted).into_iter().filter(|o| !referenced.contains(o)).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +217,7 @@ mod tests {
                         path: "v0-0/operator.bin".into(),
                         size: data.len() as u64,
                         crc32: crc32fast::hash(&data),
+                        object: None,
                     }],
                 }],
             }],
@@ -337,5 +356,46 @@ mod tests {
     fn next_id_is_above_every_stored_id_including_incomplete_ones() {
         assert_eq!(next_checkpoint_id(&[]), 1);
         assert_eq!(next_checkpoint_id(&[3, 9, 4]), 10);
+    }
+
+    fn with_objects(id: u64, objects: &[&str]) -> Manifest {
+        let files = objects
+            .iter()
+            .map(|o| FileDigest { path: format!("v0-0/keyed/{o}"), size: 1, crc32: 0, object: Some(o.to_string()) })
+            .collect();
+        Manifest {
+            checkpoint: id,
+            job: "j".into(),
+            max_parallelism: 128,
+            completed_at_ms: 0,
+            final_checkpoint: false,
+            savepoint: false,
+            vertices: vec![VertexSnapshot {
+                vertex: "v0".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskSnapshot {
+                    subtask: 0,
+                    key_groups: KeyGroupRange { start: 0, end: 127 },
+                    keyed_state_dir: Some("v0-0/keyed".into()),
+                    operator_state_file: None,
+                    files,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_deleted_checkpoint_takes_only_the_shared_objects_no_other_manifest_names() {
+        let old = with_objects(1, &["shared/a/1.sst", "shared/a/2.sst", "chk-0000000001/v0-0/keyed/MANIFEST-5"]);
+        let retained = with_objects(2, &["shared/a/2.sst", "shared/a/3.sst"]);
+        let retired = with_objects(7, &["shared/a/1.sst"]);
+        assert_eq!(
+            decide_shared_objects_to_delete(&old, std::slice::from_ref(&retained)),
+            vec!["shared/a/1.sst".to_string()]
+        );
+        assert!(
+            decide_shared_objects_to_delete(&old, &[retained, retired]).is_empty(),
+            "a retired manifest still names 1.sst"
+        );
     }
 }

@@ -74,6 +74,33 @@ pub enum StateError {
         /// What does not match.
         reason: String,
     },
+    /// An object-store request failed (after the store's own retries).
+    #[error("object store {op} of {location} failed: {source}")]
+    ObjectStore {
+        /// What was being done (put, get, list, delete, copy).
+        op: &'static str,
+        /// The object or prefix, as a URL.
+        location: String,
+        /// The object store's error.
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// The manifest of a checkpoint was already written, by another process.
+    #[error("checkpoint {checkpoint} already has a manifest at {location}: another process completed it (two jobs share one checkpoint location)")]
+    ManifestExists {
+        /// The checkpoint id.
+        checkpoint: u64,
+        /// Where the manifest is.
+        location: String,
+    },
+    /// A checkpoint location (URL) that cannot be used.
+    #[error("checkpoint location '{url}': {reason}")]
+    Location {
+        /// The location as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Result alias for this crate.
@@ -88,6 +115,10 @@ impl StateError {
     pub(crate) fn rocks(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(rocksdb::Error) -> Self {
         let path = path.into();
         move |source| StateError::RocksDb { op, path, source }
+    }
+
+    pub(crate) fn object_store(op: &'static str, location: impl Into<String>, source: object_store::Error) -> Self {
+        StateError::ObjectStore { op, location: location.into(), source: Box::new(source) }
     }
 
     pub(crate) fn codec(what: impl Into<String>) -> impl FnOnce(bincode::Error) -> Self {

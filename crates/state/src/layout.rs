@@ -43,6 +43,7 @@ impl SubtaskSnapshotWriter {
             path: path.clone(),
             size: bytes.len() as u64,
             crc32: crc32fast::hash(&bytes),
+            object: None,
         });
         self.snapshot.operator_state_file = Some(path);
         Ok(())

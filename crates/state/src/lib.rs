@@ -10,9 +10,13 @@
 //!   pure decisions of what to restore and what to delete, with I/O behind one small trait.
 //! - [`CheckpointReader`]: a complete checkpoint's keyed state read with the job's own types,
 //!   outside the job.
+//! - [`RemoteLocation`], [`RemoteCheckpointStore`] and [`SnapshotUploader`]: checkpoints in an
+//!   object store (`s3://bucket/prefix`), SST files uploaded once and shared between checkpoints,
+//!   manifests written only if absent, restore by download onto any machine.
 //!
-//! Depends on `rocksdb`, `bincode`/`serde` for encoding and `crc32fast` for checksums; nothing
-//! else in rill.
+//! Depends on `rocksdb`, `bincode`/`serde` for encoding, `crc32fast` for checksums, and
+//! `object_store` (with a small tokio runtime of its own) for object storage; nothing else in
+//! rill.
 
 mod backend;
 mod clock;
@@ -22,23 +26,30 @@ mod error;
 mod handles;
 mod key_group;
 mod layout;
+mod location;
 mod manifest;
 mod operator_state;
 mod reader;
 mod registration;
+mod remote_io;
+mod remote_store;
 mod state_types;
 mod store;
 mod tables;
+mod upload;
 
 pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDone};
 pub use error::{Result, StateError};
 pub use handles::{KeyedScope, ListState, MapState, ValueState};
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use layout::SubtaskSnapshotWriter;
+pub use location::{is_object_store_url, RemoteLocation};
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use operator_state::OperatorStateSnapshot;
 pub use reader::CheckpointReader;
+pub use remote_store::RemoteCheckpointStore;
 pub use state_types::{StateKey, StateValue};
 pub use store::{
     digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE, RETIRED_DIR,
 };
+pub use upload::{SnapshotUploader, UploadDone, UploadStats};

@@ -19,6 +19,11 @@ pub struct FileDigest {
     pub size: u64,
     /// CRC-32 (IEEE) of the content.
     pub crc32: u32,
+    /// Where the file is kept in object storage, relative to the checkpoint location, when
+    /// checkpoints go to an object store (an SST file shared by several checkpoints is stored
+    /// once, under `shared/`). `None` for checkpoints kept only on the local disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 /// What one subtask contributed to a checkpoint.
@@ -159,7 +164,7 @@ mod tests {
                     key_groups: KeyGroupRange { start: 0, end: 127 },
                     keyed_state_dir: None,
                     operator_state_file: Some("v0-0/operator.bin".into()),
-                    files: vec![FileDigest { path: "v0-0/operator.bin".into(), size: 3, crc32: 9 }],
+                    files: vec![FileDigest { path: "v0-0/operator.bin".into(), size: 3, crc32: 9, object: None }],
                 }],
             }],
         }

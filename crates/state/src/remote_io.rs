@@ -1,0 +1,186 @@
+//! The object-store requests checkpoints need, as blocking calls on a [`RemoteLocation`]: put
+//! a file (streamed, multipart past one buffer), put an object only if absent, get, download,
+//! list, copy and delete. Paths are relative to the location's prefix.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::location::UPLOAD_BUFFER_BYTES;
+use crate::{RemoteLocation, Result, StateError};
+
+/// What a put-if-absent found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutOutcome {
+    /// The object was written.
+    Created,
+    /// An object already had that name; nothing was written.
+    AlreadyExists,
+}
+
+impl RemoteLocation {
+    /// The store path of `rel`.
+    pub(crate) fn path(&self, rel: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(rel)
+        } else {
+            ObjectPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// Runs `future` on the location's runtime and waits for it, from any thread.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        future: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let handle = self.runtime.handle().ok_or_else(|| self.failure(what, self.url(), "runtime is shut down"))?;
+        let task = handle.spawn(future);
+        futures::executor::block_on(task).map_err(|e| self.failure(what, self.url(), &e.to_string()))?
+    }
+
+    fn failure(&self, op: &'static str, location: &str, reason: &str) -> StateError {
+        let source = object_store::Error::Generic { store: "rill", source: reason.to_string().into() };
+        StateError::object_store(op, location, source)
+    }
+
+    /// Writes `bytes` to `rel` unless an object is there already (a conditional put, S3's
+    /// `If-None-Match: *`), so two writers can never both create it.
+    pub(crate) fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<PutOutcome> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("put", async move {
+            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match store.put_opts(&path, PutPayload::from(bytes), options).await {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    Ok(PutOutcome::AlreadyExists)
+                }
+                Err(source) => Err(StateError::object_store("put", url, source)),
+            }
+        })
+    }
+
+    /// The bytes of `rel`, or `None` if there is no such object.
+    pub(crate) fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("get", async move {
+            let result = match store.get(&path).await {
+                Ok(result) => result,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(source) => return Err(StateError::object_store("get", url, source)),
+            };
+            let bytes = result.bytes().await.map_err(|source| StateError::object_store("get", url, source))?;
+            Ok(Some(bytes))
+        })
+    }
+
+    /// Downloads `rel` into the local file `to` (through a temporary file, so a cut-short
+    /// download never looks whole). `false` if there is no such object.
+    pub(crate) fn download(&self, rel: &str, to: &Path) -> Result<bool> {
+        let (store, path, url, to) = (self.store.clone(), self.path(rel), self.url_of(rel), to.to_path_buf());
+        self.run("download", async move {
+            let result = match store.get(&path).await {
+                Ok(result) => result,
+                Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(source) => return Err(StateError::object_store("get", url, source)),
+            };
+            if let Some(dir) = to.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(StateError::io("create", dir))?;
+            }
+            let tmp = to.with_extension("download");
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(StateError::io("create", &tmp))?;
+            let mut chunks = result.into_stream();
+            while let Some(chunk) =
+                chunks.try_next().await.map_err(|source| StateError::object_store("get", url.clone(), source))?
+            {
+                file.write_all(&chunk).await.map_err(StateError::io("write", &tmp))?;
+            }
+            file.sync_all().await.map_err(StateError::io("fsync", &tmp))?;
+            tokio::fs::rename(&tmp, &to).await.map_err(StateError::io("rename", &to))?;
+            Ok(true)
+        })
+    }
+
+    /// The names directly under `rel` (a "directory" listing: common prefixes and objects).
+    pub(crate) fn list_names(&self, rel: &str) -> Result<Vec<String>> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("list", async move {
+            let listing = store
+                .list_with_delimiter(Some(&path))
+                .await
+                .map_err(|source| StateError::object_store("list", url, source))?;
+            let names = listing.common_prefixes.iter().chain(listing.objects.iter().map(|o| &o.location));
+            Ok(names.filter_map(|p| p.filename().map(str::to_string)).collect())
+        })
+    }
+
+    /// Every object under `rel`, recursively, as paths relative to the location's prefix.
+    pub(crate) fn list_all(&self, rel: &str) -> Result<Vec<String>> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let prefix = self.path("");
+        self.run("list", async move {
+            let objects: Vec<_> = store
+                .list(Some(&path))
+                .try_collect()
+                .await
+                .map_err(|source| StateError::object_store("list", url, source))?;
+            let strip = |p: &ObjectPath| -> String {
+                let full = p.as_ref();
+                full.strip_prefix(prefix.as_ref()).unwrap_or(full).trim_start_matches('/').to_string()
+            };
+            Ok(objects.iter().map(|o| strip(&o.location)).collect())
+        })
+    }
+
+    /// Deletes `rel`; an object that is already gone is fine.
+    pub(crate) fn delete(&self, rel: &str) -> Result<()> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("delete", async move {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(source) => Err(StateError::object_store("delete", url, source)),
+            }
+        })
+    }
+
+    /// Copies `from` to `to`.
+    pub(crate) fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (store, src, dst, url) = (self.store.clone(), self.path(from), self.path(to), self.url_of(from));
+        self.run("copy", async move {
+            store.copy(&src, &dst).await.map_err(|source| StateError::object_store("copy", url, source))
+        })
+    }
+}
+
+/// Uploads the local file `from` to `to`, streaming: at most one buffer of
+/// [`UPLOAD_BUFFER_BYTES`] (plus two parts in flight) is held, whatever the file's size. A failed
+/// multipart upload is aborted.
+pub(crate) async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url: String, from: PathBuf) -> Result<()> {
+    let mut file = tokio::fs::File::open(&from).await.map_err(StateError::io("open", &from))?;
+    let mut writer = BufWriter::with_capacity(store, to, UPLOAD_BUFFER_BYTES).with_max_concurrency(2);
+    let mut buf = vec![0u8; 1 << 20];
+    let written: std::io::Result<()> = async {
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            writer.write_all(&buf[..n]).await?;
+        }
+        writer.shutdown().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = writer.abort().await;
+        let source = object_store::Error::Generic { store: "rill", source: Box::new(e) };
+        return Err(StateError::object_store("upload", url, source));
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Checkpoints in object storage, with the local disk as their working copy: the
+//! [`CheckpointStore`] of a job whose checkpoint location is `s3://...`.
+//!
+//! The object store is the truth. A checkpoint is complete when its manifest object exists; the
+//! manifest is written last, with a put that fails if one exists already. A subtask's files are
+//! uploaded before it acknowledges (see [`crate::SnapshotUploader`]), so a manifest only ever
+//! names objects that are there. Restoring reads the manifest from the store and downloads each
+//! file it names into the local checkpoint directory, unless a local copy with the same size and
+//! checksum is there already (the same machine); then the local copy is restored as always.
+//! Layout under the location's prefix:
+//!
+//! ```text
+//! chk-<id>/_manifest               written last, only if absent
+//! chk-<id>/<vertex>-<subtask>/...  a checkpoint's own files (operator state, RocksDB metadata)
+//! shared/<instance>/<n>.sst        SST files, uploaded once, named by every manifest needing them
+//! retired/chk-<id>/...             checkpoints moved aside, never deleted
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use crate::decisions::decide_shared_objects_to_delete;
+use crate::remote_io::PutOutcome;
+use crate::store::{digest_file, FsCheckpointStore};
+use crate::upload::checkpoint_rel;
+use crate::{CheckpointStore, Manifest, RemoteLocation, Result, StateError, MANIFEST_FILE, RETIRED_DIR};
+
+/// Checkpoints in an object store, mirrored to (and restored through) a local directory.
+#[derive(Debug, Clone)]
+pub struct RemoteCheckpointStore {
+    local: FsCheckpointStore,
+    location: Arc<RemoteLocation>,
+    /// Manifests read while checking a checkpoint, to find each file's object.
+    manifests: Arc<Mutex<Vec<Manifest>>>,
+}
+
+fn parse_id(name: &str) -> Option<u64> {
+    name.strip_prefix("chk-").and_then(|n| n.parse().ok())
+}
+
+impl RemoteCheckpointStore {
+    /// Checkpoints at `location`, with `local` as the working copy.
+    pub fn new(local: FsCheckpointStore, location: Arc<RemoteLocation>) -> Self {
+        RemoteCheckpointStore { local, location, manifests: Arc::default() }
+    }
+
+    /// The local working copy.
+    pub fn local(&self) -> &FsCheckpointStore {
+        &self.local
+    }
+
+    /// The object-store location.
+    pub fn location(&self) -> &Arc<RemoteLocation> {
+        &self.location
+    }
+
+    fn manifest_rel(id: u64) -> String {
+        format!("{}/{MANIFEST_FILE}", checkpoint_rel(id))
+    }
+
+    fn remote_ids(&self, under: &str) -> Result<BTreeSet<u64>> {
+        Ok(self.location.list_names(under)?.iter().filter_map(|n| parse_id(n)).collect())
+    }
+
+    /// The decoded manifest of `id` (from the cache of this store, else the object store).
+    fn manifest(&self, id: u64) -> Result<Option<Manifest>> {
+        if let Some(m) = self.cached(id) {
+            return Ok(Some(m));
+        }
+        let Some(bytes) = self.read_manifest(id)? else { return Ok(None) };
+        let manifest = Manifest::decode(id, &bytes)?;
+        let mut cache = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|m| m.checkpoint != id);
+        cache.push(manifest.clone());
+        Ok(Some(manifest))
+    }
+
+    fn cached(&self, id: u64) -> Option<Manifest> {
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|m| m.checkpoint == id).cloned()
+    }
+
+    /// Every manifest in the store but `except`'s: complete and retired checkpoints. One that
+    /// cannot be read stops the deletion (it might name the objects about to go).
+    fn other_manifests(&self, except: u64) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for id in self.remote_ids("")?.into_iter().filter(|&i| i != except) {
+            if let Some(bytes) = self.location.get(&Self::manifest_rel(id))? {
+                out.push(Manifest::decode(id, &bytes)?);
+            }
+        }
+        for id in self.remote_ids(RETIRED_DIR)? {
+            let rel = format!("{RETIRED_DIR}/{}", Self::manifest_rel(id));
+            if let Some(bytes) = self.location.get(&rel)? {
+                out.push(Manifest::decode(id, &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CheckpointStore for RemoteCheckpointStore {
+    /// Checkpoints in the object store, and local leftovers of attempts that never uploaded.
+    fn list(&self) -> Result<Vec<u64>> {
+        let mut ids = self.remote_ids("")?;
+        ids.extend(self.local.list()?);
+        Ok(ids.into_iter().collect())
+    }
+
+    fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self.location.get(&Self::manifest_rel(id))?.map(|b| b.to_vec()))
+    }
+
+    fn sync_dir(&self, id: u64, rel: &str) -> Result<()> {
+        self.local.sync_dir(id, rel)
+    }
+
+    /// Puts the manifest in the object store only if none is there (another process may have
+    /// completed this checkpoint: then this one fails), then writes the local copy.
+    fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
+        let rel = Self::manifest_rel(id);
+        if self.location.put_if_absent(&rel, bytes.to_vec())? == PutOutcome::AlreadyExists {
+            return Err(StateError::ManifestExists { checkpoint: id, location: self.location.url_of(&rel) });
+        }
+        self.local.write_manifest(id, bytes)
+    }
+
+    /// Size and CRC-32 of the local copy of a file, downloading it first when the local copy
+    /// is missing or differs from what the manifest says. `None` if the object is missing.
+    fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
+        let local = self.local.checkpoint_dir(id).join(path);
+        let entry = self.manifest(id)?.and_then(|m| m.files().find(|f| f.path == path).cloned());
+        let Some(entry) = entry else { return self.local.digest(id, path) };
+        if let Some(found) = self.local.digest(id, path)? {
+            if found == (entry.size, entry.crc32) {
+                return Ok(Some(found));
+            }
+        }
+        let Some(object) = entry.object.as_deref() else { return self.local.digest(id, path) };
+        if !self.location.download(object, &local)? {
+            return Ok(None);
+        }
+        digest_file(&local).map(Some)
+    }
+
+    /// Deletes the manifest first (the checkpoint is no longer complete), then the checkpoint's
+    /// own objects and the shared ones no other manifest names, then the local copy.
+    fn delete(&self, id: u64) -> Result<()> {
+        let doomed_shared = match self.manifest(id)? {
+            Some(manifest) => decide_shared_objects_to_delete(&manifest, &self.other_manifests(id)?),
+            None => Vec::new(),
+        };
+        self.location.delete(&Self::manifest_rel(id))?;
+        for object in self.location.list_all(&checkpoint_rel(id))? {
+            self.location.delete(&object)?;
+        }
+        for object in doomed_shared {
+            self.location.delete(&object)?;
+        }
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).retain(|m| m.checkpoint != id);
+        self.local.delete(id)
+    }
+
+    /// Moves the checkpoint's own objects under `retired/` (manifest last), and the local copy
+    /// aside. Shared objects stay: a retired manifest still names them.
+    fn retire(&self, id: u64) -> Result<()> {
+        let manifest_rel = Self::manifest_rel(id);
+        let mut objects = self.location.list_all(&checkpoint_rel(id))?;
+        objects.sort_by_key(|o| *o == manifest_rel);
+        for object in &objects {
+            self.location.copy(object, &format!("{RETIRED_DIR}/{object}"))?;
+        }
+        // The manifest goes first: a retirement cut short leaves an incomplete checkpoint.
+        self.location.delete(&manifest_rel)?;
+        for object in objects.iter().filter(|o| **o != manifest_rel) {
+            self.location.delete(object)?;
+        }
+        if self.local.checkpoint_dir(id).exists() {
+            self.local.retire(id)?;
+        }
+        Ok(())
+    }
+
+    fn retired(&self) -> Result<Vec<u64>> {
+        let mut ids = self.remote_ids(RETIRED_DIR)?;
+        ids.extend(self.local.retired()?);
+        Ok(ids.into_iter().collect())
+    }
+}

@@ -1,0 +1,121 @@
+//! Incremental upload of one subtask's snapshots to object storage: an SST file never changes
+//! once RocksDB wrote it, so it is uploaded once, under `shared/<backend instance>/<file>`, and
+//! every later checkpoint that still holds it only names it; everything else (RocksDB's
+//! `MANIFEST`, `CURRENT`, `OPTIONS`, operator state) goes under `chk-<id>/`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::decisions::SHARED_PREFIX;
+use crate::location::CONCURRENT_UPLOADS;
+use crate::remote_io::upload_file;
+use crate::{RemoteLocation, Result, StateError, SubtaskSnapshot};
+
+/// Called once an upload has finished: the snapshot naming its objects and what moved, or why
+/// it failed.
+pub type UploadDone = Box<dyn FnOnce(Result<(SubtaskSnapshot, UploadStats)>) + Send>;
+
+/// What one upload moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    /// Files uploaded now.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files already in the store from an earlier checkpoint, named again.
+    pub reused: usize,
+}
+
+/// The uploads of one subtask's keyed-state backend instance (a working database opened once
+/// per attempt: its SST file names are unique within it).
+#[derive(Debug, Clone)]
+pub struct SnapshotUploader {
+    location: Arc<RemoteLocation>,
+    instance: String,
+    /// Shared objects this instance has uploaded and the last snapshot still named.
+    uploaded: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The checkpoint's own directory in the store.
+pub(crate) fn checkpoint_rel(id: u64) -> String {
+    format!("chk-{id:010}")
+}
+
+fn is_immutable(path: &str) -> bool {
+    path.ends_with(".sst") || path.ends_with(".blob")
+}
+
+impl SnapshotUploader {
+    /// An uploader for a backend instance named `instance` (unique per working database).
+    pub fn new(location: Arc<RemoteLocation>, instance: impl Into<String>) -> Self {
+        SnapshotUploader { location, instance: instance.into(), uploaded: Arc::default() }
+    }
+
+    /// Where `file` (a path relative to the checkpoint directory) of checkpoint `id` is stored.
+    fn object_of(&self, id: u64, snapshot: &SubtaskSnapshot, file: &str) -> String {
+        let keyed = snapshot.keyed_state_dir.as_deref().is_some_and(|dir| file.starts_with(dir));
+        match file.rsplit_once('/') {
+            Some((_, name)) if keyed && is_immutable(name) => format!("{SHARED_PREFIX}{}/{name}", self.instance),
+            _ => format!("{}/{file}", checkpoint_rel(id)),
+        }
+    }
+
+    /// Uploads, in the background, the files of `snapshot` (written under the local
+    /// `checkpoint_dir` of checkpoint `id`) that the store does not have yet, then calls `done`
+    /// with the snapshot naming every file's object (and what moved).
+    pub fn upload_async(&self, id: u64, checkpoint_dir: PathBuf, mut snapshot: SubtaskSnapshot, done: UploadDone) {
+        let this = self.clone();
+        let Some(handle) = self.location.runtime.handle().cloned() else {
+            let source = object_store::Error::Generic { store: "rill", source: "runtime is shut down".into() };
+            done(Err(StateError::object_store("upload", self.location.url().to_string(), source)));
+            return;
+        };
+        handle.spawn(async move {
+            let result = this.upload(id, &checkpoint_dir, &mut snapshot).await;
+            done(result.map(|stats| (snapshot, stats)));
+        });
+    }
+
+    async fn upload(
+        &self,
+        id: u64,
+        checkpoint_dir: &std::path::Path,
+        snapshot: &mut SubtaskSnapshot,
+    ) -> Result<UploadStats> {
+        let objects: Vec<String> = snapshot.files.iter().map(|f| self.object_of(id, snapshot, &f.path)).collect();
+        let known = self.uploaded.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut stats = UploadStats::default();
+        let mut todo = Vec::new();
+        for (file, object) in snapshot.files.iter().zip(&objects) {
+            if object.starts_with(SHARED_PREFIX) && known.contains(object) {
+                stats.reused += 1;
+            } else {
+                stats.files += 1;
+                stats.bytes += file.size;
+                todo.push((checkpoint_dir.join(&file.path), object.clone()));
+            }
+        }
+        let location = &self.location;
+        futures::stream::iter(todo)
+            .map(|(local, object)| async move {
+                // One permit per file: uploads of every subtask together stay within bounds.
+                let _permit = location.uploads.acquire().await.map_err(|_| {
+                    let source = object_store::Error::Generic { store: "rill", source: "upload pool closed".into() };
+                    StateError::object_store("upload", location.url_of(&object), source)
+                })?;
+                upload_file(location.store.clone(), location.path(&object), location.url_of(&object), local).await
+            })
+            .buffer_unordered(CONCURRENT_UPLOADS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let shared: HashSet<String> = objects.iter().filter(|o| o.starts_with(SHARED_PREFIX)).cloned().collect();
+        *self.uploaded.lock().unwrap_or_else(|p| p.into_inner()) = shared;
+        for (file, object) in snapshot.files.iter_mut().zip(objects) {
+            file.object = Some(object);
+        }
+        Ok(stats)
+    }
+}
