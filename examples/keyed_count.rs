@@ -43,6 +43,12 @@ struct Args {
     /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
     #[arg(long)]
     checkpoint_location: Option<String>,
+    /// A checkpoint not complete within this long is abandoned (default: 10 minutes).
+    #[arg(long)]
+    checkpoint_timeout_ms: Option<u64>,
+    /// Checkpoints that may fail in a row before the job fails over (default 0).
+    #[arg(long, default_value_t = 0)]
+    tolerable_checkpoint_failures: usize,
     /// Where the counts are written (a local directory). Default: `DIR/output`.
     #[arg(long)]
     output: Option<String>,
@@ -170,7 +176,11 @@ fn main() -> anyhow::Result<()> {
         .restart_strategy(args.restart_strategy)
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
+        .tolerable_checkpoint_failures(args.tolerable_checkpoint_failures)
         .checkpoint_dir(args.dir.join("checkpoints"));
+    if let Some(ms) = args.checkpoint_timeout_ms {
+        builder = builder.checkpoint_timeout(Duration::from_millis(ms));
+    }
     if let Some(location) = &args.checkpoint_location {
         builder = builder.checkpoint_location(location);
     }

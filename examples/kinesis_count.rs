@@ -45,6 +45,13 @@ struct Args {
     /// Holds checkpoints, working state and `output/`.
     #[arg(long)]
     dir: PathBuf,
+    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
+    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
+    #[arg(long)]
+    checkpoint_location: Option<String>,
+    /// Where the counts are written (a local directory). Default: `DIR/output`.
+    #[arg(long)]
+    output: Option<String>,
     /// Checkpoint interval; 0 disables periodic checkpoints.
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
@@ -108,10 +115,13 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("invalid Kinesis source configuration")?;
 
-    let env = StreamEnv::builder()
+    let mut builder = StreamEnv::builder().checkpoint_dir(args.dir.join("checkpoints"));
+    if let Some(location) = &args.checkpoint_location {
+        builder = builder.checkpoint_location(location);
+    }
+    let env = builder
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .checkpoint_dir(args.dir.join("checkpoints"))
         .metrics_addr(args.metrics_addr)
         .build()?;
     let stats = source.stats_handle();
@@ -119,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         .key_by(|key: &String| key.clone())
         .process(RunningCount::open)
         .map(|(key, count)| format!("{key}\t{count}"))
-        .sink_to(FileSink::exactly_once(args.dir.join("output")));
+        .sink_to(FileSink::exactly_once(rill::output_dir(args.output.as_deref(), args.dir.join("output"))?));
     let result = rill::execute_with_progress(env, "kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

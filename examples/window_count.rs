@@ -41,6 +41,10 @@ struct Args {
     /// Holds `checkpoints/` and `output/`.
     #[arg(long)]
     dir: PathBuf,
+    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
+    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
+    #[arg(long)]
+    checkpoint_location: Option<String>,
     /// Checkpoint interval; 0 disables periodic checkpoints.
     #[arg(long, default_value_t = 1000)]
     checkpoint_interval_ms: u64,
@@ -122,11 +126,14 @@ fn main() -> anyhow::Result<()> {
     if let Some(id) = args.restore_from {
         builder = builder.restore_from(id);
     }
+    builder = builder.checkpoint_dir(args.dir.join("checkpoints"));
+    if let Some(location) = &args.checkpoint_location {
+        builder = builder.checkpoint_location(location);
+    }
     let env = builder
         .restart_strategy(args.restart_strategy)
         .parallelism(args.parallelism)
         .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .checkpoint_dir(args.dir.join("checkpoints"))
         .tick_interval(Duration::from_millis(WATERMARK_INTERVAL_MS))
         .watermark_alignment(Duration::from_millis(args.window_ms.max(args.out_of_orderness_ms)))
         .metrics_addr(args.metrics_addr)

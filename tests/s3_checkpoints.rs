@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
+use support::s3_faults::{Fault, S3FaultProxy};
 use support::{assert_exactly_once, assert_no_hidden_files, kill_after, summary_field, KeyedCount};
 
 fn endpoint() -> String {
@@ -35,7 +36,11 @@ fn object_keys(bucket: &str, prefix: &str) -> Vec<String> {
 
 /// The S3 settings a job reads, as the AWS SDKs read them.
 fn s3_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ENDPOINT_URL_S3", endpoint())
+    s3_env_at(cmd, &endpoint())
+}
+
+fn s3_env_at<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
+    cmd.env("AWS_ENDPOINT_URL_S3", endpoint)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
@@ -115,4 +120,51 @@ fn a_missing_bucket_fails_the_job_with_the_object_store_error_not_data_loss() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rill-no-such-bucket"), "{stderr}");
+}
+
+#[test]
+fn s3_faults_during_uploads_fail_checkpoints_not_the_job_and_the_output_stays_exactly_once() {
+    let bucket = bucket("faults");
+    let location = format!("s3://{bucket}/job");
+    let proxy = S3FaultProxy::start(&endpoint());
+    let shared = tempfile::tempdir().unwrap();
+    let machine = tempfile::tempdir().unwrap();
+    let mut job = job(2, &location, shared.path());
+    job.interval_ms = 200;
+    job.extra.extend(["--checkpoint-timeout-ms", "1500", "--tolerable-checkpoint-failures", "1000"].map(String::from));
+    let mut cmd = job.command(machine.path());
+    s3_env_at(&mut cmd, &proxy.endpoint).env("RUST_LOG", "warn");
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // S3 slows down (503, retried by the client until the checkpoint times out), recovers, then
+    // refuses uploads (403, not retried: the checkpoint is declined), and recovers again.
+    for (fault, ms) in [(Fault::None, 1500), (Fault::SlowDown, 2500), (Fault::None, 1000), (Fault::Deny, 1000)] {
+        proxy.set(fault);
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    proxy.set(Fault::None);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
+    let abandoned: Vec<&str> = stderr.lines().filter(|l| l.contains("abandoned")).collect();
+    eprintln!(
+        "{} faults injected; {} checkpoints abandoned:\n{}",
+        proxy.injected(),
+        abandoned.len(),
+        abandoned.join("\n")
+    );
+    assert!(proxy.injected() > 0, "faults were injected");
+    assert_eq!(summary_field(&out, "restarts"), "0", "the job never failed over: {stderr}");
+    assert!(stderr.contains("expired"), "a checkpoint slowed down by S3 expired: {stderr}");
+    assert!(
+        stderr.contains("declined") && stderr.contains("AccessDenied"),
+        "a refused upload declined a checkpoint: {stderr}"
+    );
+    assert_exactly_once(shared.path(), RECORDS, 97);
+    // Another machine restores the final checkpoint, uploaded after the faults.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut cmd = job.command(elsewhere.path());
+    let again = s3_env(&mut cmd).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_ne!(summary_field(&again, "restored_from"), "none");
+    assert_exactly_once(shared.path(), RECORDS, 97);
 }

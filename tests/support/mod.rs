@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod s3_faults;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -358,6 +358,7 @@ impl<'a> Coordinator<'a> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
         let pending_uploaded = pending.uploaded_bytes;
+        let started = pending.triggered;
         let vertices: Vec<(String, usize)> =
             self.graph.vertices.iter().enumerate().map(|(i, v)| (v.id(i), v.parallelism)).collect();
         let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
@@ -366,7 +367,8 @@ impl<'a> Coordinator<'a> {
             self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
             return Err(e);
         }
-        self.monitor.checkpoint_completed(epoch, manifest.files().map(|f| f.size).sum());
+        let bytes: u64 = manifest.files().map(|f| f.size).sum();
+        self.monitor.checkpoint_completed(epoch, bytes);
         self.uploaded_bytes += pending_uploaded;
         self.answer(Ok(epoch));
         if manifest.savepoint {
@@ -376,7 +378,13 @@ impl<'a> Coordinator<'a> {
         if then_stop {
             self.final_done = true;
         }
-        tracing::debug!(epoch, "checkpoint complete");
+        tracing::info!(
+            epoch,
+            bytes,
+            uploaded_bytes = pending_uploaded,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "checkpoint complete"
+        );
         for (_, _, c) in self.controls {
             let _ = c.send(Control::Commit(epoch));
         }

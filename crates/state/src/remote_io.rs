@@ -160,9 +160,23 @@ impl RemoteLocation {
 }
 
 /// Uploads the local file `from` to `to`, streaming: at most one buffer of
-/// [`UPLOAD_BUFFER_BYTES`] (plus two parts in flight) is held, whatever the file's size. A failed
-/// multipart upload is aborted.
+/// [`UPLOAD_BUFFER_BYTES`] (plus two parts in flight) is held, whatever the file's size. A
+/// multipart upload that fails while parts are written is aborted; one whose completion fails is
+/// left to the bucket's lifecycle rule for incomplete uploads (the writer cannot abort it then).
 pub(crate) async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url: String, from: PathBuf) -> Result<()> {
+    // The writer reports the store's own error inside an I/O error: unwrap it when it is one.
+    let failed = |e: std::io::Error| {
+        let source = if e.get_ref().is_some_and(|inner| inner.is::<object_store::Error>()) {
+            match e.into_inner().map(|inner| inner.downcast::<object_store::Error>()) {
+                Some(Ok(store_error)) => *store_error,
+                Some(Err(other)) => object_store::Error::Generic { store: "rill", source: other },
+                None => object_store::Error::Generic { store: "rill", source: "unknown I/O error".into() },
+            }
+        } else {
+            object_store::Error::Generic { store: "rill", source: Box::new(e) }
+        };
+        StateError::object_store("upload", url.clone(), source)
+    };
     let mut file = tokio::fs::File::open(&from).await.map_err(StateError::io("open", &from))?;
     let mut writer = BufWriter::with_capacity(store, to, UPLOAD_BUFFER_BYTES).with_max_concurrency(2);
     let mut buf = vec![0u8; 1 << 20];
@@ -170,17 +184,15 @@ pub(crate) async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url
         loop {
             let n = file.read(&mut buf).await?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             writer.write_all(&buf[..n]).await?;
         }
-        writer.shutdown().await
     }
     .await;
     if let Err(e) = written {
         let _ = writer.abort().await;
-        let source = object_store::Error::Generic { store: "rill", source: Box::new(e) };
-        return Err(StateError::object_store("upload", url, source));
+        return Err(failed(e));
     }
-    Ok(())
+    writer.shutdown().await.map_err(failed)
 }

@@ -73,9 +73,17 @@ impl SnapshotUploader {
             done(Err(StateError::object_store("upload", self.location.url().to_string(), source)));
             return;
         };
+        let url = self.location.url().to_string();
         handle.spawn(async move {
-            let result = this.upload(id, &checkpoint_dir, &mut snapshot).await;
-            done(result.map(|stats| (snapshot, stats)));
+            let upload = tokio::spawn(async move {
+                let stats = this.upload(id, &checkpoint_dir, &mut snapshot).await?;
+                Ok((snapshot, stats))
+            });
+            // A panicking upload still answers: the checkpoint fails instead of waiting.
+            done(upload.await.unwrap_or_else(|e| {
+                let source = object_store::Error::Generic { store: "rill", source: e.to_string().into() };
+                Err(StateError::object_store("upload", url, source))
+            }));
         });
     }
 
