@@ -195,10 +195,14 @@ mod tests {
     use super::*;
     use crate::{FileDigest, KeyGroupRange, MemoryCheckpointStore, SubtaskSnapshot, VertexSnapshot};
 
-    fn complete(store: &MemoryCheckpointStore, id: u64) {
-        let data = format!("state of {id}").into_bytes();
-        store.put_file(id, "v0-0/operator.bin", &data);
-        let manifest = Manifest {
+    /// A one-subtask manifest naming `files`.
+    fn manifest_of(
+        id: u64,
+        keyed_state_dir: Option<&str>,
+        operator_state_file: Option<&str>,
+        files: Vec<FileDigest>,
+    ) -> Manifest {
+        Manifest {
             checkpoint: id,
             job: "test".into(),
             max_parallelism: 128,
@@ -211,17 +215,24 @@ mod tests {
                 subtasks: vec![SubtaskSnapshot {
                     subtask: 0,
                     key_groups: KeyGroupRange { start: 0, end: 127 },
-                    keyed_state_dir: None,
-                    operator_state_file: Some("v0-0/operator.bin".into()),
-                    files: vec![FileDigest {
-                        path: "v0-0/operator.bin".into(),
-                        size: data.len() as u64,
-                        crc32: crc32fast::hash(&data),
-                        object: None,
-                    }],
+                    keyed_state_dir: keyed_state_dir.map(str::to_string),
+                    operator_state_file: operator_state_file.map(str::to_string),
+                    files,
                 }],
             }],
+        }
+    }
+
+    fn complete(store: &MemoryCheckpointStore, id: u64) {
+        let data = format!("state of {id}").into_bytes();
+        store.put_file(id, "v0-0/operator.bin", &data);
+        let file = FileDigest {
+            path: "v0-0/operator.bin".into(),
+            size: data.len() as u64,
+            crc32: crc32fast::hash(&data),
+            object: None,
         };
+        let manifest = manifest_of(id, None, Some("v0-0/operator.bin"), vec![file]);
         store.write_manifest(id, &manifest.encode().unwrap()).unwrap();
     }
 
@@ -363,25 +374,7 @@ mod tests {
             .iter()
             .map(|o| FileDigest { path: format!("v0-0/keyed/{o}"), size: 1, crc32: 0, object: Some(o.to_string()) })
             .collect();
-        Manifest {
-            checkpoint: id,
-            job: "j".into(),
-            max_parallelism: 128,
-            completed_at_ms: 0,
-            final_checkpoint: false,
-            savepoint: false,
-            vertices: vec![VertexSnapshot {
-                vertex: "v0".into(),
-                parallelism: 1,
-                subtasks: vec![SubtaskSnapshot {
-                    subtask: 0,
-                    key_groups: KeyGroupRange { start: 0, end: 127 },
-                    keyed_state_dir: Some("v0-0/keyed".into()),
-                    operator_state_file: None,
-                    files,
-                }],
-            }],
-        }
+        manifest_of(id, Some("v0-0/keyed"), None, files)
     }
 
     #[test]
