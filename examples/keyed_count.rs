@@ -49,7 +49,8 @@ struct Args {
     /// Checkpoints that may fail in a row before the job fails over (default 0).
     #[arg(long, default_value_t = 0)]
     tolerable_checkpoint_failures: usize,
-    /// Where the counts are written (a local directory). Default: `DIR/output`.
+    /// Where the counts are written: a local directory or `s3://bucket/prefix`. Default:
+    /// `DIR/output`. (`--verify` reads local directories only.)
     #[arg(long)]
     output: Option<String>,
     /// At most this many records per second.
@@ -199,9 +200,8 @@ fn main() -> anyhow::Result<()> {
     }
     let counts = numbers.key_by(move |seq: &u64| keys.of(*seq)).process(RunningCount::open);
     match args.emit {
-        Emit::Running => counts
-            .map(|(key, count)| format!("{key}\t{count}"))
-            .sink_to(FileSink::exactly_once(rill::output_dir(args.output.as_deref(), args.dir.join("output"))?)),
+        Emit::Running => rill::OutputLocation::parse(args.output.as_deref(), args.dir.join("output"))?
+            .sink(counts.map(|(key, count)| format!("{key}\t{count}"))),
         Emit::None => counts.sink_to(DiscardSink),
     };
     let result = rill::execute_with_progress(env, "keyed-count").context("keyed-count job failed")?;
@@ -229,7 +229,7 @@ fn verify(args: &Args) -> anyhow::Result<()> {
     let expected = |key: u64| counts[key as usize];
     let mut seen: Vec<Vec<u64>> = (0..keys).map(|k| vec![0u64; expected(k).div_ceil(64) as usize]).collect();
     let mut lines = 0u64;
-    let output = rill::output_dir(args.output.as_deref(), args.dir.join("output"))?;
+    let output = args.output.as_deref().map_or_else(|| args.dir.join("output"), PathBuf::from);
     let mut files: Vec<_> = std::fs::read_dir(&output)
         .with_context(|| format!("reading {}", output.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -49,7 +49,7 @@ struct Args {
     /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
     #[arg(long)]
     checkpoint_location: Option<String>,
-    /// Where the counts are written (a local directory). Default: `DIR/output`.
+    /// Where the counts are written: a local directory or `s3://bucket/prefix`. Default: `DIR/output`.
     #[arg(long)]
     output: Option<String>,
     /// Checkpoint interval; 0 disables periodic checkpoints.
@@ -125,11 +125,12 @@ fn main() -> anyhow::Result<()> {
         .metrics_addr(args.metrics_addr)
         .build()?;
     let stats = source.stats_handle();
-    env.source("kinesis", source)
+    let counts = env
+        .source("kinesis", source)
         .key_by(|key: &String| key.clone())
         .process(RunningCount::open)
-        .map(|(key, count)| format!("{key}\t{count}"))
-        .sink_to(FileSink::exactly_once(rill::output_dir(args.output.as_deref(), args.dir.join("output"))?));
+        .map(|(key, count)| format!("{key}\t{count}"));
+    rill::OutputLocation::parse(args.output.as_deref(), args.dir.join("output"))?.sink(counts);
     let result = rill::execute_with_progress(env, "kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

@@ -42,9 +42,10 @@ pub use rill_state as state;
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
     AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
-    InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, PrintSink, ProcessWindowFunction, RunningCount,
-    SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
-    WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
+    InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
+    ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow,
+    TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
+    Windowed, WindowedStream,
 };
 pub use rill_runtime::{
     fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, DataStreamSink, ErrorClass, JobResult,
@@ -78,16 +79,37 @@ pub fn execute_with_progress(env: StreamEnv, job: &str) -> Result<JobResult> {
     result
 }
 
-/// Where a job's file output goes: `location` if given (a local directory), else `default`.
-/// Output written to an object store (`s3://...`) is refused with an error naming it: the file
-/// sink writes to local (or mounted shared) directories only, for now.
-pub fn output_dir(location: Option<&str>, default: std::path::PathBuf) -> Result<std::path::PathBuf> {
-    match location {
-        Some(url) if rill_state::is_object_store_url(url) => Err(rill_runtime::RuntimeError::Config(format!(
-            "output location '{url}': the file sink cannot write to an object store yet; give a local directory"
-        ))),
-        Some(path) => Ok(path.into()),
-        None => Ok(default),
+/// Where a job's line output goes: a local directory, or an object store.
+#[derive(Debug)]
+pub enum OutputLocation {
+    /// A local (or mounted shared) directory, for [`FileSink`].
+    Directory(std::path::PathBuf),
+    /// An object store (`s3://bucket/prefix`), for [`ObjectStoreSink`].
+    ObjectStore(std::sync::Arc<rill_state::RemoteLocation>),
+}
+
+impl OutputLocation {
+    /// `location` if given (`s3://bucket/prefix`, configured from the standard AWS variables, or
+    /// a local directory), else the directory `default`.
+    pub fn parse(location: Option<&str>, default: std::path::PathBuf) -> Result<Self> {
+        match location {
+            Some(url) if rill_state::is_object_store_url(url) => {
+                let location = rill_state::RemoteLocation::s3(url)
+                    .map_err(|e| rill_runtime::RuntimeError::Config(format!("output location: {e}")))?;
+                Ok(OutputLocation::ObjectStore(std::sync::Arc::new(location)))
+            }
+            Some(path) => Ok(OutputLocation::Directory(path.into())),
+            None => Ok(OutputLocation::Directory(default)),
+        }
+    }
+
+    /// Ends `lines` in the exactly-once sink for this location.
+    pub fn sink<T: std::fmt::Display + Send + 'static>(self, lines: DataStream<T>) -> DataStreamSink {
+        use rill_operators::StreamExt as _;
+        match self {
+            OutputLocation::Directory(dir) => lines.sink_to(FileSink::exactly_once(dir)),
+            OutputLocation::ObjectStore(location) => lines.sink_to(ObjectStoreSink::exactly_once(location)),
+        }
     }
 }
 

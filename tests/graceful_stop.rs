@@ -39,6 +39,21 @@ fn checkpoints_completed(job: &serde_json::Value) -> u64 {
     job["checkpoints_completed"].as_u64().unwrap_or(0)
 }
 
+/// Scrapes `/metrics` until `done` holds (the text), or gives up after [`PATIENCE`] (the last text).
+fn wait_for_metrics(addr: &str, done: impl Fn(&str) -> bool) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let text = get_text(addr, "/metrics");
+        if done(&text) {
+            return Ok(text);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn manifest_text(dir: &Path, id: u64) -> Option<String> {
     std::fs::read_to_string(dir.join("checkpoints").join(format!("chk-{id:010}")).join("_manifest")).ok()
 }
@@ -53,8 +68,10 @@ fn metrics_move_while_the_job_runs_and_the_page_is_served() {
     let records_before = metric_sum(&first, "rill_task_records_in_total");
     let checkpoints_before = metric_sum(&first, "rill_checkpoints_completed_total");
     wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) as f64 >= checkpoints_before + 2.0);
-    let second = get_text(&addr, "/metrics");
-    assert!(metric_sum(&second, "rill_task_records_in_total") > records_before, "records in did not grow:\n{second}");
+    // Task counters are published once a second, checkpoint counters as checkpoints complete:
+    // wait for the next publication rather than assume one came with the checkpoints.
+    let second = wait_for_metrics(&addr, |text| metric_sum(text, "rill_task_records_in_total") > records_before)
+        .unwrap_or_else(|last| panic!("records in did not grow within {PATIENCE:?}:\n{last}"));
     assert!(metric_sum(&second, "rill_checkpoints_completed_total") >= checkpoints_before + 2.0, "{second}");
     assert!(
         second.contains(r#"rill_task_records_out_total{job="keyed-count",vertex="generator",subtask="1"}"#),

@@ -1,55 +1,30 @@
 //! Acceptance (issue 13): checkpoints on S3 outlive the machine. `keyed_count` keeps its
-//! checkpoints in a bucket of moto's S3 server and is killed with SIGKILL again and again, each
-//! run on "another machine" (a new, empty local directory); the last run, at another
-//! parallelism, restores from S3 and the committed output counts every record exactly once.
+//! checkpoints and its output in a bucket of moto's S3 server and is killed with SIGKILL again
+//! and again, each run on "another machine" (a new, empty local directory); the last run, at
+//! another parallelism, restores from S3 and the committed output objects count every record
+//! exactly once. Faults injected in front of S3 fail checkpoints, never the job.
 //!
-//! Needs moto's server (`scripts/test.sh` starts it; a missing `RILL_S3_ENDPOINT` fails). The
-//! output goes to a directory that outlives the runs, standing in for shared storage.
+//! Needs moto's server (`scripts/test.sh` starts it; a missing `RILL_S3_ENDPOINT` fails). In
+//! the fault test the output goes to a local directory, so that only checkpoint uploads meet
+//! the faults.
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
+use support::s3::{bucket, download_output, endpoint, object_keys, s3_env, s3_env_at};
 use support::s3_faults::{Fault, S3FaultProxy};
-use support::{assert_exactly_once, assert_no_hidden_files, kill_after, summary_field, KeyedCount};
-
-fn endpoint() -> String {
-    std::env::var("RILL_S3_ENDPOINT").expect("RILL_S3_ENDPOINT is required for this test (scripts/test.sh sets it)")
-}
-
-/// A new bucket on the S3 server, named after the test.
-fn bucket(name: &str) -> String {
-    let bucket = format!("{name}-{:08x}", rand::rng().random::<u32>());
-    let response = reqwest::blocking::Client::new().put(format!("{}/{bucket}", endpoint())).send().unwrap();
-    assert!(response.status().is_success(), "create bucket {bucket}: {}", response.status());
-    bucket
-}
-
-/// The names of the objects under `prefix` in `bucket` (S3 ListObjectsV2).
-fn object_keys(bucket: &str, prefix: &str) -> Vec<String> {
-    let url = format!("{}/{bucket}?list-type=2&prefix={prefix}", endpoint());
-    let body = reqwest::blocking::get(url).unwrap().text().unwrap();
-    body.split("<Key>").skip(1).filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string())).collect()
-}
-
-/// The S3 settings a job reads, as the AWS SDKs read them.
-fn s3_env(cmd: &mut Command) -> &mut Command {
-    s3_env_at(cmd, &endpoint())
-}
-
-fn s3_env_at<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Command {
-    cmd.env("AWS_ENDPOINT_URL_S3", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-}
+use support::{assert_exactly_once, kill_after, summary_field, KeyedCount};
 
 /// At 150,000 records/s, about 8 s of input: four runs killed within 1.5 s each leave some.
 const RECORDS: u64 = 1_200_000;
 
 fn job(parallelism: usize, location: &str, output: &std::path::Path) -> KeyedCount {
+    job_to(parallelism, location, &output.join("output").display().to_string())
+}
+
+fn job_to(parallelism: usize, location: &str, output: &str) -> KeyedCount {
     KeyedCount {
         records: RECORDS,
         keys: 97,
@@ -62,23 +37,23 @@ fn job(parallelism: usize, location: &str, output: &std::path::Path) -> KeyedCou
             "--checkpoint-location".into(),
             location.into(),
             "--output".into(),
-            output.join("output").display().to_string(),
+            output.into(),
         ],
     }
 }
 
 #[test]
-fn killed_runs_on_new_machines_resume_from_s3_and_count_every_record_exactly_once() {
+fn killed_runs_on_new_machines_resume_from_s3_and_commit_to_s3_every_record_exactly_once() {
     let seed: u64 = rand::rng().random();
     eprintln!("seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let bucket = bucket("killed");
     let location = format!("s3://{bucket}/jobs/count");
-    let shared = tempfile::tempdir().unwrap();
+    let output = format!("s3://{bucket}/output/counts");
     let mut kills = 0;
     for _ in 0..4 {
         let machine = tempfile::tempdir().unwrap();
-        let mut cmd = job(2, &location, shared.path()).command(machine.path());
+        let mut cmd = job_to(2, &location, &output).command(machine.path());
         let child = s3_env(&mut cmd).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         if !kill_after(child.spawn().unwrap(), Duration::from_millis(rng.random_range(500..1500))) {
             kills += 1;
@@ -90,13 +65,14 @@ fn killed_runs_on_new_machines_resume_from_s3_and_count_every_record_exactly_onc
         "SST files are uploaded under shared/"
     );
     let machine = tempfile::tempdir().unwrap();
-    let mut cmd = job(3, &location, shared.path()).command(machine.path());
+    let mut cmd = job_to(3, &location, &output).command(machine.path());
     let out = s3_env(&mut cmd).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_ne!(summary_field(&out, "restored_from"), "none", "the last run resumes from a checkpoint on S3");
     assert_ne!(summary_field(&out, "uploaded_bytes"), "0");
-    assert_exactly_once(shared.path(), RECORDS, 97);
-    assert_no_hidden_files(shared.path());
+    let downloaded = tempfile::tempdir().unwrap();
+    download_output(&bucket, "output/counts/", downloaded.path());
+    assert_exactly_once(downloaded.path(), RECORDS, 97);
 }
 
 #[test]

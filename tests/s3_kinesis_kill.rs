@@ -1,11 +1,10 @@
 //! Acceptance (issue 13): the Kinesis count with its checkpoints on S3 (moto) survives losing
 //! its machine. `kinesis_count` reads a 2-shard kinesalite stream at a paced rate, is killed with
 //! SIGKILL twice, each run on a new empty local directory, and a last run on yet another one
-//! restores from S3 and finishes: every record counted exactly once.
+//! restores from S3 and finishes: the output objects on S3 count every record exactly once.
 //!
 //! Needs kinesalite and moto's server (`scripts/test.sh` starts both; a missing
-//! `RILL_KINESALITE_ENDPOINT` or `RILL_S3_ENDPOINT` fails). The output directory outlives the
-//! runs, standing in for shared storage.
+//! `RILL_KINESALITE_ENDPOINT` or `RILL_S3_ENDPOINT` fails).
 
 mod support;
 
@@ -14,18 +13,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rand::Rng;
 use rill_kinesis_common::test_utils::{create_stream, put_records, unique_stream_name, Emulator};
+use support::s3::{bucket, download_output, s3_env};
 use support::{assert_counts_exactly_once_by_name, kill_after, summary_field};
 
 const RECORDS: usize = 30_000;
 const KEYS: usize = 30;
 
-fn s3_endpoint() -> String {
-    std::env::var("RILL_S3_ENDPOINT").expect("RILL_S3_ENDPOINT is required for this test (scripts/test.sh sets it)")
-}
-
-fn kinesis_count(endpoint: &str, stream: &str, machine: &Path, location: &str, output: &Path) -> Command {
+fn kinesis_count(endpoint: &str, stream: &str, machine: &Path, location: &str, output: &str) -> Command {
     let mut cmd = Command::new(support::example("kinesis_count"));
     cmd.args(["--endpoint", endpoint, "--region", "us-east-1", "--stream", stream, "--parallelism", "2"])
         .args(["--checkpoint-interval-ms", "200", "--initial-position", "TRIM_HORIZON", "--idle-exit-ms", "3000"])
@@ -33,13 +28,8 @@ fn kinesis_count(endpoint: &str, stream: &str, machine: &Path, location: &str, o
         .args(["--read-bytes-per-shard", "200000"])
         .arg("--dir")
         .arg(machine)
-        .args(["--checkpoint-location", location])
-        .arg("--output")
-        .arg(output)
-        .env("AWS_ENDPOINT_URL_S3", s3_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1");
+        .args(["--checkpoint-location", location, "--output", output]);
+    s3_env(&mut cmd);
     cmd
 }
 
@@ -62,12 +52,9 @@ fn a_kinesis_count_killed_on_two_machines_finishes_on_a_third_from_s3_exactly_on
         put_records(&client, &stream, &records).await
     })
     .unwrap();
-    let bucket = format!("kinesis-kill-{:08x}", rand::rng().random::<u32>());
-    let created = reqwest::blocking::Client::new().put(format!("{}/{bucket}", s3_endpoint())).send().unwrap();
-    assert!(created.status().is_success(), "create bucket: {}", created.status());
+    let bucket = bucket("kinesis-kill");
     let location = format!("s3://{bucket}/kinesis-count");
-    let shared = tempfile::tempdir().unwrap();
-    let output = shared.path().join("output");
+    let output = format!("s3://{bucket}/output");
 
     for delay_ms in [2000, 2500] {
         let machine = tempfile::tempdir().unwrap();
@@ -86,5 +73,7 @@ fn a_kinesis_count_killed_on_two_machines_finishes_on_a_third_from_s3_exactly_on
     for (key, _) in &records {
         *expected.entry(key.clone()).or_default() += 1;
     }
-    assert_counts_exactly_once_by_name(&output, &expected);
+    let downloaded = tempfile::tempdir().unwrap();
+    download_output(&bucket, "output/", downloaded.path());
+    assert_counts_exactly_once_by_name(&downloaded.path().join("output"), &expected);
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod s3;
 pub(crate) mod s3_faults;
 
 use std::collections::BTreeMap;

@@ -1,7 +1,8 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
 //! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), event time
 //! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
-//! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`].
+//! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`] (local
+//! directories) and [`ObjectStoreSink`] (`s3://`, on multipart uploads).
 //!
 //! The methods come as extension traits on the runtime's streams: bring [`StreamExt`] and
 //! [`KeyedStreamExt`] into scope (the `rill` facade's prelude does).
@@ -14,6 +15,7 @@ mod file_sink;
 mod generator;
 mod inject_failures;
 mod keyed;
+mod object_sink;
 mod running_count;
 mod sinks;
 mod timers;
@@ -27,6 +29,7 @@ pub use file_sink::{Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFil
 pub use generator::{GeneratorReader, GeneratorSource, GeneratorSplit};
 pub use inject_failures::InjectFailures;
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
+pub use object_sink::{ObjectStoreSink, ObjectStoreWriter, OpenUpload, SealedUpload, UploadBatch};
 pub use running_count::RunningCount;
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
 pub use timers::TimeDomain;

@@ -32,6 +32,13 @@ pub trait SinkWriter<T>: Send + 'static {
     /// Seals the open transaction at the barrier of checkpoint `epoch` (flushed and durable, not
     /// yet visible) and returns it; `None` if nothing was written since the last one.
     fn pre_commit(&mut self, epoch: u64) -> OperatorResult<Option<Self::Transaction>>;
+
+    /// As [`SinkWriter::pre_commit`], at the barrier of the last checkpoint of a run (all input
+    /// ended, or the job is stopping): nothing is written after it, so a writer need not prepare
+    /// for more. By default the same as `pre_commit`.
+    fn pre_commit_last(&mut self, epoch: u64) -> OperatorResult<Option<Self::Transaction>> {
+        self.pre_commit(epoch)
+    }
 }
 
 /// A sink with exactly-once output: the description shared by all subtasks, which opens their
@@ -116,7 +123,12 @@ where
     }
 
     fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
-        if let Some(transaction) = self.writer.pre_commit(barrier.epoch)? {
+        let sealed = if barrier.then_stop {
+            self.writer.pre_commit_last(barrier.epoch)?
+        } else {
+            self.writer.pre_commit(barrier.epoch)?
+        };
+        if let Some(transaction) = sealed {
             self.pending.push(Pending { epoch: barrier.epoch, transaction });
         }
         ctx.put_union_state(&self.pending)?;

@@ -32,6 +32,7 @@ mod operator_state;
 mod reader;
 mod registration;
 mod remote_io;
+mod remote_multipart;
 mod remote_store;
 mod state_types;
 mod store;

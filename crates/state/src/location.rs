@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
+use object_store::multipart::MultipartStore;
 use object_store::ObjectStore;
 
 use crate::{Result, StateError};
@@ -22,6 +23,9 @@ pub(crate) const UPLOAD_BUFFER_BYTES: usize = 5 << 20;
 pub struct RemoteLocation {
     url: String,
     pub(crate) store: Arc<dyn ObjectStore>,
+    /// The same store's multipart uploads under explicit ids, for sinks whose uploads outlive a
+    /// process (`None` for stores without them).
+    pub(crate) multipart: Option<Arc<dyn MultipartStore>>,
     /// Prefix without a trailing slash; empty for the bucket's root.
     pub(crate) prefix: String,
     pub(crate) runtime: IoRuntime,
@@ -54,8 +58,20 @@ impl RemoteLocation {
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
         }
-        let store = builder.build().map_err(|e| bad(&e.to_string()))?;
-        Self::from_store(url, Arc::new(store), prefix)
+        let store = Arc::new(builder.build().map_err(|e| bad(&e.to_string()))?);
+        Self::from_multipart_store(url, store, prefix)
+    }
+
+    /// A location in a store with multipart uploads (S3, or the in-memory store in tests), as
+    /// [`RemoteLocation::from_store`]; object-store sinks need these.
+    pub fn from_multipart_store<S: ObjectStore + MultipartStore>(
+        url: &str,
+        store: Arc<S>,
+        prefix: &str,
+    ) -> Result<Self> {
+        let mut location = Self::from_store(url, store.clone(), prefix)?;
+        location.multipart = Some(store);
+        Ok(location)
     }
 
     /// A location in any object store (an in-memory one in tests), objects under `prefix`.
@@ -70,6 +86,7 @@ impl RemoteLocation {
         Ok(RemoteLocation {
             url: url.trim_end_matches('/').to_string(),
             store,
+            multipart: None,
             prefix: prefix.trim_matches('/').to_string(),
             runtime: IoRuntime(Some(runtime)),
             uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
