@@ -41,6 +41,10 @@ struct Args {
     /// Holds `checkpoints/` and `output/`.
     #[arg(long)]
     dir: PathBuf,
+    /// Where the output goes: windows under `URL/output`, running counts under `URL/running`; a
+    /// local directory or `s3://bucket/prefix`. Default: DIR. (`--verify` reads local ones only.)
+    #[arg(long)]
+    output: Option<String>,
     /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
     /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
     #[arg(long)]
@@ -162,18 +166,17 @@ fn main() -> anyhow::Result<()> {
         numbers = numbers.transform("inject-failures", rill::InjectFailures::every(Duration::from_millis(ms)));
     }
     let keyed = numbers.assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
+    let base = output_base(&args);
+    let output = |name: &str| rill::OutputLocation::parse(Some(&format!("{base}/{name}")), args.dir.join(name));
     if args.running_counts {
-        keyed
-            .clone()
-            .process(RunningCount::open)
-            .map(|(key, count)| format!("{key}\t{count}"))
-            .sink_to(FileSink::exactly_once(args.dir.join("running")));
+        output("running")?
+            .sink(keyed.clone().process(RunningCount::open).map(|(key, count)| format!("{key}\t{count}")));
     }
-    keyed
+    let windows = keyed
         .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)), move |i: &u64| event_time(*i, o))
         .count_late_records(late.clone())
-        .aggregate(Count)
-        .sink_to(FileSink::with_encoder(args.dir.join("output"), encode));
+        .aggregate(Count);
+    output("output")?.sink_encoded(windows, encode);
     let result = rill::execute_with_progress(env, "window-count").context("window-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(
@@ -205,15 +208,21 @@ fn committed_lines(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Where `output/` and `running/` go: `--output`, or DIR.
+fn output_base(args: &Args) -> String {
+    args.output.clone().unwrap_or_else(|| args.dir.display().to_string())
+}
+
 /// Checks every window count (and running count) against the truth computed from the records.
 fn verify(args: &Args) -> anyhow::Result<()> {
+    let base = PathBuf::from(output_base(args));
     let (o, w) = (args.out_of_orderness_ms, args.window_ms as i64);
     let mut truth: std::collections::HashMap<(u64, i64), u64> = std::collections::HashMap::new();
     for i in 0..args.records {
         let t = event_time(i, o);
         *truth.entry((i % args.keys, t - t.rem_euclid(w))).or_default() += 1;
     }
-    let lines = committed_lines(&args.dir.join("output"))?;
+    let lines = committed_lines(&base.join("output"))?;
     let mut seen = std::collections::HashSet::new();
     for line in &lines {
         let mut fields = line.split('\t').map(str::parse::<i64>);
@@ -229,7 +238,7 @@ fn verify(args: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(seen.len() == truth.len(), "{} windows committed, {} expected", seen.len(), truth.len());
     if args.running_counts {
         let mut counts: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
-        for line in committed_lines(&args.dir.join("running"))? {
+        for line in committed_lines(&base.join("running"))? {
             let (key, count) = line.split_once('\t').with_context(|| format!("bad line {line:?}"))?;
             counts.entry(key.parse()?).or_default().push(count.parse()?);
         }

@@ -103,12 +103,27 @@ impl OutputLocation {
         }
     }
 
-    /// Ends `lines` in the exactly-once sink for this location.
+    /// Ends `lines` in the exactly-once sink for this location, one `Display` line per record.
     pub fn sink<T: std::fmt::Display + Send + 'static>(self, lines: DataStream<T>) -> DataStreamSink {
+        self.sink_encoded(
+            lines,
+            std::sync::Arc::new(|t: &T, buf: &mut Vec<u8>| {
+                use std::io::Write as _;
+                let _ = writeln!(buf, "{t}");
+            }),
+        )
+    }
+
+    /// Ends `records` in the exactly-once sink for this location, encoded by `encode`.
+    pub fn sink_encoded<T: Send + 'static>(
+        self,
+        records: DataStream<T>,
+        encode: rill_operators::Encoder<T>,
+    ) -> DataStreamSink {
         use rill_operators::StreamExt as _;
         match self {
-            OutputLocation::Directory(dir) => lines.sink_to(FileSink::exactly_once(dir)),
-            OutputLocation::ObjectStore(location) => lines.sink_to(ObjectStoreSink::exactly_once(location)),
+            OutputLocation::Directory(dir) => records.sink_to(FileSink::with_encoder(dir, encode)),
+            OutputLocation::ObjectStore(location) => records.sink_to(ObjectStoreSink::with_encoder(location, encode)),
         }
     }
 }

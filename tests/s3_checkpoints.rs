@@ -73,6 +73,8 @@ fn killed_runs_on_new_machines_resume_from_s3_and_commit_to_s3_every_record_exac
     let downloaded = tempfile::tempdir().unwrap();
     download_output(&bucket, "output/counts/", downloaded.path());
     assert_exactly_once(downloaded.path(), RECORDS, 97);
+    let left = object_keys(&bucket, "output/counts/_in-progress/");
+    assert!(left.is_empty(), "every upload of the killed runs was completed or aborted: {left:?}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Acceptance (issue 13): the Kinesis count with its checkpoints on S3 (moto) survives losing
 //! its machine. `kinesis_count` reads a 2-shard kinesalite stream at a paced rate, is killed with
-//! SIGKILL twice, each run on a new empty local directory, and a last run on yet another one
+//! SIGKILL twice at random moments, each run on a new empty local directory, and a last run on yet another one
 //! restores from S3 and finishes: the output objects on S3 count every record exactly once.
 //!
 //! Needs kinesalite and moto's server (`scripts/test.sh` starts both; a missing
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
 use rill_kinesis_common::test_utils::{create_stream, put_records, unique_stream_name, Emulator};
 use support::s3::{bucket, download_output, s3_env};
 use support::{assert_counts_exactly_once_by_name, kill_after, summary_field};
@@ -56,7 +57,11 @@ fn a_kinesis_count_killed_on_two_machines_finishes_on_a_third_from_s3_exactly_on
     let location = format!("s3://{bucket}/kinesis-count");
     let output = format!("s3://{bucket}/output");
 
-    for delay_ms in [2000, 2500] {
+    let seed: u64 = rand::rng().random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for _ in 0..2 {
+        let delay_ms = rng.random_range(1500..3000);
         let machine = tempfile::tempdir().unwrap();
         let child = kinesis_count(&endpoint, &stream, machine.path(), &location, &output)
             .stdout(Stdio::null())

@@ -44,7 +44,7 @@ pub(crate) fn download_output(bucket: &str, prefix: &str, dir: &std::path::Path)
     assert!(!listing.contains("<IsTruncated>true</IsTruncated>"), "more than 1000 output objects");
     let out = dir.join("output");
     std::fs::create_dir_all(&out).unwrap();
-    for key in object_keys(bucket, prefix) {
+    for key in object_keys(bucket, prefix).into_iter().filter(|k| !k.contains("/_in-progress/")) {
         let name = key.rsplit('/').next().unwrap().to_string();
         assert!(name.starts_with("part-"), "only committed parts are visible: {key}");
         let body = reqwest::blocking::get(format!("{}/{bucket}/{key}", endpoint())).unwrap().bytes().unwrap();

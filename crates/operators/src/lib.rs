@@ -16,6 +16,7 @@ mod generator;
 mod inject_failures;
 mod keyed;
 mod object_sink;
+mod object_writer;
 mod running_count;
 mod sinks;
 mod timers;
@@ -29,7 +30,8 @@ pub use file_sink::{Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFil
 pub use generator::{GeneratorReader, GeneratorSource, GeneratorSplit};
 pub use inject_failures::InjectFailures;
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
-pub use object_sink::{ObjectStoreSink, ObjectStoreWriter, OpenUpload, SealedUpload, UploadBatch};
+pub use object_sink::{ObjectStoreSink, OpenUpload, SealedUpload, UploadBatch};
+pub use object_writer::ObjectStoreWriter;
 pub use running_count::RunningCount;
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
 pub use timers::TimeDomain;

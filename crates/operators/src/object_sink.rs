@@ -8,26 +8,27 @@
 //! (commit; idempotent, so a restore completes it again safely). An upload also rolls when it
 //! reaches the configured size. At the barrier the next upload is started too, and its id goes into
 //! the checkpoint: a restore of that checkpoint aborts it, with whatever it held after the barrier.
+//! An upload started between barriers (a subtask's first, or one after a roll by size or time) is
+//! not in any checkpoint yet: a small marker object under `_in-progress/` names it until it is
+//! completed, so a restore aborts it too. The writer is in `object_writer.rs`.
 
 use std::sync::Arc;
 
 use rill_runtime::{
-    OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
-    TwoPhaseCommitSink,
+    OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink,
 };
 use rill_state::RemoteLocation;
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;
-
-/// S3's smallest part (but the last): lines are buffered up to this before a part is uploaded.
-const PART_BYTES: usize = 5 << 20;
+use crate::object_writer::{marker_of, ObjectStoreWriter, IN_PROGRESS, PART_BYTES};
 
 /// Writes records as lines into `part-*` objects that appear only when their checkpoint completes.
 pub struct ObjectStoreSink<T> {
     location: Arc<RemoteLocation>,
     encode: Encoder<T>,
     roll_bytes: u64,
+    roll_interval: Option<std::time::Duration>,
 }
 
 /// An upload sealed at a barrier: what completing it needs.
@@ -39,6 +40,9 @@ pub struct SealedUpload {
     pub id: String,
     /// Its parts' ids, in order.
     pub parts: Vec<String>,
+    /// Whether a marker under `_in-progress/` names it (started between barriers).
+    #[serde(default)]
+    pub marked: bool,
 }
 
 /// An upload started and not sealed yet.
@@ -67,13 +71,18 @@ impl<T: std::fmt::Display> ObjectStoreSink<T> {
             use std::io::Write;
             let _ = writeln!(buf, "{t}");
         });
-        ObjectStoreSink { location, encode, roll_bytes: 128 << 20 }
+        Self::with_encoder(location, encode)
     }
 }
 
 impl<T> Clone for ObjectStoreSink<T> {
     fn clone(&self) -> Self {
-        ObjectStoreSink { location: self.location.clone(), encode: self.encode.clone(), roll_bytes: self.roll_bytes }
+        ObjectStoreSink {
+            location: self.location.clone(),
+            encode: self.encode.clone(),
+            roll_bytes: self.roll_bytes,
+            roll_interval: self.roll_interval,
+        }
     }
 }
 
@@ -86,6 +95,19 @@ impl<T: Send + 'static> OperatorFactory<T, ()> for ObjectStoreSink<T> {
 }
 
 impl<T> ObjectStoreSink<T> {
+    /// Writes records encoded by `encode` (one line each, with its newline) into objects at
+    /// `location`.
+    pub fn with_encoder(location: Arc<RemoteLocation>, encode: Encoder<T>) -> Self {
+        ObjectStoreSink { location, encode, roll_bytes: 128 << 20, roll_interval: None }
+    }
+
+    /// The same sink, also rolling to a new object once one has been open this long (by
+    /// default objects roll only at checkpoints and at their size limit).
+    pub fn with_roll_interval(mut self, interval: std::time::Duration) -> Self {
+        self.roll_interval = Some(interval);
+        self
+    }
+
     /// The same sink, rolling to a new object once one holds `bytes` (default 128 MiB; at least
     /// one part, 5 MiB). Objects roll at every checkpoint anyway.
     pub fn with_roll_bytes(mut self, bytes: u64) -> Self {
@@ -94,126 +116,37 @@ impl<T> ObjectStoreSink<T> {
     }
 }
 
-/// The upload a writer is filling.
-struct Current {
-    object: String,
-    id: String,
-    parts: Vec<String>,
-    bytes: u64,
-}
-
-/// The writer of one subtask of an [`ObjectStoreSink`].
-pub struct ObjectStoreWriter<T> {
-    location: Arc<RemoteLocation>,
-    encode: Encoder<T>,
-    roll_bytes: u64,
-    /// `part-<run>-<subtask>-`: unique per attempt and subtask.
-    prefix: String,
-    seq: u64,
-    current: Option<Current>,
-    buffer: Vec<u8>,
-    sealed: Vec<SealedUpload>,
-}
-
-impl<T> ObjectStoreWriter<T> {
-    fn start(&mut self) -> OperatorResult<Current> {
-        self.seq += 1;
-        let object = format!("{}{:06}", self.prefix, self.seq);
-        let id = self.location.start_upload(&object)?;
-        Ok(Current { object, id, parts: Vec::new(), bytes: 0 })
-    }
-
-    /// Uploads the buffer as the next part of the current upload (started if there is none).
-    fn upload_buffer(&mut self) -> OperatorResult {
-        let mut current = match self.current.take() {
-            Some(current) => current,
-            None => self.start()?,
-        };
-        let bytes = std::mem::take(&mut self.buffer);
-        current.bytes += bytes.len() as u64;
-        let part = self.location.upload_part(&current.object, &current.id, current.parts.len(), bytes)?;
-        current.parts.push(part);
-        self.current = Some(current);
-        Ok(())
-    }
-
-    /// Seals the current upload, if it holds anything.
-    fn seal(&mut self) -> OperatorResult {
-        if !self.buffer.is_empty() {
-            self.upload_buffer()?;
-        }
-        match self.current.take() {
-            Some(c) if !c.parts.is_empty() => {
-                self.sealed.push(SealedUpload { object: c.object, id: c.id, parts: c.parts });
-            }
-            other => self.current = other,
-        }
-        Ok(())
-    }
-}
-
-impl<T: Send + 'static> SinkWriter<T> for ObjectStoreWriter<T> {
-    type Transaction = UploadBatch;
-
-    fn write(&mut self, record: T) -> OperatorResult {
-        (self.encode)(&record, &mut self.buffer);
-        if self.buffer.len() >= PART_BYTES {
-            self.upload_buffer()?;
-            if self.current.as_ref().is_some_and(|c| c.bytes >= self.roll_bytes) {
-                self.seal()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn pre_commit(&mut self, _epoch: u64) -> OperatorResult<Option<UploadBatch>> {
-        self.seal()?;
-        if self.current.is_none() {
-            self.current = Some(self.start()?);
-        }
-        let open = self.current.as_ref().map(|c| OpenUpload { object: c.object.clone(), id: c.id.clone() });
-        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open }))
-    }
-
-    /// The last barrier of a run: nothing follows, so no upload is started for after it (and
-    /// the empty one started at the barrier before is aborted).
-    fn pre_commit_last(&mut self, _epoch: u64) -> OperatorResult<Option<UploadBatch>> {
-        self.seal()?;
-        if let Some(empty) = self.current.take() {
-            self.location.abort_upload(&empty.object, &empty.id)?;
-        }
-        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open: None }))
-    }
-}
-
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
     type Writer = ObjectStoreWriter<T>;
 
     fn open_writer(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Writer> {
         let info = ctx.info();
-        Ok(ObjectStoreWriter {
-            location: self.location.clone(),
-            encode: self.encode.clone(),
-            roll_bytes: self.roll_bytes,
-            prefix: format!("part-{}-{:03}-", info.run_id, info.subtask),
-            seq: 0,
-            current: None,
-            buffer: Vec::new(),
-            sealed: Vec::new(),
-        })
+        let prefix = format!("part-{}-{:03}-", info.run_id, info.subtask);
+        Ok(ObjectStoreWriter::new(
+            self.location.clone(),
+            self.encode.clone(),
+            prefix,
+            self.roll_bytes,
+            self.roll_interval,
+        ))
     }
 
     fn commit(&self, batch: &UploadBatch) -> OperatorResult {
         for upload in &batch.sealed {
             self.location.complete_upload(&upload.object, &upload.id, &upload.parts)?;
+            if upload.marked {
+                self.location.remove(&marker_of(&upload.object))?;
+            }
         }
         Ok(())
     }
 
-    /// Aborts the uploads the restored checkpoint started for records after it (each by one
-    /// subtask), unless a kept batch seals them (they were then completed just before).
+    /// Aborts what earlier attempts started and no kept batch seals (those were completed just
+    /// before): the uploads the restored checkpoint opened for the records after it, and every
+    /// upload an earlier attempt marked as started between barriers. Each by one subtask.
     fn abort_others(&self, ctx: &mut OpenContext<'_>, kept: &[UploadBatch]) -> OperatorResult {
         let (subtask, parallelism) = (ctx.info().subtask, ctx.info().parallelism);
+        let this_run = format!("part-{}-", ctx.info().run_id);
         let sealed: std::collections::HashSet<&str> =
             kept.iter().flat_map(|b| b.sealed.iter().map(|u| u.id.as_str())).collect();
         let open = kept.iter().filter_map(|b| b.open.as_ref()).filter(|o| !sealed.contains(o.id.as_str()));
@@ -221,6 +154,20 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
             if i % parallelism == subtask {
                 self.location.abort_upload(&upload.object, &upload.id)?;
             }
+        }
+        let mut markers = self.location.list(IN_PROGRESS)?;
+        markers.sort();
+        // Markers of this run belong to writers already running in other subtasks.
+        let earlier = markers.iter().filter(|m| !m.contains(&this_run));
+        for (_, marker) in earlier.enumerate().filter(|(i, _)| i % parallelism == subtask) {
+            let object = marker.trim_start_matches(IN_PROGRESS);
+            if let Some(id) = self.location.read(marker)? {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                if !sealed.contains(id.as_str()) {
+                    self.location.abort_upload(object, &id)?;
+                }
+            }
+            self.location.remove(marker)?;
         }
         Ok(())
     }

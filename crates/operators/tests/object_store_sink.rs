@@ -1,12 +1,13 @@
 //! The object-store sink against `object_store`'s in-memory store: a job's lines reach it exactly
-//! once, in `part-*` objects completed at checkpoints, and an object rolls at its size limit.
+//! once, in `part-*` objects completed at checkpoints, and an object rolls at its size or age
+//! limit; no marker of an upload in progress is left once the job is done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::memory::InMemory;
 use rill_operators::{GeneratorSource, ObjectStoreSink, StreamExt};
-use rill_runtime::StreamEnv;
+use rill_runtime::{OperatorHarness, StreamEnv};
 use rill_state::RemoteLocation;
 
 /// Runs `records` numbers through a job at `parallelism` into `sink`.
@@ -26,6 +27,7 @@ fn run(records: u64, parallelism: usize, interval_ms: u64, sink: ObjectStoreSink
 
 /// The objects' names, and every line they hold, sorted.
 fn contents(location: &RemoteLocation) -> (Vec<String>, Vec<u64>) {
+    assert_eq!(location.list("_in-progress/").unwrap(), Vec::<String>::new(), "markers left behind");
     let mut objects = location.list("").unwrap();
     objects.sort();
     let mut lines = Vec::new();
@@ -60,4 +62,44 @@ fn an_object_rolls_when_it_reaches_its_size_limit() {
     assert_eq!(objects.len(), 3, "two objects of 5 MiB and the rest: {objects:?}");
     assert_eq!(lines.len(), 1_200_000);
     assert_eq!(lines, (0..1_200_000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn an_object_rolls_when_it_has_been_open_longer_than_the_roll_interval() {
+    let location = location();
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamEnv::builder()
+        .parallelism(1)
+        .checkpoint_interval(Duration::ZERO)
+        .checkpoint_dir(dir.path())
+        .build()
+        .unwrap();
+    // About 1.5 s of input at 20,000 records/s, with only the final checkpoint.
+    env.source("numbers", GeneratorSource::new(0..30_000).rate_per_second(20_000))
+        .map(|n: u64| format!("{n:011}"))
+        .sink_to(ObjectStoreSink::exactly_once(location.clone()).with_roll_interval(Duration::from_millis(300)));
+    env.execute("rolling").unwrap();
+    let (objects, lines) = contents(&location);
+    assert!(objects.len() >= 3, "an object about every 300 ms: {objects:?}");
+    assert_eq!(lines, (0..30_000).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_new_attempt_aborts_the_upload_a_crashed_one_started_between_barriers() {
+    let location = location();
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = OperatorHarness::new(ObjectStoreSink::exactly_once(location.clone()), dir.path()).unwrap();
+    // 6.6 MB of lines: the buffer fills, so an upload starts (between barriers) with one part.
+    for n in 0..600_000u64 {
+        crashed.process(format!("{n:011}")).unwrap();
+    }
+    let markers = location.list("_in-progress/").unwrap();
+    assert_eq!(markers.len(), 1, "the upload started between barriers is marked: {markers:?}");
+    let id = String::from_utf8(location.read(&markers[0]).unwrap().unwrap()).unwrap();
+    let object = markers[0].trim_start_matches("_in-progress/").to_string();
+    drop(crashed); // no barrier, no commit: as a kill -9
+    let _next = OperatorHarness::new(ObjectStoreSink::<String>::exactly_once(location.clone()), dir.path()).unwrap();
+    assert!(location.list("_in-progress/").unwrap().is_empty(), "the marker is gone");
+    assert!(location.complete_upload(&object, &id, &[]).is_err(), "the upload was aborted, so it cannot be completed");
+    assert_eq!(location.list("").unwrap(), Vec::<String>::new(), "nothing became visible");
 }

@@ -65,6 +65,23 @@ impl RemoteLocation {
         })
     }
 
+    /// Writes the small object `rel` (in one put).
+    pub fn write(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("put", async move {
+            store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(|source| StateError::object_store("put", url, source))?;
+            Ok(())
+        })
+    }
+
+    /// Deletes object `rel`; one already gone is fine.
+    pub fn remove(&self, rel: &str) -> Result<()> {
+        self.delete(rel)
+    }
+
     /// The bytes of object `rel`, or `None` if there is none.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.get(rel)?.map(|b| b.to_vec()))
