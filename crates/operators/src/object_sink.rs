@@ -150,16 +150,14 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
         let sealed: std::collections::HashSet<&str> =
             kept.iter().flat_map(|b| b.sealed.iter().map(|u| u.id.as_str())).collect();
         let open = kept.iter().filter_map(|b| b.open.as_ref()).filter(|o| !sealed.contains(o.id.as_str()));
-        for (i, upload) in open.enumerate() {
-            if i % parallelism == subtask {
-                self.location.abort_upload(&upload.object, &upload.id)?;
-            }
+        for upload in open.skip(subtask).step_by(parallelism) {
+            self.location.abort_upload(&upload.object, &upload.id)?;
         }
         let mut markers = self.location.list(IN_PROGRESS)?;
         markers.sort();
         // Markers of this run belong to writers already running in other subtasks.
         let earlier = markers.iter().filter(|m| !m.contains(&this_run));
-        for (_, marker) in earlier.enumerate().filter(|(i, _)| i % parallelism == subtask) {
+        for marker in earlier.skip(subtask).step_by(parallelism) {
             let object = marker.trim_start_matches(IN_PROGRESS);
             if let Some(id) = self.location.read(marker)? {
                 let id = String::from_utf8_lossy(&id).into_owned();

@@ -121,6 +121,16 @@ impl StateError {
         StateError::ObjectStore { op, location: location.into(), source: Box::new(source) }
     }
 
+    /// An object-store operation that failed on rill's side (no runtime, a panicked task).
+    pub(crate) fn object_store_failure(
+        op: &'static str,
+        location: impl Into<String>,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        let source = object_store::Error::Generic { store: "rill", source: reason.to_string().into() };
+        Self::object_store(op, location, source)
+    }
+
     pub(crate) fn codec(what: impl Into<String>) -> impl FnOnce(bincode::Error) -> Self {
         let what = what.into();
         move |source| StateError::Codec { what, source }

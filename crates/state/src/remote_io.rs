@@ -41,14 +41,12 @@ impl RemoteLocation {
         what: &'static str,
         future: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let handle = self.runtime.handle().ok_or_else(|| self.failure(what, self.url(), "runtime is shut down"))?;
+        let handle = self
+            .runtime
+            .handle()
+            .ok_or_else(|| StateError::object_store_failure(what, self.url(), "runtime is shut down"))?;
         let task = handle.spawn(future);
-        futures::executor::block_on(task).map_err(|e| self.failure(what, self.url(), &e.to_string()))?
-    }
-
-    fn failure(&self, op: &'static str, location: &str, reason: &str) -> StateError {
-        let source = object_store::Error::Generic { store: "rill", source: reason.to_string().into() };
-        StateError::object_store(op, location, source)
+        futures::executor::block_on(task).map_err(|e| StateError::object_store_failure(what, self.url(), e))?
     }
 
     /// Writes `bytes` to `rel` unless an object is there already (a conditional put, S3's
@@ -122,7 +120,7 @@ impl RemoteLocation {
     }
 
     /// Every object under `rel`, recursively, as paths relative to the location's prefix.
-    pub(crate) fn list_all(&self, rel: &str) -> Result<Vec<String>> {
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         let prefix = self.path("");
         self.run("list", async move {
@@ -139,8 +137,8 @@ impl RemoteLocation {
         })
     }
 
-    /// Deletes `rel`; an object that is already gone is fine.
-    pub(crate) fn delete(&self, rel: &str) -> Result<()> {
+    /// Deletes object `rel`; one already gone is fine.
+    pub fn remove(&self, rel: &str) -> Result<()> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         self.run("delete", async move {
             match store.delete(&path).await {

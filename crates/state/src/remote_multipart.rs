@@ -1,7 +1,7 @@
 //! Multipart uploads under explicit ids on a [`RemoteLocation`], for sinks whose uploads must
 //! outlive a process: started and filled part by part while data arrives, completed only when a
 //! checkpoint completes (by whichever process restores it), aborted when no checkpoint holds them.
-//! Also the plain reads and listings a reader of such output needs.
+//! Also a small put and a plain read, for the markers of such uploads and for readers of the output.
 
 use object_store::multipart::PartId;
 use object_store::PutPayload;
@@ -77,18 +77,8 @@ impl RemoteLocation {
         })
     }
 
-    /// Deletes object `rel`; one already gone is fine.
-    pub fn remove(&self, rel: &str) -> Result<()> {
-        self.delete(rel)
-    }
-
     /// The bytes of object `rel`, or `None` if there is none.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.get(rel)?.map(|b| b.to_vec()))
-    }
-
-    /// The objects under `rel`, recursively, relative to the location.
-    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
-        self.list_all(rel)
     }
 }

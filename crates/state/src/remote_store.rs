@@ -16,7 +16,7 @@
 //! retired/chk-<id>/...             checkpoints moved aside, never deleted
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::decisions::decide_shared_objects_to_delete;
@@ -31,7 +31,7 @@ pub struct RemoteCheckpointStore {
     local: FsCheckpointStore,
     location: Arc<RemoteLocation>,
     /// Manifests read while checking a checkpoint, to find each file's object.
-    manifests: Arc<Mutex<Vec<Manifest>>>,
+    manifests: Arc<Mutex<HashMap<u64, Arc<Manifest>>>>,
 }
 
 fn parse_id(name: &str) -> Option<u64> {
@@ -63,20 +63,15 @@ impl RemoteCheckpointStore {
     }
 
     /// The decoded manifest of `id` (from the cache of this store, else the object store).
-    fn manifest(&self, id: u64) -> Result<Option<Manifest>> {
-        if let Some(m) = self.cached(id) {
-            return Ok(Some(m));
+    fn manifest(&self, id: u64) -> Result<Option<Arc<Manifest>>> {
+        let cache = || self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = cache().get(&id) {
+            return Ok(Some(m.clone()));
         }
         let Some(bytes) = self.read_manifest(id)? else { return Ok(None) };
-        let manifest = Manifest::decode(id, &bytes)?;
-        let mut cache = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|m| m.checkpoint != id);
-        cache.push(manifest.clone());
+        let manifest = Arc::new(Manifest::decode(id, &bytes)?);
+        cache().insert(id, manifest.clone());
         Ok(Some(manifest))
-    }
-
-    fn cached(&self, id: u64) -> Option<Manifest> {
-        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|m| m.checkpoint == id).cloned()
     }
 
     /// Every manifest in the store but `except`'s: complete and retired checkpoints. One that
@@ -84,8 +79,8 @@ impl RemoteCheckpointStore {
     fn other_manifests(&self, except: u64) -> Result<Vec<Manifest>> {
         let mut out = Vec::new();
         for id in self.remote_ids("")?.into_iter().filter(|&i| i != except) {
-            if let Some(bytes) = self.location.get(&Self::manifest_rel(id))? {
-                out.push(Manifest::decode(id, &bytes)?);
+            if let Some(manifest) = self.manifest(id)? {
+                out.push(Manifest::clone(&manifest));
             }
         }
         for id in self.remote_ids(RETIRED_DIR)? {
@@ -149,14 +144,14 @@ impl CheckpointStore for RemoteCheckpointStore {
             Some(manifest) => decide_shared_objects_to_delete(&manifest, &self.other_manifests(id)?),
             None => Vec::new(),
         };
-        self.location.delete(&Self::manifest_rel(id))?;
-        for object in self.location.list_all(&checkpoint_rel(id))? {
-            self.location.delete(&object)?;
+        self.location.remove(&Self::manifest_rel(id))?;
+        for object in self.location.list(&checkpoint_rel(id))? {
+            self.location.remove(&object)?;
         }
         for object in doomed_shared {
-            self.location.delete(&object)?;
+            self.location.remove(&object)?;
         }
-        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).retain(|m| m.checkpoint != id);
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         self.local.delete(id)
     }
 
@@ -164,16 +159,17 @@ impl CheckpointStore for RemoteCheckpointStore {
     /// aside. Shared objects stay: a retired manifest still names them.
     fn retire(&self, id: u64) -> Result<()> {
         let manifest_rel = Self::manifest_rel(id);
-        let mut objects = self.location.list_all(&checkpoint_rel(id))?;
+        let mut objects = self.location.list(&checkpoint_rel(id))?;
         objects.sort_by_key(|o| *o == manifest_rel);
         for object in &objects {
             self.location.copy(object, &format!("{RETIRED_DIR}/{object}"))?;
         }
         // The manifest goes first: a retirement cut short leaves an incomplete checkpoint.
-        self.location.delete(&manifest_rel)?;
+        self.location.remove(&manifest_rel)?;
         for object in objects.iter().filter(|o| **o != manifest_rel) {
-            self.location.delete(object)?;
+            self.location.remove(object)?;
         }
+        self.manifests.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         if self.local.checkpoint_dir(id).exists() {
             self.local.retire(id)?;
         }

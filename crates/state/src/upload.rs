@@ -69,8 +69,7 @@ impl SnapshotUploader {
     pub fn upload_async(&self, id: u64, checkpoint_dir: PathBuf, mut snapshot: SubtaskSnapshot, done: UploadDone) {
         let this = self.clone();
         let Some(handle) = self.location.runtime.handle().cloned() else {
-            let source = object_store::Error::Generic { store: "rill", source: "runtime is shut down".into() };
-            done(Err(StateError::object_store("upload", self.location.url().to_string(), source)));
+            done(Err(StateError::object_store_failure("upload", self.location.url(), "runtime is shut down")));
             return;
         };
         let url = self.location.url().to_string();
@@ -80,10 +79,7 @@ impl SnapshotUploader {
                 Ok((snapshot, stats))
             });
             // A panicking upload still answers: the checkpoint fails instead of waiting.
-            done(upload.await.unwrap_or_else(|e| {
-                let source = object_store::Error::Generic { store: "rill", source: e.to_string().into() };
-                Err(StateError::object_store("upload", url, source))
-            }));
+            done(upload.await.unwrap_or_else(|e| Err(StateError::object_store_failure("upload", url, e))));
         });
     }
 
@@ -111,8 +107,7 @@ impl SnapshotUploader {
             .map(|(local, object)| async move {
                 // One permit per file: uploads of every subtask together stay within bounds.
                 let _permit = location.uploads.acquire().await.map_err(|_| {
-                    let source = object_store::Error::Generic { store: "rill", source: "upload pool closed".into() };
-                    StateError::object_store("upload", location.url_of(&object), source)
+                    StateError::object_store_failure("upload", location.url_of(&object), "upload pool closed")
                 })?;
                 upload_file(location.store.clone(), location.path(&object), location.url_of(&object), local).await
             })
