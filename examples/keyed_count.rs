@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example keyed_count -- --records N --keys K --parallelism P
 //!  --checkpoint-interval-ms MS --dir DIR [--rate R] [--emit running|none] [--restore-from ID]
-//!  [--cache-entries N] [--inject-failure-every-ms MS] [--restart-strategy SPEC]
+//!  [--cache-entries N] [--state-memory-mb MB] [--inject-failure-every-ms MS] [--restart-strategy SPEC]
 //!  [--checkpoint-location DIR|s3://bucket/prefix] [--output DIR]`
 //!
 //! Re-running the same command after a crash resumes from the latest complete checkpoint in DIR.
@@ -64,6 +64,10 @@ struct Args {
     /// Entries per state cache before it spills to RocksDB.
     #[arg(long, default_value_t = 500_000)]
     cache_entries: usize,
+    /// Memory for all keyed state of the process in MiB (RocksDB a quarter, caches the rest;
+    /// caches then hold as many entries as fit, up to --cache-entries).
+    #[arg(long)]
+    state_memory_mb: Option<usize>,
     /// Panic a task at a random record about every MS milliseconds of processing (in-process
     /// failures for the restart strategy to handle).
     #[arg(long)]
@@ -186,7 +190,11 @@ fn main() -> anyhow::Result<()> {
         builder = builder.checkpoint_location(location);
     }
     let env = builder
-        .keyed_state(KeyedStateConfig { cache_entries_per_state: args.cache_entries, ..KeyedStateConfig::default() })
+        .keyed_state(KeyedStateConfig {
+            cache_entries_per_state: args.cache_entries,
+            memory_budget_bytes: args.state_memory_mb.map(|mb| mb << 20),
+            ..KeyedStateConfig::default()
+        })
         .metrics_addr(args.metrics_addr)
         .build()?;
     let mut source = GeneratorSource::new(0..args.records);

@@ -234,6 +234,32 @@ where
         self.function.process(record, &mut keyed, out)
     }
 
+    /// Computes the batch's keys once, loads the state of those not cached with one batched read
+    /// ([`KeyedBackend::prefetch`]), then processes the records in order.
+    fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
+        let max_parallelism = ctx.info().max_parallelism;
+        let keys: Vec<(K, u16)> = batch
+            .iter()
+            .map(|record| {
+                let key = (self.key)(record);
+                let key_group = key_group_of(&key, max_parallelism);
+                (key, key_group)
+            })
+            .collect();
+        let backend = ctx.keyed_state()?;
+        backend.prefetch(&keys)?;
+        for (record, (key, key_group)) in batch.into_iter().zip(&keys) {
+            let mut keyed = KeyedContext {
+                scope: KeyedScope::new(&mut *backend, key, *key_group),
+                timers: &mut self.timers,
+                watermark: self.watermark,
+                clock: &self.clock,
+            };
+            self.function.process(record, &mut keyed, out)?;
+        }
+        Ok(())
+    }
+
     fn on_watermark(&mut self, watermark: Watermark, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         self.watermark = Some(watermark);
         self.fire(TimeDomain::EventTime, watermark.timestamp_ms, ctx, out)?;

@@ -12,7 +12,9 @@ use rill_state::decisions::{
     check_checkpoint, decide_leftovers, decide_retirement, find_restore, next_checkpoint_id, scan_manifests,
     CheckpointCheck, RestoreDecision,
 };
-use rill_state::{CheckpointStore, FsCheckpointStore, Manifest, RemoteCheckpointStore, SnapshotUploader, StateError};
+use rill_state::{
+    CheckpointStore, FsCheckpointStore, Manifest, RemoteCheckpointStore, SnapshotUploader, StateError, StateMemory,
+};
 
 use crate::context::TaskInfo;
 use crate::coordinator::Coordinator;
@@ -337,6 +339,8 @@ impl Runner {
         threads: &mut Vec<std::thread::JoinHandle<()>>,
     ) -> Result<()> {
         let run_id = new_run_id();
+        let keyed_subtasks = self.graph.vertices.iter().filter(|v| v.keyed).map(|v| v.parallelism).sum();
+        let keyed_memory = StateMemory::new(&self.config.keyed_state, keyed_subtasks);
         for (index, vertex) in self.graph.vertices.iter().enumerate() {
             let id = vertex.id(index);
             // A restore has an entry for every vertex; a fresh start has none.
@@ -366,6 +370,7 @@ impl Runner {
                     restore: restore.clone(),
                     keyed: vertex.keyed,
                     keyed_config: self.config.keyed_state.clone(),
+                    keyed_memory: keyed_memory.clone(),
                     work_dir: self.work_dir.clone(),
                     checkpoints: self.local.clone(),
                     uploader: self.config.checkpoint_location.as_ref().map(|location| {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rill_observe::{JobMonitor, SubtaskMetrics};
 use rill_state::{
-    FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SnapshotUploader, SubtaskSnapshot,
+    FsCheckpointStore, KeyedBackend, KeyedStateConfig, SnapshotDone, SnapshotUploader, StateMemory, SubtaskSnapshot,
     SubtaskSnapshotWriter,
 };
 
@@ -65,6 +65,8 @@ pub(crate) struct TaskEnv {
     pub(crate) restore: Arc<VertexRestore>,
     pub(crate) keyed: bool,
     pub(crate) keyed_config: KeyedStateConfig,
+    /// RocksDB memory and the byte budget, shared by every keyed subtask of the attempt.
+    pub(crate) keyed_memory: StateMemory,
     pub(crate) work_dir: PathBuf,
     pub(crate) checkpoints: FsCheckpointStore,
     /// Uploads each snapshot to the object-store checkpoint location before it is acknowledged.
@@ -110,7 +112,8 @@ impl TaskEnv {
     fn open_state(&self) -> Result<TaskState> {
         let keyed = if self.keyed {
             let dir = self.work_dir.join(self.info.dir_name());
-            Some(KeyedBackend::open(dir, self.info.key_groups(), self.keyed_config.clone(), &self.restore.keyed)?)
+            let (config, memory) = (self.keyed_config.clone(), &self.keyed_memory);
+            Some(KeyedBackend::open_shared(dir, self.info.key_groups(), config, memory, &self.restore.keyed)?)
         } else {
             None
         };

@@ -5,27 +5,39 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rocksdb::{checkpoint::Checkpoint, Options, WriteBatch, DB};
+use rocksdb::{checkpoint::Checkpoint, WriteBatch, DB};
 
-use crate::db::{write_batch, Db};
+use crate::db::{open_db, write_batch, Db};
+use crate::memory::StateMemory;
+use crate::state_types::StateKey;
 use crate::store::digest_file;
 use crate::tables::{StateTable, PREFIX_LEN};
 use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
 
-/// Tuning of a keyed state backend. Every in-memory buffer is bounded by these numbers.
+/// Tuning of keyed state. Every in-memory buffer is bounded by these numbers; see
+/// [`StateMemory`] for how a byte budget is split.
 #[derive(Debug, Clone)]
 pub struct KeyedStateConfig {
-    /// Entries each state's write-back cache may hold before it spills to RocksDB.
+    /// Entries each state's write-back cache may hold before it evicts to RocksDB.
     pub cache_entries_per_state: usize,
-    /// RocksDB memtable size in bytes.
+    /// Largest RocksDB memtable of a subtask, in bytes (a byte budget may choose smaller ones).
     pub write_buffer_bytes: usize,
-    /// RocksDB block cache size in bytes.
+    /// RocksDB block cache per subtask in bytes, without a byte budget (one cache for the process).
     pub block_cache_bytes: usize,
+    /// Memory for all keyed state of the process, in bytes: RocksDB's block cache and memtables
+    /// get a quarter, the state caches of the subtasks the rest (caches then hold as many
+    /// entries as fit, up to `cache_entries_per_state`). `None`: bounded by the sizes above.
+    pub memory_budget_bytes: Option<usize>,
 }
 
 impl Default for KeyedStateConfig {
     fn default() -> Self {
-        KeyedStateConfig { cache_entries_per_state: 500_000, write_buffer_bytes: 16 << 20, block_cache_bytes: 8 << 20 }
+        KeyedStateConfig {
+            cache_entries_per_state: 500_000,
+            write_buffer_bytes: 4 << 20,
+            block_cache_bytes: 8 << 20,
+            memory_budget_bytes: None,
+        }
     }
 }
 
@@ -44,6 +56,7 @@ pub struct KeyedBackend {
     path: PathBuf,
     key_groups: KeyGroupRange,
     config: KeyedStateConfig,
+    memory: StateMemory,
     tables: Vec<Box<dyn StateTable>>,
     names: HashMap<String, usize>,
     digests: Arc<Mutex<HashMap<(String, u64), u32>>>,
@@ -71,6 +84,19 @@ impl KeyedBackend {
         config: KeyedStateConfig,
         restore: &[KeyedRestoreSource],
     ) -> Result<Self> {
+        let memory = StateMemory::new(&config, 1);
+        Self::open_shared(path, key_groups, config, &memory, restore)
+    }
+
+    /// [`KeyedBackend::open`] with RocksDB memory and a byte budget shared with the other
+    /// subtasks of the process (`memory`, made once for all of them).
+    pub fn open_shared(
+        path: impl Into<PathBuf>,
+        key_groups: KeyGroupRange,
+        config: KeyedStateConfig,
+        memory: &StateMemory,
+        restore: &[KeyedRestoreSource],
+    ) -> Result<Self> {
         let path = path.into();
         remove_dir_if_exists(&path)?;
         if let Some(parent) = path.parent() {
@@ -82,12 +108,13 @@ impl KeyedBackend {
         if same_shape {
             link_copy_dir(&relevant[0].dir, &path)?;
         }
-        let db = DB::open(&db_options(&config), &path).map_err(StateError::rocks("open", &path))?;
+        let db = open_db(&memory.db_options(), &path)?;
         let mut backend = KeyedBackend {
             db: Db::new(db),
             path: path.clone(),
             key_groups,
             config,
+            memory: memory.clone(),
             tables: Vec::new(),
             names: HashMap::new(),
             digests: Arc::default(),
@@ -106,7 +133,7 @@ impl KeyedBackend {
         remove_dir_if_exists(&tmp)?;
         link_copy_dir(&source.dir, &tmp)?;
         let result = (|| {
-            let src = DB::open(&db_options(&self.config), &tmp).map_err(StateError::rocks("open snapshot", &tmp))?;
+            let src = DB::open(&self.memory.db_options(), &tmp).map_err(StateError::rocks("open snapshot", &tmp))?;
             let start = self.key_groups.start.to_be_bytes();
             let mut batch = WriteBatch::default();
             for item in src.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
@@ -148,7 +175,51 @@ impl KeyedBackend {
         let state_id = stable_hash(name) as u32;
         self.tables.push(Box::new(make(state_id)));
         self.names.insert(name.to_string(), self.tables.len() - 1);
+        self.share_cache_budget();
         Ok(self.tables.len() - 1)
+    }
+
+    /// Splits the subtask's cache budget among its states by use: a cache that did not evict
+    /// since the last split keeps what it holds plus a quarter (at least an eighth of an even
+    /// share, so an idle state can still take entries), and what is left goes evenly to
+    /// the caches that evicted (to all, if none did). At first, and if what the caches hold
+    /// exceeds the budget, it is split evenly. The shares never add up to more than the budget.
+    fn share_cache_budget(&mut self) {
+        let Some(total) = self.memory.cache_bytes_per_backend() else { return };
+        let usage: Vec<(usize, bool)> = self.tables.iter_mut().map(|t| t.memory()).collect();
+        let first = usage.iter().all(|(bytes, _)| *bytes == 0);
+        let floor = total / (8 * usage.len().max(1));
+        let keep = |(bytes, evicted): (usize, bool)| match evicted || first {
+            true => None,
+            false => Some((bytes + bytes / 4).max(floor)),
+        };
+        let settled: usize = usage.iter().filter_map(|u| keep(*u)).sum();
+        let hungry = usage.iter().filter(|u| keep(**u).is_none()).count();
+        for (table, use_) in self.tables.iter_mut().zip(usage.iter()) {
+            let share = match (total - settled.min(total)).checked_div(hungry) {
+                _ if settled > total => total / usage.len(),
+                None => keep(*use_).unwrap_or(0) + (total - settled) / usage.len(),
+                Some(each) => keep(*use_).unwrap_or(each),
+            };
+            table.set_byte_budget(Some(share));
+        }
+    }
+
+    /// Loads the state of a record batch's keys (with their key groups) into the caches of every
+    /// value state keyed by `K`, with one batched RocksDB read per state, so that processing the
+    /// records finds them cached. Only worth calling for batches; a no-op while caches hit.
+    #[allow(clippy::ptr_arg)] // a `Vec`, not a slice: the caches take it as `dyn Any`
+    pub fn prefetch<K: StateKey>(&mut self, keys: &Vec<(K, u16)>) -> Result<()> {
+        for table in &mut self.tables {
+            table.prefetch(&mut self.db, keys)?;
+        }
+        Ok(())
+    }
+
+    /// Entries this subtask's state caches hold, and their estimated bytes (what a byte budget
+    /// bounds).
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.tables.iter().map(|t| t.cached()).fold((0, 0), |(e, b), (te, tb)| (e + te, b + tb))
     }
 
     /// Entries each state's cache holds before it spills.
@@ -198,6 +269,7 @@ impl KeyedBackend {
         for table in &mut self.tables {
             table.flush_into(&mut batch)?;
         }
+        self.share_cache_budget();
         let dir = dir.to_path_buf();
         let digests = self.digests.clone();
         let name =
@@ -271,23 +343,6 @@ fn write_snapshot(
     *known = fresh;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
-}
-
-fn db_options(config: &KeyedStateConfig) -> Options {
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    opts.set_write_buffer_size(config.write_buffer_bytes);
-    opts.set_max_write_buffer_number(2);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    opts.set_max_background_jobs(2);
-    opts.set_max_open_files(256);
-    opts.set_keep_log_file_num(2);
-    let mut table = rocksdb::BlockBasedOptions::default();
-    let cache = rocksdb::Cache::new_lru_cache(config.block_cache_bytes);
-    table.set_block_cache(&cache);
-    table.set_bloom_filter(10.0, false);
-    opts.set_block_based_table_factory(&table);
-    opts
 }
 
 pub(crate) fn remove_dir_if_exists(path: &Path) -> Result<()> {

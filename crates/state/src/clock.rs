@@ -13,7 +13,8 @@ use ahash::AHashMap;
 
 use crate::tables::Slot;
 
-struct RingEntry<Q> {
+/// A key's place in the ring.
+pub(crate) struct RingEntry<Q> {
     key: Q,
     /// Used since the hand last passed.
     referenced: bool,

@@ -2,12 +2,16 @@
 //!
 //! A snapshot's RocksDB work (applying the barrier's `WriteBatch`, flushing and linking a
 //! checkpoint) runs on a background thread while the subtask goes on processing from its caches.
-//! That is safe because, until the snapshot is done, the subtask only reads keys that are not in
-//! the batch (those stay cached) and every write waits for the snapshot first.
+//! Nothing the subtask does meanwhile may reach the database, or the checkpoint could hold a
+//! write made after its barrier. So writes made while a snapshot runs (a cache evicting) are kept
+//! in an overlay, [`Pending`]: reads look there first, and it is applied in one batch as soon as
+//! the snapshot is done. Processing never waits for a snapshot. Keys of the barrier's batch stay
+//! cached until it is applied (see `clock.rs`), so no read needs a row the snapshot is writing.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use ahash::AHashMap;
 use rocksdb::{WriteBatch, DB};
 
 use crate::{Result, StateError};
@@ -15,14 +19,26 @@ use crate::{Result, StateError};
 pub(crate) struct Db {
     db: Arc<DB>,
     in_flight: Option<JoinHandle<()>>,
+    pending: Pending,
 }
+
+/// Rows written while a background snapshot runs, in write order, with the latest of each row
+/// for reads (`None`: deleted).
+#[derive(Default)]
+struct Pending {
+    batch: WriteBatch,
+    rows: AHashMap<Box<[u8]>, Option<Box<[u8]>>>,
+}
+
+/// Rows for [`Db::write_rows`]: sorted or not, each a key and its new value (`None`: delete).
+pub(crate) type Rows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Db {
     pub(crate) fn new(db: DB) -> Self {
-        Db { db: Arc::new(db), in_flight: None }
+        Db { db: Arc::new(db), in_flight: None, pending: Pending::default() }
     }
 
-    /// Waits for the background snapshot, if any.
+    /// Waits for the background snapshot, if any, then applies the writes held back meanwhile.
     pub(crate) fn wait(&mut self) -> Result<()> {
         if let Some(handle) = self.in_flight.take() {
             handle.join().map_err(|_| StateError::Snapshot {
@@ -30,16 +46,71 @@ impl Db {
                 reason: "the snapshot thread panicked".into(),
             })?;
         }
+        if !self.pending.rows.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            write_batch(&self.db, pending.batch)?;
+        }
         Ok(())
     }
 
-    /// Whether a background snapshot may still be applying its batch.
-    pub(crate) fn snapshot_in_flight(&self) -> bool {
-        self.in_flight.as_ref().is_some_and(|h| !h.is_finished())
+    /// Whether a background snapshot may still be applying its batch. A finished one is joined
+    /// here and the writes held back for it are applied.
+    pub(crate) fn snapshot_in_flight(&mut self) -> Result<bool> {
+        match &self.in_flight {
+            Some(handle) if handle.is_finished() => {
+                self.wait()?;
+                Ok(false)
+            }
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(row) = self.pending.rows.get(key) {
+            return Ok(row.as_ref().map(|v| v.to_vec()));
+        }
         self.db.get(key).map_err(StateError::rocks("get", self.db.path()))
+    }
+
+    /// Reads many rows at once (RocksDB's batched `MultiGet`; `keys` sorted makes it cheaper).
+    pub(crate) fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let cf = self.db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| StateError::Snapshot {
+            path: self.db.path().to_path_buf(),
+            reason: "the default column family is missing".into(),
+        })?;
+        let found = self.db.batched_multi_get_cf(&cf, keys, true);
+        keys.iter()
+            .zip(found)
+            .map(|(key, found)| match self.pending.rows.get(key.as_slice()) {
+                Some(row) => Ok(row.as_ref().map(|v| v.to_vec())),
+                None => found.map(|v| v.map(|v| v.to_vec())).map_err(StateError::rocks("multi_get", self.db.path())),
+            })
+            .collect()
+    }
+
+    /// Writes rows sorted by key (cheaper for the memtable), without waiting for a background
+    /// snapshot: while one runs they are held back and applied once it is done.
+    pub(crate) fn write_rows(&mut self, mut rows: Rows) -> Result<()> {
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if self.snapshot_in_flight()? {
+            for (key, value) in rows {
+                match &value {
+                    Some(v) => self.pending.batch.put(&key, v),
+                    None => self.pending.batch.delete(&key),
+                }
+                self.pending.rows.insert(key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
+            }
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        for (key, value) in &rows {
+            match value {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        write_batch(&self.db, batch)
     }
 
     /// Writes a batch (waiting for a background snapshot first).
@@ -73,9 +144,66 @@ impl Drop for Db {
     }
 }
 
+/// Opens a working database with its default column family by name, so batched reads can name it.
+pub(crate) fn open_db(opts: &rocksdb::Options, path: &std::path::Path) -> Result<DB> {
+    let default = rocksdb::ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, opts.clone());
+    DB::open_cf_descriptors(opts, path, [default]).map_err(StateError::rocks("open", path))
+}
+
 pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
     let mut opts = rocksdb::WriteOptions::default();
     // Durability comes from checkpoints; the working database is discarded after a crash.
     opts.disable_wal(true);
     db.write_opt(batch, &opts).map_err(StateError::rocks("write batch", db.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn open(dir: &std::path::Path) -> Db {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        Db::new(open_db(&opts, dir).unwrap())
+    }
+
+    fn row(key: &str, value: Option<&str>) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key.as_bytes().to_vec(), value.map(|v| v.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn writes_during_a_snapshot_wait_in_memory_are_read_from_there_and_land_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path());
+        db.write_rows(vec![row("a", Some("1")), row("b", Some("1"))]).unwrap();
+        let (release, blocked) = mpsc::channel::<()>();
+        let (seen_tx, seen) = mpsc::channel();
+        db.spawn("slow-snapshot".into(), move |db| {
+            blocked.recv().unwrap();
+            seen_tx.send(db.get(b"a").unwrap()).unwrap();
+        })
+        .unwrap();
+        // The snapshot is blocked: a write that waited for it would never return.
+        let (done_tx, done) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            db.write_rows(vec![row("a", Some("2")), row("b", None), row("c", Some("3"))]).unwrap();
+            done_tx.send(()).unwrap();
+            db
+        });
+        done.recv_timeout(Duration::from_secs(10)).expect("the write returned while the snapshot ran");
+        let mut db = writer.join().unwrap();
+        assert_eq!(db.get(b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(db.get(b"b").unwrap(), None);
+        assert_eq!(
+            db.multi_get(&[b"a".to_vec(), b"c".to_vec()]).unwrap(),
+            vec![Some(b"2".to_vec()), Some(b"3".to_vec())]
+        );
+        release.send(()).unwrap();
+        db.wait().unwrap();
+        assert_eq!(seen.recv().unwrap(), Some(b"1".to_vec()), "the snapshot saw the database as at its start");
+        assert_eq!(db.raw().get(b"a").unwrap(), Some(b"2".to_vec()), "held-back writes landed after it");
+        assert_eq!(db.raw().get(b"b").unwrap(), None);
+    }
 }

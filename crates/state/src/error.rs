@@ -131,6 +131,12 @@ impl StateError {
         Self::object_store(op, location, source)
     }
 
+    /// [`StateError::codec`] for `"{part} of '{name}'"`, formatted only if the error happens (it is
+    /// on the path of every state access).
+    pub(crate) fn codec_of<'a>(part: &'static str, name: &'a str) -> impl FnOnce(bincode::Error) -> Self + 'a {
+        move |source| StateError::Codec { what: format!("{part} of '{name}'"), source }
+    }
+
     pub(crate) fn codec(what: impl Into<String>) -> impl FnOnce(bincode::Error) -> Self {
         let what = what.into();
         move |source| StateError::Codec { what, source }

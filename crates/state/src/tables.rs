@@ -19,8 +19,9 @@ use std::collections::hash_map::Entry;
 use ahash::AHashMap;
 use rocksdb::WriteBatch;
 
-use crate::clock::Clock;
-use crate::db::Db;
+use crate::clock::{Clock, RingEntry};
+use crate::db::{Db, Rows};
+use crate::memory::CacheBound;
 
 use crate::state_types::{StateKey, StateValue};
 use crate::{KeyGroupRange, Result, StateError};
@@ -30,6 +31,17 @@ pub(crate) trait StateTable: Send {
     /// Moves every dirty entry into `batch` and marks it clean.
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()>;
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Loads the state of the keys of a record batch (`keys`: a `Vec<(K, key group)>`) ahead of
+    /// their records, if this cache is keyed by that type. The default does nothing.
+    fn prefetch(&mut self, _db: &mut Db, _keys: &dyn Any) -> Result<()> {
+        Ok(())
+    }
+    /// Entries the cache holds and their estimated bytes.
+    fn cached(&self) -> (usize, usize);
+    /// Estimated bytes the cache holds, and whether it had to evict since the last call.
+    fn memory(&mut self) -> (usize, bool);
+    /// Sets the cache's share of the subtask's byte budget (`None`: bounded by entries only).
+    fn set_byte_budget(&mut self, bytes: Option<usize>);
 }
 
 /// Length of the `key group | state id` prefix of every RocksDB key.
@@ -41,7 +53,7 @@ pub(crate) fn encode_prefix(out: &mut Vec<u8>, key_group: u16, state_id: u32) {
 }
 
 fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Result<()> {
-    bincode::serialize_into(out, key).map_err(StateError::codec(format!("key of '{name}'")))
+    bincode::serialize_into(out, key).map_err(StateError::codec_of("key", name))
 }
 
 pub(crate) struct Slot<V> {
@@ -78,52 +90,53 @@ impl<V> Slot<V> {
 fn flush_slots<Q, V: StateValue>(
     cache: &mut AHashMap<Q, Slot<V>>,
     batch: &mut WriteBatch,
-    name: &str,
-    state_id: u32,
+    (name, state_id): (&str, u32),
+    bound: &mut CacheBound,
     encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
 ) -> Result<()> {
     let (mut row, mut value) = (Vec::new(), Vec::new());
     for (key, slot) in cache.iter_mut() {
         slot.batched = false;
-        if write_slot(batch, (&mut row, &mut value), name, state_id, key, slot, &encode_row)? {
-            slot.batched = true;
+        match take_dirty_row((&mut row, &mut value), name, state_id, key, slot, &encode_row)? {
+            Some(true) => {
+                bound.observe(row.len() - PREFIX_LEN + value.len());
+                batch.put(&row, &value)
+            }
+            Some(false) => batch.delete(&row),
+            None => continue,
         }
+        slot.batched = true;
     }
     Ok(())
 }
 
-/// Puts a dirty slot's row (or its tombstone) into `batch` and marks it clean; `false` if there
-/// was nothing to write. `bufs` are scratch buffers for the row key and the value.
-fn write_slot<Q, V: StateValue>(
-    batch: &mut WriteBatch,
+/// Encodes a dirty slot's row key into `row` and its value into `value`, and marks it clean:
+/// `Some(true)` to put, `Some(false)` for a tombstone, `None` if there is nothing to write.
+fn take_dirty_row<Q, V: StateValue>(
     bufs: (&mut Vec<u8>, &mut Vec<u8>),
     name: &str,
     state_id: u32,
     key: &Q,
     slot: &mut Slot<V>,
     encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
-) -> Result<bool> {
+) -> Result<Option<bool>> {
     let (row, value) = bufs;
     if !slot.dirty {
-        return Ok(false);
+        return Ok(None);
     }
     slot.dirty = false;
     if slot.value.is_none() && !slot.in_db {
-        return Ok(false);
+        return Ok(None);
     }
     row.clear();
     encode_prefix(row, slot.key_group, state_id);
     encode_row(row, key)?;
-    match &slot.value {
-        Some(v) => {
-            value.clear();
-            bincode::serialize_into(&mut *value, v).map_err(StateError::codec(format!("value of '{name}'")))?;
-            batch.put(&*row, &*value);
-        }
-        None => batch.delete(&*row),
+    if let Some(v) = &slot.value {
+        value.clear();
+        bincode::serialize_into(&mut *value, v).map_err(StateError::codec_of("value", name))?;
     }
     slot.in_db = slot.value.is_some();
-    Ok(true)
+    Ok(Some(slot.in_db))
 }
 
 /// Scans every row of `state_id` in the key groups `range`, handing the bytes after the prefix
@@ -157,29 +170,46 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &mut &[u8], what: impl FnOnce()
     bincode::deserialize_from(bytes).map_err(|e| StateError::Codec { what: what(), source: e })
 }
 
+/// Bytes a cached entry of `Q` and `S` takes in a hash map besides its heap: the pair and a
+/// control byte, times 3/2 for the spare capacity of a table that doubles when full.
+fn entry_overhead<Q, S>() -> usize {
+    (std::mem::size_of::<(Q, S)>() + 1) * 3 / 2
+}
+
 /// Cache of a `ValueState` (and `ListState`, a value holding a `Vec`).
 pub(crate) struct ValueTable<K, V> {
     name: String,
     state_id: u32,
-    capacity: usize,
+    bound: CacheBound,
+    /// Evicted since [`StateTable::memory`] was last asked.
+    evicted: bool,
+    inserts: u32,
     cache: AHashMap<K, Slot<V>>,
     clock: Clock<K>,
     /// After an eviction found nothing to evict (every entry in a batch in flight), the cache may
     /// grow to this size before the next try.
     grow_until: usize,
     buf: Vec<u8>,
+    /// The last batch's keys missed the cache often enough for [`ValueTable::prefetch`] to pay.
+    prefetching: bool,
+    batches_seen: u64,
 }
 
 impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     pub(crate) fn new(name: String, state_id: u32, capacity: usize) -> Self {
+        let fixed = entry_overhead::<K, Slot<V>>() + std::mem::size_of::<RingEntry<K>>() * 3 / 2;
         ValueTable {
             name,
             state_id,
-            capacity: capacity.max(1),
+            bound: CacheBound::new(capacity, fixed),
+            evicted: false,
+            inserts: 0,
             cache: AHashMap::new(),
             clock: Clock::default(),
             grow_until: 0,
             buf: Vec::new(),
+            prefetching: true,
+            batches_seen: 0,
         }
     }
 
@@ -193,9 +223,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         self.row_key(key, key_group)?;
         match db.get(&self.buf)? {
             None => Ok(None),
-            Some(bytes) => {
-                bincode::deserialize(&bytes).map(Some).map_err(StateError::codec(format!("value of '{}'", self.name)))
-            }
+            Some(bytes) => bincode::deserialize(&bytes).map(Some).map_err(StateError::codec_of("value", &self.name)),
         }
     }
 
@@ -204,28 +232,91 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     /// applying stay; if that is every entry, the cache grows past its bound until the snapshot
     /// is done.
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
-        if self.cache.len() < self.capacity.max(self.grow_until) {
+        let capacity = self.bound.capacity();
+        if self.cache.len() < capacity.max(self.grow_until) {
             return Ok(());
         }
-        let wanted = (self.capacity / 4).max(1);
-        let victims = self.clock.victims(&self.cache, wanted, db.snapshot_in_flight());
+        self.evicted = true;
+        // A quarter of the bound, or more if the bound shrank below the cache's size.
+        let wanted = (capacity / 4).max(1) + self.cache.len().saturating_sub(capacity);
+        let victims = self.clock.victims(&self.cache, wanted, db.snapshot_in_flight()?);
         if victims.is_empty() {
             self.grow_until = self.cache.len() + wanted;
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
         let (mut row, mut value) = (Vec::new(), Vec::new());
+        let mut rows = Rows::with_capacity(victims.len());
         let name = &self.name;
         let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
         for key in &victims {
             if let Some(mut slot) = self.clock.remove(&mut self.cache, key) {
-                write_slot(&mut batch, (&mut row, &mut value), name, self.state_id, key, &mut slot, encode)?;
+                match take_dirty_row((&mut row, &mut value), name, self.state_id, key, &mut slot, encode)? {
+                    Some(true) => {
+                        self.bound.observe(row.len() - PREFIX_LEN + value.len());
+                        rows.push((row.clone(), Some(value.clone())))
+                    }
+                    Some(false) => rows.push((row.clone(), None)),
+                    None => {}
+                }
             }
         }
-        if !batch.is_empty() {
-            db.write(batch)?;
+        if !rows.is_empty() {
+            db.write_rows(rows)?;
         }
         Ok(())
+    }
+
+    /// Loads the uncached keys among `keys` with one batched RocksDB read, so the records of a
+    /// batch find their state cached. Skipped while lookups hit the cache anyway (it tries again
+    /// every 64th batch), and never loads more than half the cache.
+    pub(crate) fn prefetch(&mut self, db: &mut Db, keys: &[(K, u16)]) -> Result<()> {
+        self.batches_seen = self.batches_seen.wrapping_add(1);
+        if !self.prefetching && !self.batches_seen.is_multiple_of(64) {
+            return Ok(());
+        }
+        let mut missing: Vec<(Vec<u8>, usize)> = Vec::new();
+        let limit = self.bound.capacity() / 2;
+        for (i, (key, key_group)) in keys.iter().enumerate() {
+            if missing.len() >= limit {
+                break;
+            }
+            if !self.cache.contains_key(key) {
+                self.row_key(key, *key_group)?;
+                missing.push((self.buf.clone(), i));
+            }
+        }
+        self.prefetching = missing.len() * 16 >= keys.len();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup_by(|a, b| a.0 == b.0);
+        let rows: Vec<Vec<u8>> = missing.iter().map(|(row, _)| row.clone()).collect();
+        let found = db.multi_get(&rows)?;
+        for ((_, i), bytes) in missing.iter().zip(found) {
+            let (key, key_group) = &keys[*i];
+            let value = match bytes {
+                None => None,
+                Some(bytes) => Some(bincode::deserialize(&bytes).map_err(StateError::codec_of("value", &self.name))?),
+            };
+            self.make_room(db)?;
+            let pos = self.cache.len();
+            self.insert(key.clone(), Slot::loaded(*key_group, value));
+            // Loaded to be used: the first sweep passes it over.
+            self.clock.touch(pos);
+        }
+        Ok(())
+    }
+
+    /// Caches an entry; every 64th insert also samples the entry's encoded size for the bound.
+    fn insert(&mut self, key: K, slot: Slot<V>) {
+        self.inserts = self.inserts.wrapping_add(1);
+        if self.inserts % 64 == 1 {
+            let key_bytes = bincode::serialized_size(&key).unwrap_or(0);
+            let value_bytes = slot.value.as_ref().map_or(0, |v| bincode::serialized_size(v).unwrap_or(0));
+            self.bound.observe((key_bytes + value_bytes) as usize);
+        }
+        self.clock.insert(&mut self.cache, key, slot);
     }
 
     pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
@@ -235,7 +326,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
         let value = self.load(db, key, key_group)?;
         self.make_room(db)?;
-        self.clock.insert(&mut self.cache, key.clone(), Slot::loaded(key_group, value.clone()));
+        self.insert(key.clone(), Slot::loaded(key_group, value.clone()));
         Ok(value)
     }
 
@@ -261,7 +352,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         slot.dirty = true;
         if !slot.is_gone() {
             self.make_room(db)?;
-            self.clock.insert(&mut self.cache, key.clone(), slot);
+            self.insert(key.clone(), slot);
         }
         Ok(())
     }
@@ -286,10 +377,31 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
         let name = &self.name;
-        flush_slots(&mut self.cache, batch, name, self.state_id, |row, key| encode_key(row, name, key))?;
+        flush_slots(&mut self.cache, batch, (name, self.state_id), &mut self.bound, |row, key| {
+            encode_key(row, name, key)
+        })?;
         self.clock.retain_live(&mut self.cache);
         self.grow_until = 0;
         Ok(())
+    }
+
+    fn cached(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.len() * self.bound.entry_bytes())
+    }
+
+    fn memory(&mut self) -> (usize, bool) {
+        (self.cached().1, std::mem::take(&mut self.evicted))
+    }
+
+    fn set_byte_budget(&mut self, bytes: Option<usize>) {
+        self.bound.set_bytes(bytes);
+    }
+
+    fn prefetch(&mut self, db: &mut Db, keys: &dyn Any) -> Result<()> {
+        match keys.downcast_ref::<Vec<(K, u16)>>() {
+            Some(keys) => ValueTable::prefetch(self, db, keys),
+            None => Ok(()),
+        }
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -301,7 +413,9 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
 pub(crate) struct MapTable<K, UK, UV> {
     name: String,
     state_id: u32,
-    capacity: usize,
+    bound: CacheBound,
+    /// Spilled since [`StateTable::memory`] was last asked.
+    spilled: bool,
     cache: AHashMap<(K, UK), Slot<UV>>,
     /// Every stored entry is in the cache (after [`MapTable::preload`], until the cache spills):
     /// an entry missing from the cache is absent, no RocksDB read needed.
@@ -310,13 +424,14 @@ pub(crate) struct MapTable<K, UK, UV> {
 
 impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     pub(crate) fn new(name: String, state_id: u32, capacity: usize) -> Self {
-        MapTable { name, state_id, capacity: capacity.max(1), cache: AHashMap::new(), complete: false }
+        let bound = CacheBound::new(capacity, entry_overhead::<(K, UK), Slot<UV>>());
+        MapTable { name, state_id, bound, spilled: false, cache: AHashMap::new(), complete: false }
     }
 
     /// Loads every stored entry of `range` into the cache, if they fit, and returns them.
     pub(crate) fn preload(&mut self, db: &mut Db, range: KeyGroupRange) -> Result<Vec<(u16, K, UK, UV)>> {
         let rows = self.scan(db, range)?;
-        if rows.len() + self.cache.len() < self.capacity {
+        if rows.len() + self.cache.len() < self.bound.capacity() {
             for (key_group, key, user_key, value) in &rows {
                 self.cache
                     .entry((key.clone(), user_key.clone()))
@@ -352,9 +467,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         encode_key(&mut row, &self.name, user_key)?;
         let value = match db.get(&row)? {
             None => None,
-            Some(bytes) => {
-                Some(bincode::deserialize(&bytes).map_err(StateError::codec(format!("value of '{}'", self.name)))?)
-            }
+            Some(bytes) => Some(bincode::deserialize(&bytes).map_err(StateError::codec_of("value", &self.name))?),
         };
         self.make_room(db)?;
         self.cache.insert(composite, Slot::loaded(key_group, value.clone()));
@@ -362,7 +475,8 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     }
 
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
-        if self.cache.len() >= self.capacity {
+        if self.cache.len() >= self.bound.capacity() {
+            self.spilled = true;
             self.flush_to_db(db)?;
             self.cache.clear();
             self.complete = false;
@@ -468,10 +582,9 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             if !row.starts_with(&prefix) {
                 break;
             }
-            let user_key: UK = bincode::deserialize(&row[prefix.len()..])
-                .map_err(StateError::codec(format!("user key of '{}'", self.name)))?;
-            let value: UV =
-                bincode::deserialize(&value).map_err(StateError::codec(format!("value of '{}'", self.name)))?;
+            let user_key: UK =
+                bincode::deserialize(&row[prefix.len()..]).map_err(StateError::codec_of("user key", &self.name))?;
+            let value: UV = bincode::deserialize(&value).map_err(StateError::codec_of("value", &self.name))?;
             out.push((user_key, value));
         }
         Ok(out)
@@ -481,12 +594,24 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
 impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, UV> {
     fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
         let name = &self.name;
-        flush_slots(&mut self.cache, batch, name, self.state_id, |row, (key, user_key)| {
+        flush_slots(&mut self.cache, batch, (name, self.state_id), &mut self.bound, |row, (key, user_key)| {
             encode_key(row, name, key)?;
             encode_key(row, name, user_key)
         })?;
         self.cache.retain(|_, slot| !slot.is_gone());
         Ok(())
+    }
+
+    fn cached(&self) -> (usize, usize) {
+        (self.cache.len(), self.cache.len() * self.bound.entry_bytes())
+    }
+
+    fn memory(&mut self) -> (usize, bool) {
+        (self.cached().1, std::mem::take(&mut self.spilled))
+    }
+
+    fn set_byte_budget(&mut self, bytes: Option<usize>) {
+        self.bound.set_bytes(bytes);
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

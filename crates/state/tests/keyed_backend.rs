@@ -1,7 +1,9 @@
 //! Keyed state in RocksDB: values, lists and maps per key, snapshots, and restores at another
 //! parallelism that hand each subtask its key groups.
 
-use rill_state::{key_group_of, KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope, KeyedStateConfig};
+use rill_state::{
+    key_group_of, KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope, KeyedStateConfig, StateMemory,
+};
 
 const MAX_P: u16 = 128;
 
@@ -295,4 +297,49 @@ fn a_preloaded_map_state_reads_right_before_and_after_its_cache_spills() {
         let want = if k < 40 { k + 1000 } else { 1000 };
         assert_eq!(windows.get(&mut scope(&mut r, &k), &0).unwrap(), Some(want), "key {k}");
     }
+}
+
+#[test]
+fn a_byte_budget_bounds_the_caches_by_bytes_and_every_value_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KeyedStateConfig { memory_budget_bytes: Some(16 << 20), ..KeyedStateConfig::default() };
+    let memory = StateMemory::new(&config, 1);
+    let caches = memory.cache_bytes_per_backend().unwrap();
+    assert_eq!(caches, 12 << 20, "RocksDB takes a quarter");
+    let mut b = KeyedBackend::open_shared(dir.path().join("work"), all(), config, &memory, &[]).unwrap();
+    let names = b.value_state::<u64, String>("names").unwrap();
+    // 60,000 values of 200 bytes: about 16 MB, more than the caches may hold.
+    for k in 0..60_000u64 {
+        names.set(&mut scope(&mut b, &k), format!("{k:0>200}")).unwrap();
+    }
+    let (entries, bytes) = b.cache_usage();
+    assert!(bytes <= caches, "{bytes} estimated bytes cached, budget {caches}");
+    assert!(entries < 60_000 && entries > 15_000, "{entries} entries cached");
+    for k in 0..60_000u64 {
+        assert_eq!(names.get(&mut scope(&mut b, &k)).unwrap(), Some(format!("{k:0>200}")), "key {k}");
+    }
+}
+
+#[test]
+fn a_prefetched_batch_reads_the_latest_values_also_while_a_snapshot_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = KeyedStateConfig { cache_entries_per_state: 64, ..KeyedStateConfig::default() };
+    let mut b = KeyedBackend::open(dir.path().join("work"), all(), config, &[]).unwrap();
+    let count = b.value_state::<u64, u64>("count").unwrap();
+    for k in 0..1000u64 {
+        count.set(&mut scope(&mut b, &k), k).unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    b.snapshot_async(&dir.path().join("snap"), Box::new(move |r| tx.send(r.is_ok()).unwrap())).unwrap();
+    // Evictions while the snapshot runs are held back in memory; the prefetch must see them.
+    for k in 0..200u64 {
+        count.update(&mut scope(&mut b, &k), |c| c.map(|c| c + 1)).unwrap();
+    }
+    let keys: Vec<(u64, u16)> = (0..300u64).map(|k| (k, key_group_of(&k, MAX_P))).collect();
+    b.prefetch(&keys).unwrap();
+    for k in 0..1000u64 {
+        let want = if k < 200 { k + 1 } else { k };
+        assert_eq!(count.get(&mut scope(&mut b, &k)).unwrap(), Some(want), "key {k}");
+    }
+    assert!(rx.recv().unwrap());
 }

@@ -1,0 +1,184 @@
+//! The memory of a process's keyed state: one RocksDB block cache and write-buffer manager shared
+//! by every subtask's working database, and a budget in bytes split among subtasks and states.
+//!
+//! With [`KeyedStateConfig::memory_budget_bytes`] set to B for a process running n keyed
+//! subtasks: RocksDB gets B/4 (one LRU block cache of B/4, which the memtables, capped at B/8
+//! by the write-buffer manager, are charged to, as are index and filter blocks), and each
+//! subtask's state caches share (3/4)·B/n, split evenly among its registered states. A cache
+//! counts its entries' bytes by [`CacheBound`]'s estimate. Without a budget, caches are bounded
+//! by entries only and RocksDB by the configured sizes, still in one shared cache.
+
+use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager};
+
+use crate::backend::KeyedStateConfig;
+
+/// RocksDB's memory shared by every working database of a process, and each one's share of the
+/// cache budget. Cheap to clone (the cache and manager are reference counted).
+#[derive(Clone)]
+pub struct StateMemory {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    write_buffer_bytes: usize,
+    cache_bytes_per_backend: Option<usize>,
+}
+
+impl std::fmt::Debug for StateMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMemory")
+            .field("write_buffer_bytes", &self.write_buffer_bytes)
+            .field("cache_bytes_per_backend", &self.cache_bytes_per_backend)
+            .finish()
+    }
+}
+
+/// The smallest memtable a working database gets, however small the budget.
+const MIN_WRITE_BUFFER: usize = 1 << 20;
+
+impl StateMemory {
+    /// The shared memory of `backends` working databases (a job's keyed subtasks in this process).
+    pub fn new(config: &KeyedStateConfig, backends: usize) -> Self {
+        let backends = backends.max(1);
+        match config.memory_budget_bytes {
+            Some(budget) => {
+                let rocks = (budget / 4).max(2 * MIN_WRITE_BUFFER * backends);
+                let memtables = rocks / 2;
+                // Two memtables per database (one filling, one flushing) within the manager's share.
+                let write_buffer_bytes = (memtables / backends / 2).clamp(MIN_WRITE_BUFFER, config.write_buffer_bytes);
+                let cache = Cache::new_lru_cache(rocks);
+                let write_buffers =
+                    WriteBufferManager::new_write_buffer_manager_with_cache(memtables, false, cache.clone());
+                let cache_bytes_per_backend = Some(budget.saturating_sub(rocks) / backends);
+                StateMemory { cache, write_buffers, write_buffer_bytes, cache_bytes_per_backend }
+            }
+            None => {
+                let cache = Cache::new_lru_cache(config.block_cache_bytes * backends);
+                let memtables = 2 * config.write_buffer_bytes * backends;
+                let write_buffers = WriteBufferManager::new_write_buffer_manager(memtables, false);
+                StateMemory {
+                    cache,
+                    write_buffers,
+                    write_buffer_bytes: config.write_buffer_bytes,
+                    cache_bytes_per_backend: None,
+                }
+            }
+        }
+    }
+
+    /// Bytes the state caches of one working database may hold (`None`: bounded by entries only).
+    pub fn cache_bytes_per_backend(&self) -> Option<usize> {
+        self.cache_bytes_per_backend
+    }
+
+    /// RocksDB options of a working database using this memory, tuned for point reads and writes
+    /// of small rows: small memtables with a whole-key bloom filter (a lookup of a row that is
+    /// in an SST skips the memtable's skiplist), bloom filters and a hash index in SST blocks,
+    /// LZ4, level compaction, two background jobs.
+    pub(crate) fn db_options(&self) -> Options {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_write_buffer_size(self.write_buffer_bytes);
+        opts.set_max_write_buffer_number(2);
+        opts.set_write_buffer_manager(&self.write_buffers);
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_max_background_jobs(2);
+        opts.set_max_open_files(256);
+        opts.set_keep_log_file_num(2);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&self.cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_whole_key_filtering(true);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+        opts.set_block_based_table_factory(&table);
+        opts
+    }
+}
+
+/// How many entries a state cache may hold: at most a number of entries and, under a byte
+/// budget, as many as fit by an estimate of an entry's size. The estimate is the entry's fixed
+/// size in the hash map and CLOCK ring (with their spare capacity) plus a running average of its
+/// encoded key and value sizes, which stands for what the key and value hold on the heap (it
+/// counts an inline `u64` as 8 heap bytes: the estimate errs high).
+#[derive(Debug, Clone)]
+pub(crate) struct CacheBound {
+    entries: usize,
+    bytes: Option<usize>,
+    fixed: usize,
+    /// Average encoded bytes per entry, times 16 (a running average with weight 1/16).
+    encoded_x16: usize,
+    observed: bool,
+}
+
+impl CacheBound {
+    /// A bound of `entries` for entries of `fixed` bytes each besides their heap.
+    pub(crate) fn new(entries: usize, fixed: usize) -> Self {
+        CacheBound { entries: entries.max(1), bytes: None, fixed, encoded_x16: 32 * 16, observed: false }
+    }
+
+    /// Sets the cache's share of the byte budget (`None`: entries only).
+    pub(crate) fn set_bytes(&mut self, bytes: Option<usize>) {
+        self.bytes = bytes;
+    }
+
+    /// The estimated size of one entry in bytes.
+    pub(crate) fn entry_bytes(&self) -> usize {
+        self.fixed + self.encoded_x16 / 16
+    }
+
+    /// Entries the cache may hold now.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        match self.bytes {
+            None => self.entries,
+            Some(bytes) => (bytes / self.entry_bytes()).clamp(1, self.entries),
+        }
+    }
+
+    /// An entry was encoded with `encoded` bytes of key and value.
+    #[inline]
+    pub(crate) fn observe(&mut self, encoded: usize) {
+        if self.observed {
+            self.encoded_x16 = self.encoded_x16 - self.encoded_x16 / 16 + encoded;
+        } else {
+            self.encoded_x16 = encoded * 16;
+            self.observed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_byte_budget_a_cache_is_bounded_by_entries() {
+        let bound = CacheBound::new(5000, 64);
+        assert_eq!(bound.capacity(), 5000);
+    }
+
+    #[test]
+    fn a_byte_budget_bounds_entries_by_their_estimated_size() {
+        let mut bound = CacheBound::new(1_000_000, 64);
+        bound.set_bytes(Some(96_000));
+        bound.observe(32);
+        assert_eq!(bound.entry_bytes(), 96);
+        assert_eq!(bound.capacity(), 1000);
+        for _ in 0..200 {
+            bound.observe(32 + 192);
+        }
+        assert_eq!(bound.capacity(), 96_000 / (64 + 224), "larger values: fewer entries fit");
+    }
+
+    #[test]
+    fn a_budget_split_among_subtasks_gives_rocksdb_a_quarter() {
+        let config = KeyedStateConfig { memory_budget_bytes: Some(1 << 30), ..KeyedStateConfig::default() };
+        let memory = StateMemory::new(&config, 2);
+        assert_eq!(memory.cache_bytes_per_backend(), Some((3 << 28) / 2));
+        assert!(
+            memory.write_buffer_bytes >= MIN_WRITE_BUFFER && memory.write_buffer_bytes <= config.write_buffer_bytes
+        );
+    }
+}
