@@ -113,7 +113,13 @@ impl TaskEnv {
         let keyed = if self.keyed {
             let dir = self.work_dir.join(self.info.dir_name());
             let (config, memory) = (self.keyed_config.clone(), &self.keyed_memory);
-            Some(KeyedBackend::open_shared(dir, self.info.key_groups(), config, memory, &self.restore.keyed)?)
+            let started = std::time::Instant::now();
+            let backend = KeyedBackend::open_shared(dir, self.info.key_groups(), config, memory, &self.restore.keyed)?;
+            if !self.restore.keyed.is_empty() {
+                let ms = started.elapsed().as_millis() as u64;
+                tracing::info!(task = %self.info.dir_name(), sources = self.restore.keyed.len(), ms, "keyed state restored");
+            }
+            Some(backend)
         } else {
             None
         };

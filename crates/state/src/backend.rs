@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{checkpoint::Checkpoint, WriteBatch, DB};
 
-use crate::db::{open_db, write_batch, Db};
+use crate::db::{open_db, write_in_chunks, Db};
 use crate::memory::StateMemory;
 use crate::state_types::StateKey;
 use crate::store::digest_file;
@@ -20,7 +20,7 @@ use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
 pub struct KeyedStateConfig {
     /// Entries each state's write-back cache may hold before it evicts to RocksDB.
     pub cache_entries_per_state: usize,
-    /// Largest RocksDB memtable of a subtask, in bytes (a byte budget may choose smaller ones).
+    /// RocksDB memtable of a subtask in bytes, without a byte budget (a budget sizes them).
     pub write_buffer_bytes: usize,
     /// RocksDB block cache per subtask in bytes, without a byte budget (one cache for the process).
     pub block_cache_bytes: usize,
@@ -110,7 +110,7 @@ impl KeyedBackend {
         }
         let db = open_db(&memory.db_options(), &path)?;
         let mut backend = KeyedBackend {
-            db: Db::new(db),
+            db: Db::new(db, memory.pending_limit()),
             path: path.clone(),
             key_groups,
             config,
@@ -275,9 +275,10 @@ impl KeyedBackend {
         let name =
             format!("snapshot-{}", self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()));
         let path = self.path.clone();
+        let chunk_bytes = self.memory.write_buffer_bytes() / 2;
         self.db.spawn(name, move |db| {
             let guard = ReportOnDrop { done: Some(done), path };
-            let result = write_snapshot(db, batch, &dir, &digests);
+            let result = write_snapshot(db, (batch, chunk_bytes), &dir, &digests);
             guard.report(result);
         })
     }
@@ -310,11 +311,11 @@ impl Drop for ReportOnDrop {
 
 fn write_snapshot(
     db: &DB,
-    batch: WriteBatch,
+    (batch, chunk_bytes): (WriteBatch, usize),
     dir: &Path,
     digests: &Mutex<HashMap<(String, u64), u32>>,
 ) -> Result<Vec<FileDigest>> {
-    write_batch(db, batch)?;
+    write_in_chunks(db, batch, chunk_bytes)?;
     remove_dir_if_exists(dir)?;
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;

@@ -3,9 +3,8 @@
 //!
 //! Every cached key sits once in a ring, with its `referenced` bit; each slot knows its position,
 //! so a hit sets the bit without a second lookup. The hand sweeps the ring, clearing set bits and
-//! choosing unset ones as victims (the second-chance approximation of LRU). Entries of the batch
-//! a background snapshot may still be applying (`batched`) are not chosen while it runs: until it
-//! is applied, RocksDB may not hold their latest value.
+//! choosing unset ones as victims (the second-chance approximation of LRU). A victim in the batch
+//! a background snapshot may still be applying (`batched`) leaves with its row (see `tables.rs`).
 
 use std::hash::Hash;
 
@@ -40,6 +39,11 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
         slot.pos = self.ring.len();
         self.ring.push(RingEntry { key: key.clone(), referenced: false, chosen: false });
         cache.insert(key, slot);
+    }
+
+    /// Makes room for `n` keys in all.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.ring.reserve(n.saturating_sub(self.ring.len()));
     }
 
     /// Marks the entry at `pos` (a slot's position) as used.
@@ -78,9 +82,8 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
         }
     }
 
-    /// Up to `n` keys to evict, chosen by the hand (at most two sweeps of the ring). `in_flight`:
-    /// a snapshot may still be applying the last barrier's batch, so its entries stay.
-    pub(crate) fn victims<V>(&mut self, cache: &AHashMap<Q, Slot<V>>, n: usize, in_flight: bool) -> Vec<Q> {
+    /// Up to `n` keys to evict, chosen by the hand (at most two sweeps of the ring).
+    pub(crate) fn victims(&mut self, n: usize) -> Vec<Q> {
         let mut victims = Vec::with_capacity(n);
         let mut steps = 2 * self.ring.len();
         while victims.len() < n && steps > 0 && !self.ring.is_empty() {
@@ -95,9 +98,6 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
             }
             if entry.referenced {
                 entry.referenced = false;
-                continue;
-            }
-            if in_flight && cache.get(&entry.key).is_none_or(|slot| slot.batched) {
                 continue;
             }
             entry.chosen = true;
@@ -137,16 +137,7 @@ mod tests {
         let (cache, mut clock) = cache_of(&[1, 2, 3, 4]);
         clock.touch(cache[&1].pos);
         clock.touch(cache[&3].pos);
-        assert_eq!(clock.victims(&cache, 2, false), vec![2, 4]);
-    }
-
-    #[test]
-    fn entries_of_a_batch_in_flight_stay_until_the_snapshot_is_done() {
-        let (mut cache, mut clock) = cache_of(&[1, 2]);
-        cache.get_mut(&1).unwrap().batched = true;
-        cache.get_mut(&2).unwrap().batched = true;
-        assert!(clock.victims(&cache, 1, true).is_empty());
-        assert_eq!(clock.victims(&cache, 1, false).len(), 1, "once the snapshot is done they may go");
+        assert_eq!(clock.victims(2), vec![2, 4]);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! Nothing the subtask does meanwhile may reach the database, or the checkpoint could hold a
 //! write made after its barrier. So writes made while a snapshot runs (a cache evicting) are kept
 //! in an overlay, [`Pending`]: reads look there first, and it is applied in one batch as soon as
-//! the snapshot is done. Processing never waits for a snapshot. Keys of the barrier's batch stay
-//! cached until it is applied (see `clock.rs`), so no read needs a row the snapshot is writing.
+//! the snapshot is done. Processing waits for a snapshot only when the overlay is full. An entry of
+//! the barrier's batch that leaves a cache meanwhile leaves its row in the overlay (see
+//! `tables.rs`), so no read needs a row the snapshot may not have written yet.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +21,8 @@ pub(crate) struct Db {
     db: Arc<DB>,
     in_flight: Option<JoinHandle<()>>,
     pending: Pending,
+    /// Bytes the overlay may hold; past them a write waits for the snapshot after all.
+    pending_limit: usize,
 }
 
 /// Rows written while a background snapshot runs, in write order, with the latest of each row
@@ -28,14 +31,17 @@ pub(crate) struct Db {
 struct Pending {
     batch: WriteBatch,
     rows: AHashMap<Box<[u8]>, Option<Box<[u8]>>>,
+    /// Estimated bytes of `batch` and `rows`.
+    bytes: usize,
 }
 
 /// Rows for [`Db::write_rows`]: sorted or not, each a key and its new value (`None`: delete).
 pub(crate) type Rows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Db {
-    pub(crate) fn new(db: DB) -> Self {
-        Db { db: Arc::new(db), in_flight: None, pending: Pending::default() }
+    /// A working database whose writes during a snapshot may hold up to `pending_limit` bytes.
+    pub(crate) fn new(db: DB, pending_limit: usize) -> Self {
+        Db { db: Arc::new(db), in_flight: None, pending: Pending::default(), pending_limit }
     }
 
     /// Waits for the background snapshot, if any, then applies the writes held back meanwhile.
@@ -90,11 +96,14 @@ impl Db {
     }
 
     /// Writes rows sorted by key (cheaper for the memtable), without waiting for a background
-    /// snapshot: while one runs they are held back and applied once it is done.
+    /// snapshot: while one runs they are held back and applied once it is done, unless that
+    /// would hold more than the pending limit (then this waits for the snapshot).
     pub(crate) fn write_rows(&mut self, mut rows: Rows) -> Result<()> {
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if self.snapshot_in_flight()? {
+        if self.snapshot_in_flight()? && self.pending.bytes < self.pending_limit {
             for (key, value) in rows {
+                // Both copies, the map's entry and its control byte, and the batch's framing.
+                self.pending.bytes += 2 * (key.len() + value.as_ref().map_or(0, Vec::len)) + 64;
                 match &value {
                     Some(v) => self.pending.batch.put(&key, v),
                     None => self.pending.batch.delete(&key),
@@ -103,6 +112,7 @@ impl Db {
             }
             return Ok(());
         }
+        self.wait()?;
         let mut batch = WriteBatch::default();
         for (key, value) in &rows {
             match value {
@@ -150,6 +160,44 @@ pub(crate) fn open_db(opts: &rocksdb::Options, path: &std::path::Path) -> Result
     DB::open_cf_descriptors(opts, path, [default]).map_err(StateError::rocks("open", path))
 }
 
+/// Writes a batch in chunks of about `chunk_bytes`, so that a barrier's batch larger than a
+/// memtable fills several memtables in turn (RocksDB switches memtables only between writes;
+/// one huge write makes one huge memtable, outside any budget).
+pub(crate) fn write_in_chunks(db: &DB, batch: WriteBatch, chunk_bytes: usize) -> Result<()> {
+    if batch.size_in_bytes() <= chunk_bytes {
+        return write_batch(db, batch);
+    }
+    struct Chunks<'a> {
+        db: &'a DB,
+        chunk: WriteBatch,
+        chunk_bytes: usize,
+        result: Result<()>,
+    }
+    impl Chunks<'_> {
+        fn maybe_write(&mut self) {
+            if self.chunk.size_in_bytes() >= self.chunk_bytes && self.result.is_ok() {
+                self.result = write_batch(self.db, std::mem::take(&mut self.chunk));
+            }
+        }
+    }
+    impl rocksdb::WriteBatchIterator for Chunks<'_> {
+        fn put(&mut self, key: &[u8], value: &[u8]) {
+            self.chunk.put(key, value);
+            self.maybe_write();
+        }
+        fn delete(&mut self, key: &[u8]) {
+            self.chunk.delete(key);
+            self.maybe_write();
+        }
+    }
+    let mut chunks = Chunks { db, chunk: WriteBatch::default(), chunk_bytes, result: Ok(()) };
+    batch.iterate(&mut chunks);
+    drop(batch);
+    let Chunks { chunk, result, .. } = chunks;
+    result?;
+    write_batch(db, chunk)
+}
+
 pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
     let mut opts = rocksdb::WriteOptions::default();
     // Durability comes from checkpoints; the working database is discarded after a crash.
@@ -166,7 +214,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> Db {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
-        Db::new(open_db(&opts, dir).unwrap())
+        Db::new(open_db(&opts, dir).unwrap(), 1 << 20)
     }
 
     fn row(key: &str, value: Option<&str>) -> (Vec<u8>, Option<Vec<u8>>) {

@@ -3,8 +3,10 @@
 //!
 //! With [`KeyedStateConfig::memory_budget_bytes`] set to B for a process running n keyed
 //! subtasks: RocksDB gets B/4 (one LRU block cache of B/4, which the memtables, capped at B/8
-//! by the write-buffer manager, are charged to, as are index and filter blocks), and each
-//! subtask's state caches share (3/4)·B/n, split evenly among its registered states. A cache
+//! by the write-buffer manager, are charged to), and each
+//! subtask's state caches share (3/4)·B/n, split among its registered states by use. While a
+//! snapshot runs, a subtask may hold back writes and let its caches grow by up to a sixteenth of
+//! its share each before it waits for the snapshot. A cache
 //! counts its entries' bytes by [`CacheBound`]'s estimate. Without a budget, caches are bounded
 //! by entries only and RocksDB by the configured sizes, still in one shared cache.
 
@@ -33,6 +35,10 @@ impl std::fmt::Debug for StateMemory {
 
 /// The smallest memtable a working database gets, however small the budget.
 const MIN_WRITE_BUFFER: usize = 1 << 20;
+/// The largest memtable a budget gives a working database.
+const MAX_WRITE_BUFFER: usize = 64 << 20;
+/// Bytes of writes held back during a snapshot, without a byte budget.
+const DEFAULT_PENDING_LIMIT: usize = 64 << 20;
 
 impl StateMemory {
     /// The shared memory of `backends` working databases (a job's keyed subtasks in this process).
@@ -43,7 +49,7 @@ impl StateMemory {
                 let rocks = (budget / 4).max(2 * MIN_WRITE_BUFFER * backends);
                 let memtables = rocks / 2;
                 // Two memtables per database (one filling, one flushing) within the manager's share.
-                let write_buffer_bytes = (memtables / backends / 2).clamp(MIN_WRITE_BUFFER, config.write_buffer_bytes);
+                let write_buffer_bytes = (memtables / backends / 2).clamp(MIN_WRITE_BUFFER, MAX_WRITE_BUFFER);
                 let cache = Cache::new_lru_cache(rocks);
                 let write_buffers =
                     WriteBufferManager::new_write_buffer_manager_with_cache(memtables, false, cache.clone());
@@ -64,6 +70,17 @@ impl StateMemory {
         }
     }
 
+    /// Bytes of writes a working database may hold back while a snapshot runs: a sixteenth of its
+    /// cache budget (the caches' own growth meanwhile is bounded the same way).
+    pub(crate) fn pending_limit(&self) -> usize {
+        self.cache_bytes_per_backend.map_or(DEFAULT_PENDING_LIMIT, |bytes| bytes / 16)
+    }
+
+    /// Size of one memtable of a working database.
+    pub(crate) fn write_buffer_bytes(&self) -> usize {
+        self.write_buffer_bytes
+    }
+
     /// Bytes the state caches of one working database may hold (`None`: bounded by entries only).
     pub fn cache_bytes_per_backend(&self) -> Option<usize> {
         self.cache_bytes_per_backend
@@ -72,7 +89,10 @@ impl StateMemory {
     /// RocksDB options of a working database using this memory, tuned for point reads and writes
     /// of small rows: small memtables with a whole-key bloom filter (a lookup of a row that is
     /// in an SST skips the memtable's skiplist), bloom filters and a hash index in SST blocks,
-    /// LZ4, level compaction, two background jobs.
+    /// LZ4, level compaction, two background jobs. Index and filter blocks stay outside the block
+    /// cache, held by each open SST (about 1.3 bytes per key): in the cache, a budget's cache
+    /// filled by the memtables' charge evicted them, and every lookup read and checksummed them again
+    /// (seen at 10 M keys: throughput fell to a few thousand records/s).
     pub(crate) fn db_options(&self) -> Options {
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -89,19 +109,22 @@ impl StateMemory {
         table.set_block_cache(&self.cache);
         table.set_bloom_filter(10.0, false);
         table.set_whole_key_filtering(true);
-        table.set_cache_index_and_filter_blocks(true);
-        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
         opts.set_block_based_table_factory(&table);
         opts
     }
 }
 
+/// Bytes a row takes in a `WriteBatch` besides its key and value: the key-group and state
+/// prefix, the record's tag and two length varints, rounded up.
+const BATCH_ROW_OVERHEAD: usize = 16;
+
 /// How many entries a state cache may hold: at most a number of entries and, under a byte
 /// budget, as many as fit by an estimate of an entry's size. The estimate is the entry's fixed
-/// size in the hash map and CLOCK ring (with their spare capacity) plus a running average of its
-/// encoded key and value sizes, which stands for what the key and value hold on the heap (it
-/// counts an inline `u64` as 8 heap bytes: the estimate errs high).
+/// size in the hash map and CLOCK ring (with their spare capacity), plus a running average of its
+/// encoded key and value sizes twice: once for what the key and value hold on the heap (it
+/// counts an inline `u64` as 8 heap bytes: the estimate errs high), once for the entry's row in
+/// the write batch a barrier builds from the dirty entries.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheBound {
     entries: usize,
@@ -123,9 +146,10 @@ impl CacheBound {
         self.bytes = bytes;
     }
 
-    /// The estimated size of one entry in bytes.
+    /// The estimated size of one entry in bytes, including what it takes in a barrier's write
+    /// batch if dirty (its encoded row once more, and the batch's framing).
     pub(crate) fn entry_bytes(&self) -> usize {
-        self.fixed + self.encoded_x16 / 16
+        self.fixed + 2 * (self.encoded_x16 / 16) + BATCH_ROW_OVERHEAD
     }
 
     /// Entries the cache may hold now.
@@ -162,14 +186,14 @@ mod tests {
     #[test]
     fn a_byte_budget_bounds_entries_by_their_estimated_size() {
         let mut bound = CacheBound::new(1_000_000, 64);
-        bound.set_bytes(Some(96_000));
+        bound.set_bytes(Some(144_000));
         bound.observe(32);
-        assert_eq!(bound.entry_bytes(), 96);
+        assert_eq!(bound.entry_bytes(), 64 + 2 * 32 + BATCH_ROW_OVERHEAD);
         assert_eq!(bound.capacity(), 1000);
         for _ in 0..200 {
             bound.observe(32 + 192);
         }
-        assert_eq!(bound.capacity(), 96_000 / (64 + 224), "larger values: fewer entries fit");
+        assert_eq!(bound.capacity(), 144_000 / (64 + 2 * 224 + 16), "larger values: fewer entries fit");
     }
 
     #[test]
@@ -177,8 +201,7 @@ mod tests {
         let config = KeyedStateConfig { memory_budget_bytes: Some(1 << 30), ..KeyedStateConfig::default() };
         let memory = StateMemory::new(&config, 2);
         assert_eq!(memory.cache_bytes_per_backend(), Some((3 << 28) / 2));
-        assert!(
-            memory.write_buffer_bytes >= MIN_WRITE_BUFFER && memory.write_buffer_bytes <= config.write_buffer_bytes
-        );
+        assert_eq!(memory.write_buffer_bytes, 32 << 20, "two memtables per subtask in half of RocksDB's share");
+        assert_eq!(memory.pending_limit(), (3 << 28) / 2 / 16);
     }
 }

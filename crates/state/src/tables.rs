@@ -9,8 +9,9 @@
 //!
 //! Each cached entry knows whether RocksDB holds a row for it (`in_db`). An entry created and
 //! removed between two barriers (a window's contents, a timer) never reaches RocksDB: no put, no
-//! tombstone. Removed entries leave the cache as soon as no batch that may still be in flight
-//! mentions them (see `db.rs` for why entries of an in-flight batch must stay cached).
+//! tombstone. Removed entries leave the cache at the next barrier after no batch mentions them.
+//! An entry of a batch a background snapshot is still applying that is evicted meanwhile leaves
+//! its row among the writes held back until the snapshot is done (see `db.rs`).
 
 use std::any::Any;
 
@@ -186,9 +187,6 @@ pub(crate) struct ValueTable<K, V> {
     inserts: u32,
     cache: AHashMap<K, Slot<V>>,
     clock: Clock<K>,
-    /// After an eviction found nothing to evict (every entry in a batch in flight), the cache may
-    /// grow to this size before the next try.
-    grow_until: usize,
     buf: Vec<u8>,
     /// The last batch's keys missed the cache often enough for [`ValueTable::prefetch`] to pay.
     prefetching: bool,
@@ -206,7 +204,6 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             inserts: 0,
             cache: AHashMap::new(),
             clock: Clock::default(),
-            grow_until: 0,
             buf: Vec::new(),
             prefetching: true,
             batches_seen: 0,
@@ -228,28 +225,30 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     }
 
     /// When the cache is full, evicts a quarter of it chosen by CLOCK, writing the dirty
-    /// victims to RocksDB in one batch. Entries of a batch a background snapshot is still
-    /// applying stay; if that is every entry, the cache grows past its bound until the snapshot
-    /// is done.
+    /// victims to RocksDB in one batch (held back in memory while a snapshot runs, see `db.rs`).
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
         let capacity = self.bound.capacity();
-        if self.cache.len() < capacity.max(self.grow_until) {
+        if self.cache.len() < capacity {
             return Ok(());
         }
         self.evicted = true;
         // A quarter of the bound, or more if the bound shrank below the cache's size.
         let wanted = (capacity / 4).max(1) + self.cache.len().saturating_sub(capacity);
-        let victims = self.clock.victims(&self.cache, wanted, db.snapshot_in_flight()?);
-        if victims.is_empty() {
-            self.grow_until = self.cache.len() + wanted;
-            return Ok(());
-        }
+        let victims = self.clock.victims(wanted);
+        let in_flight = db.snapshot_in_flight()?;
         let (mut row, mut value) = (Vec::new(), Vec::new());
         let mut rows = Rows::with_capacity(victims.len());
         let name = &self.name;
         let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
         for key in &victims {
             if let Some(mut slot) = self.clock.remove(&mut self.cache, key) {
+                if in_flight && slot.batched {
+                    // The snapshot may not have applied this entry's row yet, so a read after it
+                    // left could find an older one: it leaves with its row (or tombstone), which
+                    // reads find among the writes held back until the snapshot is done.
+                    slot.dirty = true;
+                    slot.in_db = true;
+                }
                 match take_dirty_row((&mut row, &mut value), name, self.state_id, key, &mut slot, encode)? {
                     Some(true) => {
                         self.bound.observe(row.len() - PREFIX_LEN + value.len());
@@ -381,7 +380,6 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
             encode_key(row, name, key)
         })?;
         self.clock.retain_live(&mut self.cache);
-        self.grow_until = 0;
         Ok(())
     }
 
@@ -395,6 +393,14 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
 
     fn set_byte_budget(&mut self, bytes: Option<usize>) {
         self.bound.set_bytes(bytes);
+        if bytes.is_some() {
+            // Room for the whole share at once: a hash map that doubles when full holds its old
+            // and new tables together for a moment, more than the budget allows.
+            let capacity = self.bound.capacity();
+            let more = capacity.saturating_sub(self.cache.len());
+            self.cache.reserve(more);
+            self.clock.reserve(capacity);
+        }
     }
 
     fn prefetch(&mut self, db: &mut Db, keys: &dyn Any) -> Result<()> {
