@@ -214,6 +214,29 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
     }
 }
 
+impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
+    /// Hands one record, with its key and key group, to the function.
+    #[inline]
+    fn process_keyed<O>(
+        &mut self,
+        record: I,
+        (key, key_group): (&K, u16),
+        backend: &mut KeyedBackend,
+        out: &mut Collector<O>,
+    ) -> OperatorResult
+    where
+        F: KeyedProcessFunction<K, I, O>,
+    {
+        let mut keyed = KeyedContext {
+            scope: KeyedScope::new(backend, key, key_group),
+            timers: &mut self.timers,
+            watermark: self.watermark,
+            clock: &self.clock,
+        };
+        self.function.process(record, &mut keyed, out)
+    }
+}
+
 impl<K, I, O, F> Operator<I, O> for KeyedProcess<K, I, F>
 where
     K: StateKey,
@@ -224,14 +247,7 @@ where
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let key = (self.key)(&record);
         let key_group = key_group_of(&key, ctx.info().max_parallelism);
-        let backend = ctx.keyed_state()?;
-        let mut keyed = KeyedContext {
-            scope: KeyedScope::new(backend, &key, key_group),
-            timers: &mut self.timers,
-            watermark: self.watermark,
-            clock: &self.clock,
-        };
-        self.function.process(record, &mut keyed, out)
+        self.process_keyed(record, (&key, key_group), ctx.keyed_state()?, out)
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
@@ -249,13 +265,7 @@ where
         let backend = ctx.keyed_state()?;
         backend.prefetch(&keys)?;
         for (record, (key, key_group)) in batch.into_iter().zip(&keys) {
-            let mut keyed = KeyedContext {
-                scope: KeyedScope::new(&mut *backend, key, *key_group),
-                timers: &mut self.timers,
-                watermark: self.watermark,
-                clock: &self.clock,
-            };
-            self.function.process(record, &mut keyed, out)?;
+            self.process_keyed(record, (key, *key_group), backend, out)?;
         }
         Ok(())
     }

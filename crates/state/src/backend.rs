@@ -196,10 +196,16 @@ impl KeyedBackend {
         let settled: usize = usage.iter().filter_map(|u| keep(*u)).sum();
         let hungry = usage.iter().filter(|u| keep(**u).is_none()).count();
         for (table, use_) in self.tables.iter_mut().zip(usage.iter()) {
-            let share = match (total - settled.min(total)).checked_div(hungry) {
-                _ if settled > total => total / usage.len(),
-                None => keep(*use_).unwrap_or(0) + (total - settled) / usage.len(),
-                Some(each) => keep(*use_).unwrap_or(each),
+            let share = if settled > total {
+                total / usage.len()
+            } else {
+                let left = total - settled;
+                match keep(*use_) {
+                    Some(kept) if hungry == 0 => kept + left / usage.len(),
+                    Some(kept) => kept,
+                    // This cache is hungry itself, so `hungry` is at least 1.
+                    None => left / hungry.max(1),
+                }
             };
             table.set_byte_budget(Some(share));
         }
@@ -260,8 +266,8 @@ impl KeyedBackend {
     /// Snapshots every buffered change: the dirty cache entries go into one `WriteBatch` here; on
     /// a background thread the batch is applied and the database is checkpointed into `dir`
     /// (hard links to unchanged SST files, so successive snapshots share them), then `done`
-    /// receives the files with sizes and checksums, paths relative to `dir`. Processing may go
-    /// on meanwhile: any write to the database waits for the snapshot first.
+    /// receives the files with sizes and checksums, paths relative to `dir`. Processing goes on
+    /// meanwhile: writes to the database are held back until the snapshot is done (see `db.rs`).
     pub fn snapshot_async(&mut self, dir: &Path, done: SnapshotDone) -> Result<()> {
         // The previous batch must be applied before the caches forget what it removed.
         self.db.wait()?;

@@ -252,9 +252,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
                 match take_dirty_row((&mut row, &mut value), name, self.state_id, key, &mut slot, encode)? {
                     Some(true) => {
                         self.bound.observe(row.len() - PREFIX_LEN + value.len());
-                        rows.push((row.clone(), Some(value.clone())))
+                        rows.push((std::mem::take(&mut row), Some(std::mem::take(&mut value))))
                     }
-                    Some(false) => rows.push((row.clone(), None)),
+                    Some(false) => rows.push((std::mem::take(&mut row), None)),
                     None => {}
                 }
             }
@@ -290,10 +290,10 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
         missing.sort_unstable();
         missing.dedup_by(|a, b| a.0 == b.0);
-        let rows: Vec<Vec<u8>> = missing.iter().map(|(row, _)| row.clone()).collect();
+        let (rows, positions): (Vec<Vec<u8>>, Vec<usize>) = missing.into_iter().unzip();
         let found = db.multi_get(&rows)?;
-        for ((_, i), bytes) in missing.iter().zip(found) {
-            let (key, key_group) = &keys[*i];
+        for (i, bytes) in positions.into_iter().zip(found) {
+            let (key, key_group) = &keys[i];
             let value = match bytes {
                 None => None,
                 Some(bytes) => Some(bincode::deserialize(&bytes).map_err(StateError::codec_of("value", &self.name))?),
