@@ -17,9 +17,52 @@ pub const DEFAULT_MAX_PARALLELISM: u16 = 128;
 /// assert_eq!(rill_state::stable_hash(&42u64), rill_state::stable_hash(&42u64));
 /// ```
 pub fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
-    let mut hasher = twox_hash::XxHash64::with_seed(0);
+    let mut hasher = StableHasher::default();
     key.hash(&mut hasher);
     hasher.finish()
+}
+
+/// Bytes a key may hash to before [`StableHasher`] switches to streaming.
+const INLINE_BYTES: usize = 64;
+
+/// XxHash64 (seed 0) of everything written, as one-shot for short input: the streaming hasher's
+/// set-up and buffering cost more than the hash itself for a `u64` key, on every record. Longer
+/// input streams; the value is the same either way (XXH64 of the concatenated bytes).
+struct StableHasher {
+    inline: [u8; INLINE_BYTES],
+    len: usize,
+    streaming: Option<twox_hash::XxHash64>,
+}
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher { inline: [0; INLINE_BYTES], len: 0, streaming: None }
+    }
+}
+
+impl Hasher for StableHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(streaming) = &mut self.streaming {
+            streaming.write(bytes);
+        } else if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
+            room.copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut streaming = twox_hash::XxHash64::with_seed(0);
+            streaming.write(&self.inline[..self.len]);
+            streaming.write(bytes);
+            self.streaming = Some(streaming);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        match &self.streaming {
+            Some(streaming) => streaming.finish(),
+            None => twox_hash::XxHash64::oneshot(0, &self.inline[..self.len]),
+        }
+    }
 }
 
 /// The key group of a key.
@@ -96,6 +139,26 @@ mod tests {
             }
             assert_eq!(next, 128);
         }
+    }
+
+    fn streamed<K: Hash + ?Sized>(key: &K) -> u64 {
+        let mut hasher = twox_hash::XxHash64::with_seed(0);
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn the_stable_hash_equals_streaming_xxhash64_for_short_and_long_keys() {
+        let long = "k".repeat(200);
+        assert_eq!(stable_hash(&7u64), streamed(&7u64));
+        assert_eq!(stable_hash("user-7"), streamed("user-7"));
+        assert_eq!(stable_hash(&(3u32, "ab", 9i64)), streamed(&(3u32, "ab", 9i64)));
+        assert_eq!(stable_hash(long.as_str()), streamed(long.as_str()));
+        // Crossing the inline buffer in the middle of a key, and exactly filling it.
+        assert_eq!(stable_hash(&("x".repeat(60), 1u64)), streamed(&("x".repeat(60), 1u64)));
+        assert_eq!(stable_hash(&[1u8; 56][..]), streamed(&[1u8; 56][..]));
+        assert_eq!(stable_hash(&[1u8; 57][..]), streamed(&[1u8; 57][..]));
+        assert_eq!(stable_hash(&()), streamed(&()));
     }
 
     const PINNED_HASH_OF_ONE: u64 = 11468921228449061269;
