@@ -234,16 +234,11 @@ impl KeyedBackend {
     }
 
     pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {
-        let ok = self.tables.get_mut(index).is_some_and(|t| t.as_any_mut().is::<T>());
-        if !ok {
-            let name = self.names.iter().find(|(_, i)| **i == index).map(|(n, _)| n.clone());
-            return Err(StateError::TypeMismatch { name: name.unwrap_or_else(|| format!("#{index}")) });
+        if let Some(table) = self.tables.get_mut(index).and_then(|t| t.as_any_mut().downcast_mut::<T>()) {
+            return Ok((table, &mut self.db));
         }
-        let table = self.tables[index]
-            .as_any_mut()
-            .downcast_mut::<T>()
-            .ok_or_else(|| StateError::TypeMismatch { name: format!("#{index}") })?;
-        Ok((table, &mut self.db))
+        let name = self.names.iter().find(|(_, i)| **i == index).map(|(n, _)| n.clone());
+        Err(StateError::TypeMismatch { name: name.unwrap_or_else(|| format!("#{index}")) })
     }
 
     /// Takes a snapshot into `dir` and returns its files once it is written (see

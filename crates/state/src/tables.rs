@@ -187,6 +187,9 @@ pub(crate) struct ValueTable<K, V> {
     inserts: u32,
     cache: AHashMap<K, Slot<V>>,
     clock: Clock<K>,
+    /// Whether hits set their CLOCK bit: only once the cache is half full (decided at each
+    /// insert), so a cache that holds every key does not pay a second memory access per hit.
+    recording: bool,
     buf: Vec<u8>,
     /// The last batch's keys missed the cache often enough for [`ValueTable::prefetch`] to pay.
     prefetching: bool,
@@ -204,6 +207,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             inserts: 0,
             cache: AHashMap::new(),
             clock: Clock::default(),
+            recording: false,
             buf: Vec::new(),
             prefetching: true,
             batches_seen: 0,
@@ -315,12 +319,15 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             let value_bytes = slot.value.as_ref().map_or(0, |v| bincode::serialized_size(v).unwrap_or(0));
             self.bound.observe((key_bytes + value_bytes) as usize);
         }
+        self.recording = self.cache.len() * 2 >= self.bound.capacity();
         self.clock.insert(&mut self.cache, key, slot);
     }
 
     pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
         if let Some(slot) = self.cache.get_mut(key) {
-            self.clock.touch(slot.pos);
+            if self.recording {
+                self.clock.touch(slot.pos);
+            }
             return Ok(slot.value.clone());
         }
         let value = self.load(db, key, key_group)?;
@@ -329,6 +336,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         Ok(value)
     }
 
+    #[inline]
     pub(crate) fn update(
         &mut self,
         db: &mut Db,
@@ -339,12 +347,27 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         if let Some(slot) = self.cache.get_mut(key) {
             slot.value = f(slot.value.take());
             slot.dirty = true;
-            self.clock.touch(slot.pos);
+            if self.recording {
+                self.clock.touch(slot.pos);
+            }
             if slot.is_gone() {
                 self.clock.remove(&mut self.cache, key);
             }
             return Ok(());
         }
+        self.update_missed(db, key, key_group, f)
+    }
+
+    /// [`ValueTable::update`] of a key not cached: kept out of line, so that the hit path, taken
+    /// for nearly every record while the keys fit, stays small where it is inlined.
+    #[inline(never)]
+    fn update_missed(
+        &mut self,
+        db: &mut Db,
+        key: &K,
+        key_group: u16,
+        f: impl FnOnce(Option<V>) -> Option<V>,
+    ) -> Result<()> {
         let old = self.load(db, key, key_group)?;
         let mut slot = Slot::loaded(key_group, old);
         slot.value = f(slot.value.take());
