@@ -1,6 +1,6 @@
 //! The job monitor of an in-process job: back-pressure shows when the sink side is slowed, a stop
-//! request ends the job with its last checkpoint, and a stop that cannot finish in time fails
-//! without committing.
+//! request ends the job with its last checkpoint, a stop that cannot finish in time fails
+//! without committing, and keyed state shows its memory per subtask.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -98,4 +98,47 @@ fn a_stop_whose_last_checkpoint_cannot_finish_in_time_fails_without_committing()
         "a last checkpoint completed: {:?}",
         monitor.checkpoints()
     );
+}
+
+#[test]
+fn keyed_subtasks_show_the_memory_of_their_state_and_sources_show_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let (monitor, job) = run_in_thread(move || {
+        let env = StreamEnv::builder()
+            .checkpoint_dir(path)
+            .checkpoint_interval(Duration::from_millis(100))
+            .parallelism(2)
+            .stop_on_signals(false)
+            .build()
+            .unwrap();
+        env.source("numbers", GeneratorSource::new(0..u64::MAX).rate_per_second(200_000))
+            .key_by(|n: &u64| n % 10_000)
+            .process(rill::RunningCount::open)
+            .sink_to(DiscardSink);
+        env
+    });
+    // After a few checkpoints, RocksDB holds files: their index and filter blocks count too.
+    let view = wait_until(&monitor, |v| {
+        v.checkpoints_completed >= 3
+            && v.vertices.iter().any(|vertex| vertex.subtasks.iter().any(|s| s.state_table_readers_bytes > 0))
+    });
+    let (sources, keyed): (Vec<_>, Vec<_>) = view.vertices.iter().partition(|v| v.is_source);
+    for s in sources.iter().flat_map(|v| &v.subtasks) {
+        assert_eq!((s.state_cache_bytes, s.state_memtable_bytes, s.state_table_readers_bytes), (0, 0, 0), "{s:?}");
+    }
+    let keyed: Vec<_> = keyed.iter().flat_map(|v| &v.subtasks).collect();
+    assert_eq!(keyed.len(), 2, "{view:?}");
+    for s in keyed {
+        // 10,000 keys over two subtasks, each entry estimated at well over 16 bytes.
+        assert!(s.state_cache_bytes > 16 * 2_000, "{s:?}");
+    }
+
+    let server = rill::observe::serve("127.0.0.1:0".parse().unwrap(), monitor.clone()).unwrap();
+    let text = reqwest::blocking::get(format!("http://{}/metrics", server.addr())).unwrap().text().unwrap();
+    let lines: Vec<_> = text.lines().filter(|l| l.starts_with("rill_task_state_cache_bytes{")).collect();
+    assert_eq!(lines.len(), 2, "one line per keyed subtask, none for the sources:\n{text}");
+    assert!(lines.iter().all(|l| !l.contains(r#"vertex="numbers""#)), "{lines:?}");
+    stop(&monitor);
+    assert!(job.join().unwrap().unwrap().stopped);
 }

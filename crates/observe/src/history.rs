@@ -35,6 +35,9 @@ pub(crate) fn subtask_view(
         checkpoint_sync_ms: now.checkpoint_sync_us as f64 / 1e3,
         checkpoint_async_ms: now.checkpoint_async_us as f64 / 1e3,
         checkpoint_alignment_ms: now.checkpoint_alignment_us as f64 / 1e3,
+        state_cache_bytes: now.state_cache_bytes,
+        state_memtable_bytes: now.state_memtable_bytes,
+        state_table_readers_bytes: now.state_table_readers_bytes,
     }
 }
 

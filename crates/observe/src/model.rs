@@ -125,6 +125,17 @@ pub struct SubtaskView {
     pub checkpoint_async_ms: f64,
     /// Last barrier alignment, milliseconds.
     pub checkpoint_alignment_ms: f64,
+    /// Keyed state in memory as of the last checkpoint, bytes: the caches' estimate (with
+    /// writes held back during a snapshot), RocksDB memtables, RocksDB index and filter blocks.
+    /// Zero for a subtask without keyed state.
+    #[serde(default)]
+    pub state_cache_bytes: u64,
+    /// See `state_cache_bytes`.
+    #[serde(default)]
+    pub state_memtable_bytes: u64,
+    /// See `state_cache_bytes`.
+    #[serde(default)]
+    pub state_table_readers_bytes: u64,
 }
 
 /// What became of a checkpoint.

@@ -6,6 +6,7 @@
 //! | `rill_task_busy_time_ms_per_second`, `rill_task_idle_time_ms_per_second`, `rill_task_backpressured_time_ms_per_second` | gauge | job, vertex, subtask |
 //! | `rill_task_input_queue_fill` (0 to 1), `rill_task_watermark_ms` | gauge | job, vertex, subtask |
 //! | `rill_task_checkpoint_sync_seconds`, `rill_task_checkpoint_async_seconds`, `rill_task_checkpoint_alignment_seconds` | gauge | job, vertex, subtask |
+//! | `rill_task_state_cache_bytes`, `rill_task_state_memtable_bytes`, `rill_task_state_table_readers_bytes` (keyed subtasks, as of the last checkpoint) | gauge | job, vertex, subtask |
 //! | `rill_checkpoints_completed_total`, `rill_checkpoints_expired_total`, `rill_checkpoints_failed_total` | counter | job |
 //! | `rill_checkpoint_last_completed_id`, `rill_checkpoint_last_completed_age_seconds`, `rill_checkpoint_last_duration_seconds`, `rill_checkpoint_last_size_bytes` | gauge | job |
 //! | `rill_job_restarts_total` | counter | job |
@@ -37,6 +38,12 @@ impl JobMonitor {
                 metrics::gauge!("rill_task_checkpoint_sync_seconds", &labels).set(s.checkpoint_sync_ms / 1e3);
                 metrics::gauge!("rill_task_checkpoint_async_seconds", &labels).set(s.checkpoint_async_ms / 1e3);
                 metrics::gauge!("rill_task_checkpoint_alignment_seconds", &labels).set(s.checkpoint_alignment_ms / 1e3);
+                if s.state_cache_bytes + s.state_memtable_bytes + s.state_table_readers_bytes > 0 {
+                    metrics::gauge!("rill_task_state_cache_bytes", &labels).set(s.state_cache_bytes as f64);
+                    metrics::gauge!("rill_task_state_memtable_bytes", &labels).set(s.state_memtable_bytes as f64);
+                    metrics::gauge!("rill_task_state_table_readers_bytes", &labels)
+                        .set(s.state_table_readers_bytes as f64);
+                }
             }
         }
         let labels = [("job", job.clone())];

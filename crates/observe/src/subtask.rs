@@ -23,6 +23,9 @@ pub struct SubtaskMetrics {
     checkpoint_sync_us: AtomicU64,
     checkpoint_async_us: AtomicU64,
     checkpoint_alignment_us: AtomicU64,
+    state_cache_bytes: AtomicU64,
+    state_memtable_bytes: AtomicU64,
+    state_table_readers_bytes: AtomicU64,
 }
 
 impl Default for SubtaskMetrics {
@@ -38,6 +41,9 @@ impl Default for SubtaskMetrics {
             checkpoint_sync_us: AtomicU64::new(0),
             checkpoint_async_us: AtomicU64::new(0),
             checkpoint_alignment_us: AtomicU64::new(0),
+            state_cache_bytes: AtomicU64::new(0),
+            state_memtable_bytes: AtomicU64::new(0),
+            state_table_readers_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +61,9 @@ pub(crate) struct SubtaskReading {
     pub(crate) checkpoint_sync_us: u64,
     pub(crate) checkpoint_async_us: u64,
     pub(crate) checkpoint_alignment_us: u64,
+    pub(crate) state_cache_bytes: u64,
+    pub(crate) state_memtable_bytes: u64,
+    pub(crate) state_table_readers_bytes: u64,
 }
 
 /// Adds `n` to a counter that only one thread writes.
@@ -120,6 +129,14 @@ impl SubtaskMetrics {
         self.checkpoint_alignment_us.store(d.as_micros() as u64, Relaxed);
     }
 
+    /// Memory of the subtask's keyed state: its caches' estimated bytes (with the writes held back
+    /// during a snapshot), RocksDB's memtables, and RocksDB's index and filter blocks.
+    pub fn set_state_memory(&self, cache_bytes: u64, memtable_bytes: u64, table_readers_bytes: u64) {
+        self.state_cache_bytes.store(cache_bytes, Relaxed);
+        self.state_memtable_bytes.store(memtable_bytes, Relaxed);
+        self.state_table_readers_bytes.store(table_readers_bytes, Relaxed);
+    }
+
     pub(crate) fn read(&self) -> SubtaskReading {
         let watermark = self.watermark.load(Relaxed);
         SubtaskReading {
@@ -133,6 +150,9 @@ impl SubtaskMetrics {
             checkpoint_sync_us: self.checkpoint_sync_us.load(Relaxed),
             checkpoint_async_us: self.checkpoint_async_us.load(Relaxed),
             checkpoint_alignment_us: self.checkpoint_alignment_us.load(Relaxed),
+            state_cache_bytes: self.state_cache_bytes.load(Relaxed),
+            state_memtable_bytes: self.state_memtable_bytes.load(Relaxed),
+            state_table_readers_bytes: self.state_table_readers_bytes.load(Relaxed),
         }
     }
 }

@@ -145,6 +145,23 @@ impl TaskEnv {
             acknowledge(Ok(writer.finish()));
             return Ok(());
         };
+        let memory = backend.memory_usage();
+        self.metrics.set_state_memory(
+            (memory.cache_bytes + memory.pending_bytes) as u64,
+            memory.memtable_bytes,
+            memory.table_readers_bytes,
+        );
+        tracing::debug!(
+            task = %self.info.name(),
+            epoch,
+            cache_entries = memory.cache_entries,
+            cache_bytes = memory.cache_bytes,
+            pending_bytes = memory.pending_bytes,
+            memtable_bytes = memory.memtable_bytes,
+            table_readers_bytes = memory.table_readers_bytes,
+            block_cache_bytes = self.keyed_memory.block_cache_bytes(),
+            "keyed state memory"
+        );
         let keyed_dir = writer.keyed_state_dir();
         let done: SnapshotDone = Box::new(move |result| acknowledge(result.map(|f| writer.finish_with_keyed_state(f))));
         backend.snapshot_async(&keyed_dir, done)?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{checkpoint::Checkpoint, WriteBatch, DB};
 
 use crate::db::{open_db, write_in_chunks, Db};
-use crate::memory::StateMemory;
+use crate::memory::{StateMemory, StateMemoryUsage};
 use crate::state_types::StateKey;
 use crate::store::digest_file;
 use crate::tables::{StateTable, PREFIX_LEN};
@@ -226,6 +226,20 @@ impl KeyedBackend {
     /// bounds).
     pub fn cache_usage(&self) -> (usize, usize) {
         self.tables.iter().map(|t| t.cached()).fold((0, 0), |(e, b), (te, tb)| (e + te, b + tb))
+    }
+
+    /// What this subtask's keyed state holds in memory now: caches, held-back writes, and
+    /// RocksDB's memtables and table readers (the block cache is the process's, see
+    /// [`StateMemory::block_cache_bytes`]).
+    pub fn memory_usage(&self) -> StateMemoryUsage {
+        let (cache_entries, cache_bytes) = self.cache_usage();
+        StateMemoryUsage {
+            cache_entries,
+            cache_bytes,
+            pending_bytes: self.db.pending_bytes(),
+            memtable_bytes: self.db.property("rocksdb.size-all-mem-tables"),
+            table_readers_bytes: self.db.property("rocksdb.estimate-table-readers-mem"),
+        }
     }
 
     /// Entries each state's cache holds before it spills.

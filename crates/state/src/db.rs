@@ -72,6 +72,16 @@ impl Db {
         }
     }
 
+    /// Estimated bytes of the rows held back while a snapshot runs.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.pending.bytes
+    }
+
+    /// A RocksDB integer property (`rocksdb.size-all-mem-tables`, ...); 0 if RocksDB has none.
+    pub(crate) fn property(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(row) = self.pending.rows.get(key) {
             return Ok(row.as_ref().map(|v| v.to_vec()));

@@ -47,7 +47,7 @@ pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRa
 pub use layout::SubtaskSnapshotWriter;
 pub use location::{is_object_store_url, RemoteLocation};
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
-pub use memory::StateMemory;
+pub use memory::{StateMemory, StateMemoryUsage};
 pub use operator_state::OperatorStateSnapshot;
 pub use reader::CheckpointReader;
 pub use remote_store::RemoteCheckpointStore;

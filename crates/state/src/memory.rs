@@ -81,6 +81,11 @@ impl StateMemory {
         self.write_buffer_bytes
     }
 
+    /// Bytes the shared RocksDB block cache holds now, memtables charged to it included.
+    pub fn block_cache_bytes(&self) -> usize {
+        self.cache.get_usage()
+    }
+
     /// Bytes the state caches of one working database may hold (`None`: bounded by entries only).
     pub fn cache_bytes_per_backend(&self) -> Option<usize> {
         self.cache_bytes_per_backend
@@ -113,6 +118,21 @@ impl StateMemory {
         opts.set_block_based_table_factory(&table);
         opts
     }
+}
+
+/// What one subtask's keyed state holds in memory, to see where a budget's bytes go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateMemoryUsage {
+    /// Entries in the subtask's state caches.
+    pub cache_entries: usize,
+    /// Their estimated bytes (what a byte budget bounds; see `CacheBound`).
+    pub cache_bytes: usize,
+    /// Rows held back in memory while a background snapshot runs.
+    pub pending_bytes: usize,
+    /// RocksDB memtables: the one filling, and those being flushed or still pinned.
+    pub memtable_bytes: u64,
+    /// RocksDB's index and filter blocks of the open files, held outside the block cache.
+    pub table_readers_bytes: u64,
 }
 
 /// Bytes a row takes in a `WriteBatch` besides its key and value: the key-group and state
