@@ -5,9 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rocksdb::{checkpoint::Checkpoint, WriteBatch, DB};
+use rocksdb::{checkpoint::Checkpoint, DB};
 
-use crate::db::{open_db, write_in_chunks, Db};
+use crate::db::{open_db, ChunkedBatch, Db};
 use crate::memory::{StateMemory, StateMemoryUsage};
 use crate::state_types::StateKey;
 use crate::store::digest_file;
@@ -110,7 +110,7 @@ impl KeyedBackend {
         }
         let db = open_db(&memory.db_options(), &path)?;
         let mut backend = KeyedBackend {
-            db: Db::new(db, memory.pending_limit()),
+            db: Db::new(db, memory.pending_limit(), memory.write_buffer_bytes() / 2),
             path: path.clone(),
             key_groups,
             config,
@@ -135,7 +135,7 @@ impl KeyedBackend {
         let result = (|| {
             let src = DB::open(&self.memory.db_options(), &tmp).map_err(StateError::rocks("open snapshot", &tmp))?;
             let start = self.key_groups.start.to_be_bytes();
-            let mut batch = WriteBatch::default();
+            let mut batch = self.db.batch();
             for item in src.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
                 let (key, value) = item.map_err(StateError::rocks("scan snapshot", &tmp))?;
                 if key.len() < PREFIX_LEN {
@@ -147,7 +147,8 @@ impl KeyedBackend {
                 }
                 batch.put(&key, &value);
                 if batch.len() >= 10_000 {
-                    self.db.write(std::mem::take(&mut batch))?;
+                    let full = std::mem::replace(&mut batch, self.db.batch());
+                    self.db.write(full)?;
                 }
             }
             self.db.write(batch)
@@ -272,7 +273,7 @@ impl KeyedBackend {
         })?
     }
 
-    /// Snapshots every buffered change: the dirty cache entries go into one `WriteBatch` here; on
+    /// Snapshots every buffered change: the dirty cache entries go into a batch here (in chunks of half a memtable); on
     /// a background thread the batch is applied and the database is checkpointed into `dir`
     /// (hard links to unchanged SST files, so successive snapshots share them), then `done`
     /// receives the files with sizes and checksums, paths relative to `dir`. Processing goes on
@@ -280,7 +281,7 @@ impl KeyedBackend {
     pub fn snapshot_async(&mut self, dir: &Path, done: SnapshotDone) -> Result<()> {
         // The previous batch must be applied before the caches forget what it removed.
         self.db.wait()?;
-        let mut batch = WriteBatch::default();
+        let mut batch = self.db.batch();
         for table in &mut self.tables {
             table.flush_into(&mut batch)?;
         }
@@ -290,10 +291,9 @@ impl KeyedBackend {
         let name =
             format!("snapshot-{}", self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()));
         let path = self.path.clone();
-        let chunk_bytes = self.memory.write_buffer_bytes() / 2;
         self.db.spawn(name, move |db| {
             let guard = ReportOnDrop { done: Some(done), path };
-            let result = write_snapshot(db, (batch, chunk_bytes), &dir, &digests);
+            let result = write_snapshot(db, batch, &dir, &digests);
             guard.report(result);
         })
     }
@@ -326,11 +326,11 @@ impl Drop for ReportOnDrop {
 
 fn write_snapshot(
     db: &DB,
-    (batch, chunk_bytes): (WriteBatch, usize),
+    batch: ChunkedBatch,
     dir: &Path,
     digests: &Mutex<HashMap<(String, u64), u32>>,
 ) -> Result<Vec<FileDigest>> {
-    write_in_chunks(db, batch, chunk_bytes)?;
+    batch.write(db)?;
     remove_dir_if_exists(dir)?;
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;

@@ -23,6 +23,8 @@ pub(crate) struct Db {
     pending: Pending,
     /// Bytes the overlay may hold; past them a write waits for the snapshot after all.
     pending_limit: usize,
+    /// Size of the chunks of a [`ChunkedBatch`]: half a memtable.
+    chunk_bytes: usize,
 }
 
 /// Rows written while a background snapshot runs, in write order, with the latest of each row
@@ -39,9 +41,15 @@ struct Pending {
 pub(crate) type Rows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 impl Db {
-    /// A working database whose writes during a snapshot may hold up to `pending_limit` bytes.
-    pub(crate) fn new(db: DB, pending_limit: usize) -> Self {
-        Db { db: Arc::new(db), in_flight: None, pending: Pending::default(), pending_limit }
+    /// A working database whose writes during a snapshot may hold up to `pending_limit` bytes,
+    /// and whose batches are written in chunks of `chunk_bytes`.
+    pub(crate) fn new(db: DB, pending_limit: usize, chunk_bytes: usize) -> Self {
+        Db { db: Arc::new(db), in_flight: None, pending: Pending::default(), pending_limit, chunk_bytes }
+    }
+
+    /// An empty batch for this database, in chunks of half a memtable.
+    pub(crate) fn batch(&self) -> ChunkedBatch {
+        ChunkedBatch::new(self.chunk_bytes)
     }
 
     /// Waits for the background snapshot, if any, then applies the writes held back meanwhile.
@@ -134,9 +142,9 @@ impl Db {
     }
 
     /// Writes a batch (waiting for a background snapshot first).
-    pub(crate) fn write(&mut self, batch: WriteBatch) -> Result<()> {
+    pub(crate) fn write(&mut self, batch: ChunkedBatch) -> Result<()> {
         self.wait()?;
-        write_batch(&self.db, batch)
+        batch.write(&self.db)
     }
 
     /// The database, for scans; call [`Db::wait`] first if the scan must see the latest batch.
@@ -170,42 +178,53 @@ pub(crate) fn open_db(opts: &rocksdb::Options, path: &std::path::Path) -> Result
     DB::open_cf_descriptors(opts, path, [default]).map_err(StateError::rocks("open", path))
 }
 
-/// Writes a batch in chunks of about `chunk_bytes`, so that a barrier's batch larger than a
-/// memtable fills several memtables in turn (RocksDB switches memtables only between writes;
-/// one huge write makes one huge memtable, outside any budget).
-pub(crate) fn write_in_chunks(db: &DB, batch: WriteBatch, chunk_bytes: usize) -> Result<()> {
-    if batch.size_in_bytes() <= chunk_bytes {
-        return write_batch(db, batch);
+/// Rows to write, built as a sequence of `WriteBatch`es of about `chunk_bytes` each instead of
+/// one. A barrier's rows (every dirty cache entry) can be tens of megabytes: in one batch they
+/// made one buffer grown by doubling (up to twice its content, and a copy while it grew),
+/// outside any budget, and one huge memtable when written (RocksDB switches memtables only
+/// between writes). In chunks, each is written and freed in turn.
+pub(crate) struct ChunkedBatch {
+    full: Vec<WriteBatch>,
+    current: WriteBatch,
+    chunk_bytes: usize,
+}
+
+impl ChunkedBatch {
+    /// An empty batch whose chunks hold about `chunk_bytes` each (at least one row).
+    pub(crate) fn new(chunk_bytes: usize) -> Self {
+        ChunkedBatch { full: Vec::new(), current: WriteBatch::default(), chunk_bytes }
     }
-    struct Chunks<'a> {
-        db: &'a DB,
-        chunk: WriteBatch,
-        chunk_bytes: usize,
-        result: Result<()>,
+
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.current.put(key, value);
+        self.roll();
     }
-    impl Chunks<'_> {
-        fn maybe_write(&mut self) {
-            if self.chunk.size_in_bytes() >= self.chunk_bytes && self.result.is_ok() {
-                self.result = write_batch(self.db, std::mem::take(&mut self.chunk));
+
+    pub(crate) fn delete(&mut self, key: &[u8]) {
+        self.current.delete(key);
+        self.roll();
+    }
+
+    fn roll(&mut self) {
+        if self.current.size_in_bytes() >= self.chunk_bytes {
+            self.full.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    /// Rows added so far.
+    pub(crate) fn len(&self) -> usize {
+        self.full.iter().map(WriteBatch::len).sum::<usize>() + self.current.len()
+    }
+
+    /// Writes the chunks in order, each freed once written.
+    pub(crate) fn write(self, db: &DB) -> Result<()> {
+        for batch in self.full.into_iter().chain(std::iter::once(self.current)) {
+            if !batch.is_empty() {
+                write_batch(db, batch)?;
             }
         }
+        Ok(())
     }
-    impl rocksdb::WriteBatchIterator for Chunks<'_> {
-        fn put(&mut self, key: &[u8], value: &[u8]) {
-            self.chunk.put(key, value);
-            self.maybe_write();
-        }
-        fn delete(&mut self, key: &[u8]) {
-            self.chunk.delete(key);
-            self.maybe_write();
-        }
-    }
-    let mut chunks = Chunks { db, chunk: WriteBatch::default(), chunk_bytes, result: Ok(()) };
-    batch.iterate(&mut chunks);
-    drop(batch);
-    let Chunks { chunk, result, .. } = chunks;
-    result?;
-    write_batch(db, chunk)
 }
 
 pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
@@ -224,7 +243,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> Db {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
-        Db::new(open_db(&opts, dir).unwrap(), 1 << 20)
+        Db::new(open_db(&opts, dir).unwrap(), 1 << 20, 1 << 20)
     }
 
     fn row(key: &str, value: Option<&str>) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -263,5 +282,26 @@ mod tests {
         assert_eq!(seen.recv().unwrap(), Some(b"1".to_vec()), "the snapshot saw the database as at its start");
         assert_eq!(db.raw().get(b"a").unwrap(), Some(b"2".to_vec()), "held-back writes landed after it");
         assert_eq!(db.raw().get(b"b").unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_chunk_is_kept_in_chunks_and_every_row_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path());
+        let mut batch = ChunkedBatch::new(1000);
+        for i in 0..500u32 {
+            batch.put(format!("key-{i:05}").as_bytes(), &[7u8; 12]);
+        }
+        batch.delete(b"key-00003");
+        assert_eq!(batch.len(), 501);
+        assert!(batch.full.len() >= 10, "{} chunks", batch.full.len());
+        for chunk in &batch.full {
+            assert!(chunk.size_in_bytes() < 1000 + 64, "a chunk of {} bytes", chunk.size_in_bytes());
+        }
+        db.write(batch).unwrap();
+        for i in 0..500u32 {
+            let want = (i != 3).then(|| vec![7u8; 12]);
+            assert_eq!(db.get(format!("key-{i:05}").as_bytes()).unwrap(), want, "row {i}");
+        }
     }
 }

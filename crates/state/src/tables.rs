@@ -1,7 +1,7 @@
 //! In-memory, bounded write-back caches in front of RocksDB, one per registered keyed state.
 //!
 //! Reads fill the cache from RocksDB; writes only mark entries dirty. At a barrier every dirty
-//! entry goes into the subtask's single `WriteBatch`. When a value cache reaches its bound, CLOCK
+//! entry goes into the subtask's batch (`ChunkedBatch`: `WriteBatch`es of half a memtable each). When a value cache reaches its bound, CLOCK
 //! (`clock.rs`) picks a quarter of it to leave, and the dirty ones among them are written to the
 //! working database in one batch; a map cache still writes its dirty entries and empties itself.
 //! So state larger than memory works (the working database is never restored from; checkpoints
@@ -18,10 +18,9 @@ use std::any::Any;
 use std::collections::hash_map::Entry;
 
 use ahash::AHashMap;
-use rocksdb::WriteBatch;
 
 use crate::clock::{Clock, RingEntry};
-use crate::db::{Db, Rows};
+use crate::db::{ChunkedBatch, Db, Rows};
 use crate::memory::CacheBound;
 
 use crate::state_types::{StateKey, StateValue};
@@ -30,7 +29,7 @@ use crate::{KeyGroupRange, Result, StateError};
 /// A cache the backend can flush at a barrier without knowing its types.
 pub(crate) trait StateTable: Send {
     /// Moves every dirty entry into `batch` and marks it clean.
-    fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()>;
+    fn flush_into(&mut self, batch: &mut ChunkedBatch) -> Result<()>;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Loads the state of the keys of a record batch (`keys`: a `Vec<(K, key group)>`) ahead of
     /// their records, if this cache is keyed by that type. The default does nothing.
@@ -90,7 +89,7 @@ impl<V> Slot<V> {
 /// left for the caller to drop.
 fn flush_slots<Q, V: StateValue>(
     cache: &mut AHashMap<Q, Slot<V>>,
-    batch: &mut WriteBatch,
+    batch: &mut ChunkedBatch,
     (name, state_id): (&str, u32),
     bound: &mut CacheBound,
     encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
@@ -381,7 +380,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 
     /// Every stored entry of this state in `range`: (key group, key, value).
     pub(crate) fn scan(&mut self, db: &mut Db, range: KeyGroupRange) -> Result<Vec<(u16, K, V)>> {
-        let mut batch = WriteBatch::default();
+        let mut batch = db.batch();
         self.flush_into(&mut batch)?;
         db.write(batch)?;
         let name = &self.name;
@@ -397,7 +396,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
 }
 
 impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
-    fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
+    fn flush_into(&mut self, batch: &mut ChunkedBatch) -> Result<()> {
         let name = &self.name;
         flush_slots(&mut self.cache, batch, (name, self.state_id), &mut self.bound, |row, key| {
             encode_key(row, name, key)
@@ -479,7 +478,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     }
 
     fn flush_to_db(&mut self, db: &mut Db) -> Result<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = db.batch();
         self.flush_into(&mut batch)?;
         db.write(batch)
     }
@@ -621,7 +620,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
 }
 
 impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, UV> {
-    fn flush_into(&mut self, batch: &mut WriteBatch) -> Result<()> {
+    fn flush_into(&mut self, batch: &mut ChunkedBatch) -> Result<()> {
         let name = &self.name;
         flush_slots(&mut self.cache, batch, (name, self.state_id), &mut self.bound, |row, (key, user_key)| {
             encode_key(row, name, key)?;
