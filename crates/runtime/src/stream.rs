@@ -333,7 +333,9 @@ impl<T: Send + 'static> DataStream<T> {
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
         let max_parallelism = self.env.config.max_parallelism;
-        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        let key = Arc::new(key);
+        // The partitioner calls the key selector as its concrete type: one dynamic call per
+        // record in the exchange, not two.
         let for_partition = key.clone();
         let partitioner = Partitioner::Hash(Arc::new(move |t: &T| key_group_of(&for_partition(t), max_parallelism)));
         KeyedStream { stream: self.exchange("keyed", partitioner), key }
