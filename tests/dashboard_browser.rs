@@ -1,8 +1,9 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `scripts/setup.sh`; another binary through `RILL_CHROMIUM`) loads the page of a running
 //! `kinesis_count` job reading a 2-shard kinesalite stream, runs its script, and the rendered DOM
-//! shows the job graph's vertices, a completed checkpoint and each shard's lag. A screenshot is
-//! saved as `dashboard.png` in Cargo's test scratch directory (the README's picture comes from it).
+//! shows the job graph's vertices, a completed checkpoint, each shard's lag and the keyed vertex's
+//! state memory. A screenshot is saved as `dashboard.png` in Cargo's test scratch directory (the
+//! README's picture comes from it).
 //!
 //! Needs kinesalite (`scripts/emulators.sh start all`, `eval "$(scripts/emulators.sh env)"`).
 
@@ -46,7 +47,8 @@ fn tags_with_class<'a>(html: &'a str, class: &str) -> Vec<&'a str> {
 }
 
 #[test]
-fn the_dashboard_of_a_running_kinesis_job_shows_its_graph_checkpoints_and_shard_lag() -> anyhow::Result<()> {
+fn the_dashboard_of_a_running_kinesis_job_shows_its_graph_checkpoints_shard_lag_and_state_memory() -> anyhow::Result<()>
+{
     let endpoint = Emulator::Kinesalite.endpoint()?;
     let stream = unique_stream_name("dashboard");
     let records: Vec<(String, Vec<u8>)> =
@@ -73,7 +75,15 @@ fn the_dashboard_of_a_running_kinesis_job_shows_its_graph_checkpoints_and_shard_
     let shards = wait_for_json(&addr, "/api/shards", PATIENCE, |s| {
         s.as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["millis_behind_latest"].is_i64()))
     });
-    let job = wait_for_json(&addr, "/api/job", PATIENCE, |j| j["checkpoints_completed"].as_u64() >= Some(1));
+    // A checkpoint completed, and the keyed subtasks' state memory (sampled at checkpoints) is in.
+    let job = wait_for_json(&addr, "/api/job", PATIENCE, |j| {
+        j["checkpoints_completed"].as_u64() >= Some(1)
+            && j["vertices"].as_array().is_some_and(|vs| {
+                vs.iter()
+                    .flat_map(|v| v["subtasks"].as_array().into_iter().flatten())
+                    .any(|s| s["state_cache_bytes"].as_u64() > Some(0))
+            })
+    });
 
     let profile = tempfile::tempdir()?;
     let url = format!("http://{addr}/");
@@ -83,6 +93,14 @@ fn the_dashboard_of_a_running_kinesis_job_shows_its_graph_checkpoints_and_shard_
     let vertices = tags_with_class(&html, "vertex");
     assert_eq!(vertices.len(), job["vertices"].as_array().unwrap().len(), "{html}");
     assert!(vertices.iter().any(|v| v.contains(r#"data-id="kinesis""#)), "{vertices:?}");
+    let keyed = vertices
+        .iter()
+        .filter_map(|v| v.split(r#"data-state-bytes=""#).nth(1))
+        .filter_map(|rest| rest.split('"').next());
+    assert!(
+        keyed.filter_map(|b| b.parse::<u64>().ok()).any(|b| b > 0),
+        "no vertex shows its keyed state's memory: {vertices:?}"
+    );
     let checkpoints = tags_with_class(&html, "checkpoint");
     assert!(checkpoints.iter().any(|c| c.contains(r#"data-status="completed""#)), "{checkpoints:?}");
     let rows = tags_with_class(&html, "shard");
