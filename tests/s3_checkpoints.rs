@@ -109,7 +109,10 @@ fn s3_faults_during_uploads_fail_checkpoints_not_the_job_and_the_output_stays_ex
     let machine = tempfile::tempdir().unwrap();
     let mut job = job(2, &location, shared.path());
     job.interval_ms = 200;
-    job.extra.extend(["--checkpoint-timeout-ms", "1500", "--tolerable-checkpoint-failures", "1000"].map(String::from));
+    // The object store client retries a 503 ten times, each after at least 100 ms: a slowed
+    // upload gives up after a second or more. A timeout below that makes every checkpoint caught
+    // in the slow-down expire (at 1500 ms, one whose retries ended in 1.44 s was declined instead).
+    job.extra.extend(["--checkpoint-timeout-ms", "800", "--tolerable-checkpoint-failures", "1000"].map(String::from));
     let mut cmd = job.command(machine.path());
     s3_env_at(&mut cmd, &proxy.endpoint).env("RUST_LOG", "warn");
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
