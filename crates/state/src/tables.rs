@@ -1,9 +1,10 @@
 //! In-memory, bounded write-back caches in front of RocksDB, one per registered keyed state.
 //!
 //! Reads fill the cache from RocksDB; writes only mark entries dirty. At a barrier every dirty
-//! entry goes into the subtask's batch (`ChunkedBatch`: `WriteBatch`es of half a memtable each). When a value cache reaches its bound, CLOCK
-//! (`clock.rs`) picks a quarter of it to leave, and the dirty ones among them are written to the
-//! working database in one batch; a map cache still writes its dirty entries and empties itself.
+//! entry goes into the subtask's batch (`ChunkedBatch`: `WriteBatch`es of half a memtable
+//! each). When a value cache reaches its bound, CLOCK (`clock.rs`) picks a quarter of it to
+//! leave, and the dirty ones among them are written to the working database in one batch; a map
+//! cache still writes its dirty entries and empties itself.
 //! So state larger than memory works (the working database is never restored from; checkpoints
 //! are).
 //!
