@@ -343,3 +343,54 @@ fn a_prefetched_batch_reads_the_latest_values_also_while_a_snapshot_runs() {
     }
     assert!(rx.recv().unwrap());
 }
+
+#[test]
+fn values_that_grow_shrink_and_vanish_through_a_small_cache_read_back_with_and_without_in_place_updates() {
+    for in_place_updates in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = KeyedStateConfig { cache_entries_per_state: 16, in_place_updates, ..KeyedStateConfig::default() };
+        let mut b = KeyedBackend::open(dir.path().join("work"), all(), config.clone(), &[]).unwrap();
+        let names = b.value_state::<u64, String>("names").unwrap();
+        let mut truth = std::collections::BTreeMap::new();
+        for round in 0..6u64 {
+            // Each key is rewritten several times a round, its value's length changing every time
+            // (longer values cannot overwrite shorter ones in place), and some keys are cleared.
+            for step in 0..3000u64 {
+                let k = (step * 13 + round) % 300;
+                if (step + k) % 11 == 0 {
+                    names.clear(&mut scope(&mut b, &k)).unwrap();
+                    truth.remove(&k);
+                } else {
+                    let value = "x".repeat(((step * 7 + round) % 40) as usize);
+                    names.set(&mut scope(&mut b, &k), value.clone()).unwrap();
+                    truth.insert(k, value);
+                }
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let snap = dir.path().join(format!("snap{round}"));
+            b.snapshot_async(&snap, Box::new(move |r| tx.send(r.map(|_| ()).map_err(|e| e.to_string())).unwrap()))
+                .unwrap();
+            let at_barrier = truth.clone();
+            for k in 0..300u64 {
+                // Written while the snapshot runs: must not reach it.
+                names.set(&mut scope(&mut b, &k), format!("after {round}")).unwrap();
+            }
+            rx.recv().unwrap().unwrap();
+            let source = KeyedRestoreSource { dir: snap, key_groups: all() };
+            let mut r =
+                KeyedBackend::open(dir.path().join(format!("restored{round}")), all(), config.clone(), &[source])
+                    .unwrap();
+            let restored = r.value_state::<u64, String>("names").unwrap();
+            for k in 0..300u64 {
+                let got = restored.get(&mut scope(&mut r, &k)).unwrap();
+                assert_eq!(got.as_ref(), at_barrier.get(&k), "in place {in_place_updates}, snapshot {round}, key {k}");
+            }
+            for k in 0..300u64 {
+                truth.insert(k, format!("after {round}"));
+            }
+        }
+        for k in 0..300u64 {
+            assert_eq!(names.get(&mut scope(&mut b, &k)).unwrap().as_ref(), truth.get(&k), "key {k}");
+        }
+    }
+}
