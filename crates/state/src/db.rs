@@ -97,20 +97,28 @@ impl Db {
         self.db.get(key).map_err(StateError::rocks("get", self.db.path()))
     }
 
-    /// Reads many rows at once (RocksDB's batched `MultiGet`; `keys` sorted makes it cheaper).
-    pub(crate) fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    /// Reads many rows at once (RocksDB's batched `MultiGet`; `keys` sorted makes it cheaper) and
+    /// hands `found` each one's index and value, read in place, not copied out of RocksDB.
+    pub(crate) fn multi_get<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k [u8]> + Clone,
+        mut found: impl FnMut(usize, Option<&[u8]>) -> Result<()>,
+    ) -> Result<()> {
         let cf = self.db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| StateError::Snapshot {
             path: self.db.path().to_path_buf(),
             reason: "the default column family is missing".into(),
         })?;
-        let found = self.db.batched_multi_get_cf(&cf, keys, true);
-        keys.iter()
-            .zip(found)
-            .map(|(key, found)| match self.pending.rows.get(key.as_slice()) {
-                Some(row) => Ok(row.as_ref().map(|v| v.to_vec())),
-                None => found.map(|v| v.map(|v| v.to_vec())).map_err(StateError::rocks("multi_get", self.db.path())),
-            })
-            .collect()
+        let results = self.db.batched_multi_get_cf(&cf, keys.clone(), true);
+        for (n, (key, result)) in keys.zip(results).enumerate() {
+            match self.pending.rows.get(key) {
+                Some(row) => found(n, row.as_deref())?,
+                None => {
+                    let value = result.map_err(StateError::rocks("multi_get", self.db.path()))?;
+                    found(n, value.as_deref())?
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes rows sorted by key (cheaper for the memtable), without waiting for a background
@@ -273,10 +281,13 @@ mod tests {
         let mut db = writer.join().unwrap();
         assert_eq!(db.get(b"a").unwrap(), Some(b"2".to_vec()));
         assert_eq!(db.get(b"b").unwrap(), None);
-        assert_eq!(
-            db.multi_get(&[b"a".to_vec(), b"c".to_vec()]).unwrap(),
-            vec![Some(b"2".to_vec()), Some(b"3".to_vec())]
-        );
+        let mut read = Vec::new();
+        db.multi_get([&b"a"[..], &b"c"[..]].into_iter(), |n, value| {
+            read.push((n, value.map(<[u8]>::to_vec)));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read, vec![(0, Some(b"2".to_vec())), (1, Some(b"3".to_vec()))]);
         release.send(()).unwrap();
         db.wait().unwrap();
         assert_eq!(seen.recv().unwrap(), Some(b"1".to_vec()), "the snapshot saw the database as at its start");

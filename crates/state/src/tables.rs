@@ -277,31 +277,39 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         if !self.prefetching && !self.batches_seen.is_multiple_of(64) {
             return Ok(());
         }
-        let mut missing: Vec<(Vec<u8>, usize)> = Vec::new();
+        // The missing keys' rows, encoded back to back in one buffer, each with its record's index.
+        let mut rows = Vec::new();
+        let mut missing: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
         let limit = self.bound.capacity() / 2;
         for (i, (key, key_group)) in keys.iter().enumerate() {
             if missing.len() >= limit {
                 break;
             }
             if !self.cache.contains_key(key) {
-                self.row_key(key, *key_group)?;
-                missing.push((self.buf.clone(), i));
+                let start = rows.len();
+                encode_prefix(&mut rows, *key_group, self.state_id);
+                encode_key(&mut rows, &self.name, key)?;
+                missing.push((start..rows.len(), i));
             }
         }
         self.prefetching = missing.len() * 16 >= keys.len();
         if missing.is_empty() {
             return Ok(());
         }
-        missing.sort_unstable();
-        missing.dedup_by(|a, b| a.0 == b.0);
-        let (rows, positions): (Vec<Vec<u8>>, Vec<usize>) = missing.into_iter().unzip();
-        let found = db.multi_get(&rows)?;
-        for (i, bytes) in positions.into_iter().zip(found) {
-            let (key, key_group) = &keys[i];
+        missing.sort_unstable_by(|a, b| rows[a.0.clone()].cmp(&rows[b.0.clone()]));
+        missing.dedup_by(|a, b| rows[a.0.clone()] == rows[b.0.clone()]);
+        let mut loaded = Vec::with_capacity(missing.len());
+        let name = &self.name;
+        db.multi_get(missing.iter().map(|(row, _)| &rows[row.clone()]), |n, bytes| {
             let value = match bytes {
                 None => None,
-                Some(bytes) => Some(bincode::deserialize(&bytes).map_err(StateError::codec_of("value", &self.name))?),
+                Some(bytes) => Some(bincode::deserialize(bytes).map_err(StateError::codec_of("value", name))?),
             };
+            loaded.push((missing[n].1, value));
+            Ok(())
+        })?;
+        for (i, value) in loaded {
+            let (key, key_group) = &keys[i];
             self.make_room(db)?;
             let pos = self.cache.len();
             self.insert(key.clone(), Slot::loaded(*key_group, value));
