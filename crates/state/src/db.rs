@@ -9,6 +9,7 @@
 //! the barrier's batch that leaves a cache meanwhile leaves its row in the overlay (see
 //! `tables.rs`), so no read needs a row the snapshot may not have written yet.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -37,8 +38,39 @@ struct Pending {
     bytes: usize,
 }
 
-/// Rows for [`Db::write_rows`]: sorted or not, each a key and its new value (`None`: delete).
-pub(crate) type Rows = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// Rows for [`Db::write_rows`], sorted or not, each a key and its new value (`None`: delete),
+/// their bytes back to back in one buffer (no allocation per row).
+#[derive(Default)]
+pub(crate) struct Rows {
+    bytes: Vec<u8>,
+    rows: Vec<(Range<usize>, Option<Range<usize>>)>,
+}
+
+impl Rows {
+    /// Adds a row: `key` with `value`, or a delete of `key`.
+    pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let key = self.append(key);
+        let value = value.map(|v| self.append(v));
+        self.rows.push((key, value));
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows sorted by key, as slices.
+    fn sorted(&mut self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        let bytes = &self.bytes;
+        self.rows.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+        self.rows.iter().map(move |(key, value)| (&bytes[key.clone()], value.clone().map(|v| &bytes[v])))
+    }
+}
 
 impl Db {
     /// A working database whose writes during a snapshot may hold up to `pending_limit` bytes,
@@ -125,22 +157,21 @@ impl Db {
     /// snapshot: while one runs they are held back and applied once it is done, unless that
     /// would hold more than the pending limit (then this waits for the snapshot).
     pub(crate) fn write_rows(&mut self, mut rows: Rows) -> Result<()> {
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if self.snapshot_in_flight()? && self.pending.bytes < self.pending_limit {
-            for (key, value) in rows {
+            for (key, value) in rows.sorted() {
                 // Both copies, the map's entry and its control byte, and the batch's framing.
-                self.pending.bytes += 2 * (key.len() + value.as_ref().map_or(0, Vec::len)) + 64;
-                match &value {
-                    Some(v) => self.pending.batch.put(&key, v),
-                    None => self.pending.batch.delete(&key),
+                self.pending.bytes += 2 * (key.len() + value.map_or(0, <[u8]>::len)) + 64;
+                match value {
+                    Some(v) => self.pending.batch.put(key, v),
+                    None => self.pending.batch.delete(key),
                 }
-                self.pending.rows.insert(key.into_boxed_slice(), value.map(Vec::into_boxed_slice));
+                self.pending.rows.insert(key.into(), value.map(Box::from));
             }
             return Ok(());
         }
         self.wait()?;
         let mut batch = WriteBatch::default();
-        for (key, value) in &rows {
+        for (key, value) in rows.sorted() {
             match value {
                 Some(v) => batch.put(key, v),
                 None => batch.delete(key),
@@ -254,15 +285,19 @@ mod tests {
         Db::new(open_db(&opts, dir).unwrap(), 1 << 20, 1 << 20)
     }
 
-    fn row(key: &str, value: Option<&str>) -> (Vec<u8>, Option<Vec<u8>>) {
-        (key.as_bytes().to_vec(), value.map(|v| v.as_bytes().to_vec()))
+    fn rows(list: &[(&str, Option<&str>)]) -> Rows {
+        let mut rows = Rows::default();
+        for (key, value) in list {
+            rows.push(key.as_bytes(), value.map(str::as_bytes));
+        }
+        rows
     }
 
     #[test]
     fn writes_during_a_snapshot_wait_in_memory_are_read_from_there_and_land_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        db.write_rows(vec![row("a", Some("1")), row("b", Some("1"))]).unwrap();
+        db.write_rows(rows(&[("a", Some("1")), ("b", Some("1"))])).unwrap();
         let (release, blocked) = mpsc::channel::<()>();
         let (seen_tx, seen) = mpsc::channel();
         db.spawn("slow-snapshot".into(), move |db| {
@@ -273,7 +308,7 @@ mod tests {
         // The snapshot is blocked: a write that waited for it would never return.
         let (done_tx, done) = mpsc::channel();
         let writer = std::thread::spawn(move || {
-            db.write_rows(vec![row("a", Some("2")), row("b", None), row("c", Some("3"))]).unwrap();
+            db.write_rows(rows(&[("a", Some("2")), ("b", None), ("c", Some("3"))])).unwrap();
             done_tx.send(()).unwrap();
             db
         });

@@ -241,7 +241,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         let victims = self.clock.victims(wanted);
         let in_flight = db.snapshot_in_flight()?;
         let (mut row, mut value) = (Vec::new(), Vec::new());
-        let mut rows = Rows::with_capacity(victims.len());
+        let mut rows = Rows::default();
         let name = &self.name;
         let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
         for key in &victims {
@@ -256,9 +256,9 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
                 match take_dirty_row((&mut row, &mut value), name, self.state_id, key, &mut slot, encode)? {
                     Some(true) => {
                         self.bound.observe(row.len() - PREFIX_LEN + value.len());
-                        rows.push((std::mem::take(&mut row), Some(std::mem::take(&mut value))))
+                        rows.push(&row, Some(&value))
                     }
-                    Some(false) => rows.push((std::mem::take(&mut row), None)),
+                    Some(false) => rows.push(&row, None),
                     None => {}
                 }
             }
