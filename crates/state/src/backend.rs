@@ -32,10 +32,10 @@ pub struct KeyedStateConfig {
     /// row and its new value is no larger (RocksDB's `inplace_update_support`). A key written
     /// again and again between checkpoints, as when the caches hold fewer keys than a job
     /// uses, then takes one memtable entry instead of one per write, and lookups search a
-    /// smaller memtable (measured in BENCHMARKS.md: about a third more throughput with a cache of
-    /// a tenth of the keys, uniform or Zipf). A write of a row the memtable does not hold costs
+    /// smaller memtable (measured in BENCHMARKS.md: 30–46 % more throughput with a cache of a
+    /// tenth of the keys, Zipf or uniform). A write of a row the memtable does not hold costs
     /// one more memtable search: turn it off for jobs that write mostly other keys between two
-    /// checkpoints (10 M uniform keys with a 1 GiB budget: about 10 % slower with it).
+    /// checkpoints (10 M uniform keys with a 1 GiB budget: 13–19 % slower with it).
     pub in_place_updates: bool,
 }
 

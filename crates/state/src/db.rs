@@ -60,6 +60,7 @@ impl Rows {
         start..self.bytes.len()
     }
 
+    /// Whether no row was added.
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
