@@ -120,7 +120,7 @@ impl KeyedBackend {
         }
         let db = open_db(&memory.db_options(), &path)?;
         let mut backend = KeyedBackend {
-            db: Db::new(db, memory.pending_limit(), memory.write_buffer_bytes() / 2),
+            db: Db::new(db, memory.row_buffer_bytes(), memory.write_buffer_bytes() / 2),
             path: path.clone(),
             key_groups,
             config,
@@ -239,7 +239,7 @@ impl KeyedBackend {
         self.tables.iter().map(|t| t.cached()).fold((0, 0), |(e, b), (te, tb)| (e + te, b + tb))
     }
 
-    /// What this subtask's keyed state holds in memory now: caches, held-back writes, and
+    /// What this subtask's keyed state holds in memory now: caches, evicted rows held in memory, and
     /// RocksDB's memtables and table readers (the block cache is the process's, see
     /// [`StateMemory::block_cache_bytes`]).
     pub fn memory_usage(&self) -> StateMemoryUsage {
@@ -284,10 +284,11 @@ impl KeyedBackend {
     }
 
     /// Snapshots every buffered change: the dirty cache entries go into a batch here (in chunks of half a memtable); on
-    /// a background thread the batch is applied and the database is checkpointed into `dir`
+    /// a background thread the rows the caches evicted since the last snapshot and then the
+    /// batch are applied, and the database is checkpointed into `dir`
     /// (hard links to unchanged SST files, so successive snapshots share them), then `done`
     /// receives the files with sizes and checksums, paths relative to `dir`. Processing goes on
-    /// meanwhile: writes to the database are held back until the snapshot is done (see `db.rs`).
+    /// meanwhile: writes to the database are held in memory until the snapshot is done (see `db.rs`).
     pub fn snapshot_async(&mut self, dir: &Path, done: SnapshotDone) -> Result<()> {
         // The previous batch must be applied before the caches forget what it removed.
         self.db.wait()?;
@@ -301,9 +302,9 @@ impl KeyedBackend {
         let name =
             format!("snapshot-{}", self.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()));
         let path = self.path.clone();
-        self.db.spawn(name, move |db| {
+        self.db.spawn(name, move |db, earlier| {
             let guard = ReportOnDrop { done: Some(done), path };
-            let result = write_snapshot(db, batch, &dir, &digests);
+            let result = write_snapshot(db, [earlier, batch], &dir, &digests);
             guard.report(result);
         })
     }
@@ -334,13 +335,17 @@ impl Drop for ReportOnDrop {
     }
 }
 
+/// Writes `batches` in order (the rows buffered before the barrier, then the barrier's), then
+/// checkpoints the database into `dir`.
 fn write_snapshot(
     db: &DB,
-    batch: ChunkedBatch,
+    batches: [ChunkedBatch; 2],
     dir: &Path,
     digests: &Mutex<HashMap<(String, u64), u32>>,
 ) -> Result<Vec<FileDigest>> {
-    batch.write(db)?;
+    for batch in batches {
+        batch.write(db)?;
+    }
     remove_dir_if_exists(dir)?;
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).map_err(StateError::io("create", parent))?;

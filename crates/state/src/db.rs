@@ -1,13 +1,21 @@
-//! The working RocksDB database of a subtask, and the background snapshot that may be using it.
+//! The working RocksDB database of a subtask, the rows written to it that are still held in
+//! memory, and the background snapshot that may be using it.
 //!
-//! A snapshot's RocksDB work (applying the barrier's `WriteBatch`, flushing and linking a
-//! checkpoint) runs on a background thread while the subtask goes on processing from its caches.
-//! Nothing the subtask does meanwhile may reach the database, or the checkpoint could hold a
-//! write made after its barrier. So writes made while a snapshot runs (a cache evicting) are kept
-//! in an overlay, [`Pending`]: reads look there first, and it is applied in one batch as soon as
-//! the snapshot is done. Processing waits for a snapshot only when the overlay is full. An entry of
-//! the barrier's batch that leaves a cache meanwhile leaves its row in the overlay (see
-//! `tables.rs`), so no read needs a row the snapshot may not have written yet.
+//! Rows a cache writes when it evicts go into a hash-indexed buffer, [`RowBuffer`], not straight
+//! into RocksDB: a row evicted again and again (a working set larger than the cache, every
+//! record a miss) is found and overwritten there with one hash lookup, where RocksDB's memtable
+//! searched its skiplist twice per miss (once to read the row, once to overwrite the evicted
+//! one's). Reads look in the buffer first. The buffer goes to RocksDB, sorted, when it outgrows
+//! its share of memory, before a scan, and at every snapshot.
+//!
+//! A snapshot's RocksDB work (writing the buffer's rows, then the barrier's batch, flushing and
+//! linking a checkpoint) runs on a background thread while the subtask goes on processing from
+//! its caches. Nothing the subtask writes meanwhile may reach the database, or the checkpoint
+//! could hold a write made after its barrier. So at a snapshot the buffer is frozen: reads find
+//! its rows there until the snapshot is done, and new writes go into a fresh buffer. Processing
+//! waits for a snapshot only when the two buffers together are full. An entry of the barrier's
+//! batch that leaves a cache meanwhile leaves its row in the new buffer (see `tables.rs`), so no
+//! read needs a row the snapshot may not have written yet.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,25 +29,75 @@ use crate::{Result, StateError};
 pub(crate) struct Db {
     db: Arc<DB>,
     in_flight: Option<JoinHandle<()>>,
-    pending: Pending,
-    /// Bytes the overlay may hold; past them a write waits for the snapshot after all.
-    pending_limit: usize,
+    /// Rows written since the last snapshot began; read first.
+    buffer: RowBuffer,
+    /// Rows the in-flight snapshot writes to RocksDB before its batch; read next.
+    frozen: RowBuffer,
+    /// Bytes the two buffers may hold together; past them the rows go to RocksDB.
+    buffer_limit: usize,
     /// Size of the chunks of a [`ChunkedBatch`]: half a memtable.
     chunk_bytes: usize,
 }
 
-/// Rows written while a background snapshot runs, in write order, with the latest of each row
-/// for reads (`None`: deleted).
+/// Bytes a buffered row takes besides its key and value: its hash-map entry (two boxed slices and
+/// a control byte, with spare capacity) and the allocator's headers of the two boxes.
+const BUFFERED_ROW_OVERHEAD: usize = 80;
+
+/// Rows written but kept in memory, the latest of each (`None`: deleted), by key.
 #[derive(Default)]
-struct Pending {
-    batch: WriteBatch,
+struct RowBuffer {
     rows: AHashMap<Box<[u8]>, Option<Box<[u8]>>>,
-    /// Estimated bytes of `batch` and `rows`.
+    /// Estimated bytes of `rows`.
     bytes: usize,
 }
 
-/// Rows for [`Db::write_rows`], sorted or not, each a key and its new value (`None`: delete),
-/// their bytes back to back in one buffer (no allocation per row).
+impl RowBuffer {
+    /// The buffered row of `key`: `None` if the buffer has none, `Some(None)` if it was deleted.
+    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.rows.get(key).map(Option::as_deref)
+    }
+
+    /// Buffers a row, overwriting the one of the same key in place when the value's size is the same.
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let new_len = value.map_or(0, <[u8]>::len);
+        match self.rows.get_mut(key) {
+            Some(Some(old)) if value.is_some_and(|v| v.len() == old.len()) => {
+                old.copy_from_slice(value.unwrap_or_default());
+            }
+            Some(old) => {
+                self.bytes = self.bytes - old.as_ref().map_or(0, |o| o.len()) + new_len;
+                *old = value.map(Box::from);
+            }
+            None => {
+                self.bytes += BUFFERED_ROW_OVERHEAD + key.len() + new_len;
+                self.rows.insert(key.into(), value.map(Box::from));
+            }
+        }
+    }
+
+    /// The rows as batches sorted by key (cheaper for the memtable), in chunks of `chunk_bytes`.
+    fn to_batch(&self, chunk_bytes: usize) -> ChunkedBatch {
+        let mut sorted: Vec<(&[u8], Option<&[u8]>)> = self.rows.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut batch = ChunkedBatch::new(chunk_bytes);
+        for (key, value) in sorted {
+            match value {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        batch
+    }
+
+    /// Forgets every row, keeping the map's capacity for the next ones.
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Rows for [`Db::write_rows`], each a key and its new value (`None`: delete), their bytes back to
+/// back in one buffer (no allocation per row).
 #[derive(Default)]
 pub(crate) struct Rows {
     bytes: Vec<u8>,
@@ -65,19 +123,37 @@ impl Rows {
         self.rows.is_empty()
     }
 
+    /// The rows in the order they were added, as slices.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        let bytes = &self.bytes;
+        self.rows.iter().map(move |(key, value)| (&bytes[key.clone()], value.clone().map(|v| &bytes[v])))
+    }
+
     /// The rows sorted by key, as slices.
     fn sorted(&mut self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         let bytes = &self.bytes;
         self.rows.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
-        self.rows.iter().map(move |(key, value)| (&bytes[key.clone()], value.clone().map(|v| &bytes[v])))
+        self.iter()
+    }
+
+    /// Estimated bytes the rows would take in a [`RowBuffer`].
+    fn buffered_bytes(&self) -> usize {
+        self.bytes.len() + self.rows.len() * BUFFERED_ROW_OVERHEAD
     }
 }
 
 impl Db {
-    /// A working database whose writes during a snapshot may hold up to `pending_limit` bytes,
-    /// and whose batches are written in chunks of `chunk_bytes`.
-    pub(crate) fn new(db: DB, pending_limit: usize, chunk_bytes: usize) -> Self {
-        Db { db: Arc::new(db), in_flight: None, pending: Pending::default(), pending_limit, chunk_bytes }
+    /// A working database whose buffered rows may hold up to `buffer_limit` bytes, and whose
+    /// batches are written in chunks of `chunk_bytes`.
+    pub(crate) fn new(db: DB, buffer_limit: usize, chunk_bytes: usize) -> Self {
+        Db {
+            db: Arc::new(db),
+            in_flight: None,
+            buffer: RowBuffer::default(),
+            frozen: RowBuffer::default(),
+            buffer_limit,
+            chunk_bytes,
+        }
     }
 
     /// An empty batch for this database, in chunks of half a memtable.
@@ -85,7 +161,7 @@ impl Db {
         ChunkedBatch::new(self.chunk_bytes)
     }
 
-    /// Waits for the background snapshot, if any, then applies the writes held back meanwhile.
+    /// Waits for the background snapshot, if any; the rows it froze are in RocksDB then.
     pub(crate) fn wait(&mut self) -> Result<()> {
         if let Some(handle) = self.in_flight.take() {
             handle.join().map_err(|_| StateError::Snapshot {
@@ -93,15 +169,23 @@ impl Db {
                 reason: "the snapshot thread panicked".into(),
             })?;
         }
-        if !self.pending.rows.is_empty() {
-            let pending = std::mem::take(&mut self.pending);
-            write_batch(&self.db, pending.batch)?;
+        self.frozen.clear();
+        Ok(())
+    }
+
+    /// Waits for the background snapshot, then writes the buffered rows to RocksDB, so that
+    /// RocksDB alone answers for every row (before a scan).
+    fn settle(&mut self) -> Result<()> {
+        self.wait()?;
+        if !self.buffer.rows.is_empty() {
+            self.buffer.to_batch(self.chunk_bytes).write(&self.db)?;
+            self.buffer.clear();
         }
         Ok(())
     }
 
     /// Whether a background snapshot may still be applying its batch. A finished one is joined
-    /// here and the writes held back for it are applied.
+    /// here.
     pub(crate) fn snapshot_in_flight(&mut self) -> Result<bool> {
         match &self.in_flight {
             Some(handle) if handle.is_finished() => {
@@ -113,9 +197,9 @@ impl Db {
         }
     }
 
-    /// Estimated bytes of the rows held back while a snapshot runs.
+    /// Estimated bytes of the rows held in memory, not yet in RocksDB.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.pending.bytes
+        self.buffer.bytes + self.frozen.bytes
     }
 
     /// A RocksDB integer property (`rocksdb.size-all-mem-tables`, ...); 0 if RocksDB has none.
@@ -123,85 +207,100 @@ impl Db {
         self.db.property_int_value(name).ok().flatten().unwrap_or(0)
     }
 
+    /// The buffered row of `key`, newest buffer first: `None` if neither has one.
+    fn buffered(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.buffer.get(key).or_else(|| self.frozen.get(key))
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(row) = self.pending.rows.get(key) {
-            return Ok(row.as_ref().map(|v| v.to_vec()));
+        if let Some(row) = self.buffered(key) {
+            return Ok(row.map(<[u8]>::to_vec));
         }
         self.db.get(key).map_err(StateError::rocks("get", self.db.path()))
     }
 
-    /// Reads many rows at once (RocksDB's batched `MultiGet`; `keys` sorted makes it cheaper) and
-    /// hands `found` each one's index and value, read in place, not copied out of RocksDB.
+    /// Reads many rows at once and hands `found` each one's index and value, read in place, not
+    /// copied: the buffered ones from memory, the others with RocksDB's batched `MultiGet`
+    /// (`keys` sorted makes it cheaper).
     pub(crate) fn multi_get<'k>(
         &self,
-        keys: impl Iterator<Item = &'k [u8]> + Clone,
+        keys: impl Iterator<Item = &'k [u8]>,
         mut found: impl FnMut(usize, Option<&[u8]>) -> Result<()>,
     ) -> Result<()> {
+        let mut unbuffered = Vec::new();
+        for (n, key) in keys.enumerate() {
+            match self.buffered(key) {
+                Some(row) => found(n, row)?,
+                None => unbuffered.push((n, key)),
+            }
+        }
+        if unbuffered.is_empty() {
+            return Ok(());
+        }
         let cf = self.db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| StateError::Snapshot {
             path: self.db.path().to_path_buf(),
             reason: "the default column family is missing".into(),
         })?;
-        let results = self.db.batched_multi_get_cf(&cf, keys.clone(), true);
-        for (n, (key, result)) in keys.zip(results).enumerate() {
-            match self.pending.rows.get(key) {
-                Some(row) => found(n, row.as_deref())?,
-                None => {
-                    let value = result.map_err(StateError::rocks("multi_get", self.db.path()))?;
-                    found(n, value.as_deref())?
-                }
-            }
+        let results = self.db.batched_multi_get_cf(&cf, unbuffered.iter().map(|(_, key)| *key), true);
+        for ((n, _), result) in unbuffered.iter().zip(results) {
+            let value = result.map_err(StateError::rocks("multi_get", self.db.path()))?;
+            found(*n, value.as_deref())?
         }
         Ok(())
     }
 
-    /// Writes rows sorted by key (cheaper for the memtable), without waiting for a background
-    /// snapshot: while one runs they are held back and applied once it is done, unless that
-    /// would hold more than the pending limit (then this waits for the snapshot).
+    /// Writes rows into the buffer, without waiting for a background snapshot. Rows that would
+    /// take the buffers past their limit go to RocksDB instead, after the buffer, once the
+    /// snapshot (if one runs) is done.
     pub(crate) fn write_rows(&mut self, mut rows: Rows) -> Result<()> {
-        if self.snapshot_in_flight()? && self.pending.bytes < self.pending_limit {
-            for (key, value) in rows.sorted() {
-                // Both copies, the map's entry and its control byte, and the batch's framing.
-                self.pending.bytes += 2 * (key.len() + value.map_or(0, <[u8]>::len)) + 64;
-                match value {
-                    Some(v) => self.pending.batch.put(key, v),
-                    None => self.pending.batch.delete(key),
-                }
-                self.pending.rows.insert(key.into(), value.map(Box::from));
+        if self.pending_bytes() + rows.buffered_bytes() <= self.buffer_limit {
+            for (key, value) in rows.iter() {
+                self.buffer.put(key, value);
             }
             return Ok(());
         }
-        self.wait()?;
-        let mut batch = WriteBatch::default();
+        self.settle()?;
+        let mut batch = self.batch();
         for (key, value) in rows.sorted() {
             match value {
                 Some(v) => batch.put(key, v),
                 None => batch.delete(key),
             }
         }
-        write_batch(&self.db, batch)
-    }
-
-    /// Writes a batch (waiting for a background snapshot first).
-    pub(crate) fn write(&mut self, batch: ChunkedBatch) -> Result<()> {
-        self.wait()?;
         batch.write(&self.db)
     }
 
-    /// The database, for scans; call [`Db::wait`] first if the scan must see the latest batch.
+    /// Writes a batch after the buffered rows (waiting for a background snapshot first).
+    pub(crate) fn write(&mut self, batch: ChunkedBatch) -> Result<()> {
+        self.settle()?;
+        batch.write(&self.db)
+    }
+
+    /// The database, for scans; call [`Db::write`] first: RocksDB alone holds every row then.
     pub(crate) fn raw(&self) -> &DB {
         &self.db
     }
 
-    /// Runs `work` on a background thread with the database; waits for the previous one first.
-    pub(crate) fn spawn(&mut self, name: String, work: impl FnOnce(&DB) + Send + 'static) -> Result<()> {
+    /// Runs `work` on a background thread with the database and the buffered rows, which it must
+    /// write before anything else (as a batch sorted by key); waits for the previous one first.
+    /// Until it is done, reads find those rows in memory.
+    pub(crate) fn spawn(&mut self, name: String, work: impl FnOnce(&DB, ChunkedBatch) + Send + 'static) -> Result<()> {
         self.wait()?;
+        let earlier = self.buffer.to_batch(self.chunk_bytes);
+        // `frozen` is empty after the wait: the two swap, and the empty one keeps its capacity.
+        std::mem::swap(&mut self.buffer, &mut self.frozen);
         let db = self.db.clone();
-        let handle = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || work(&db))
-            .map_err(StateError::io("spawn snapshot thread for", self.db.path()))?;
-        self.in_flight = Some(handle);
-        Ok(())
+        match std::thread::Builder::new().name(name).spawn(move || work(&db, earlier)) {
+            Ok(handle) => {
+                self.in_flight = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                // No snapshot writes the frozen rows: they stay buffered.
+                std::mem::swap(&mut self.buffer, &mut self.frozen);
+                Err(StateError::io("spawn snapshot thread for", self.db.path())(e))
+            }
+        }
     }
 }
 
@@ -295,17 +394,22 @@ mod tests {
     }
 
     #[test]
-    fn writes_during_a_snapshot_wait_in_memory_are_read_from_there_and_land_after_it() {
+    fn writes_during_a_snapshot_stay_in_memory_are_read_from_there_and_reach_rocksdb_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path());
-        db.write_rows(rows(&[("a", Some("1")), ("b", Some("1"))])).unwrap();
+        db.write_rows(rows(&[("b", Some("1")), ("a", Some("1"))])).unwrap();
+        assert_eq!(db.raw().get(b"a").unwrap(), None, "buffered, not yet in RocksDB");
         let (release, blocked) = mpsc::channel::<()>();
+        let (handed_tx, handed) = mpsc::channel();
         let (seen_tx, seen) = mpsc::channel();
-        db.spawn("slow-snapshot".into(), move |db| {
+        db.spawn("slow-snapshot".into(), move |db, earlier| {
+            handed_tx.send(earlier.len()).unwrap();
+            earlier.write(db).unwrap();
             blocked.recv().unwrap();
             seen_tx.send(db.get(b"a").unwrap()).unwrap();
         })
         .unwrap();
+        assert_eq!(handed.recv().unwrap(), 2, "the snapshot was handed the rows buffered before it");
         // The snapshot is blocked: a write that waited for it would never return.
         let (done_tx, done) = mpsc::channel();
         let writer = std::thread::spawn(move || {
@@ -318,17 +422,63 @@ mod tests {
         assert_eq!(db.get(b"a").unwrap(), Some(b"2".to_vec()));
         assert_eq!(db.get(b"b").unwrap(), None);
         let mut read = Vec::new();
-        db.multi_get([&b"a"[..], &b"c"[..]].into_iter(), |n, value| {
+        db.multi_get([&b"a"[..], &b"c"[..], &b"d"[..]].into_iter(), |n, value| {
             read.push((n, value.map(<[u8]>::to_vec)));
             Ok(())
         })
         .unwrap();
-        assert_eq!(read, vec![(0, Some(b"2".to_vec())), (1, Some(b"3".to_vec()))]);
+        read.sort();
+        assert_eq!(read, vec![(0, Some(b"2".to_vec())), (1, Some(b"3".to_vec())), (2, None)]);
         release.send(()).unwrap();
         db.wait().unwrap();
-        assert_eq!(seen.recv().unwrap(), Some(b"1".to_vec()), "the snapshot saw the database as at its start");
-        assert_eq!(db.raw().get(b"a").unwrap(), Some(b"2".to_vec()), "held-back writes landed after it");
+        assert_eq!(seen.recv().unwrap(), Some(b"1".to_vec()), "the snapshot saw the rows from before it");
+        assert_eq!(db.get(b"b").unwrap(), None, "a delete made during the snapshot still hides the row");
+        assert_eq!(db.raw().get(b"b").unwrap(), Some(b"1".to_vec()), "which is still only in memory");
+        db.write(db.batch()).unwrap();
+        assert_eq!(db.raw().get(b"a").unwrap(), Some(b"2".to_vec()), "held writes reach RocksDB before a scan");
         assert_eq!(db.raw().get(b"b").unwrap(), None);
+        assert_eq!(db.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn a_row_written_again_is_overwritten_in_the_buffer_not_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path());
+        db.write_rows(rows(&[("row", Some("00"))])).unwrap();
+        let one_row = db.pending_bytes();
+        for i in 0..100 {
+            db.write_rows(rows(&[("row", Some(&format!("{i:02}")))])).unwrap();
+        }
+        assert_eq!(db.pending_bytes(), one_row);
+        assert_eq!(db.get(b"row").unwrap(), Some(b"99".to_vec()));
+        db.write_rows(rows(&[("row", Some("longer"))])).unwrap();
+        assert_eq!(db.pending_bytes(), one_row + 4, "a longer value counts its bytes");
+        assert_eq!(db.get(b"row").unwrap(), Some(b"longer".to_vec()));
+    }
+
+    #[test]
+    fn a_buffer_past_its_limit_goes_to_rocksdb() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let mut db = Db::new(open_db(&opts, dir.path()).unwrap(), 2000, 1 << 20);
+        for i in 0..100u32 {
+            db.write_rows(rows(&[(&format!("key-{i:03}"), Some("value"))])).unwrap();
+            assert!(db.pending_bytes() <= 2000, "{} bytes held after row {i}", db.pending_bytes());
+        }
+        assert_eq!(db.raw().get(b"key-000").unwrap(), Some(b"value".to_vec()), "the first rows went to RocksDB");
+        for i in 0..100u32 {
+            assert_eq!(db.get(format!("key-{i:03}").as_bytes()).unwrap(), Some(b"value".to_vec()), "row {i}");
+        }
+        // Rows too many for the buffer go straight to RocksDB, after the buffered ones they replace.
+        db.write_rows(rows(&[("key-098", Some("old")), ("key-099", Some("old"))])).unwrap();
+        let big: Vec<(String, Option<&str>)> =
+            (0..100u32).map(|i| (format!("key-{i:03}"), (i != 99).then_some("new"))).collect();
+        let big: Vec<(&str, Option<&str>)> = big.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        db.write_rows(rows(&big)).unwrap();
+        assert_eq!(db.pending_bytes(), 0);
+        assert_eq!(db.get(b"key-098").unwrap(), Some(b"new".to_vec()));
+        assert_eq!(db.get(b"key-099").unwrap(), None, "deleted");
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! With [`KeyedStateConfig::memory_budget_bytes`] set to B for a process running n keyed
 //! subtasks: RocksDB gets B/4 (one LRU block cache of B/4, which the memtables, capped at B/8
 //! by the write-buffer manager, are charged to), and each
-//! subtask's state caches share (3/4)·B/n, split among its registered states by use. While a
-//! snapshot runs, a subtask may hold back writes and let its caches grow by up to a sixteenth of
-//! its share each before it waits for the snapshot. A cache
-//! counts its entries' bytes by [`CacheBound`]'s estimate. Without a budget, caches are bounded
-//! by entries only and RocksDB by the configured sizes, still in one shared cache.
+//! subtask gets (3/4)·B/n: a sixteenth of it for the rows its caches evicted that are held in
+//! memory before they go to RocksDB (see `db.rs`), the rest for its state caches, split among its
+//! registered states by use. A cache counts its entries' bytes by [`CacheBound`]'s estimate.
+//! Without a budget, caches are bounded by entries only, held rows by 64 MiB, and RocksDB by the
+//! configured sizes, still in one shared cache.
 
 use rocksdb::{BlockBasedOptions, Cache, Options, WriteBufferManager};
 
@@ -22,6 +22,7 @@ pub struct StateMemory {
     write_buffers: WriteBufferManager,
     write_buffer_bytes: usize,
     cache_bytes_per_backend: Option<usize>,
+    row_buffer_bytes: usize,
     in_place_updates: bool,
 }
 
@@ -39,8 +40,8 @@ impl std::fmt::Debug for StateMemory {
 const MIN_WRITE_BUFFER: usize = 1 << 20;
 /// The largest memtable a budget gives a working database.
 const MAX_WRITE_BUFFER: usize = 64 << 20;
-/// Bytes of writes held back during a snapshot, without a byte budget.
-const DEFAULT_PENDING_LIMIT: usize = 64 << 20;
+/// Bytes of evicted rows a working database holds in memory, without a byte budget.
+const DEFAULT_ROW_BUFFER: usize = 64 << 20;
 
 impl StateMemory {
     /// The shared memory of `backends` working databases (a job's keyed subtasks in this process).
@@ -56,8 +57,16 @@ impl StateMemory {
                 let cache = Cache::new_lru_cache(rocks);
                 let write_buffers =
                     WriteBufferManager::new_write_buffer_manager_with_cache(memtables, false, cache.clone());
-                let cache_bytes_per_backend = Some(budget.saturating_sub(rocks) / backends);
-                StateMemory { cache, write_buffers, write_buffer_bytes, cache_bytes_per_backend, in_place_updates }
+                let per_backend = budget.saturating_sub(rocks) / backends;
+                let row_buffer_bytes = per_backend / 16;
+                StateMemory {
+                    cache,
+                    write_buffers,
+                    write_buffer_bytes,
+                    cache_bytes_per_backend: Some(per_backend - row_buffer_bytes),
+                    row_buffer_bytes,
+                    in_place_updates,
+                }
             }
             None => {
                 let cache = Cache::new_lru_cache(config.block_cache_bytes * backends);
@@ -68,16 +77,17 @@ impl StateMemory {
                     write_buffers,
                     write_buffer_bytes: config.write_buffer_bytes,
                     cache_bytes_per_backend: None,
+                    row_buffer_bytes: DEFAULT_ROW_BUFFER,
                     in_place_updates,
                 }
             }
         }
     }
 
-    /// Bytes of writes a working database may hold back while a snapshot runs: a sixteenth of its
-    /// cache budget (the caches' own growth meanwhile is bounded the same way).
-    pub(crate) fn pending_limit(&self) -> usize {
-        self.cache_bytes_per_backend.map_or(DEFAULT_PENDING_LIMIT, |bytes| bytes / 16)
+    /// Bytes of evicted rows a working database may hold in memory before they go to RocksDB: a
+    /// sixteenth of its share of a byte budget.
+    pub(crate) fn row_buffer_bytes(&self) -> usize {
+        self.row_buffer_bytes
     }
 
     /// Size of one memtable of a working database.
@@ -108,8 +118,8 @@ impl StateMemory {
     /// thread at a time). RocksDB then promises consistent point reads only, not snapshots or
     /// iterators racing writes, which is how a working database is used: the only writes that
     /// run beside the subtask are its background snapshot's, the subtask's reads of the rows
-    /// that snapshot may be writing are answered from the held-back writes, and its scans wait
-    /// for the snapshot (see `db.rs`). So one lock, rather than RocksDB's 10,000, guards the
+    /// that snapshot may be writing are answered from memory (the rows it took from the row
+    /// buffer, or the caches), and its scans wait for the snapshot (see `db.rs`). So one lock, rather than RocksDB's 10,000, guards the
     /// overwrites: uncontended, it stays in the CPU's cache (measured 13 % more throughput).
     pub(crate) fn db_options(&self) -> Options {
         let mut opts = Options::default();
@@ -145,7 +155,7 @@ pub struct StateMemoryUsage {
     pub cache_entries: usize,
     /// Their estimated bytes (what a byte budget bounds; see `CacheBound`).
     pub cache_bytes: usize,
-    /// Rows held back in memory while a background snapshot runs.
+    /// Rows the caches evicted that are held in memory, not yet in RocksDB (see `db.rs`).
     pub pending_bytes: usize,
     /// RocksDB memtables: the one filling, and those being flushed or still pinned.
     pub memtable_bytes: u64,
@@ -238,9 +248,10 @@ mod tests {
     fn a_budget_split_among_subtasks_gives_rocksdb_a_quarter() {
         let config = KeyedStateConfig { memory_budget_bytes: Some(1 << 30), ..KeyedStateConfig::default() };
         let memory = StateMemory::new(&config, 2);
-        assert_eq!(memory.cache_bytes_per_backend(), Some((3 << 28) / 2));
+        let per_subtask = (3 << 28) / 2;
+        assert_eq!(memory.cache_bytes_per_backend(), Some(per_subtask - per_subtask / 16));
+        assert_eq!(memory.row_buffer_bytes(), per_subtask / 16);
         assert_eq!(memory.write_buffer_bytes, 32 << 20, "two memtables per subtask in half of RocksDB's share");
-        assert_eq!(memory.pending_limit(), (3 << 28) / 2 / 16);
     }
 
     #[test]

@@ -3,16 +3,18 @@
 //! Reads fill the cache from RocksDB; writes only mark entries dirty. At a barrier every dirty
 //! entry goes into the subtask's batch (`ChunkedBatch`: `WriteBatch`es of half a memtable
 //! each). When a value cache reaches its bound, CLOCK (`clock.rs`) picks a quarter of it to
-//! leave, and the dirty ones among them are written to the working database in one batch; a map
-//! cache still writes its dirty entries and empties itself.
+//! leave, and the dirty ones among them are written to the working database's row buffer, which
+//! holds them in memory until it is full or a snapshot takes them (see `db.rs`); a map cache
+//! still writes its dirty entries to RocksDB and empties itself.
 //! So state larger than memory works (the working database is never restored from; checkpoints
 //! are).
 //!
-//! Each cached entry knows whether RocksDB holds a row for it (`in_db`). An entry created and
+//! Each cached entry knows whether the database (RocksDB or its row buffer) holds a row for it
+//! (`in_db`). An entry created and
 //! removed between two barriers (a window's contents, a timer) never reaches RocksDB: no put, no
 //! tombstone. Removed entries leave the cache at the next barrier after no batch mentions them.
 //! An entry of a batch a background snapshot is still applying that is evicted meanwhile leaves
-//! its row among the writes held back until the snapshot is done (see `db.rs`).
+//! its row in the row buffer, which reads look in first (see `db.rs`).
 
 use std::any::Any;
 
@@ -229,7 +231,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     }
 
     /// When the cache is full, evicts a quarter of it chosen by CLOCK, writing the dirty
-    /// victims to RocksDB in one batch (held back in memory while a snapshot runs, see `db.rs`).
+    /// victims to the working database's row buffer (see `db.rs`).
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
         let capacity = self.bound.capacity();
         if self.cache.len() < capacity {
@@ -249,7 +251,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
                 if in_flight && slot.batched {
                     // The snapshot may not have applied this entry's row yet, so a read after it
                     // left could find an older one: it leaves with its row (or tombstone), which
-                    // reads find among the writes held back until the snapshot is done.
+                    // reads find in the row buffer.
                     slot.dirty = true;
                     slot.in_db = true;
                 }
