@@ -68,10 +68,10 @@ struct Args {
     /// caches then hold as many entries as fit, up to --cache-entries).
     #[arg(long)]
     state_memory_mb: Option<usize>,
-    /// Let RocksDB append every write to its memtable instead of overwriting rows it holds
-    /// (`KeyedStateConfig::in_place_updates` off).
+    /// Let RocksDB overwrite rows its memtable holds instead of appending every write
+    /// (`KeyedStateConfig::in_place_updates` on).
     #[arg(long)]
-    no_in_place_updates: bool,
+    in_place_updates: bool,
     /// Panic a task at a random record about every MS milliseconds of processing (in-process
     /// failures for the restart strategy to handle).
     #[arg(long)]
@@ -197,7 +197,7 @@ fn main() -> anyhow::Result<()> {
         .keyed_state(KeyedStateConfig {
             cache_entries_per_state: args.cache_entries,
             memory_budget_bytes: args.state_memory_mb.map(|mb| mb << 20),
-            in_place_updates: !args.no_in_place_updates,
+            in_place_updates: args.in_place_updates,
             ..KeyedStateConfig::default()
         })
         .metrics_addr(args.metrics_addr)

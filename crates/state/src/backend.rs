@@ -29,13 +29,14 @@ pub struct KeyedStateConfig {
     /// entries as fit, up to `cache_entries_per_state`). `None`: bounded by the sizes above.
     pub memory_budget_bytes: Option<usize>,
     /// Whether RocksDB overwrites a row in its memtable in place when the memtable holds the
-    /// row and its new value is no larger (RocksDB's `inplace_update_support`). A key written
-    /// again and again between checkpoints, as when the caches hold fewer keys than a job
-    /// uses, then takes one memtable entry instead of one per write, and lookups search a
-    /// smaller memtable (measured in BENCHMARKS.md: 30–46 % more throughput with a cache of a
-    /// tenth of the keys, Zipf or uniform). A write of a row the memtable does not hold costs
-    /// one more memtable search: turn it off for jobs that write mostly other keys between two
-    /// checkpoints (10 M uniform keys with a 1 GiB budget: 13–19 % slower with it).
+    /// row and its new value is no larger (RocksDB's `inplace_update_support`). A row written
+    /// again and again between checkpoints then takes one memtable entry instead of one per
+    /// write. Off by default: the row buffer in front of RocksDB already takes those rewrites
+    /// (a row reaches RocksDB about once per checkpoint), and a write of a row the memtable does
+    /// not hold costs one more memtable search. Measured in BENCHMARKS.md: with the row buffer,
+    /// no gain spilling 100 k keys with a tenth cached (wall ratio 1.00), and 18 % slower at 10 M
+    /// uniform keys with a 1 GiB budget. It may pay for a job whose working set is larger than
+    /// the row buffer but fits in the memtables.
     pub in_place_updates: bool,
 }
 
@@ -46,7 +47,7 @@ impl Default for KeyedStateConfig {
             write_buffer_bytes: 4 << 20,
             block_cache_bytes: 8 << 20,
             memory_budget_bytes: None,
-            in_place_updates: true,
+            in_place_updates: false,
         }
     }
 }
