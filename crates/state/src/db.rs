@@ -220,8 +220,8 @@ impl Db {
     }
 
     /// Reads many rows at once and hands `found` each one's index and value, read in place, not
-    /// copied: the buffered ones from memory, the others with RocksDB's batched `MultiGet`
-    /// (`keys` sorted makes it cheaper).
+    /// copied: the buffered ones from memory, the others with RocksDB's batched `MultiGet`, in
+    /// key order (cheaper for RocksDB), so not necessarily in the order of `keys`.
     pub(crate) fn multi_get<'k>(
         &self,
         keys: impl Iterator<Item = &'k [u8]>,
@@ -237,6 +237,7 @@ impl Db {
         if unbuffered.is_empty() {
             return Ok(());
         }
+        unbuffered.sort_unstable_by(|a, b| a.1.cmp(b.1));
         let cf = self.db.cf_handle(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).ok_or_else(|| StateError::Snapshot {
             path: self.db.path().to_path_buf(),
             reason: "the default column family is missing".into(),

@@ -298,8 +298,6 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         if missing.is_empty() {
             return Ok(());
         }
-        missing.sort_unstable_by(|a, b| rows[a.0.clone()].cmp(&rows[b.0.clone()]));
-        missing.dedup_by(|a, b| rows[a.0.clone()] == rows[b.0.clone()]);
         let mut loaded = Vec::with_capacity(missing.len());
         let name = &self.name;
         db.multi_get(missing.iter().map(|(row, _)| &rows[row.clone()]), |n, bytes| {
@@ -312,6 +310,10 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         })?;
         for (i, value) in loaded {
             let (key, key_group) = &keys[i];
+            if self.cache.contains_key(key) {
+                // A key that occurs twice in the batch: loaded once already.
+                continue;
+            }
             self.make_room(db)?;
             let pos = self.cache.len();
             self.insert(key.clone(), Slot::loaded(*key_group, value));
@@ -655,5 +657,28 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_naming_a_key_twice_loads_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let mut db = Db::new(crate::db::open_db(&opts, dir.path()).unwrap(), 1 << 20, 1 << 20);
+        let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 64);
+        for k in 0..1000u64 {
+            table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
+        }
+        let twice: Vec<(u64, u16)> = (0..10u64).flat_map(|k| [(k, 0), (k, 0)]).collect();
+        table.prefetch(&mut db, &twice).unwrap();
+        assert_eq!(table.clock.len(), table.cache.len(), "one CLOCK entry per cached key");
+        for k in 0..10u64 {
+            assert_eq!(table.cache.get(&k).and_then(|slot| slot.value), Some(k), "key {k} loaded");
+        }
     }
 }
