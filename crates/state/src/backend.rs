@@ -240,8 +240,8 @@ impl KeyedBackend {
         self.tables.iter().map(|t| t.cached()).fold((0, 0), |(e, b), (te, tb)| (e + te, b + tb))
     }
 
-    /// What this subtask's keyed state holds in memory now: caches, evicted rows held in memory, and
-    /// RocksDB's memtables and table readers (the block cache is the process's, see
+    /// What this subtask's keyed state holds in memory now: caches, evicted rows held in memory,
+    /// and RocksDB's memtables and table readers (the block cache is the process's, see
     /// [`StateMemory::block_cache_bytes`]).
     pub fn memory_usage(&self) -> StateMemoryUsage {
         let (cache_entries, cache_bytes) = self.cache_usage();

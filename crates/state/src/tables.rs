@@ -10,9 +10,8 @@
 //! are).
 //!
 //! Each cached entry knows whether the database (RocksDB or its row buffer) holds a row for it
-//! (`in_db`). An entry created and
-//! removed between two barriers (a window's contents, a timer) never reaches RocksDB: no put, no
-//! tombstone. Removed entries leave the cache at the next barrier after no batch mentions them.
+//! (`in_db`). An entry created and removed between two barriers (a window's contents, a timer)
+//! never reaches the database: no put, no tombstone. Removed entries leave the cache at the next barrier after no batch mentions them.
 //! An entry of a batch a background snapshot is still applying that is evicted meanwhile leaves
 //! its row in the row buffer, which reads look in first (see `db.rs`).
 
