@@ -43,7 +43,7 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
 
     /// Makes room for `n` keys in all.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.ring.reserve(n.saturating_sub(self.ring.len()));
+        self.ring.reserve_exact(n.saturating_sub(self.ring.len()));
     }
 
     /// Marks the entry at `pos` (a slot's position) as used.

@@ -174,20 +174,41 @@ const BATCH_ROW_OVERHEAD: usize = 16;
 /// encoded key and value sizes twice: once for what the key and value hold on the heap (it
 /// counts an inline `u64` as 8 heap bytes: the estimate errs high), once for the entry's row in
 /// the write batch a barrier builds from the dirty entries.
+///
+/// A cache that evicts single entries and inserts others (a value cache) has its hash table
+/// counted by buckets instead ([`CacheBound::with_table`]): removals leave tombstones in a
+/// `std` hash map, and once they use up its spare room, a table more than half full doubles
+/// (seen: 1.24 M entries in 2 M buckets went to 4 M after about 20 evictions of a quarter),
+/// holding the old and the new table together for a moment. One at most 7/16 full is rehashed
+/// in place instead. So such a cache gets the largest power-of-two table whose buckets, and the
+/// entries filling 7/16 of it, fit its bytes, reserved at once.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheBound {
     entries: usize,
     bytes: Option<usize>,
     fixed: usize,
+    /// Bytes of one bucket of the cache's hash table, when it is counted by buckets.
+    bucket: Option<usize>,
     /// Average encoded bytes per entry, times 16 (a running average with weight 1/16).
     encoded_x16: usize,
     observed: bool,
 }
 
+/// Buckets of the hash table a cache of `capacity` entries reserves: at most 7/16 full.
+pub(crate) fn table_buckets(capacity: usize) -> usize {
+    (capacity * 16 / 7).max(16).next_power_of_two()
+}
+
 impl CacheBound {
     /// A bound of `entries` for entries of `fixed` bytes each besides their heap.
     pub(crate) fn new(entries: usize, fixed: usize) -> Self {
-        CacheBound { entries: entries.max(1), bytes: None, fixed, encoded_x16: 32 * 16, observed: false }
+        CacheBound { entries: entries.max(1), bytes: None, fixed, bucket: None, encoded_x16: 32 * 16, observed: false }
+    }
+
+    /// A bound of `entries` for entries of `fixed` bytes each besides their heap and their hash
+    /// table, whose buckets take `bucket` bytes each.
+    pub(crate) fn with_table(entries: usize, fixed: usize, bucket: usize) -> Self {
+        CacheBound { bucket: Some(bucket), ..CacheBound::new(entries, fixed) }
     }
 
     /// Sets the cache's share of the byte budget (`None`: entries only).
@@ -204,10 +225,22 @@ impl CacheBound {
     /// Entries the cache may hold now.
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        match self.bytes {
-            None => self.entries,
-            Some(bytes) => (bytes / self.entry_bytes()).clamp(1, self.entries),
+        match (self.bytes, self.bucket) {
+            (None, _) => self.entries,
+            (Some(bytes), None) => (bytes / self.entry_bytes()).clamp(1, self.entries),
+            (Some(bytes), Some(bucket)) => {
+                // 16 buckets hold 7 entries.
+                let fit = bytes.saturating_mul(16) / (16 * bucket + 7 * self.entry_bytes());
+                let buckets = if fit == 0 { 0 } else { 1usize << (usize::BITS - 1 - fit.leading_zeros()) };
+                (buckets * 7 / 16).clamp(1, self.entries)
+            }
         }
+    }
+
+    /// Estimated bytes of a cache holding `len` entries, whose hash table has `buckets` buckets
+    /// (counted only for a cache bounded [`CacheBound::with_table`]).
+    pub(crate) fn cache_bytes(&self, len: usize, buckets: usize) -> usize {
+        len * self.entry_bytes() + self.bucket.map_or(0, |bucket| buckets * bucket)
     }
 
     /// An entry was encoded with `encoded` bytes of key and value.
@@ -243,6 +276,23 @@ mod tests {
             bound.observe(32 + 192);
         }
         assert_eq!(bound.capacity(), 144_000 / (64 + 2 * 224 + 16), "larger values: fewer entries fit");
+    }
+
+    #[test]
+    fn a_cache_counted_by_buckets_gets_the_largest_table_that_fits_at_most_7_16_full() {
+        let mut bound = CacheBound::with_table(10_000_000, 16, 41);
+        bound.observe(16);
+        for bytes in [100_000, 1 << 20, 3 << 20, 100 << 20, 1 << 30] {
+            bound.set_bytes(Some(bytes));
+            let capacity = bound.capacity();
+            let buckets = table_buckets(capacity);
+            assert_eq!(capacity, buckets * 7 / 16, "{bytes} bytes");
+            assert!(bound.cache_bytes(capacity, buckets) <= bytes, "{bytes} bytes: {capacity} entries fit");
+            assert!(
+                bound.cache_bytes(2 * capacity, 2 * buckets) > bytes,
+                "{bytes} bytes: a table twice as large would not"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use ahash::AHashMap;
 
 use crate::clock::{Clock, RingEntry};
 use crate::db::{ChunkedBatch, Db, Rows};
-use crate::memory::CacheBound;
+use crate::memory::{table_buckets, CacheBound};
 
 use crate::state_types::{StateKey, StateValue};
 use crate::{KeyGroupRange, Result, StateError};
@@ -187,6 +187,8 @@ pub(crate) struct ValueTable<K, V> {
     evicted: bool,
     inserts: u32,
     cache: AHashMap<K, Slot<V>>,
+    /// Buckets reserved for `cache` under a byte budget (see `CacheBound`).
+    reserved_buckets: usize,
     clock: Clock<K>,
     /// Whether hits set their CLOCK bit: only once the cache is half full (decided at each
     /// insert), so a cache that holds every key does not pay a second memory access per hit.
@@ -199,11 +201,14 @@ pub(crate) struct ValueTable<K, V> {
 
 impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     pub(crate) fn new(name: String, state_id: u32, capacity: usize) -> Self {
-        let fixed = entry_overhead::<K, Slot<V>>() + std::mem::size_of::<RingEntry<K>>() * 3 / 2;
+        // The ring is reserved exactly under a byte budget; the table is counted by buckets.
+        let fixed = std::mem::size_of::<RingEntry<K>>();
+        let bucket = std::mem::size_of::<(K, Slot<V>)>() + 1;
         ValueTable {
             name,
             state_id,
-            bound: CacheBound::new(capacity, fixed),
+            bound: CacheBound::with_table(capacity, fixed, bucket),
+            reserved_buckets: 0,
             evicted: false,
             inserts: 0,
             cache: AHashMap::new(),
@@ -418,7 +423,9 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     }
 
     fn cached(&self) -> (usize, usize) {
-        (self.cache.len(), self.cache.len() * self.bound.entry_bytes())
+        // A table reserved for a budget, or one grown by doubling when 7/8 full.
+        let buckets = self.reserved_buckets.max((self.cache.len() * 8 / 7).next_power_of_two());
+        (self.cache.len(), self.bound.cache_bytes(self.cache.len(), buckets))
     }
 
     fn memory(&mut self) -> (usize, bool) {
@@ -428,11 +435,15 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
     fn set_byte_budget(&mut self, bytes: Option<usize>) {
         self.bound.set_bytes(bytes);
         if bytes.is_some() {
-            // Room for the whole share at once: a hash map that doubles when full holds its old
-            // and new tables together for a moment, more than the budget allows.
+            // The whole table at once (see `CacheBound`): a table that grows holds its old and
+            // new buckets together for a moment, more than the budget allows.
             let capacity = self.bound.capacity();
-            let more = capacity.saturating_sub(self.cache.len());
-            self.cache.reserve(more);
+            let buckets = table_buckets(capacity);
+            if buckets > self.reserved_buckets {
+                let more = (buckets * 7 / 8).saturating_sub(self.cache.len());
+                self.cache.reserve(more);
+                self.reserved_buckets = buckets;
+            }
             self.clock.reserve(capacity);
         }
     }
@@ -662,6 +673,25 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_cache_under_a_byte_budget_never_grows_its_table_while_it_churns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let mut db = Db::new(crate::db::open_db(&opts, dir.path()).unwrap(), 1 << 20, 1 << 20);
+        let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 1_000_000);
+        table.set_byte_budget(Some(1 << 20));
+        let capacity = table.bound.capacity();
+        let reserved = table.cache.capacity();
+        assert!(capacity > 1000 && reserved >= 2 * capacity, "{capacity} entries in a table for {reserved}");
+        // Every update misses: a quarter of the cache leaves again and again, leaving tombstones.
+        for k in 0..(40 * capacity as u64) {
+            table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
+            assert!(table.cache.capacity() <= reserved, "the table grew after {k} updates");
+        }
+        assert_eq!(table.clock.len(), table.cache.len());
+    }
 
     #[test]
     fn a_batch_naming_a_key_twice_loads_it_once() {

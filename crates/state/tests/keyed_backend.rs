@@ -319,7 +319,9 @@ fn a_byte_budget_bounds_the_caches_by_bytes_and_every_value_reads_back() {
     }
     let (entries, bytes) = b.cache_usage();
     assert!(bytes <= caches, "{bytes} estimated bytes cached, budget {caches}");
-    assert!(entries < 60_000 && entries > 15_000, "{entries} entries cached");
+    // A value cache's table has a power-of-two size at most 7/16 full (see `CacheBound`), so it
+    // holds from about half to all of the entries its bytes would hold otherwise (some 21,000).
+    assert!(entries < 60_000 && entries > 10_000, "{entries} entries cached");
     let held = b.memory_usage().pending_bytes;
     assert!(held <= held_rows, "{held} bytes of evicted rows held in memory, limit {held_rows}");
     for k in 0..60_000u64 {
