@@ -674,12 +674,16 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
 mod tests {
     use super::*;
 
+    fn open_db_in(dir: &std::path::Path) -> Db {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        Db::new(crate::db::open_db(&opts, dir).unwrap(), 1 << 20, 1 << 20)
+    }
+
     #[test]
     fn a_value_cache_under_a_byte_budget_never_grows_its_table_while_it_churns() {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        let mut db = Db::new(crate::db::open_db(&opts, dir.path()).unwrap(), 1 << 20, 1 << 20);
+        let mut db = open_db_in(dir.path());
         let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 1_000_000);
         table.set_byte_budget(Some(1 << 20));
         let capacity = table.bound.capacity();
@@ -696,9 +700,7 @@ mod tests {
     #[test]
     fn a_batch_naming_a_key_twice_loads_it_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        let mut db = Db::new(crate::db::open_db(&opts, dir.path()).unwrap(), 1 << 20, 1 << 20);
+        let mut db = open_db_in(dir.path());
         let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 64);
         for k in 0..1000u64 {
             table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
