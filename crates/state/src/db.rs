@@ -81,10 +81,7 @@ impl RowBuffer {
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut batch = ChunkedBatch::new(chunk_bytes);
         for (key, value) in sorted {
-            match value {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
-            }
+            batch.row(key, value);
         }
         batch
     }
@@ -263,10 +260,7 @@ impl Db {
         self.settle()?;
         let mut batch = self.batch();
         for (key, value) in rows.sorted() {
-            match value {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
-            }
+            batch.row(key, value);
         }
         batch.write(&self.db)
     }
@@ -345,6 +339,14 @@ impl ChunkedBatch {
         self.roll();
     }
 
+    /// Adds `key` with `value`, or a delete of `key`.
+    pub(crate) fn row(&mut self, key: &[u8], value: Option<&[u8]>) {
+        match value {
+            Some(v) => self.put(key, v),
+            None => self.delete(key),
+        }
+    }
+
     fn roll(&mut self) {
         if self.current.size_in_bytes() >= self.chunk_bytes {
             self.full.push(std::mem::take(&mut self.current));
@@ -375,12 +377,13 @@ pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn open(dir: &std::path::Path) -> Db {
+    /// A working database in `dir` with default options, 1 MiB of row buffer and 1 MiB chunks.
+    pub(crate) fn open(dir: &std::path::Path) -> Db {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         Db::new(open_db(&opts, dir).unwrap(), 1 << 20, 1 << 20)

@@ -11,7 +11,8 @@
 //!
 //! Each cached entry knows whether the database (RocksDB or its row buffer) holds a row for it
 //! (`in_db`). An entry created and removed between two barriers (a window's contents, a timer)
-//! never reaches the database: no put, no tombstone. Removed entries leave the cache at the next barrier after no batch mentions them.
+//! never reaches the database: no put, no tombstone. Removed entries leave the cache at the next
+//! barrier after no batch mentions them.
 //! An entry of a batch a background snapshot is still applying that is evicted meanwhile leaves
 //! its row in the row buffer, which reads look in first (see `db.rs`).
 
@@ -674,16 +675,10 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
 mod tests {
     use super::*;
 
-    fn open_db_in(dir: &std::path::Path) -> Db {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        Db::new(crate::db::open_db(&opts, dir).unwrap(), 1 << 20, 1 << 20)
-    }
-
     #[test]
     fn a_value_cache_under_a_byte_budget_never_grows_its_table_while_it_churns() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = open_db_in(dir.path());
+        let mut db = crate::db::tests::open(dir.path());
         let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 1_000_000);
         table.set_byte_budget(Some(1 << 20));
         let capacity = table.bound.capacity();
@@ -700,7 +695,7 @@ mod tests {
     #[test]
     fn a_batch_naming_a_key_twice_loads_it_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = open_db_in(dir.path());
+        let mut db = crate::db::tests::open(dir.path());
         let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 64);
         for k in 0..1000u64 {
             table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
