@@ -215,12 +215,13 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
 }
 
 impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
-    /// Hands one record, with its key and key group, to the function.
+    /// Hands one record with its key to the function. The key group (of `max_parallelism`) is
+    /// hashed only if the function's state access misses the caches.
     #[inline]
     fn process_keyed<O>(
         &mut self,
         record: I,
-        (key, key_group): (&K, u16),
+        (key, max_parallelism): (&K, u16),
         backend: &mut KeyedBackend,
         out: &mut Collector<O>,
     ) -> OperatorResult
@@ -228,7 +229,7 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
         F: KeyedProcessFunction<K, I, O>,
     {
         let mut keyed = KeyedContext {
-            scope: KeyedScope::new(backend, key, key_group),
+            scope: KeyedScope::hashing(backend, key, max_parallelism),
             timers: &mut self.timers,
             watermark: self.watermark,
             clock: &self.clock,
@@ -246,26 +247,19 @@ where
     #[inline]
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let key = (self.key)(&record);
-        let key_group = key_group_of(&key, ctx.info().max_parallelism);
-        self.process_keyed(record, (&key, key_group), ctx.keyed_state()?, out)
+        let max_parallelism = ctx.info().max_parallelism;
+        self.process_keyed(record, (&key, max_parallelism), ctx.keyed_state()?, out)
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
     /// ([`KeyedBackend::prefetch`]), then processes the records in order.
     fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let max_parallelism = ctx.info().max_parallelism;
-        let keys: Vec<(K, u16)> = batch
-            .iter()
-            .map(|record| {
-                let key = (self.key)(record);
-                let key_group = key_group_of(&key, max_parallelism);
-                (key, key_group)
-            })
-            .collect();
+        let keys: Vec<K> = batch.iter().map(|record| (self.key)(record)).collect();
         let backend = ctx.keyed_state()?;
-        backend.prefetch(&keys)?;
-        for (record, (key, key_group)) in batch.into_iter().zip(&keys) {
-            self.process_keyed(record, (key, *key_group), backend, out)?;
+        backend.prefetch(&keys, max_parallelism)?;
+        for (record, key) in batch.into_iter().zip(&keys) {
+            self.process_keyed(record, (key, max_parallelism), backend, out)?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The keyed state backend of one subtask: a RocksDB working database plus the typed caches.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{checkpoint::Checkpoint, DB};
 
 use crate::db::{open_db, ChunkedBatch, Db};
+use crate::key_group::KeyGroupOf;
 use crate::memory::{StateMemory, StateMemoryUsage};
 use crate::state_types::StateKey;
 use crate::store::digest_file;
@@ -179,7 +181,7 @@ impl KeyedBackend {
         make: impl FnOnce(u32) -> T,
     ) -> Result<usize> {
         if let Some(&index) = self.names.get(name) {
-            if self.tables[index].as_any_mut().downcast_mut::<T>().is_none() {
+            if !(&*self.tables[index] as &dyn Any).is::<T>() {
                 return Err(StateError::TypeMismatch { name: name.to_string() });
             }
             return Ok(index);
@@ -223,13 +225,14 @@ impl KeyedBackend {
         }
     }
 
-    /// Loads the state of a record batch's keys (with their key groups) into the caches of every
-    /// value state keyed by `K`, with one batched RocksDB read per state, so that processing the
-    /// records finds them cached. Only worth calling for batches; a no-op while caches hit.
+    /// Loads the state of a record batch's keys into the caches of every value state keyed by `K`,
+    /// with one batched RocksDB read per state, so that processing the records finds them cached.
+    /// Only the keys not cached are hashed to their key groups (of `max_parallelism`). Only worth
+    /// calling for batches; a no-op while caches hit.
     #[allow(clippy::ptr_arg)] // a `Vec`, not a slice: the caches take it as `dyn Any`
-    pub fn prefetch<K: StateKey>(&mut self, keys: &Vec<(K, u16)>) -> Result<()> {
+    pub fn prefetch<K: StateKey>(&mut self, keys: &Vec<K>, max_parallelism: u16) -> Result<()> {
         for table in &mut self.tables {
-            table.prefetch(&mut self.db, keys)?;
+            table.prefetch(&mut self.db, keys, KeyGroupOf::Hashed { max_parallelism })?;
         }
         Ok(())
     }
@@ -260,7 +263,7 @@ impl KeyedBackend {
     }
 
     pub(crate) fn table_and_db<T: 'static>(&mut self, index: usize) -> Result<(&mut T, &mut Db)> {
-        if let Some(table) = self.tables.get_mut(index).and_then(|t| t.as_any_mut().downcast_mut::<T>()) {
+        if let Some(table) = self.tables.get_mut(index).and_then(|t| (&mut **t as &mut dyn Any).downcast_mut::<T>()) {
             return Ok((table, &mut self.db));
         }
         let name = self.names.iter().find(|(_, i)| **i == index).map(|(n, _)| n.clone());

@@ -36,7 +36,7 @@ impl<Q> Default for Clock<Q> {
 impl<Q: Hash + Eq + Clone> Clock<Q> {
     /// Inserts a key that is not cached yet.
     pub(crate) fn insert<V>(&mut self, cache: &mut AHashMap<Q, Slot<V>>, key: Q, mut slot: Slot<V>) {
-        slot.pos = self.ring.len();
+        slot.set_pos(self.ring.len());
         self.ring.push(RingEntry { key: key.clone(), referenced: false, chosen: false });
         cache.insert(key, slot);
     }
@@ -57,11 +57,11 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
     /// Removes a cached key, returning its slot.
     pub(crate) fn remove<V>(&mut self, cache: &mut AHashMap<Q, Slot<V>>, key: &Q) -> Option<Slot<V>> {
         let slot = cache.remove(key)?;
-        let pos = slot.pos;
+        let pos = slot.pos();
         self.ring.swap_remove(pos);
         if let Some(moved) = self.ring.get(pos) {
             if let Some(s) = cache.get_mut(&moved.key) {
-                s.pos = pos;
+                s.set_pos(pos);
             }
         }
         Some(slot)
@@ -74,7 +74,7 @@ impl<Q: Hash + Eq + Clone> Clock<Q> {
         self.ring.retain(|entry| cache.contains_key(&entry.key));
         for (pos, entry) in self.ring.iter().enumerate() {
             if let Some(slot) = cache.get_mut(&entry.key) {
-                slot.pos = pos;
+                slot.set_pos(pos);
             }
         }
         if self.hand >= self.ring.len() {
@@ -128,15 +128,15 @@ mod tests {
     fn assert_consistent(cache: &AHashMap<u64, Slot<u64>>, clock: &Clock<u64>) {
         assert_eq!(clock.len(), cache.len());
         for (key, slot) in cache {
-            assert_eq!(clock.ring[slot.pos].key, *key);
+            assert_eq!(clock.ring[slot.pos()].key, *key);
         }
     }
 
     #[test]
     fn an_entry_used_since_the_last_sweep_gets_a_second_chance() {
         let (cache, mut clock) = cache_of(&[1, 2, 3, 4]);
-        clock.touch(cache[&1].pos);
-        clock.touch(cache[&3].pos);
+        clock.touch(cache[&1].pos());
+        clock.touch(cache[&3].pos());
         assert_eq!(clock.victims(2), vec![2, 4]);
     }
 
@@ -148,7 +148,7 @@ mod tests {
         assert_consistent(&cache, &clock);
         let gone = cache.get_mut(&3).unwrap(); // removed, never in RocksDB
         gone.value = None;
-        gone.in_db = false;
+        gone.set_in_db(false);
         clock.retain_live(&mut cache);
         assert_eq!(clock.len(), 2);
         assert_consistent(&cache, &clock);

@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 
 use crate::backend::KeyedBackend;
+use crate::key_group::KeyGroupOf;
 use crate::state_types::{StateKey, StateValue};
 use crate::tables::{MapTable, ValueTable};
 use crate::Result;
@@ -11,13 +12,24 @@ use crate::Result;
 pub struct KeyedScope<'a, K> {
     pub(crate) backend: &'a mut KeyedBackend,
     pub(crate) key: &'a K,
-    pub(crate) key_group: u16,
+    pub(crate) key_group: KeyGroupOf,
 }
 
 impl<'a, K: StateKey> KeyedScope<'a, K> {
     /// A scope for `key`, whose key group the caller has computed.
     pub fn new(backend: &'a mut KeyedBackend, key: &'a K, key_group: u16) -> Self {
-        KeyedScope { backend, key, key_group }
+        KeyedScope { backend, key, key_group: KeyGroupOf::Given(key_group) }
+    }
+
+    /// A scope for `key` whose key group is hashed only if an access misses the caches: the
+    /// fast path of an operator whose keys' state is cached.
+    pub fn hashing(backend: &'a mut KeyedBackend, key: &'a K, max_parallelism: u16) -> Self {
+        KeyedScope { backend, key, key_group: KeyGroupOf::Hashed { max_parallelism } }
+    }
+
+    /// The current key's group (hashed now if the scope was not given it).
+    fn group(&self) -> u16 {
+        self.key_group.of(self.key)
     }
 
     /// The current key.
@@ -124,14 +136,16 @@ impl<UK, UV> Copy for MapState<UK, UV> {}
 impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
     /// The value under `user_key` for the current key.
     pub fn get<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.get(db, scope.key, user_key, scope.key_group)
+        table.get(db, scope.key, user_key, key_group)
     }
 
     /// Puts `value` under `user_key` for the current key.
     pub fn put<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.set(db, scope.key, user_key, scope.key_group, Some(value), false)
+        table.set(db, scope.key, user_key, key_group, Some(value), false)
     }
 
     /// Puts `value` under a `user_key` that has no stored value yet, without reading it first. An
@@ -140,8 +154,9 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
     /// The caller must know that nothing is stored under `user_key` for the current key (an
     /// operator that tracks its entries in memory, for instance); otherwise use [`MapState::put`].
     pub fn insert_new<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.set(db, scope.key, user_key, scope.key_group, Some(value), true)
+        table.set(db, scope.key, user_key, key_group, Some(value), true)
     }
 
     /// Replaces the value under `user_key` for the current key with `f(old)` (`None`: absent,
@@ -152,8 +167,9 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
         user_key: &UK,
         f: impl FnOnce(Option<UV>) -> (Option<UV>, R),
     ) -> Result<R> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.update(db, scope.key, user_key, scope.key_group, f)
+        table.update(db, scope.key, user_key, key_group, f)
     }
 
     /// Removes `user_key` for the current key and returns its value.
@@ -163,13 +179,15 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
 
     /// Removes `user_key` for the current key.
     pub fn remove<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK) -> Result<()> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.set(db, scope.key, user_key, scope.key_group, None, false)
+        table.set(db, scope.key, user_key, key_group, None, false)
     }
 
     /// All entries for the current key, ordered by the user key's encoding.
     pub fn entries<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<Vec<(UK, UV)>> {
+        let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
-        table.entries(db, scope.key, scope.key_group)
+        table.entries(db, scope.key, key_group)
     }
 }

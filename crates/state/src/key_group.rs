@@ -75,6 +75,30 @@ pub fn key_group_of<K: Hash + ?Sized>(key: &K, max_parallelism: u16) -> u16 {
     (stable_hash(key) % u64::from(max_parallelism.max(1))) as u16
 }
 
+/// A key's group as a state access sees it: given by the caller, or hashed from the key only when
+/// the access has to read or write RocksDB (a cache hit never needs it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyGroupOf {
+    /// The caller computed it.
+    Given(u16),
+    /// Hash the key when needed, into this many key groups.
+    Hashed {
+        /// The job's number of key groups.
+        max_parallelism: u16,
+    },
+}
+
+impl KeyGroupOf {
+    /// The key group of `key`.
+    #[inline]
+    pub(crate) fn of<K: Hash + ?Sized>(self, key: &K) -> u16 {
+        match self {
+            KeyGroupOf::Given(key_group) => key_group,
+            KeyGroupOf::Hashed { max_parallelism } => key_group_of(key, max_parallelism),
+        }
+    }
+}
+
 /// The subtask that owns a key group (Flink's `kg * p / maxP`).
 pub fn subtask_for_key_group(key_group: u16, max_parallelism: u16, parallelism: usize) -> usize {
     (usize::from(key_group) * parallelism) / usize::from(max_parallelism.max(1))

@@ -199,10 +199,22 @@ pub(crate) fn table_buckets(capacity: usize) -> usize {
     (capacity * 16 / 7).max(16).next_power_of_two()
 }
 
+/// The most entries one state's cache holds, whatever it is configured to: a cached entry keeps
+/// its CLOCK position in 32 bits.
+pub(crate) const MAX_CACHE_ENTRIES: usize = u32::MAX as usize;
+
 impl CacheBound {
-    /// A bound of `entries` for entries of `fixed` bytes each besides their heap.
+    /// A bound of `entries` (at most [`MAX_CACHE_ENTRIES`]) for entries of `fixed` bytes each
+    /// besides their heap.
     pub(crate) fn new(entries: usize, fixed: usize) -> Self {
-        CacheBound { entries: entries.max(1), bytes: None, fixed, bucket: None, encoded_x16: 32 * 16, observed: false }
+        CacheBound {
+            entries: entries.clamp(1, MAX_CACHE_ENTRIES),
+            bytes: None,
+            fixed,
+            bucket: None,
+            encoded_x16: 32 * 16,
+            observed: false,
+        }
     }
 
     /// A bound of `entries` for entries of `fixed` bytes each besides their heap and their hash

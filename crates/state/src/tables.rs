@@ -24,19 +24,21 @@ use ahash::AHashMap;
 
 use crate::clock::{Clock, RingEntry};
 use crate::db::{ChunkedBatch, Db, Rows};
+use crate::key_group::KeyGroupOf;
 use crate::memory::{table_buckets, CacheBound};
 
 use crate::state_types::{StateKey, StateValue};
 use crate::{KeyGroupRange, Result, StateError};
 
-/// A cache the backend can flush at a barrier without knowing its types.
-pub(crate) trait StateTable: Send {
+/// A cache the backend can flush at a barrier without knowing its types. A handle reaches its
+/// typed table by upcasting to `dyn Any` and downcasting: one dynamic call per state access.
+pub(crate) trait StateTable: Any + Send {
     /// Moves every dirty entry into `batch` and marks it clean.
     fn flush_into(&mut self, batch: &mut ChunkedBatch) -> Result<()>;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// Loads the state of the keys of a record batch (`keys`: a `Vec<(K, key group)>`) ahead of
-    /// their records, if this cache is keyed by that type. The default does nothing.
-    fn prefetch(&mut self, _db: &mut Db, _keys: &dyn Any) -> Result<()> {
+    /// Loads the state of the keys of a record batch (`keys`: a `Vec<K>`; the key groups of those
+    /// not cached from `key_group`) ahead of their records, if this cache is keyed by that type.
+    /// The default does nothing.
+    fn prefetch(&mut self, _db: &mut Db, _keys: &dyn Any, _key_group: KeyGroupOf) -> Result<()> {
         Ok(())
     }
     /// Entries the cache holds and their estimated bytes.
@@ -59,18 +61,25 @@ fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Re
     bincode::serialize_into(out, key).map_err(StateError::codec_of("key", name))
 }
 
+/// A cached entry. Its flags and CLOCK position share one word after the value, so a `u64` count
+/// takes 24 bytes and its hash-table bucket (with the key) 32: the all-cached path is bounded by
+/// how much of the table the CPU's caches hold.
 pub(crate) struct Slot<V> {
-    key_group: u16,
     pub(crate) value: Option<V>,
-    /// Changed since the last flush.
-    dirty: bool,
-    /// RocksDB holds a row for this entry (once the batches written so far are applied).
-    pub(crate) in_db: bool,
-    /// Part of the most recent batch, which a background snapshot may still be applying.
-    pub(crate) batched: bool,
-    /// Position in the cache's CLOCK ring (value caches only).
-    pub(crate) pos: usize,
+    /// Position in the cache's CLOCK ring (value caches only); caches hold at most
+    /// `MAX_CACHE_ENTRIES` entries.
+    pos: u32,
+    key_group: u16,
+    /// `DIRTY`, `IN_DB` and `BATCHED`.
+    flags: u8,
 }
+
+/// Changed since the last flush.
+const DIRTY: u8 = 1;
+/// RocksDB holds a row for this entry (once the batches written so far are applied).
+const IN_DB: u8 = 2;
+/// Part of the most recent batch, which a background snapshot may still be applying.
+const BATCHED: u8 = 4;
 
 impl<V> Slot<V> {
     pub(crate) fn loaded(key_group: u16, value: Option<V>) -> Self {
@@ -79,12 +88,63 @@ impl<V> Slot<V> {
     }
 
     fn new(key_group: u16, value: Option<V>, dirty: bool, in_db: bool) -> Self {
-        Slot { key_group, in_db, value, dirty, batched: false, pos: 0 }
+        let mut slot = Slot { key_group, value, flags: 0, pos: 0 };
+        slot.set_dirty(dirty);
+        slot.set_in_db(in_db);
+        slot
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    /// Changed since the last flush.
+    pub(crate) fn dirty(&self) -> bool {
+        self.flags & DIRTY != 0
+    }
+
+    #[inline]
+    pub(crate) fn set_dirty(&mut self, on: bool) {
+        self.set(DIRTY, on);
+    }
+
+    /// RocksDB holds a row for this entry (once the batches written so far are applied).
+    pub(crate) fn in_db(&self) -> bool {
+        self.flags & IN_DB != 0
+    }
+
+    pub(crate) fn set_in_db(&mut self, on: bool) {
+        self.set(IN_DB, on);
+    }
+
+    /// Part of the most recent batch, which a background snapshot may still be applying.
+    pub(crate) fn batched(&self) -> bool {
+        self.flags & BATCHED != 0
+    }
+
+    pub(crate) fn set_batched(&mut self, on: bool) {
+        self.set(BATCHED, on);
+    }
+
+    /// Position in the cache's CLOCK ring.
+    #[inline]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos as usize
+    }
+
+    /// Moves the entry to `pos` in the CLOCK ring, which never holds more than
+    /// `MAX_CACHE_ENTRIES` (`u32::MAX`) entries.
+    pub(crate) fn set_pos(&mut self, pos: usize) {
+        self.pos = pos as u32;
     }
 
     /// Whether the entry can leave the cache: removed, not in RocksDB, not in an in-flight batch.
     pub(crate) fn is_gone(&self) -> bool {
-        self.value.is_none() && !self.in_db && !self.batched
+        self.value.is_none() && self.flags & (IN_DB | BATCHED) == 0
     }
 }
 
@@ -99,7 +159,7 @@ fn flush_slots<Q, V: StateValue>(
 ) -> Result<()> {
     let (mut row, mut value) = (Vec::new(), Vec::new());
     for (key, slot) in cache.iter_mut() {
-        slot.batched = false;
+        slot.set_batched(false);
         match take_dirty_row((&mut row, &mut value), name, state_id, key, slot, &encode_row)? {
             Some(true) => {
                 bound.observe(row.len() - PREFIX_LEN + value.len());
@@ -108,7 +168,7 @@ fn flush_slots<Q, V: StateValue>(
             Some(false) => batch.delete(&row),
             None => continue,
         }
-        slot.batched = true;
+        slot.set_batched(true);
     }
     Ok(())
 }
@@ -124,11 +184,11 @@ fn take_dirty_row<Q, V: StateValue>(
     encode_row: impl Fn(&mut Vec<u8>, &Q) -> Result<()>,
 ) -> Result<Option<bool>> {
     let (row, value) = bufs;
-    if !slot.dirty {
+    if !slot.dirty() {
         return Ok(None);
     }
-    slot.dirty = false;
-    if slot.value.is_none() && !slot.in_db {
+    slot.set_dirty(false);
+    if slot.value.is_none() && !slot.in_db() {
         return Ok(None);
     }
     row.clear();
@@ -138,8 +198,8 @@ fn take_dirty_row<Q, V: StateValue>(
         value.clear();
         bincode::serialize_into(&mut *value, v).map_err(StateError::codec_of("value", name))?;
     }
-    slot.in_db = slot.value.is_some();
-    Ok(Some(slot.in_db))
+    slot.set_in_db(slot.value.is_some());
+    Ok(Some(slot.in_db()))
 }
 
 /// Scans every row of `state_id` in the key groups `range`, handing the bytes after the prefix
@@ -235,10 +295,21 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         }
     }
 
+    /// Entries the cache may hold: its bound's, and under a byte budget no more than the table
+    /// reserved for it holds 7/16 full. The bound rises when entries turn out smaller than
+    /// estimated; the table follows at the next budget, so it never grows by doubling between.
+    fn capacity(&self) -> usize {
+        let capacity = self.bound.capacity();
+        match self.reserved_buckets {
+            0 => capacity,
+            buckets => capacity.min((buckets * 7 / 16).max(1)),
+        }
+    }
+
     /// When the cache is full, evicts a quarter of it chosen by CLOCK, writing the dirty
     /// victims to the working database's row buffer (see `db.rs`).
     fn make_room(&mut self, db: &mut Db) -> Result<()> {
-        let capacity = self.bound.capacity();
+        let capacity = self.capacity();
         if self.cache.len() < capacity {
             return Ok(());
         }
@@ -253,12 +324,12 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         let encode = |row: &mut Vec<u8>, key: &K| encode_key(row, name, key);
         for key in &victims {
             if let Some(mut slot) = self.clock.remove(&mut self.cache, key) {
-                if in_flight && slot.batched {
+                if in_flight && slot.batched() {
                     // The snapshot may not have applied this entry's row yet, so a read after it
                     // left could find an older one: it leaves with its row (or tombstone), which
                     // reads find in the row buffer.
-                    slot.dirty = true;
-                    slot.in_db = true;
+                    slot.set_dirty(true);
+                    slot.set_in_db(true);
                 }
                 match take_dirty_row((&mut row, &mut value), name, self.state_id, key, &mut slot, encode)? {
                     Some(true) => {
@@ -279,7 +350,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     /// Loads the uncached keys among `keys` with one batched RocksDB read, so the records of a
     /// batch find their state cached. Skipped while lookups hit the cache anyway (it tries again
     /// every 64th batch), and never loads more than half the cache.
-    pub(crate) fn prefetch(&mut self, db: &mut Db, keys: &[(K, u16)]) -> Result<()> {
+    pub(crate) fn prefetch(&mut self, db: &mut Db, keys: &[K], key_group: KeyGroupOf) -> Result<()> {
         self.batches_seen = self.batches_seen.wrapping_add(1);
         if !self.prefetching && !self.batches_seen.is_multiple_of(64) {
             return Ok(());
@@ -287,14 +358,14 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         // The missing keys' rows, encoded back to back in one buffer, each with its record's index.
         let mut rows = Vec::new();
         let mut missing: Vec<(std::ops::Range<usize>, usize)> = Vec::new();
-        let limit = self.bound.capacity() / 2;
-        for (i, (key, key_group)) in keys.iter().enumerate() {
+        let limit = self.capacity() / 2;
+        for (i, key) in keys.iter().enumerate() {
             if missing.len() >= limit {
                 break;
             }
             if !self.cache.contains_key(key) {
                 let start = rows.len();
-                encode_prefix(&mut rows, *key_group, self.state_id);
+                encode_prefix(&mut rows, key_group.of(key), self.state_id);
                 encode_key(&mut rows, &self.name, key)?;
                 missing.push((start..rows.len(), i));
             }
@@ -314,14 +385,14 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             Ok(())
         })?;
         for (i, value) in loaded {
-            let (key, key_group) = &keys[i];
+            let key = &keys[i];
             if self.cache.contains_key(key) {
                 // A key that occurs twice in the batch: loaded once already.
                 continue;
             }
             self.make_room(db)?;
             let pos = self.cache.len();
-            self.insert(key.clone(), Slot::loaded(*key_group, value));
+            self.insert(key.clone(), Slot::loaded(key_group.of(key), value));
             // Loaded to be used: the first sweep passes it over.
             self.clock.touch(pos);
         }
@@ -336,17 +407,18 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             let value_bytes = slot.value.as_ref().map_or(0, |v| bincode::serialized_size(v).unwrap_or(0));
             self.bound.observe((key_bytes + value_bytes) as usize);
         }
-        self.recording = self.cache.len() * 2 >= self.bound.capacity();
+        self.recording = self.cache.len() * 2 >= self.capacity();
         self.clock.insert(&mut self.cache, key, slot);
     }
 
-    pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: u16) -> Result<Option<V>> {
+    pub(crate) fn get(&mut self, db: &mut Db, key: &K, key_group: KeyGroupOf) -> Result<Option<V>> {
         if let Some(slot) = self.cache.get_mut(key) {
             if self.recording {
-                self.clock.touch(slot.pos);
+                self.clock.touch(slot.pos());
             }
             return Ok(slot.value.clone());
         }
+        let key_group = key_group.of(key);
         let value = self.load(db, key, key_group)?;
         self.make_room(db)?;
         self.insert(key.clone(), Slot::loaded(key_group, value.clone()));
@@ -358,14 +430,14 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         &mut self,
         db: &mut Db,
         key: &K,
-        key_group: u16,
+        key_group: KeyGroupOf,
         f: impl FnOnce(Option<V>) -> Option<V>,
     ) -> Result<()> {
         if let Some(slot) = self.cache.get_mut(key) {
             slot.value = f(slot.value.take());
-            slot.dirty = true;
+            slot.set_dirty(true);
             if self.recording {
-                self.clock.touch(slot.pos);
+                self.clock.touch(slot.pos());
             }
             if slot.is_gone() {
                 self.clock.remove(&mut self.cache, key);
@@ -382,13 +454,14 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         &mut self,
         db: &mut Db,
         key: &K,
-        key_group: u16,
+        key_group: KeyGroupOf,
         f: impl FnOnce(Option<V>) -> Option<V>,
     ) -> Result<()> {
+        let key_group = key_group.of(key);
         let old = self.load(db, key, key_group)?;
         let mut slot = Slot::loaded(key_group, old);
         slot.value = f(slot.value.take());
-        slot.dirty = true;
+        slot.set_dirty(true);
         if !slot.is_gone() {
             self.make_room(db)?;
             self.insert(key.clone(), slot);
@@ -449,15 +522,11 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
         }
     }
 
-    fn prefetch(&mut self, db: &mut Db, keys: &dyn Any) -> Result<()> {
-        match keys.downcast_ref::<Vec<(K, u16)>>() {
-            Some(keys) => ValueTable::prefetch(self, db, keys),
+    fn prefetch(&mut self, db: &mut Db, keys: &dyn Any, key_group: KeyGroupOf) -> Result<()> {
+        match keys.downcast_ref::<Vec<K>>() {
+            Some(keys) => ValueTable::prefetch(self, db, keys, key_group),
             None => Ok(()),
         }
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
@@ -552,7 +621,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
                 slot.value = value;
-                slot.dirty = true;
+                slot.set_dirty(true);
                 if slot.is_gone() {
                     occupied.remove();
                 }
@@ -581,7 +650,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
             let slot = occupied.get_mut();
             let (value, r) = f(slot.value.take());
             slot.value = value;
-            slot.dirty = true;
+            slot.set_dirty(true);
             if slot.is_gone() {
                 occupied.remove();
             }
@@ -601,7 +670,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         if let Entry::Occupied(mut occupied) = self.cache.entry((key.clone(), user_key.clone())) {
             let slot = occupied.get_mut();
             slot.value = value;
-            slot.dirty = true;
+            slot.set_dirty(true);
             if slot.is_gone() {
                 occupied.remove();
             }
@@ -665,10 +734,6 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> StateTable for MapTable<K, UK, U
     fn set_byte_budget(&mut self, bytes: Option<usize>) {
         self.bound.set_bytes(bytes);
     }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
 }
 
 #[cfg(test)]
@@ -686,10 +751,16 @@ mod tests {
         assert!(capacity > 1000 && reserved >= 2 * capacity, "{capacity} entries in a table for {reserved}");
         // Every update misses: a quarter of the cache leaves again and again, leaving tombstones.
         for k in 0..(40 * capacity as u64) {
-            table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
+            table.update(&mut db, &k, KeyGroupOf::Given(0), |_| Some(k)).unwrap();
             assert!(table.cache.capacity() <= reserved, "the table grew after {k} updates");
         }
         assert_eq!(table.clock.len(), table.cache.len());
+    }
+
+    #[test]
+    fn a_cached_count_takes_a_32_byte_bucket_with_its_key() {
+        assert_eq!(std::mem::size_of::<Slot<u64>>(), 24);
+        assert_eq!(std::mem::size_of::<(u64, Slot<u64>)>(), 32);
     }
 
     #[test]
@@ -698,10 +769,10 @@ mod tests {
         let mut db = crate::db::tests::open(dir.path());
         let mut table = ValueTable::<u64, u64>::new("count".into(), 1, 64);
         for k in 0..1000u64 {
-            table.update(&mut db, &k, 0, |_| Some(k)).unwrap();
+            table.update(&mut db, &k, KeyGroupOf::Given(0), |_| Some(k)).unwrap();
         }
-        let twice: Vec<(u64, u16)> = (0..10u64).flat_map(|k| [(k, 0), (k, 0)]).collect();
-        table.prefetch(&mut db, &twice).unwrap();
+        let twice: Vec<u64> = (0..10u64).flat_map(|k| [k, k]).collect();
+        table.prefetch(&mut db, &twice, KeyGroupOf::Given(0)).unwrap();
         assert_eq!(table.clock.len(), table.cache.len(), "one CLOCK entry per cached key");
         for k in 0..10u64 {
             assert_eq!(table.cache.get(&k).and_then(|slot| slot.value), Some(k), "key {k} loaded");
