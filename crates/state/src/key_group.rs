@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_PARALLELISM: u16 = 128;
 /// ```
 /// assert_eq!(rill_state::stable_hash(&42u64), rill_state::stable_hash(&42u64));
 /// ```
+#[inline]
 pub fn stable_hash<K: Hash + ?Sized>(key: &K) -> u64 {
     let mut hasher = StableHasher::default();
     key.hash(&mut hasher);
@@ -71,8 +72,13 @@ impl Hasher for StableHasher {
 /// let kg = rill_state::key_group_of(&"user-7", 128);
 /// assert!(kg < 128);
 /// ```
+#[inline]
 pub fn key_group_of<K: Hash + ?Sized>(key: &K, max_parallelism: u16) -> u16 {
-    (stable_hash(key) % u64::from(max_parallelism.max(1))) as u16
+    let hash = stable_hash(key);
+    let groups = u64::from(max_parallelism.max(1));
+    // The same value as `hash % groups`; a mask for the usual power of two (the default 128).
+    let group = if groups.is_power_of_two() { hash & (groups - 1) } else { hash % groups };
+    group as u16
 }
 
 /// A key's group as a state access sees it: given by the caller, or hashed from the key only when
@@ -100,8 +106,16 @@ impl KeyGroupOf {
 }
 
 /// The subtask that owns a key group (Flink's `kg * p / maxP`).
+#[inline]
 pub fn subtask_for_key_group(key_group: u16, max_parallelism: u16, parallelism: usize) -> usize {
-    (usize::from(key_group) * parallelism) / usize::from(max_parallelism.max(1))
+    let groups = max_parallelism.max(1);
+    let scaled = usize::from(key_group) * parallelism;
+    // The same value as the division; a shift for the usual power of two (the default 128).
+    if groups.is_power_of_two() {
+        scaled >> groups.trailing_zeros()
+    } else {
+        scaled / usize::from(groups)
+    }
 }
 
 /// An inclusive range of key groups owned by one subtask.
@@ -162,6 +176,20 @@ mod tests {
                 }
             }
             assert_eq!(next, 128);
+        }
+    }
+
+    #[test]
+    fn key_groups_and_their_owners_are_the_plain_remainder_and_quotient_for_any_max_parallelism() {
+        for max_p in [1u16, 2, 3, 100, 128, 1000, 4096, 32768] {
+            for key in 0..2000u64 {
+                let group = key_group_of(&key, max_p);
+                assert_eq!(u64::from(group), stable_hash(&key) % u64::from(max_p), "key {key}, {max_p} groups");
+                for p in [1usize, 2, 3, 7] {
+                    let owner = usize::from(group) * p / usize::from(max_p);
+                    assert_eq!(subtask_for_key_group(group, max_p, p), owner, "group {group} of {max_p}, p={p}");
+                }
+            }
         }
     }
 
