@@ -10,7 +10,7 @@ use std::hash::Hash;
 
 use ahash::AHashMap;
 
-use crate::tables::Slot;
+use crate::slot::Slot;
 
 /// A key's place in the ring.
 pub(crate) struct RingEntry<Q> {
@@ -147,7 +147,7 @@ mod tests {
         clock.remove(&mut cache, &5);
         assert_consistent(&cache, &clock);
         let gone = cache.get_mut(&3).unwrap(); // removed, never in RocksDB
-        gone.value = None;
+        gone.set_value(None);
         gone.set_in_db(false);
         clock.retain_live(&mut cache);
         assert_eq!(clock.len(), 2);

@@ -35,6 +35,7 @@ mod registration;
 mod remote_io;
 mod remote_multipart;
 mod remote_store;
+mod slot;
 mod state_types;
 mod store;
 mod tables;

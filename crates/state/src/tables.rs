@@ -26,6 +26,7 @@ use crate::clock::{Clock, RingEntry};
 use crate::db::{ChunkedBatch, Db, Rows};
 use crate::key_group::KeyGroupOf;
 use crate::memory::{table_buckets, CacheBound};
+use crate::slot::Slot;
 
 use crate::state_types::{StateKey, StateValue};
 use crate::{KeyGroupRange, Result, StateError};
@@ -59,93 +60,6 @@ pub(crate) fn encode_prefix(out: &mut Vec<u8>, key_group: u16, state_id: u32) {
 
 fn encode_key<K: serde::Serialize>(out: &mut Vec<u8>, name: &str, key: &K) -> Result<()> {
     bincode::serialize_into(out, key).map_err(StateError::codec_of("key", name))
-}
-
-/// A cached entry. Its flags and CLOCK position share one word after the value, so a `u64` count
-/// takes 24 bytes and its hash-table bucket (with the key) 32: the all-cached path is bounded by
-/// how much of the table the CPU's caches hold.
-pub(crate) struct Slot<V> {
-    pub(crate) value: Option<V>,
-    /// Position in the cache's CLOCK ring (value caches only); caches hold at most
-    /// `MAX_CACHE_ENTRIES` entries.
-    pos: u32,
-    key_group: u16,
-    /// `DIRTY`, `IN_DB` and `BATCHED`.
-    flags: u8,
-}
-
-/// Changed since the last flush.
-const DIRTY: u8 = 1;
-/// RocksDB holds a row for this entry (once the batches written so far are applied).
-const IN_DB: u8 = 2;
-/// Part of the most recent batch, which a background snapshot may still be applying.
-const BATCHED: u8 = 4;
-
-impl<V> Slot<V> {
-    pub(crate) fn loaded(key_group: u16, value: Option<V>) -> Self {
-        let in_db = value.is_some();
-        Slot::new(key_group, value, false, in_db)
-    }
-
-    fn new(key_group: u16, value: Option<V>, dirty: bool, in_db: bool) -> Self {
-        let mut slot = Slot { key_group, value, flags: 0, pos: 0 };
-        slot.set_dirty(dirty);
-        slot.set_in_db(in_db);
-        slot
-    }
-
-    fn set(&mut self, flag: u8, on: bool) {
-        if on {
-            self.flags |= flag;
-        } else {
-            self.flags &= !flag;
-        }
-    }
-
-    /// Changed since the last flush.
-    pub(crate) fn dirty(&self) -> bool {
-        self.flags & DIRTY != 0
-    }
-
-    #[inline]
-    pub(crate) fn set_dirty(&mut self, on: bool) {
-        self.set(DIRTY, on);
-    }
-
-    /// RocksDB holds a row for this entry (once the batches written so far are applied).
-    pub(crate) fn in_db(&self) -> bool {
-        self.flags & IN_DB != 0
-    }
-
-    pub(crate) fn set_in_db(&mut self, on: bool) {
-        self.set(IN_DB, on);
-    }
-
-    /// Part of the most recent batch, which a background snapshot may still be applying.
-    pub(crate) fn batched(&self) -> bool {
-        self.flags & BATCHED != 0
-    }
-
-    pub(crate) fn set_batched(&mut self, on: bool) {
-        self.set(BATCHED, on);
-    }
-
-    /// Position in the cache's CLOCK ring.
-    #[inline]
-    pub(crate) fn pos(&self) -> usize {
-        self.pos as usize
-    }
-
-    /// Moves the entry to `pos` in the CLOCK ring, which never holds more than
-    /// `MAX_CACHE_ENTRIES` (`u32::MAX`) entries.
-    pub(crate) fn set_pos(&mut self, pos: usize) {
-        self.pos = pos as u32;
-    }
-
-    /// Whether the entry can leave the cache: removed, not in RocksDB, not in an in-flight batch.
-    pub(crate) fn is_gone(&self) -> bool {
-        self.value.is_none() && self.flags & (IN_DB | BATCHED) == 0
-    }
 }
 
 /// Moves the dirty entries of a cache into `batch` and marks them clean; entries that are gone are
@@ -188,17 +102,17 @@ fn take_dirty_row<Q, V: StateValue>(
         return Ok(None);
     }
     slot.set_dirty(false);
-    if slot.value.is_none() && !slot.in_db() {
+    if slot.value().is_none() && !slot.in_db() {
         return Ok(None);
     }
     row.clear();
-    encode_prefix(row, slot.key_group, state_id);
+    encode_prefix(row, slot.key_group(), state_id);
     encode_row(row, key)?;
-    if let Some(v) = &slot.value {
+    if let Some(v) = slot.value() {
         value.clear();
         bincode::serialize_into(&mut *value, v).map_err(StateError::codec_of("value", name))?;
     }
-    slot.set_in_db(slot.value.is_some());
+    slot.set_in_db(slot.value().is_some());
     Ok(Some(slot.in_db()))
 }
 
@@ -404,7 +318,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         self.inserts = self.inserts.wrapping_add(1);
         if self.inserts % 64 == 1 {
             let key_bytes = bincode::serialized_size(&key).unwrap_or(0);
-            let value_bytes = slot.value.as_ref().map_or(0, |v| bincode::serialized_size(v).unwrap_or(0));
+            let value_bytes = slot.value().map_or(0, |v| bincode::serialized_size(v).unwrap_or(0));
             self.bound.observe((key_bytes + value_bytes) as usize);
         }
         self.recording = self.cache.len() * 2 >= self.capacity();
@@ -416,7 +330,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             if self.recording {
                 self.clock.touch(slot.pos());
             }
-            return Ok(slot.value.clone());
+            return Ok(slot.value().cloned());
         }
         let key_group = key_group.of(key);
         let value = self.load(db, key, key_group)?;
@@ -434,7 +348,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         f: impl FnOnce(Option<V>) -> Option<V>,
     ) -> Result<()> {
         if let Some(slot) = self.cache.get_mut(key) {
-            slot.value = f(slot.value.take());
+            slot.map_value(f);
             slot.set_dirty(true);
             if self.recording {
                 self.clock.touch(slot.pos());
@@ -460,7 +374,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         let key_group = key_group.of(key);
         let old = self.load(db, key, key_group)?;
         let mut slot = Slot::loaded(key_group, old);
-        slot.value = f(slot.value.take());
+        slot.map_value(f);
         slot.set_dirty(true);
         if !slot.is_gone() {
             self.make_room(db)?;
@@ -579,7 +493,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     pub(crate) fn get(&mut self, db: &mut Db, key: &K, user_key: &UK, key_group: u16) -> Result<Option<UV>> {
         let composite = (key.clone(), user_key.clone());
         if let Some(slot) = self.cache.get(&composite) {
-            return Ok(slot.value.clone());
+            return Ok(slot.value().cloned());
         }
         if self.complete {
             return Ok(None);
@@ -620,7 +534,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         match self.cache.entry((key.clone(), user_key)) {
             Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
-                slot.value = value;
+                slot.set_value(value);
                 slot.set_dirty(true);
                 if slot.is_gone() {
                     occupied.remove();
@@ -648,8 +562,8 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
     ) -> Result<R> {
         if let Entry::Occupied(mut occupied) = self.cache.entry((key.clone(), user_key.clone())) {
             let slot = occupied.get_mut();
-            let (value, r) = f(slot.value.take());
-            slot.value = value;
+            let (value, r) = f(slot.take_value());
+            slot.set_value(value);
             slot.set_dirty(true);
             if slot.is_gone() {
                 occupied.remove();
@@ -669,7 +583,7 @@ impl<K: StateKey, UK: StateKey, UV: StateValue> MapTable<K, UK, UV> {
         let (value, r) = f(old);
         if let Entry::Occupied(mut occupied) = self.cache.entry((key.clone(), user_key.clone())) {
             let slot = occupied.get_mut();
-            slot.value = value;
+            slot.set_value(value);
             slot.set_dirty(true);
             if slot.is_gone() {
                 occupied.remove();
@@ -758,12 +672,6 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_count_takes_a_32_byte_bucket_with_its_key() {
-        assert_eq!(std::mem::size_of::<Slot<u64>>(), 24);
-        assert_eq!(std::mem::size_of::<(u64, Slot<u64>)>(), 32);
-    }
-
-    #[test]
     fn a_batch_naming_a_key_twice_loads_it_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = crate::db::tests::open(dir.path());
@@ -775,7 +683,7 @@ mod tests {
         table.prefetch(&mut db, &twice, KeyGroupOf::Given(0)).unwrap();
         assert_eq!(table.clock.len(), table.cache.len(), "one CLOCK entry per cached key");
         for k in 0..10u64 {
-            assert_eq!(table.cache.get(&k).and_then(|slot| slot.value), Some(k), "key {k} loaded");
+            assert_eq!(table.cache.get(&k).and_then(|slot| slot.value().copied()), Some(k), "key {k} loaded");
         }
     }
 }
