@@ -116,6 +116,7 @@ impl<T: Send + 'static> Exchange<T> {
                     self.subtask % n
                 }
             }
+            // Not reached from `push`, which routes keyed batches in its own loop.
             Partitioner::Hash(key_group) => subtask_for_key_group(key_group(&record), self.max_parallelism, n),
             Partitioner::Rebalance => {
                 self.next_round_robin = (self.next_round_robin + 1) % n;
@@ -145,6 +146,19 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
         self.idle = false;
         self.metrics.add_records_out(batch.len() as u64);
+        if let Partitioner::Hash(key_group) = &self.partitioner {
+            // The per-record path of keyed streams, with the partitioner matched once per batch.
+            let key_group = key_group.clone();
+            let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
+            for record in batch {
+                let channel = subtask_for_key_group(key_group(&record), max_parallelism, n);
+                self.buffers[channel].push(record);
+                if self.buffers[channel].len() >= BATCH_SIZE {
+                    self.send_batch(channel)?;
+                }
+            }
+            return Ok(());
+        }
         for record in batch {
             self.route(record)?;
         }
