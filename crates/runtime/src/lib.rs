@@ -61,7 +61,7 @@ pub use execute::JobResult;
 pub use harness::{HarnessSnapshot, OperatorHarness};
 pub use message::{Barrier, Message, Watermark};
 pub use operator::{ClonePerSubtask, Operator, OperatorFactory};
-pub use partition::Partitioner;
+pub use partition::{BatchKeyGroups, Partitioner};
 pub use restart::RestartStrategy;
 pub use rill_observe::{JobMonitor, JobState, ShardView};
 pub use source::{Source, SourceFactory, SourcePoll};

@@ -14,12 +14,16 @@ use crate::{Barrier, Message, Result, RuntimeError, Watermark};
 /// Records per batch on a channel.
 pub(crate) const BATCH_SIZE: usize = 1024;
 
+/// Appends the key group of each record of a batch to the vector (see [`Partitioner::Hash`]).
+pub type BatchKeyGroups<T> = Arc<dyn Fn(&[T], &mut Vec<u16>) + Send + Sync>;
+
 /// How records are spread over the subtasks of the next vertex.
 pub enum Partitioner<T> {
     /// Subtask i sends to subtask i (round robin if the parallelisms differ).
     Forward,
-    /// By key group of the record's key: the key group function is given.
-    Hash(Arc<dyn Fn(&T) -> u16 + Send + Sync>),
+    /// By key group of the record's key. The function appends the key group of each record of a
+    /// batch to the vector: one dynamic call per batch, not per record.
+    Hash(BatchKeyGroups<T>),
     /// Round robin.
     Rebalance,
     /// Every record to every subtask.
@@ -45,6 +49,8 @@ pub(crate) struct Exchange<T> {
     subtask: usize,
     max_parallelism: u16,
     next_round_robin: usize,
+    /// The key groups of the batch being routed (hash partitioning).
+    key_groups: Vec<u16>,
     /// Whether the receivers were last told that this sender is idle.
     idle: bool,
     task: String,
@@ -67,6 +73,7 @@ impl<T: Send + 'static> Exchange<T> {
             subtask: info.subtask,
             max_parallelism: info.max_parallelism,
             next_round_robin: info.subtask,
+            key_groups: Vec::new(),
             idle: false,
             task: info.name(),
             metrics,
@@ -117,7 +124,12 @@ impl<T: Send + 'static> Exchange<T> {
                 }
             }
             // Not reached from `push`, which routes keyed batches in its own loop.
-            Partitioner::Hash(key_group) => subtask_for_key_group(key_group(&record), self.max_parallelism, n),
+            Partitioner::Hash(key_groups) => {
+                self.key_groups.clear();
+                key_groups(std::slice::from_ref(&record), &mut self.key_groups);
+                let group = self.key_groups.first().copied().unwrap_or(0);
+                subtask_for_key_group(group, self.max_parallelism, n)
+            }
             Partitioner::Rebalance => {
                 self.next_round_robin = (self.next_round_robin + 1) % n;
                 self.next_round_robin
@@ -146,17 +158,21 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
     fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
         self.idle = false;
         self.metrics.add_records_out(batch.len() as u64);
-        if let Partitioner::Hash(key_group) = &self.partitioner {
-            // The per-record path of keyed streams, with the partitioner matched once per batch.
-            let key_group = key_group.clone();
+        if let Partitioner::Hash(key_groups) = &self.partitioner {
+            // The per-record path of keyed streams: the batch's key groups in one call, then one
+            // loop that sends each record to the owner of its key group.
+            let mut groups = std::mem::take(&mut self.key_groups);
+            groups.clear();
+            key_groups(&batch, &mut groups);
             let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
-            for record in batch {
-                let channel = subtask_for_key_group(key_group(&record), max_parallelism, n);
+            for (record, group) in batch.into_iter().zip(&groups) {
+                let channel = subtask_for_key_group(*group, max_parallelism, n);
                 self.buffers[channel].push(record);
                 if self.buffers[channel].len() >= BATCH_SIZE {
                     self.send_batch(channel)?;
                 }
             }
+            self.key_groups = groups;
             return Ok(());
         }
         for record in batch {

@@ -334,10 +334,12 @@ impl<T: Send + 'static> DataStream<T> {
     {
         let max_parallelism = self.env.config.max_parallelism;
         let key = Arc::new(key);
-        // The partitioner calls the key selector as its concrete type: one dynamic call per
-        // record in the exchange, not two.
+        // The partitioner calls the key selector as its concrete type, in a loop over the batch:
+        // one dynamic call per batch in the exchange.
         let for_partition = key.clone();
-        let partitioner = Partitioner::Hash(Arc::new(move |t: &T| key_group_of(&for_partition(t), max_parallelism)));
+        let partitioner = Partitioner::Hash(Arc::new(move |batch: &[T], groups: &mut Vec<u16>| {
+            groups.extend(batch.iter().map(|t| key_group_of(&for_partition(t), max_parallelism)))
+        }));
         KeyedStream { stream: self.exchange("keyed", partitioner), key }
     }
 
