@@ -111,6 +111,14 @@ impl<T: Send + 'static> Exchange<T> {
         Ok(())
     }
 
+    /// A hash partitioner gave `groups` key groups for `records` records.
+    fn miscounted(&self, groups: usize, records: usize) -> RuntimeError {
+        RuntimeError::Internal(format!(
+            "{}: the hash partitioner gave {groups} key groups for a batch of {records} records",
+            self.task
+        ))
+    }
+
     #[inline]
     fn route(&mut self, record: T) -> Result<()> {
         let n = self.senders.len();
@@ -127,7 +135,7 @@ impl<T: Send + 'static> Exchange<T> {
             Partitioner::Hash(key_groups) => {
                 self.key_groups.clear();
                 key_groups(std::slice::from_ref(&record), &mut self.key_groups);
-                let group = self.key_groups.first().copied().unwrap_or(0);
+                let group = *self.key_groups.first().ok_or_else(|| self.miscounted(0, 1))?;
                 subtask_for_key_group(group, self.max_parallelism, n)
             }
             Partitioner::Rebalance => {
@@ -164,6 +172,10 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
             let mut groups = std::mem::take(&mut self.key_groups);
             groups.clear();
             key_groups(&batch, &mut groups);
+            if groups.len() != batch.len() {
+                // A record without its key group would be dropped by the loop below.
+                return Err(self.miscounted(groups.len(), batch.len()));
+            }
             let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
             for (record, group) in batch.into_iter().zip(&groups) {
                 let channel = subtask_for_key_group(*group, max_parallelism, n);
@@ -223,5 +235,72 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
 
     fn close(&mut self, _: &mut TaskState) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{JobMonitor, ProcessingClock, TaskInfo};
+    use rill_state::OperatorStateSnapshot;
+
+    fn info() -> TaskInfo {
+        TaskInfo {
+            job: "job".into(),
+            vertex: "source".into(),
+            subtask: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            run_id: "run".into(),
+        }
+    }
+
+    /// An exchange to two channels with `partitioner`, its receivers, and a task state to push with.
+    fn exchange(
+        partitioner: Partitioner<u64>,
+    ) -> (Exchange<u64>, Vec<crossbeam_channel::Receiver<Message<u64>>>, TaskState) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..2).map(|_| crossbeam_channel::unbounded()).unzip();
+        let exchange = Exchange::new(senders, partitioner, &info(), Arc::new(SubtaskMetrics::default()));
+        let state = TaskState::new(
+            info(),
+            None,
+            None,
+            OperatorStateSnapshot::default(),
+            ProcessingClock::system(),
+            JobMonitor::new("job"),
+        );
+        (exchange, receivers, state)
+    }
+
+    fn received(receivers: &[crossbeam_channel::Receiver<Message<u64>>]) -> Vec<Vec<u64>> {
+        receivers
+            .iter()
+            .map(|r| r.try_iter().flat_map(|m| if let Message::Data(batch) = m { batch } else { Vec::new() }).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_keyed_batch_goes_to_the_owners_of_its_key_groups() {
+        let groups: BatchKeyGroups<u64> = Arc::new(|batch: &[u64], out: &mut Vec<u16>| {
+            out.extend(batch.iter().map(|k| rill_state::key_group_of(k, 128)))
+        });
+        let (mut exchange, receivers, mut state) = exchange(Partitioner::Hash(groups));
+        exchange.push((0..1000).collect(), &mut state).unwrap();
+        exchange.flush().unwrap();
+        for (subtask, records) in received(&receivers).into_iter().enumerate() {
+            assert!(!records.is_empty(), "subtask {subtask} got nothing");
+            for k in records {
+                assert_eq!(subtask_for_key_group(rill_state::key_group_of(&k, 128), 128, 2), subtask, "key {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hash_partitioner_that_skips_a_record_fails_the_task_instead_of_dropping_it() {
+        let short: BatchKeyGroups<u64> =
+            Arc::new(|batch: &[u64], out: &mut Vec<u16>| out.extend(batch.iter().skip(1).map(|_| 0)));
+        let (mut exchange, _receivers, mut state) = exchange(Partitioner::Hash(short));
+        let error = exchange.push(vec![1, 2, 3], &mut state).unwrap_err().to_string();
+        assert!(error.contains("gave 2 key groups for a batch of 3 records"), "{error}");
     }
 }
