@@ -111,12 +111,32 @@ impl<T: Send + 'static> Exchange<T> {
         Ok(())
     }
 
-    /// A hash partitioner gave `groups` key groups for `records` records.
-    fn miscounted(&self, groups: usize, records: usize) -> RuntimeError {
-        RuntimeError::Internal(format!(
-            "{}: the hash partitioner gave {groups} key groups for a batch of {records} records",
-            self.task
-        ))
+    /// The per-record path of keyed streams: the batch's key groups from one call, then one loop
+    /// that sends each record to the owner of its key group.
+    #[inline]
+    fn route_keyed(&mut self, key_groups: &BatchKeyGroups<T>, batch: Vec<T>) -> Result<()> {
+        let mut groups = std::mem::take(&mut self.key_groups);
+        groups.clear();
+        key_groups(&batch, &mut groups);
+        if groups.len() != batch.len() {
+            // A record without its key group would be dropped by the loop below.
+            return Err(RuntimeError::Internal(format!(
+                "{}: the hash partitioner gave {} key groups for a batch of {} records",
+                self.task,
+                groups.len(),
+                batch.len()
+            )));
+        }
+        let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
+        for (record, group) in batch.into_iter().zip(&groups) {
+            let channel = subtask_for_key_group(*group, max_parallelism, n);
+            self.buffers[channel].push(record);
+            if self.buffers[channel].len() >= BATCH_SIZE {
+                self.send_batch(channel)?;
+            }
+        }
+        self.key_groups = groups;
+        Ok(())
     }
 
     #[inline]
@@ -131,12 +151,10 @@ impl<T: Send + 'static> Exchange<T> {
                     self.subtask % n
                 }
             }
-            // Not reached from `push`, which routes keyed batches in its own loop.
+            // Not reached from `push`, which routes keyed batches whole.
             Partitioner::Hash(key_groups) => {
-                self.key_groups.clear();
-                key_groups(std::slice::from_ref(&record), &mut self.key_groups);
-                let group = *self.key_groups.first().ok_or_else(|| self.miscounted(0, 1))?;
-                subtask_for_key_group(group, self.max_parallelism, n)
+                let key_groups = key_groups.clone();
+                return self.route_keyed(&key_groups, vec![record]);
             }
             Partitioner::Rebalance => {
                 self.next_round_robin = (self.next_round_robin + 1) % n;
@@ -167,25 +185,8 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
         self.idle = false;
         self.metrics.add_records_out(batch.len() as u64);
         if let Partitioner::Hash(key_groups) = &self.partitioner {
-            // The per-record path of keyed streams: the batch's key groups in one call, then one
-            // loop that sends each record to the owner of its key group.
-            let mut groups = std::mem::take(&mut self.key_groups);
-            groups.clear();
-            key_groups(&batch, &mut groups);
-            if groups.len() != batch.len() {
-                // A record without its key group would be dropped by the loop below.
-                return Err(self.miscounted(groups.len(), batch.len()));
-            }
-            let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
-            for (record, group) in batch.into_iter().zip(&groups) {
-                let channel = subtask_for_key_group(*group, max_parallelism, n);
-                self.buffers[channel].push(record);
-                if self.buffers[channel].len() >= BATCH_SIZE {
-                    self.send_batch(channel)?;
-                }
-            }
-            self.key_groups = groups;
-            return Ok(());
+            let key_groups = key_groups.clone();
+            return self.route_keyed(&key_groups, batch);
         }
         for record in batch {
             self.route(record)?;

@@ -199,6 +199,11 @@ pub(crate) fn table_buckets(capacity: usize) -> usize {
     (capacity * 16 / 7).max(16).next_power_of_two()
 }
 
+/// Entries a table of `buckets` buckets holds at most 7/16 full (the inverse of [`table_buckets`]).
+pub(crate) fn table_entries(buckets: usize) -> usize {
+    buckets * 7 / 16
+}
+
 /// The most entries one state's cache holds, whatever it is configured to: a cached entry keeps
 /// its CLOCK position in 32 bits.
 pub(crate) const MAX_CACHE_ENTRIES: usize = u32::MAX as usize;
@@ -244,7 +249,7 @@ impl CacheBound {
                 // 16 buckets hold 7 entries.
                 let fit = bytes.saturating_mul(16) / (16 * bucket + 7 * self.entry_bytes());
                 let buckets = if fit == 0 { 0 } else { 1usize << (usize::BITS - 1 - fit.leading_zeros()) };
-                (buckets * 7 / 16).clamp(1, self.entries)
+                table_entries(buckets).clamp(1, self.entries)
             }
         }
     }
@@ -298,7 +303,7 @@ mod tests {
             bound.set_bytes(Some(bytes));
             let capacity = bound.capacity();
             let buckets = table_buckets(capacity);
-            assert_eq!(capacity, buckets * 7 / 16, "{bytes} bytes");
+            assert_eq!(capacity, table_entries(buckets), "{bytes} bytes");
             assert!(bound.cache_bytes(capacity, buckets) <= bytes, "{bytes} bytes: {capacity} entries fit");
             assert!(
                 bound.cache_bytes(2 * capacity, 2 * buckets) > bytes,

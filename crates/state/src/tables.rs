@@ -25,7 +25,7 @@ use ahash::AHashMap;
 use crate::clock::{Clock, RingEntry};
 use crate::db::{ChunkedBatch, Db, Rows};
 use crate::key_group::KeyGroupOf;
-use crate::memory::{table_buckets, CacheBound};
+use crate::memory::{table_buckets, table_entries, CacheBound};
 use crate::slot::Slot;
 
 use crate::state_types::{StateKey, StateValue};
@@ -216,7 +216,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
         let capacity = self.bound.capacity();
         match self.reserved_buckets {
             0 => capacity,
-            buckets => capacity.min((buckets * 7 / 16).max(1)),
+            buckets => capacity.min(table_entries(buckets).max(1)),
         }
     }
 
