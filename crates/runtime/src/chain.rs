@@ -83,7 +83,7 @@ where
 
     fn drain(&mut self, st: &mut TaskState) -> Result<()> {
         if !self.out.records.is_empty() {
-            let batch = std::mem::take(&mut self.out.records);
+            let batch = self.out.take_batch();
             self.next.push(batch, st)?;
         }
         if let Some(wm) = self.out.watermark.take() {

@@ -266,6 +266,15 @@ impl<T> Collector<T> {
         self.records.drain(..)
     }
 
+    /// Takes the records emitted so far as a batch to pass on, and reserves as much room for the
+    /// next batch, which is usually as large: one allocation per batch instead of a buffer grown
+    /// by doubling from empty, copied at every step. At most a channel batch's worth is reserved,
+    /// so a rare burst (a window firing) does not keep its size.
+    pub(crate) fn take_batch(&mut self) -> Vec<T> {
+        let room = self.records.len().min(crate::partition::BATCH_SIZE);
+        std::mem::replace(&mut self.records, Vec::with_capacity(room))
+    }
+
     /// Takes what was emitted: the records, then the watermark, then whether it went idle (tests
     /// and custom drivers).
     pub fn take(&mut self) -> (Vec<T>, Option<Watermark>, bool) {

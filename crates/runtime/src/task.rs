@@ -307,7 +307,7 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
             if !out.records.is_empty() {
                 env.metrics.add_records_in(out.records.len() as u64);
-                chain.push(std::mem::take(&mut out.records), &mut st)?;
+                chain.push(out.take_batch(), &mut st)?;
             }
             if let Some(wm) = out.watermark.take() {
                 env.metrics.set_watermark(wm.timestamp_ms);
