@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rill_runtime::{
-    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result, Watermark,
+    BatchKeys, Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result,
+    RuntimeError, Watermark,
 };
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 
@@ -145,14 +146,20 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 
 /// Opens a [`KeyedProcessFunction`] per subtask: the factory behind `process`.
 pub struct KeyedProcessFactory<K, I, F> {
-    key: Arc<dyn Fn(&I) -> K + Send + Sync>,
+    keys: BatchKeys<I, K>,
     open: F,
 }
 
-impl<K, I, F> KeyedProcessFactory<K, I, F> {
+impl<K: 'static, I: 'static, F> KeyedProcessFactory<K, I, F> {
     /// Opens functions with `open`, keyed by `key`.
     pub fn new(key: Arc<dyn Fn(&I) -> K + Send + Sync>, open: F) -> Self {
-        KeyedProcessFactory { key, open }
+        Self::batched(Arc::new(move |batch: &[I], keys: &mut Vec<K>| keys.extend(batch.iter().map(|r| key(r)))), open)
+    }
+
+    /// Opens functions with `open`, keyed by a batch key selector
+    /// ([`rill_runtime::KeyedStream::batch_key_selector`]): one dynamic call per batch.
+    pub fn batched(keys: BatchKeys<I, K>, open: F) -> Self {
+        KeyedProcessFactory { keys, open }
     }
 }
 
@@ -171,14 +178,16 @@ where
         let backend = ctx.keyed_state()?;
         let timers = TimerService::open(backend, &operator)?;
         let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
-        Ok(KeyedProcess { key: self.key.clone(), function, timers, watermark: None, clock })
+        Ok(KeyedProcess { selector: self.keys.clone(), keys: Vec::new(), function, timers, watermark: None, clock })
     }
 }
 
 /// Runs a [`KeyedProcessFunction`] in one subtask: sets the key (and its key group) before every
 /// record and timer, and fires timers as event and processing time advance.
 pub struct KeyedProcess<K, I, F> {
-    key: Arc<dyn Fn(&I) -> K + Send + Sync>,
+    selector: BatchKeys<I, K>,
+    /// The keys of the batch being processed: one buffer, reused from batch to batch.
+    keys: Vec<K>,
     function: F,
     timers: TimerService<K>,
     watermark: Option<Watermark>,
@@ -246,21 +255,29 @@ where
 {
     #[inline]
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
-        let key = (self.key)(&record);
-        let max_parallelism = ctx.info().max_parallelism;
-        self.process_keyed(record, (&key, max_parallelism), ctx.keyed_state()?, out)
+        self.process_batch(vec![record], ctx, out)
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
     /// ([`KeyedBackend::prefetch`]), then processes the records in order.
     fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let max_parallelism = ctx.info().max_parallelism;
-        let keys: Vec<K> = batch.iter().map(|record| (self.key)(record)).collect();
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        (self.selector)(&batch, &mut keys);
+        if keys.len() != batch.len() {
+            // Records would be skipped (or paired with another record's key).
+            let (keys, records) = (keys.len(), batch.len());
+            let message = format!("the batch key selector gave {keys} keys for a batch of {records} records");
+            return Err(RuntimeError::Internal(message).into());
+        }
         let backend = ctx.keyed_state()?;
         backend.prefetch(&keys, max_parallelism)?;
         for (record, key) in batch.into_iter().zip(&keys) {
             self.process_keyed(record, (key, max_parallelism), backend, out)?;
         }
+        keys.clear();
+        self.keys = keys;
         Ok(())
     }
 

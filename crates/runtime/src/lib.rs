@@ -65,5 +65,5 @@ pub use partition::{BatchKeyGroups, Partitioner};
 pub use restart::RestartStrategy;
 pub use rill_observe::{JobMonitor, JobState, ShardView};
 pub use source::{Source, SourceFactory, SourcePoll};
-pub use stream::{DataStream, DataStreamSink, KeyedStream, StreamEnv};
+pub use stream::{BatchKeys, DataStream, DataStreamSink, KeyedStream, StreamEnv};
 pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};

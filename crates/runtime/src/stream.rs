@@ -334,13 +334,16 @@ impl<T: Send + 'static> DataStream<T> {
     {
         let max_parallelism = self.env.config.max_parallelism;
         let key = Arc::new(key);
-        // The partitioner calls the key selector as its concrete type, in a loop over the batch:
-        // one dynamic call per batch in the exchange.
+        // The partitioner and the batch selector call the key selector as its concrete type, in a
+        // loop over the batch: one dynamic call per batch, in the exchange and in the operator.
         let for_partition = key.clone();
         let partitioner = Partitioner::Hash(Arc::new(move |batch: &[T], groups: &mut Vec<u16>| {
             groups.extend(batch.iter().map(|t| key_group_of(&for_partition(t), max_parallelism)))
         }));
-        KeyedStream { stream: self.exchange("keyed", partitioner), key }
+        let for_batches = key.clone();
+        let keys: BatchKeys<T, K> =
+            Arc::new(move |batch: &[T], keys: &mut Vec<K>| keys.extend(batch.iter().map(|t| for_batches(t))));
+        KeyedStream { stream: self.exchange("keyed", partitioner), key, keys }
     }
 
     /// Merges this stream with others of the same type into one operator with several inputs.
@@ -359,11 +362,16 @@ impl<T: Send + 'static> DataStream<T> {
 pub struct KeyedStream<T, K> {
     stream: DataStream<T>,
     key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    keys: BatchKeys<T, K>,
 }
+
+/// Appends the key of each record of a batch to the vector: the key selector called in a loop
+/// compiled for its own type, so a batch costs one dynamic call, not one per record.
+pub type BatchKeys<T, K> = Arc<dyn Fn(&[T], &mut Vec<K>) + Send + Sync>;
 
 impl<T: Clone, K> Clone for KeyedStream<T, K> {
     fn clone(&self) -> Self {
-        KeyedStream { stream: self.stream.clone(), key: self.key.clone() }
+        KeyedStream { stream: self.stream.clone(), key: self.key.clone(), keys: self.keys.clone() }
     }
 }
 
@@ -373,9 +381,14 @@ impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
         self.key.clone()
     }
 
+    /// The key selector over whole batches (see [`BatchKeys`]).
+    pub fn batch_key_selector(&self) -> BatchKeys<T, K> {
+        self.keys.clone()
+    }
+
     /// Sets the parallelism of the keyed operators.
     pub fn set_parallelism(self, parallelism: usize) -> Self {
-        KeyedStream { stream: self.stream.set_parallelism(parallelism), key: self.key }
+        KeyedStream { stream: self.stream.set_parallelism(parallelism), key: self.key, keys: self.keys }
     }
 
     /// Adds an operator that uses keyed state (its subtask gets a RocksDB state backend).
