@@ -146,7 +146,7 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 
 /// Opens a [`KeyedProcessFunction`] per subtask: the factory behind `process`.
 pub struct KeyedProcessFactory<K, I, F> {
-    keys: BatchKeys<I, K>,
+    selector: BatchKeys<I, K>,
     open: F,
 }
 
@@ -158,8 +158,8 @@ impl<K: 'static, I: 'static, F> KeyedProcessFactory<K, I, F> {
 
     /// Opens functions with `open`, keyed by a batch key selector
     /// ([`rill_runtime::KeyedStream::batch_key_selector`]): one dynamic call per batch.
-    pub fn batched(keys: BatchKeys<I, K>, open: F) -> Self {
-        KeyedProcessFactory { keys, open }
+    pub fn batched(selector: BatchKeys<I, K>, open: F) -> Self {
+        KeyedProcessFactory { selector, open }
     }
 }
 
@@ -178,7 +178,7 @@ where
         let backend = ctx.keyed_state()?;
         let timers = TimerService::open(backend, &operator)?;
         let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
-        Ok(KeyedProcess { selector: self.keys.clone(), keys: Vec::new(), function, timers, watermark: None, clock })
+        Ok(KeyedProcess { selector: self.selector.clone(), keys: Vec::new(), function, timers, watermark: None, clock })
     }
 }
 
@@ -224,6 +224,21 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
 }
 
 impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
+    /// The keys of `records`, one per record, in the key buffer taken out of `self` (to be put
+    /// back once the records are processed).
+    fn select_keys(&mut self, records: &[I]) -> OperatorResult<Vec<K>> {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        (self.selector)(records, &mut keys);
+        if keys.len() != records.len() {
+            // Records would be skipped (or paired with another record's key).
+            let message =
+                format!("the batch key selector gave {} keys for a batch of {} records", keys.len(), records.len());
+            return Err(RuntimeError::Internal(message).into());
+        }
+        Ok(keys)
+    }
+
     /// Hands one record with its key to the function. The key group (of `max_parallelism`) is
     /// hashed only if the function's state access misses the caches.
     #[inline]
@@ -255,28 +270,23 @@ where
 {
     #[inline]
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
-        self.process_batch(vec![record], ctx, out)
+        let keys = self.select_keys(std::slice::from_ref(&record))?;
+        let max_parallelism = ctx.info().max_parallelism;
+        self.process_keyed(record, (&keys[0], max_parallelism), ctx.keyed_state()?, out)?;
+        self.keys = keys;
+        Ok(())
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
     /// ([`KeyedBackend::prefetch`]), then processes the records in order.
     fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let max_parallelism = ctx.info().max_parallelism;
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        (self.selector)(&batch, &mut keys);
-        if keys.len() != batch.len() {
-            // Records would be skipped (or paired with another record's key).
-            let (keys, records) = (keys.len(), batch.len());
-            let message = format!("the batch key selector gave {keys} keys for a batch of {records} records");
-            return Err(RuntimeError::Internal(message).into());
-        }
+        let keys = self.select_keys(&batch)?;
         let backend = ctx.keyed_state()?;
         backend.prefetch(&keys, max_parallelism)?;
         for (record, key) in batch.into_iter().zip(&keys) {
             self.process_keyed(record, (key, max_parallelism), backend, out)?;
         }
-        keys.clear();
         self.keys = keys;
         Ok(())
     }
