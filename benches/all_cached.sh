@@ -18,8 +18,8 @@ LOOP="$CARGO_TARGET_DIR/release/examples/hashmap_loop"
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
 
-rate() { sed -n 's/.*records_per_sec=\([0-9]*\).*/\1/p'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# shellcheck source=benches/common.sh
+. benches/common.sh
 for i in $(seq "$REPEATS"); do
     rm -rf "$DIR/run"
     rill="$("$BIN" --records "$RECORDS" --keys 100000 --parallelism 2 --checkpoint-interval-ms 1000 \

@@ -39,15 +39,15 @@ if [ ! -f "$FLINK/lib/flink-dist-$FLINK_VERSION.jar" ]; then
     mv "$FLINK/wheel/x/pyflink/lib" "$FLINK/lib"
     rm -rf "$FLINK/wheel"
 fi
-javac -nowarn -cp "$FLINK/lib/*" -d "$FLINK/classes" benches/flink/KeyedCount.java benches/flink/WindowCount.java
+javac -nowarn -cp "$FLINK/lib/*" -d "$FLINK/classes" benches/flink/ByKey.java benches/flink/KeyedCount.java benches/flink/WindowCount.java
 cargo build --release --workspace --all-features --examples >&2
 BIN="${KEYED_COUNT_BIN:-$CARGO_TARGET_DIR/release/examples/keyed_count}"
 WINDOW_BIN="$CARGO_TARGET_DIR/release/examples/window_count"
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
 
-rate() { sed -n 's/.*records_per_sec=\([0-9]*\).*/\1/p'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# shellcheck source=benches/common.sh
+. benches/common.sh
 # compare NAME "FLINK ARGS" RILL COMMAND...: the pair in turn, REPEATS times. {dir} in either
 # stands for an empty directory of the run.
 compare() {

@@ -12,7 +12,6 @@ import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -49,20 +48,6 @@ public class KeyedCount {
         long ms = result.getNetRuntime();
         System.out.printf("records=%d keys=%d parallelism=%d backend=%s elapsed_ms=%d records_per_sec=%.0f%n",
                 records, keys, parallelism, backend, ms, records / Math.max(ms / 1000.0, 1e-9));
-    }
-
-    /** key = n % K, as keyed_count's uniform keys. */
-    static class ByKey implements KeySelector<Long, Long> {
-        private final long keys;
-
-        ByKey(long keys) {
-            this.keys = keys;
-        }
-
-        @Override
-        public Long getKey(Long n) {
-            return n % keys;
-        }
     }
 
     /** The running count of each key, emitted after every record (rill's RunningCount). */

@@ -19,7 +19,6 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.AggregateFunction;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.serialization.SimpleStringEncoder;
-import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.file.sink.FileSink;
 import org.apache.flink.core.fs.Path;
@@ -89,19 +88,6 @@ public class WindowCount {
         @Override
         public Long map(Long n) {
             return n / perRange + parallelism * (n % perRange);
-        }
-    }
-
-    static class ByKey implements KeySelector<Long, Long> {
-        private final long keys;
-
-        ByKey(long keys) {
-            this.keys = keys;
-        }
-
-        @Override
-        public Long getKey(Long i) {
-            return i % keys;
         }
     }
 

@@ -1,0 +1,7 @@
+# Helpers the comparison scripts (all_cached.sh, flink.sh) source.
+
+# The records/s of a summary line (`records_per_sec=N`) on stdin.
+rate() { sed -n 's/.*records_per_sec=\([0-9]*\).*/\1/p'; }
+
+# The median of the numbers on stdin, one per line.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
