@@ -27,10 +27,6 @@ for i in $(seq "$REPEATS"); do
     yardstick="$("$LOOP" --records "$RECORDS" --keys 100000 --threads 2)"
     echo "keyed_count: $rill"
     echo "hashmap_loop: $yardstick"
-    r="$(echo "$rill" | rate)"
-    y="$(echo "$yardstick" | rate)"
-    echo "$r" >>"$DIR/rill"
-    echo "$y" >>"$DIR/loop"
-    awk -v r="$r" -v y="$y" 'BEGIN { printf "%.4f\n", r / y }' >>"$DIR/ratio"
+    pair "$DIR/pairs" "$(echo "$rill" | rate)" "$(echo "$yardstick" | rate)"
 done
-echo "median keyed_count_records_per_sec=$(median <"$DIR/rill") hashmap_loop_records_per_sec=$(median <"$DIR/loop") ratio=$(median <"$DIR/ratio")"
+echo "median keyed_count_records_per_sec=$(median <"$DIR/pairs.a") hashmap_loop_records_per_sec=$(median <"$DIR/pairs.b") ratio=$(median <"$DIR/pairs.ratio")"

@@ -48,6 +48,7 @@ trap 'rm -rf "$DIR"' EXIT
 
 # shellcheck source=benches/common.sh
 . benches/common.sh
+
 # compare NAME "FLINK ARGS" RILL COMMAND...: the pair in turn, REPEATS times. {dir} in either
 # stands for an empty directory of the run.
 compare() {
@@ -62,13 +63,9 @@ compare() {
             grep records_per_sec)"
         echo "$name rill: $rill"
         echo "$name flink: $flink"
-        r="$(echo "$rill" | rate)"
-        f="$(echo "$flink" | rate)"
-        echo "$r" >>"$DIR/$name.rill"
-        echo "$f" >>"$DIR/$name.flink"
-        awk -v r="$r" -v f="$f" 'BEGIN { printf "%.4f\n", r / f }' >>"$DIR/$name.ratio"
+        pair "$DIR/$name" "$(echo "$rill" | rate)" "$(echo "$flink" | rate)"
     done
-    echo "median $name rill_records_per_sec=$(median <"$DIR/$name.rill") flink_records_per_sec=$(median <"$DIR/$name.flink") ratio=$(median <"$DIR/$name.ratio")"
+    echo "median $name rill_records_per_sec=$(median <"$DIR/$name.a") flink_records_per_sec=$(median <"$DIR/$name.b") ratio=$(median <"$DIR/$name.ratio")"
 }
 KEYED=(--records "$RECORDS" --keys 100000 --parallelism 2 --checkpoint-interval-ms 1000 --dir "{dir}" --emit none)
 compare all_cached_vs_heap "KeyedCount $RECORDS 100000 2 hashmap 1000 {dir}" "$BIN" "${KEYED[@]}"
