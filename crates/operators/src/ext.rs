@@ -116,8 +116,8 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
         P: KeyedProcessFunction<K, T, O>,
         F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
     {
-        let keys = self.batch_key_selector();
-        self.transform_keyed("process", KeyedProcessFactory::batched(keys, open))
+        let keys = self.key_selector();
+        self.transform_keyed("process", KeyedProcessFactory::new(keys, open))
     }
 
     fn reduce<F>(self, f: F) -> DataStream<T>
@@ -125,9 +125,9 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
         T: StateValue + Sync,
         F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
     {
-        let keys = self.batch_key_selector();
+        let keys = self.key_selector();
         let open = move |state: &mut StateRegistry<'_, K>| Reduce::open(f.clone(), state);
-        self.transform_keyed("reduce", KeyedProcessFactory::batched(keys, open))
+        self.transform_keyed("reduce", KeyedProcessFactory::new(keys, open))
     }
 
     fn window(

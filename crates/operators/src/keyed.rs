@@ -1,11 +1,10 @@
 //! Keyed operators: `process` with keyed state and timers, and `reduce`.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use rill_runtime::{
-    BatchKeys, Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result,
-    RuntimeError, Watermark,
+    Collector, Context, KeySelector, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result,
+    Watermark,
 };
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 
@@ -146,19 +145,14 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 
 /// Opens a [`KeyedProcessFunction`] per subtask: the factory behind `process`.
 pub struct KeyedProcessFactory<K, I, F> {
-    selector: BatchKeys<I, K>,
+    selector: KeySelector<I, K>,
     open: F,
 }
 
 impl<K: 'static, I: 'static, F> KeyedProcessFactory<K, I, F> {
-    /// Opens functions with `open`, keyed by `key`.
-    pub fn new(key: Arc<dyn Fn(&I) -> K + Send + Sync>, open: F) -> Self {
-        Self::batched(Arc::new(move |batch: &[I], keys: &mut Vec<K>| keys.extend(batch.iter().map(|r| key(r)))), open)
-    }
-
-    /// Opens functions with `open`, keyed by a batch key selector
-    /// ([`rill_runtime::KeyedStream::batch_key_selector`]): one dynamic call per batch.
-    pub fn batched(selector: BatchKeys<I, K>, open: F) -> Self {
+    /// Opens functions with `open`, keyed by the stream's key selector
+    /// ([`rill_runtime::KeyedStream::key_selector`]).
+    pub fn new(selector: KeySelector<I, K>, open: F) -> Self {
         KeyedProcessFactory { selector, open }
     }
 }
@@ -185,7 +179,7 @@ where
 /// Runs a [`KeyedProcessFunction`] in one subtask: sets the key (and its key group) before every
 /// record and timer, and fires timers as event and processing time advance.
 pub struct KeyedProcess<K, I, F> {
-    selector: BatchKeys<I, K>,
+    selector: KeySelector<I, K>,
     /// The keys of the batch being processed: one buffer, reused from batch to batch.
     keys: Vec<K>,
     function: F,
@@ -224,40 +218,25 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
 }
 
 impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
-    /// The keys of `records`, one per record, in the key buffer taken out of `self` (to be put
-    /// back once the records are processed).
-    fn select_keys(&mut self, records: &[I]) -> OperatorResult<Vec<K>> {
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.clear();
-        (self.selector)(records, &mut keys);
-        if keys.len() != records.len() {
-            // Records would be skipped (or paired with another record's key).
-            let message =
-                format!("the batch key selector gave {} keys for a batch of {} records", keys.len(), records.len());
-            return Err(RuntimeError::Internal(message).into());
-        }
-        Ok(keys)
-    }
-
-    /// Hands one record with its key to the function. The key group (of `max_parallelism`) is
-    /// hashed only if the function's state access misses the caches.
+    /// Hands one record with its key to the function. The key group is the one the exchange
+    /// computed if given; otherwise it is hashed (of `max_parallelism`) only if the function's
+    /// state access misses the caches.
     #[inline]
     fn process_keyed<O>(
         &mut self,
         record: I,
-        (key, max_parallelism): (&K, u16),
+        (key, key_group, max_parallelism): (&K, Option<u16>, u16),
         backend: &mut KeyedBackend,
         out: &mut Collector<O>,
     ) -> OperatorResult
     where
         F: KeyedProcessFunction<K, I, O>,
     {
-        let mut keyed = KeyedContext {
-            scope: KeyedScope::hashing(backend, key, max_parallelism),
-            timers: &mut self.timers,
-            watermark: self.watermark,
-            clock: &self.clock,
+        let scope = match key_group {
+            Some(group) => KeyedScope::new(backend, key, group),
+            None => KeyedScope::hashing(backend, key, max_parallelism),
         };
+        let mut keyed = KeyedContext { scope, timers: &mut self.timers, watermark: self.watermark, clock: &self.clock };
         self.function.process(record, &mut keyed, out)
     }
 }
@@ -270,22 +249,33 @@ where
 {
     #[inline]
     fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
-        let keys = self.select_keys(std::slice::from_ref(&record))?;
+        let key = self.selector.key(&record);
         let max_parallelism = ctx.info().max_parallelism;
-        self.process_keyed(record, (&keys[0], max_parallelism), ctx.keyed_state()?, out)?;
-        self.keys = keys;
-        Ok(())
+        self.process_keyed(record, (&key, None, max_parallelism), ctx.keyed_state()?, out)
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
-    /// ([`KeyedBackend::prefetch`]), then processes the records in order.
+    /// ([`KeyedBackend::prefetch`]), then processes the records in order. The key groups are the
+    /// ones the exchange computed while routing the batch ([`Context::key_groups`]), never
+    /// hashed again.
     fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
         let max_parallelism = ctx.info().max_parallelism;
-        let keys = self.select_keys(&batch)?;
+        let key_groups = ctx.key_groups();
+        let mut keys = std::mem::take(&mut self.keys);
+        self.selector.keys(&batch, &mut keys);
         let backend = ctx.keyed_state()?;
-        backend.prefetch(&keys, max_parallelism)?;
-        for (record, key) in batch.into_iter().zip(&keys) {
-            self.process_keyed(record, (key, max_parallelism), backend, out)?;
+        backend.prefetch(&keys, key_groups, max_parallelism)?;
+        match key_groups {
+            Some(groups) => {
+                for ((record, key), &group) in batch.into_iter().zip(&keys).zip(groups) {
+                    self.process_keyed(record, (key, Some(group), max_parallelism), backend, out)?;
+                }
+            }
+            None => {
+                for (record, key) in batch.into_iter().zip(&keys) {
+                    self.process_keyed(record, (key, None, max_parallelism), backend, out)?;
+                }
+            }
         }
         self.keys = keys;
         Ok(())

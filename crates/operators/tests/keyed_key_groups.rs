@@ -1,51 +1,86 @@
-//! A keyed process function keyed by a batch key selector (`KeyedProcessFactory::batched`, what
-//! `KeyedStream::process` uses): the same results as a per-record selector, and a selector that
-//! does not give one key per record fails the operator instead of pairing records with wrong keys.
-
-use std::sync::Arc;
+//! A keyed process function takes its records' key groups from the batch the exchange routed to
+//! it (`Context::key_groups`) instead of hashing each key again: the counts are the same as when
+//! it hashes the keys itself, one record or a whole batch at a time, and the state it writes
+//! under the given key groups is the state a restore at another parallelism finds.
 
 use rill_operators::{KeyedProcess, KeyedProcessFactory, RunningCount, StateRegistry};
-use rill_runtime::{BatchKeys, OperatorHarness, OperatorResult};
+use rill_runtime::{KeySelector, OperatorHarness, OperatorResult};
+use rill_state::key_group_of;
 
 type Harness<F> = OperatorHarness<u64, (u64, u64), KeyedProcess<u64, u64, F>>;
+
+const MAX_PARALLELISM: u16 = 128;
 
 fn open(state: &mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount> {
     RunningCount::open(state)
 }
 
-/// Counts `records` per key `n % 7`, in batches of `batch` records, with a batch key selector.
-fn counted_in_batches(records: &[u64], batch: usize) -> Vec<(u64, u64)> {
-    let dir = tempfile::tempdir().unwrap();
-    let keys: BatchKeys<u64, u64> =
-        Arc::new(|batch: &[u64], keys: &mut Vec<u64>| keys.extend(batch.iter().map(|n| n % 7)));
-    let mut h: Harness<_> = OperatorHarness::keyed(KeyedProcessFactory::batched(keys, open), dir.path()).unwrap();
-    for chunk in records.chunks(batch) {
-        h.process_all(chunk.to_vec()).unwrap();
-    }
-    h.take_output()
+fn factory() -> KeyedProcessFactory<u64, u64, fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount>> {
+    KeyedProcessFactory::new(KeySelector::new(|n: &u64| n % 7919, MAX_PARALLELISM), open)
+}
+
+fn records() -> Vec<u64> {
+    (0..20_000).map(|n| n * 31 % 99_991).collect()
+}
+
+fn key_groups(batch: &[u64]) -> Vec<u16> {
+    batch.iter().map(|n| key_group_of(&(n % 7919), MAX_PARALLELISM)).collect()
 }
 
 #[test]
-fn a_batch_key_selector_counts_as_a_per_record_one_does() {
-    let records: Vec<u64> = (0..5000).map(|n| n * 31 % 997).collect();
+fn counts_are_the_same_with_key_groups_given_by_the_exchange_as_with_keys_hashed_by_the_operator() {
     let dir = tempfile::tempdir().unwrap();
-    let per_record = KeyedProcessFactory::new(Arc::new(|n: &u64| n % 7), open);
-    let mut h: Harness<_> = OperatorHarness::keyed(per_record, dir.path()).unwrap();
-    for n in &records {
-        h.process(*n).unwrap();
+    let mut one_by_one: Harness<_> = OperatorHarness::keyed(factory(), dir.path()).unwrap();
+    for n in records() {
+        one_by_one.process(n).unwrap();
     }
-    let expected = h.take_output();
-    assert_eq!(expected.len(), records.len());
-    assert_eq!(counted_in_batches(&records, 1024), expected);
-    assert_eq!(counted_in_batches(&records, 1), expected);
+    let expected = one_by_one.take_output();
+    assert_eq!(expected.len(), records().len());
+
+    let mut hashed: Harness<_> = OperatorHarness::keyed(factory(), dir.path()).unwrap();
+    let mut given: Harness<_> = OperatorHarness::keyed(factory(), dir.path()).unwrap();
+    for chunk in records().chunks(1024) {
+        hashed.process_all(chunk.to_vec()).unwrap();
+        given.process_keyed(chunk.to_vec(), &key_groups(chunk)).unwrap();
+    }
+    assert_eq!(hashed.take_output(), expected);
+    assert_eq!(given.take_output(), expected);
 }
 
 #[test]
-fn a_batch_key_selector_that_skips_a_record_fails_the_operator() {
+fn state_written_under_given_key_groups_is_found_by_a_restore_at_another_parallelism() {
     let dir = tempfile::tempdir().unwrap();
-    let short: BatchKeys<u64, u64> = Arc::new(|batch: &[u64], keys: &mut Vec<u64>| keys.extend(batch.iter().skip(1)));
-    let mut h: Harness<_> = OperatorHarness::keyed(KeyedProcessFactory::batched(short, open), dir.path()).unwrap();
-    let error = h.process_all(vec![1, 2, 3]).unwrap_err().to_string();
-    assert!(error.contains("gave 2 keys for a batch of 3 records"), "{error}");
-    assert!(h.take_output().is_empty(), "no record was counted under another record's key");
+    let records = records();
+    let (first, second) = records.split_at(records.len() / 2);
+    let mut h: Harness<_> = OperatorHarness::keyed(factory(), dir.path()).unwrap();
+    for chunk in first.chunks(1024) {
+        h.process_keyed(chunk.to_vec(), &key_groups(chunk)).unwrap();
+    }
+    h.take_output();
+    let snapshot = h.snapshot(1).unwrap();
+
+    // Two subtasks take over the key groups; each record goes to the owner of its key group.
+    let mut counts = std::collections::BTreeMap::new();
+    for subtask in 0..2 {
+        let mut r: Harness<_> =
+            OperatorHarness::restore_keyed(factory(), dir.path(), std::slice::from_ref(&snapshot), subtask, 2).unwrap();
+        let mine: Vec<u64> = second
+            .iter()
+            .copied()
+            .filter(|n| {
+                rill_state::subtask_for_key_group(key_group_of(&(n % 7919), MAX_PARALLELISM), MAX_PARALLELISM, 2)
+                    == subtask
+            })
+            .collect();
+        for chunk in mine.chunks(1024) {
+            r.process_keyed(chunk.to_vec(), &key_groups(chunk)).unwrap();
+        }
+        for (key, count) in r.take_output() {
+            counts.insert(key, count);
+        }
+    }
+    for (key, count) in counts {
+        let seen = records.iter().filter(|n| *n % 7919 == key).count() as u64;
+        assert_eq!(count, seen, "key {key}: counted across the restore");
+    }
 }

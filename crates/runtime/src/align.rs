@@ -52,7 +52,8 @@ impl BarrierAligner {
 /// What a subtask with inputs handles next.
 #[derive(Debug)]
 pub(crate) enum GateEvent<T, C> {
-    Data(Vec<T>),
+    /// Records, with their key groups on a keyed channel (see [`Message::Data`]).
+    Data(Vec<T>, Option<Vec<u16>>),
     Watermark(Watermark),
     /// Every input that has not ended is idle.
     Idle,
@@ -206,9 +207,9 @@ impl<T, C> InputGate<T, C> {
                 }
             };
             match message {
-                Message::Data(batch) => {
+                Message::Data { records, key_groups } => {
                     self.watermarks.on_records(input);
-                    return Ok(Some(GateEvent::Data(batch)));
+                    return Ok(Some(GateEvent::Data(records, key_groups)));
                 }
                 Message::Watermark(w) => {
                     if let Some(w) = self.watermarks.on_watermark(input, w) {
@@ -291,18 +292,18 @@ mod tests {
         let (_ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<()>();
         let mut gate = InputGate::new(vec![rx0, rx1], ctl_rx, "t".into());
         tx0.send(Message::Barrier(barrier(1))).unwrap();
-        tx0.send(Message::Data(vec![100])).unwrap(); // after the barrier: must wait
-        tx1.send(Message::Data(vec![1])).unwrap();
+        tx0.send(Message::records(vec![100])).unwrap(); // after the barrier: must wait
+        tx1.send(Message::records(vec![1])).unwrap();
         // Input 0's barrier blocks it; only input 1's pre-barrier record can come out.
         let first = gate.next(false).unwrap();
         let second = gate.next(false).unwrap();
         let got: Vec<String> = [first, second].into_iter().map(|e| format!("{e:?}")).collect();
-        assert!(got.iter().any(|e| e.contains("Data([1])")), "{got:?}");
+        assert!(got.iter().any(|e| e.contains("Data([1], None)")), "{got:?}");
         assert!(!got.iter().any(|e| e.contains("100")), "{got:?}");
         assert!(gate.next(false).unwrap().is_none());
         tx1.send(Message::Barrier(barrier(1))).unwrap();
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Barrier(b)) if b.epoch == 1));
-        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(d)) if d == vec![100]));
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(d, _)) if d == vec![100]));
     }
 
     #[test]
@@ -360,8 +361,8 @@ mod tests {
         tx1.send(Message::Idle).unwrap();
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Idle)));
         assert!(gate.next(false).unwrap().is_none());
-        tx0.send(Message::Data(vec![1])).unwrap();
-        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(_))));
+        tx0.send(Message::records(vec![1])).unwrap();
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(..))));
     }
 
     #[test]
@@ -374,11 +375,11 @@ mod tests {
         tx0.send(Message::Watermark(w(1_000))).unwrap();
         tx1.send(Message::Watermark(w(10))).unwrap();
         while !matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(_))) {}
-        tx0.send(Message::Data(vec![7])).unwrap();
+        tx0.send(Message::records(vec![7])).unwrap();
         assert!(gate.next(false).unwrap().is_none(), "input 0 is 990 ms ahead: paused");
         tx1.send(Message::Watermark(w(950))).unwrap();
         assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Watermark(x)) if x == w(950)));
-        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(d)) if d == vec![7]));
+        assert!(matches!(gate.next(false).unwrap(), Some(GateEvent::Data(d, _)) if d == vec![7]));
     }
 
     #[test]

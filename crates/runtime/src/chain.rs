@@ -13,7 +13,9 @@ pub(crate) type Opener<T> = Box<dyn FnOnce(&mut TaskState) -> Result<Box<dyn Emi
 
 /// One link of a chain: receives the previous link's output.
 pub(crate) trait Emitter<T>: Send {
-    fn push(&mut self, batch: Vec<T>, st: &mut TaskState) -> Result<()>;
+    /// Records, with their key groups when they arrived on a keyed channel (for the chain's first
+    /// operators only: see [`Context::key_groups`]).
+    fn push(&mut self, batch: Vec<T>, key_groups: Option<&[u16]>, st: &mut TaskState) -> Result<()>;
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()>;
     /// The input went idle.
     fn idle(&mut self, st: &mut TaskState) -> Result<()>;
@@ -84,7 +86,7 @@ where
     fn drain(&mut self, st: &mut TaskState) -> Result<()> {
         if !self.out.records.is_empty() {
             let batch = self.out.take_batch();
-            self.next.push(batch, st)?;
+            self.next.push(batch, None, st)?;
         }
         if let Some(wm) = self.out.watermark.take() {
             self.next.watermark(wm, st)?;
@@ -103,8 +105,10 @@ where
     Op: Operator<I, O>,
 {
     #[inline]
-    fn push(&mut self, batch: Vec<I>, st: &mut TaskState) -> Result<()> {
-        self.hook(st, |op, ctx, out| op.process_batch(batch, ctx, out))?;
+    fn push(&mut self, batch: Vec<I>, key_groups: Option<&[u16]>, st: &mut TaskState) -> Result<()> {
+        let mut ctx = Context::for_keyed_batch(st, &self.uid, key_groups, batch.len());
+        let result = self.op.process_batch(batch, &mut ctx, &mut self.out);
+        result.map_err(|e| RuntimeError::in_operator(&self.uid, st.info.name(), e))?;
         self.drain(st)
     }
 
@@ -175,13 +179,13 @@ impl<T: Send> Tee<T> {
 }
 
 impl<T: Send> Emitter<T> for Tee<T> {
-    fn push(&mut self, batch: Vec<T>, st: &mut TaskState) -> Result<()> {
+    fn push(&mut self, batch: Vec<T>, key_groups: Option<&[u16]>, st: &mut TaskState) -> Result<()> {
         let copy = self.copy;
         if let Some((last, rest)) = self.branches.split_last_mut() {
             for branch in rest {
-                branch.push(batch.iter().map(copy).collect(), st)?;
+                branch.push(batch.iter().map(copy).collect(), key_groups, st)?;
             }
-            last.push(batch, st)?;
+            last.push(batch, key_groups, st)?;
         }
         Ok(())
     }
@@ -225,7 +229,7 @@ impl<T: Send> Emitter<T> for Tee<T> {
 pub(crate) struct NullEmitter;
 
 impl<T: Send> Emitter<T> for NullEmitter {
-    fn push(&mut self, _: Vec<T>, _: &mut TaskState) -> Result<()> {
+    fn push(&mut self, _: Vec<T>, _: Option<&[u16]>, _: &mut TaskState) -> Result<()> {
         Ok(())
     }
     fn watermark(&mut self, _: Watermark, _: &mut TaskState) -> Result<()> {

@@ -152,11 +152,33 @@ impl<'a> OpenContext<'a> {
 pub struct Context<'a> {
     pub(crate) state: &'a mut TaskState,
     pub(crate) uid: &'a str,
+    /// The key groups of the batch being processed, when the runtime routed it by key.
+    key_groups: Option<&'a [u16]>,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
-        Context { state, uid }
+        Context { state, uid, key_groups: None }
+    }
+
+    /// The context of `process_batch` for a batch whose records' key groups are `key_groups`
+    /// (ignored unless there is exactly one per record).
+    pub(crate) fn for_keyed_batch(
+        state: &'a mut TaskState,
+        uid: &'a str,
+        key_groups: Option<&'a [u16]>,
+        records: usize,
+    ) -> Self {
+        Context { state, uid, key_groups: key_groups.filter(|groups| groups.len() == records) }
+    }
+
+    /// In `process_batch` of the first operator after a `key_by`: the key group of each record
+    /// of the batch, in order, as the exchange computed them while routing the batch here (so
+    /// keyed state never hashes a key twice). `None` elsewhere; then a keyed operator hashes the
+    /// key itself ([`rill_state::key_group_of`]).
+    #[inline]
+    pub fn key_groups(&self) -> Option<&'a [u16]> {
+        self.key_groups
     }
 
     /// The subtask this operator instance runs in.

@@ -51,6 +51,16 @@ pub fn fatal(error: impl Into<BoxError>) -> BoxError {
     Box::new(FatalError(error.into()))
 }
 
+/// `error` as an operator error of `class`: marked by [`fatal`] if fatal, as it is otherwise.
+/// How a crate with its own error classification (the Kinesis connectors) hands its errors to
+/// the runtime.
+pub fn classified(error: impl Into<BoxError>, class: ErrorClass) -> BoxError {
+    match class {
+        ErrorClass::Fatal => fatal(error),
+        ErrorClass::Retryable => error.into(),
+    }
+}
+
 /// Errors of building, running, checkpointing and restoring a job.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

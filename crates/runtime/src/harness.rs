@@ -185,6 +185,17 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
         self.hook(|op, ctx, out| op.process_batch(records, ctx, out))
     }
 
+    /// Feeds a batch of records with their key groups, as the runtime hands a batch routed by key
+    /// to the first operator after a `key_by` (see [`Context::key_groups`]).
+    pub fn process_keyed(&mut self, records: Vec<I>, key_groups: &[u16]) -> Result<()> {
+        let n = records.len();
+        let mut ctx = Context::for_keyed_batch(&mut self.state, &self.uid, Some(key_groups), n);
+        let result = self.op.process_batch(records, &mut ctx, &mut self.out);
+        result.map_err(wrap(&self.state))?;
+        self.collect();
+        Ok(())
+    }
+
     /// Feeds a watermark at `timestamp_ms`.
     pub fn watermark(&mut self, timestamp_ms: i64) -> Result<()> {
         self.watermark =

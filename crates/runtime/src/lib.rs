@@ -38,6 +38,7 @@ mod execute;
 mod graph;
 #[cfg(any(test, feature = "test-utils"))]
 mod harness;
+mod key_selector;
 mod message;
 mod operator;
 mod operator_watermark;
@@ -55,15 +56,15 @@ mod watermark_merger;
 pub use clock::ProcessingClock;
 pub use config::{JobConfig, StreamEnvBuilder};
 pub use context::{Collector, Context, OpenContext, TaskInfo};
-pub use error::{fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
+pub use error::{classified, fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
 pub use execute::JobResult;
 #[cfg(any(test, feature = "test-utils"))]
 pub use harness::{HarnessSnapshot, OperatorHarness};
+pub use key_selector::KeySelector;
 pub use message::{Barrier, Message, Watermark};
 pub use operator::{ClonePerSubtask, Operator, OperatorFactory};
-pub use partition::{BatchKeyGroups, Partitioner};
 pub use restart::RestartStrategy;
 pub use rill_observe::{JobMonitor, JobState, ShardView};
 pub use source::{Source, SourceFactory, SourcePoll};
-pub use stream::{BatchKeys, DataStream, DataStreamSink, KeyedStream, StreamEnv};
+pub use stream::{DataStream, DataStreamSink, KeyedStream, StreamEnv};
 pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};

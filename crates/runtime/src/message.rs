@@ -30,8 +30,14 @@ impl Watermark {
 /// What flows on every channel between subtasks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message<T> {
-    /// A small batch of records.
-    Data(Vec<T>),
+    /// A small batch of records and, on a keyed channel, the key group of each (computed once,
+    /// by the sender's exchange, so the keyed subtask does not hash the keys again).
+    Data {
+        /// The records, in order.
+        records: Vec<T>,
+        /// One key group per record on a keyed channel; `None` on others.
+        key_groups: Option<Vec<u16>>,
+    },
     /// Event-time progress of the sending subtask.
     Watermark(Watermark),
     /// The sender is idle: until it sends records or a watermark again, it must not hold the
@@ -41,4 +47,11 @@ pub enum Message<T> {
     Barrier(Barrier),
     /// The sender will send no more records (barriers may still follow, for the final checkpoint).
     EndOfInput,
+}
+
+impl<T> Message<T> {
+    /// A batch of records of an unkeyed channel.
+    pub fn records(records: Vec<T>) -> Self {
+        Message::Data { records, key_groups: None }
+    }
 }

@@ -9,21 +9,18 @@ use rill_state::subtask_for_key_group;
 
 use crate::chain::Emitter;
 use crate::context::TaskState;
+use crate::key_selector::KeyGroups;
 use crate::{Barrier, Message, Result, RuntimeError, Watermark};
 
 /// Records per batch on a channel.
 pub(crate) const BATCH_SIZE: usize = 1024;
 
-/// Appends the key group of each record of a batch to the vector (see [`Partitioner::Hash`]).
-pub type BatchKeyGroups<T> = Arc<dyn Fn(&[T], &mut Vec<u16>) + Send + Sync>;
-
 /// How records are spread over the subtasks of the next vertex.
-pub enum Partitioner<T> {
+pub(crate) enum Partitioner<T> {
     /// Subtask i sends to subtask i (round robin if the parallelisms differ).
     Forward,
-    /// By key group of the record's key. The function appends the key group of each record of a
-    /// batch to the vector: one dynamic call per batch, not per record.
-    Hash(BatchKeyGroups<T>),
+    /// By the key group of the record's key; each batch goes with its records' key groups.
+    Hash(KeyGroups<T>),
     /// Round robin.
     Rebalance,
     /// Every record to every subtask.
@@ -45,6 +42,8 @@ impl<T> Clone for Partitioner<T> {
 pub(crate) struct Exchange<T> {
     senders: Vec<Sender<Message<T>>>,
     buffers: Vec<Vec<T>>,
+    /// On a keyed stream, the key groups of each channel's buffered records (sent with them).
+    key_group_buffers: Vec<Vec<u16>>,
     partitioner: Partitioner<T>,
     subtask: usize,
     max_parallelism: u16,
@@ -66,8 +65,12 @@ impl<T: Send + 'static> Exchange<T> {
         metrics: Arc<SubtaskMetrics>,
     ) -> Self {
         let n = senders.len();
+        let keyed = matches!(partitioner, Partitioner::Hash(_));
         Exchange {
             buffers: (0..n).map(|_| Vec::with_capacity(BATCH_SIZE)).collect(),
+            key_group_buffers: (0..n)
+                .map(|_| if keyed { Vec::with_capacity(BATCH_SIZE) } else { Vec::new() })
+                .collect(),
             senders,
             partitioner,
             subtask: info.subtask,
@@ -99,8 +102,24 @@ impl<T: Send + 'static> Exchange<T> {
         if self.buffers[channel].is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.buffers[channel], Vec::with_capacity(BATCH_SIZE));
-        self.send(channel, Message::Data(batch))
+        let records = std::mem::replace(&mut self.buffers[channel], Vec::with_capacity(BATCH_SIZE));
+        let key_groups = match self.partitioner {
+            Partitioner::Hash(_) => {
+                Some(std::mem::replace(&mut self.key_group_buffers[channel], Vec::with_capacity(BATCH_SIZE)))
+            }
+            _ => None,
+        };
+        self.send(channel, Message::Data { records, key_groups })
+    }
+
+    /// Buffers `record` for `channel`, sending the buffer once it holds a batch.
+    #[inline]
+    fn push_to(&mut self, channel: usize, record: T) -> Result<()> {
+        self.buffers[channel].push(record);
+        if self.buffers[channel].len() >= BATCH_SIZE {
+            self.send_batch(channel)?;
+        }
+        Ok(())
     }
 
     fn broadcast(&mut self, message: impl Fn() -> Message<T>) -> Result<()> {
@@ -111,87 +130,53 @@ impl<T: Send + 'static> Exchange<T> {
         Ok(())
     }
 
-    /// The per-record path of keyed streams: the batch's key groups from one call, then one loop
-    /// that sends each record to the owner of its key group.
+    /// The path of keyed streams: the batch's key groups from one call, then one loop that sends
+    /// each record, with its key group, to the owner of that key group.
     #[inline]
-    fn route_keyed(&mut self, key_groups: &BatchKeyGroups<T>, batch: Vec<T>) -> Result<()> {
+    fn route_keyed(&mut self, key_groups: &KeyGroups<T>, batch: Vec<T>) -> Result<()> {
         let mut groups = std::mem::take(&mut self.key_groups);
         groups.clear();
         key_groups(&batch, &mut groups);
-        if groups.len() != batch.len() {
-            // A record without its key group would be dropped by the loop below.
-            return Err(RuntimeError::Internal(format!(
-                "{}: the hash partitioner gave {} key groups for a batch of {} records",
-                self.task,
-                groups.len(),
-                batch.len()
-            )));
-        }
+        debug_assert_eq!(groups.len(), batch.len(), "one key group per record");
         let (n, max_parallelism) = (self.senders.len(), self.max_parallelism);
-        for (record, group) in batch.into_iter().zip(&groups) {
-            let channel = subtask_for_key_group(*group, max_parallelism, n);
-            self.buffers[channel].push(record);
-            if self.buffers[channel].len() >= BATCH_SIZE {
-                self.send_batch(channel)?;
-            }
+        for (record, &group) in batch.into_iter().zip(&groups) {
+            let channel = subtask_for_key_group(group, max_parallelism, n);
+            self.key_group_buffers[channel].push(group);
+            self.push_to(channel, record)?;
         }
         self.key_groups = groups;
-        Ok(())
-    }
-
-    #[inline]
-    fn route(&mut self, record: T) -> Result<()> {
-        let n = self.senders.len();
-        let channel = match &self.partitioner {
-            Partitioner::Forward if n == 1 => 0,
-            Partitioner::Forward => {
-                if self.subtask < n {
-                    self.subtask
-                } else {
-                    self.subtask % n
-                }
-            }
-            // Not reached from `push`, which routes keyed batches whole.
-            Partitioner::Hash(key_groups) => {
-                let key_groups = key_groups.clone();
-                return self.route_keyed(&key_groups, vec![record]);
-            }
-            Partitioner::Rebalance => {
-                self.next_round_robin = (self.next_round_robin + 1) % n;
-                self.next_round_robin
-            }
-            Partitioner::Broadcast(clone) => {
-                let clone = clone.clone();
-                for channel in 0..n {
-                    let copy = clone(&record);
-                    self.buffers[channel].push(copy);
-                    if self.buffers[channel].len() >= BATCH_SIZE {
-                        self.send_batch(channel)?;
-                    }
-                }
-                return Ok(());
-            }
-        };
-        self.buffers[channel].push(record);
-        if self.buffers[channel].len() >= BATCH_SIZE {
-            self.send_batch(channel)?;
-        }
         Ok(())
     }
 }
 
 impl<T: Send + 'static> Emitter<T> for Exchange<T> {
-    fn push(&mut self, batch: Vec<T>, _: &mut TaskState) -> Result<()> {
+    fn push(&mut self, batch: Vec<T>, _: Option<&[u16]>, _: &mut TaskState) -> Result<()> {
         self.idle = false;
         self.metrics.add_records_out(batch.len() as u64);
-        if let Partitioner::Hash(key_groups) = &self.partitioner {
-            let key_groups = key_groups.clone();
-            return self.route_keyed(&key_groups, batch);
+        let n = self.senders.len();
+        match &self.partitioner {
+            Partitioner::Hash(key_groups) => {
+                let key_groups = key_groups.clone();
+                self.route_keyed(&key_groups, batch)
+            }
+            Partitioner::Forward => {
+                let channel = if self.subtask < n { self.subtask } else { self.subtask % n };
+                batch.into_iter().try_for_each(|record| self.push_to(channel, record))
+            }
+            Partitioner::Rebalance => batch.into_iter().try_for_each(|record| {
+                self.next_round_robin = (self.next_round_robin + 1) % n;
+                self.push_to(self.next_round_robin, record)
+            }),
+            Partitioner::Broadcast(clone) => {
+                let clone = clone.clone();
+                for record in batch {
+                    for channel in 0..n {
+                        self.push_to(channel, clone(&record))?;
+                    }
+                }
+                Ok(())
+            }
         }
-        for record in batch {
-            self.route(record)?;
-        }
-        Ok(())
     }
 
     fn watermark(&mut self, watermark: Watermark, _: &mut TaskState) -> Result<()> {
@@ -242,6 +227,7 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeySelector;
     use crate::{JobMonitor, ProcessingClock, TaskInfo};
     use rill_state::OperatorStateSnapshot;
 
@@ -276,32 +262,44 @@ mod tests {
     fn received(receivers: &[crossbeam_channel::Receiver<Message<u64>>]) -> Vec<Vec<u64>> {
         receivers
             .iter()
-            .map(|r| r.try_iter().flat_map(|m| if let Message::Data(batch) = m { batch } else { Vec::new() }).collect())
+            .map(|r| {
+                r.try_iter()
+                    .flat_map(|m| if let Message::Data { records, .. } = m { records } else { Vec::new() })
+                    .collect()
+            })
             .collect()
     }
 
     #[test]
-    fn a_keyed_batch_goes_to_the_owners_of_its_key_groups() {
-        let groups: BatchKeyGroups<u64> = Arc::new(|batch: &[u64], out: &mut Vec<u16>| {
-            out.extend(batch.iter().map(|k| rill_state::key_group_of(k, 128)))
-        });
-        let (mut exchange, receivers, mut state) = exchange(Partitioner::Hash(groups));
-        exchange.push((0..1000).collect(), &mut state).unwrap();
+    fn a_keyed_batch_goes_to_the_owners_of_its_key_groups_with_those_key_groups() {
+        let selector = KeySelector::new(|k: &u64| *k, 128);
+        let (mut exchange, receivers, mut state) = exchange(Partitioner::Hash(selector.key_groups()));
+        exchange.push((0..1000).collect(), None, &mut state).unwrap();
         exchange.flush().unwrap();
-        for (subtask, records) in received(&receivers).into_iter().enumerate() {
-            assert!(!records.is_empty(), "subtask {subtask} got nothing");
-            for k in records {
-                assert_eq!(subtask_for_key_group(rill_state::key_group_of(&k, 128), 128, 2), subtask, "key {k}");
+        for (subtask, receiver) in receivers.iter().enumerate() {
+            let mut seen = 0;
+            for message in receiver.try_iter() {
+                let Message::Data { records, key_groups: Some(groups) } = message else {
+                    panic!("a keyed batch without its key groups");
+                };
+                assert_eq!(groups.len(), records.len());
+                for (k, group) in records.iter().zip(groups) {
+                    assert_eq!(group, rill_state::key_group_of(k, 128), "key {k}");
+                    assert_eq!(subtask_for_key_group(group, 128, 2), subtask, "key {k}");
+                    seen += 1;
+                }
             }
+            assert!(seen > 0, "subtask {subtask} got nothing");
         }
     }
 
     #[test]
-    fn a_hash_partitioner_that_skips_a_record_fails_the_task_instead_of_dropping_it() {
-        let short: BatchKeyGroups<u64> =
-            Arc::new(|batch: &[u64], out: &mut Vec<u16>| out.extend(batch.iter().skip(1).map(|_| 0)));
-        let (mut exchange, _receivers, mut state) = exchange(Partitioner::Hash(short));
-        let error = exchange.push(vec![1, 2, 3], &mut state).unwrap_err().to_string();
-        assert!(error.contains("gave 2 key groups for a batch of 3 records"), "{error}");
+    fn a_rebalanced_batch_is_spread_round_robin_without_key_groups() {
+        let (mut exchange, receivers, mut state) = exchange(Partitioner::Rebalance);
+        exchange.push((0..10).collect(), None, &mut state).unwrap();
+        exchange.flush().unwrap();
+        let got = received(&receivers);
+        assert_eq!(got[0].len() + got[1].len(), 10);
+        assert_eq!(got[0].len(), 5);
     }
 }

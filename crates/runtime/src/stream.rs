@@ -10,8 +10,6 @@ use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rill_state::key_group_of;
-
 use crate::chain::{Emitter, NullEmitter, Opener, OperatorNode, Tee};
 use crate::config::{JobConfig, StreamEnvBuilder};
 use crate::context::TaskState;
@@ -19,7 +17,7 @@ use crate::graph::{channel_factory, check_uid, Edge, Graph, UidCell, Vertex, Wir
 use crate::partition::{Exchange, Partitioner};
 use crate::source::SourceFactory;
 use crate::task::{InputTask, SourceTask, Task};
-use crate::{OperatorFactory, Result};
+use crate::{KeySelector, OperatorFactory, Result};
 
 /// Wires one consumer of a stream in one subtask: takes its channel endpoints now, and returns
 /// what opens its operators in the subtask's thread.
@@ -332,18 +330,8 @@ impl<T: Send + 'static> DataStream<T> {
         K: Hash + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let max_parallelism = self.env.config.max_parallelism;
-        let key = Arc::new(key);
-        // The partitioner and the batch selector call the key selector as its concrete type, in a
-        // loop over the batch: one dynamic call per batch, in the exchange and in the operator.
-        let for_partition = key.clone();
-        let partitioner = Partitioner::Hash(Arc::new(move |batch: &[T], groups: &mut Vec<u16>| {
-            groups.extend(batch.iter().map(|t| key_group_of(&for_partition(t), max_parallelism)))
-        }));
-        let for_batches = key.clone();
-        let keys: BatchKeys<T, K> =
-            Arc::new(move |batch: &[T], keys: &mut Vec<K>| keys.extend(batch.iter().map(|t| for_batches(t))));
-        KeyedStream { stream: self.exchange("keyed", partitioner), key, keys }
+        let key = KeySelector::new(key, self.env.config.max_parallelism);
+        KeyedStream { stream: self.exchange("keyed", Partitioner::Hash(key.key_groups())), key }
     }
 
     /// Merges this stream with others of the same type into one operator with several inputs.
@@ -361,34 +349,24 @@ impl<T: Send + 'static> DataStream<T> {
 /// several keyed operators from one partitioning (`T: Clone`).
 pub struct KeyedStream<T, K> {
     stream: DataStream<T>,
-    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
-    keys: BatchKeys<T, K>,
+    key: KeySelector<T, K>,
 }
-
-/// Appends the key of each record of a batch to the vector: the key selector called in a loop
-/// compiled for its own type, so a batch costs one dynamic call, not one per record.
-pub type BatchKeys<T, K> = Arc<dyn Fn(&[T], &mut Vec<K>) + Send + Sync>;
 
 impl<T: Clone, K> Clone for KeyedStream<T, K> {
     fn clone(&self) -> Self {
-        KeyedStream { stream: self.stream.clone(), key: self.key.clone(), keys: self.keys.clone() }
+        KeyedStream { stream: self.stream.clone(), key: self.key.clone() }
     }
 }
 
 impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
-    /// The key selector.
-    pub fn key_selector(&self) -> Arc<dyn Fn(&T) -> K + Send + Sync> {
+    /// The key selector given to `key_by`, for the keyed operators added here.
+    pub fn key_selector(&self) -> KeySelector<T, K> {
         self.key.clone()
-    }
-
-    /// The key selector over whole batches (see [`BatchKeys`]).
-    pub fn batch_key_selector(&self) -> BatchKeys<T, K> {
-        self.keys.clone()
     }
 
     /// Sets the parallelism of the keyed operators.
     pub fn set_parallelism(self, parallelism: usize) -> Self {
-        KeyedStream { stream: self.stream.set_parallelism(parallelism), key: self.key, keys: self.keys }
+        KeyedStream { stream: self.stream.set_parallelism(parallelism), key: self.key }
     }
 
     /// Adds an operator that uses keyed state (its subtask gets a RocksDB state backend).

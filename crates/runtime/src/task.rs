@@ -307,7 +307,7 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
             if !out.records.is_empty() {
                 env.metrics.add_records_in(out.records.len() as u64);
-                chain.push(out.take_batch(), &mut st)?;
+                chain.push(out.take_batch(), None, &mut st)?;
             }
             if let Some(wm) = out.watermark.take() {
                 env.metrics.set_watermark(wm.timestamp_ms);
@@ -388,9 +388,9 @@ impl<T: Send + 'static> Task for InputTask<T> {
                 }
             };
             match event {
-                GateEvent::Data(batch) => {
+                GateEvent::Data(batch, key_groups) => {
                     env.metrics.add_records_in(batch.len() as u64);
-                    chain.push(batch, &mut st)?
+                    chain.push(batch, key_groups.as_deref(), &mut st)?
                 }
                 GateEvent::Watermark(w) => {
                     env.metrics.set_watermark(w.timestamp_ms);

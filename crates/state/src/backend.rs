@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rocksdb::{checkpoint::Checkpoint, DB};
 
 use crate::db::{open_db, ChunkedBatch, Db};
-use crate::key_group::KeyGroupOf;
+use crate::key_group::KeyGroupsOf;
 use crate::memory::{StateMemory, StateMemoryUsage};
 use crate::state_types::StateKey;
 use crate::store::digest_file;
@@ -227,12 +227,22 @@ impl KeyedBackend {
 
     /// Loads the state of a record batch's keys into the caches of every value state keyed by `K`,
     /// with one batched RocksDB read per state, so that processing the records finds them cached.
-    /// Only the keys not cached are hashed to their key groups (of `max_parallelism`). Only worth
-    /// calling for batches; a no-op while caches hit.
+    /// The keys' groups are `key_groups` (one per key, as the exchange routed them) if given;
+    /// otherwise only the keys not cached are hashed to their groups (of `max_parallelism`). Only
+    /// worth calling for batches; a no-op while caches hit.
     #[allow(clippy::ptr_arg)] // a `Vec`, not a slice: the caches take it as `dyn Any`
-    pub fn prefetch<K: StateKey>(&mut self, keys: &Vec<K>, max_parallelism: u16) -> Result<()> {
+    pub fn prefetch<K: StateKey>(
+        &mut self,
+        keys: &Vec<K>,
+        key_groups: Option<&[u16]>,
+        max_parallelism: u16,
+    ) -> Result<()> {
+        let key_groups = match key_groups {
+            Some(groups) if groups.len() == keys.len() => KeyGroupsOf::Given(groups),
+            _ => KeyGroupsOf::Hashed { max_parallelism },
+        };
         for table in &mut self.tables {
-            table.prefetch(&mut self.db, keys, KeyGroupOf::Hashed { max_parallelism })?;
+            table.prefetch(&mut self.db, keys, key_groups)?;
         }
         Ok(())
     }

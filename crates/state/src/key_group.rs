@@ -105,6 +105,30 @@ impl KeyGroupOf {
     }
 }
 
+/// The key groups of a batch of keys as a batched read sees them: one given per key (by the
+/// exchange that routed the batch), or hashed from each key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyGroupsOf<'a> {
+    /// The key group of the i-th key is the i-th element.
+    Given(&'a [u16]),
+    /// Hash each key into this many key groups.
+    Hashed {
+        /// The job's number of key groups.
+        max_parallelism: u16,
+    },
+}
+
+impl KeyGroupsOf<'_> {
+    /// The key group of the `index`-th key of the batch as a single access sees it.
+    #[inline]
+    pub(crate) fn at(self, index: usize) -> KeyGroupOf {
+        match self {
+            KeyGroupsOf::Given(groups) => KeyGroupOf::Given(groups[index]),
+            KeyGroupsOf::Hashed { max_parallelism } => KeyGroupOf::Hashed { max_parallelism },
+        }
+    }
+}
+
 /// The subtask that owns a key group (Flink's `kg * p / maxP`).
 #[inline]
 pub fn subtask_for_key_group(key_group: u16, max_parallelism: u16, parallelism: usize) -> usize {

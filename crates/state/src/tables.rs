@@ -24,7 +24,7 @@ use ahash::AHashMap;
 
 use crate::clock::{Clock, RingEntry};
 use crate::db::{ChunkedBatch, Db, Rows};
-use crate::key_group::KeyGroupOf;
+use crate::key_group::{KeyGroupOf, KeyGroupsOf};
 use crate::memory::{table_buckets, table_entries, CacheBound};
 use crate::slot::Slot;
 
@@ -39,7 +39,7 @@ pub(crate) trait StateTable: Any + Send {
     /// Loads the state of the keys of a record batch (`keys`: a `Vec<K>`; the key groups of those
     /// not cached from `key_group`) ahead of their records, if this cache is keyed by that type.
     /// The default does nothing.
-    fn prefetch(&mut self, _db: &mut Db, _keys: &dyn Any, _key_group: KeyGroupOf) -> Result<()> {
+    fn prefetch(&mut self, _db: &mut Db, _keys: &dyn Any, _key_groups: KeyGroupsOf<'_>) -> Result<()> {
         Ok(())
     }
     /// Entries the cache holds and their estimated bytes.
@@ -264,7 +264,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
     /// Loads the uncached keys among `keys` with one batched RocksDB read, so the records of a
     /// batch find their state cached. Skipped while lookups hit the cache anyway (it tries again
     /// every 64th batch), and never loads more than half the cache.
-    pub(crate) fn prefetch(&mut self, db: &mut Db, keys: &[K], key_group: KeyGroupOf) -> Result<()> {
+    pub(crate) fn prefetch(&mut self, db: &mut Db, keys: &[K], key_groups: KeyGroupsOf<'_>) -> Result<()> {
         self.batches_seen = self.batches_seen.wrapping_add(1);
         if !self.prefetching && !self.batches_seen.is_multiple_of(64) {
             return Ok(());
@@ -279,7 +279,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             }
             if !self.cache.contains_key(key) {
                 let start = rows.len();
-                encode_prefix(&mut rows, key_group.of(key), self.state_id);
+                encode_prefix(&mut rows, key_groups.at(i).of(key), self.state_id);
                 encode_key(&mut rows, &self.name, key)?;
                 missing.push((start..rows.len(), i));
             }
@@ -306,7 +306,7 @@ impl<K: StateKey, V: StateValue> ValueTable<K, V> {
             }
             self.make_room(db)?;
             let pos = self.cache.len();
-            self.insert(key.clone(), Slot::loaded(key_group.of(key), value));
+            self.insert(key.clone(), Slot::loaded(key_groups.at(i).of(key), value));
             // Loaded to be used: the first sweep passes it over.
             self.clock.touch(pos);
         }
@@ -436,9 +436,9 @@ impl<K: StateKey, V: StateValue> StateTable for ValueTable<K, V> {
         }
     }
 
-    fn prefetch(&mut self, db: &mut Db, keys: &dyn Any, key_group: KeyGroupOf) -> Result<()> {
+    fn prefetch(&mut self, db: &mut Db, keys: &dyn Any, key_groups: KeyGroupsOf<'_>) -> Result<()> {
         match keys.downcast_ref::<Vec<K>>() {
-            Some(keys) => ValueTable::prefetch(self, db, keys, key_group),
+            Some(keys) => ValueTable::prefetch(self, db, keys, key_groups),
             None => Ok(()),
         }
     }
@@ -680,7 +680,7 @@ mod tests {
             table.update(&mut db, &k, KeyGroupOf::Given(0), |_| Some(k)).unwrap();
         }
         let twice: Vec<u64> = (0..10u64).flat_map(|k| [k, k]).collect();
-        table.prefetch(&mut db, &twice, KeyGroupOf::Given(0)).unwrap();
+        table.prefetch(&mut db, &twice, KeyGroupsOf::Given(&[0; 20])).unwrap();
         assert_eq!(table.clock.len(), table.cache.len(), "one CLOCK entry per cached key");
         for k in 0..10u64 {
             assert_eq!(table.cache.get(&k).and_then(|slot| slot.value().copied()), Some(k), "key {k} loaded");

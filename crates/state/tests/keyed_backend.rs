@@ -345,7 +345,7 @@ fn a_prefetched_batch_reads_the_latest_values_also_while_a_snapshot_runs() {
         count.update(&mut scope(&mut b, &k), |c| c.map(|c| c + 1)).unwrap();
     }
     let keys: Vec<u64> = (0..300u64).collect();
-    b.prefetch(&keys, MAX_P).unwrap();
+    b.prefetch(&keys, None, MAX_P).unwrap();
     for k in 0..1000u64 {
         let want = if k < 200 { k + 1 } else { k };
         assert_eq!(count.get(&mut scope(&mut b, &k)).unwrap(), Some(want), "key {k}");

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rill_runtime::{
-    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
+    Collector, Context, KeySelector, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
 };
 use rill_state::{key_group_of, KeyedScope, MapState, StateKey, ValueState};
 
@@ -33,7 +33,7 @@ use crate::watermark_strategy::TimestampFn;
 
 /// How records are put into windows; shared by every subtask.
 pub(crate) struct WindowSpec<K, T> {
-    pub(crate) key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    pub(crate) key: KeySelector<T, K>,
     pub(crate) timestamps: TimestampFn<T>,
     pub(crate) assigner: WindowAssigner,
     pub(crate) lateness_ms: i64,
@@ -364,15 +364,21 @@ where
         ctx: &mut Context<'_>,
         out: &mut Collector<L::Output<F::Out>>,
     ) -> OperatorResult {
+        // The key groups the exchange computed while routing the batch here, or hashed now.
+        let key_groups = ctx.key_groups();
         let backend = ctx.keyed_state()?;
         let run = &mut self.run;
         let spec = &self.spec;
         let lateness = spec.lateness_ms;
         let mut step = Step { spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
-        for record in batch {
+        for (i, record) in batch.into_iter().enumerate() {
             let ts = (spec.timestamps)(&record);
-            let key = (spec.key)(&record);
-            let mut scope = KeyedScope::new(&mut *backend, &key, key_group_of(&key, step.run.max_parallelism));
+            let key = spec.key.key(&record);
+            let group = match key_groups {
+                Some(groups) => groups[i],
+                None => key_group_of(&key, step.run.max_parallelism),
+            };
+            let mut scope = KeyedScope::new(&mut *backend, &key, group);
             match spec.assigner {
                 WindowAssigner::Tumbling { size_ms, offset_ms } => {
                     let window = tumbling_window(ts, size_ms, offset_ms);

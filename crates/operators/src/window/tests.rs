@@ -15,7 +15,7 @@ type Rec = (u64, i64);
 
 fn spec(assigner: WindowAssigner, lateness_ms: i64) -> WindowSpec<u64, Rec> {
     WindowSpec {
-        key: Arc::new(|r: &Rec| r.0),
+        key: rill_runtime::KeySelector::new(|r: &Rec| r.0, 128),
         timestamps: Arc::new(|r: &Rec| r.1),
         assigner,
         lateness_ms,
