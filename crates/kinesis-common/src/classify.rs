@@ -9,7 +9,7 @@ use crate::Error;
 
 /// What a caller should do about a failed call (or a failed `PutRecords` entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
+pub enum AwsErrorKind {
     /// The shard or account is over its limits (`ProvisionedThroughputExceededException`,
     /// `LimitExceededException`, `KMSThrottlingException`, HTTP 429): back off, slow down, retry.
     Throttled,
@@ -23,37 +23,37 @@ pub enum ErrorClass {
     Fatal,
 }
 
-impl ErrorClass {
+impl AwsErrorKind {
     /// Whether retrying (after a back-off) may succeed.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorClass::Fatal)
+        !matches!(self, AwsErrorKind::Fatal)
     }
 }
 
-impl fmt::Display for ErrorClass {
+impl fmt::Display for AwsErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ErrorClass::Throttled => "throttled",
-            ErrorClass::Transient => "transient",
-            ErrorClass::ExpiredIterator => "expired iterator",
-            ErrorClass::Fatal => "fatal",
+            AwsErrorKind::Throttled => "throttled",
+            AwsErrorKind::Transient => "transient",
+            AwsErrorKind::ExpiredIterator => "expired iterator",
+            AwsErrorKind::Fatal => "fatal",
         })
     }
 }
 
 /// Classifies an AWS error code, as sent in an error response or in a `PutRecords` entry.
 ///
-/// Unknown codes are [`ErrorClass::Fatal`] when they look like a client fault (`...Denied...`,
-/// `...NotFound...`, `...Invalid...`, `Validation...`) and [`ErrorClass::Transient`] otherwise.
+/// Unknown codes are [`AwsErrorKind::Fatal`] when they look like a client fault (`...Denied...`,
+/// `...NotFound...`, `...Invalid...`, `Validation...`) and [`AwsErrorKind::Transient`] otherwise.
 ///
 /// ```
-/// use rill_kinesis_common::{classify_code, ErrorClass};
-/// assert_eq!(classify_code("ProvisionedThroughputExceededException"), ErrorClass::Throttled);
-/// assert_eq!(classify_code("InternalFailure"), ErrorClass::Transient);
-/// assert_eq!(classify_code("ResourceNotFoundException"), ErrorClass::Fatal);
-/// assert_eq!(classify_code("ExpiredIteratorException"), ErrorClass::ExpiredIterator);
+/// use rill_kinesis_common::{classify_code, AwsErrorKind};
+/// assert_eq!(classify_code("ProvisionedThroughputExceededException"), AwsErrorKind::Throttled);
+/// assert_eq!(classify_code("InternalFailure"), AwsErrorKind::Transient);
+/// assert_eq!(classify_code("ResourceNotFoundException"), AwsErrorKind::Fatal);
+/// assert_eq!(classify_code("ExpiredIteratorException"), AwsErrorKind::ExpiredIterator);
 /// ```
-pub fn classify_code(code: &str) -> ErrorClass {
+pub fn classify_code(code: &str) -> AwsErrorKind {
     match code {
         "ProvisionedThroughputExceededException"
         | "LimitExceededException"
@@ -61,15 +61,15 @@ pub fn classify_code(code: &str) -> ErrorClass {
         | "ThrottlingException"
         | "Throttling"
         | "TooManyRequestsException"
-        | "RequestLimitExceeded" => ErrorClass::Throttled,
-        "ExpiredIteratorException" => ErrorClass::ExpiredIterator,
+        | "RequestLimitExceeded" => AwsErrorKind::Throttled,
+        "ExpiredIteratorException" => AwsErrorKind::ExpiredIterator,
         "InternalFailure"
         | "InternalFailureException"
         | "InternalServerError"
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "RequestTimeout"
-        | "RequestTimeoutException" => ErrorClass::Transient,
+        | "RequestTimeoutException" => AwsErrorKind::Transient,
         "ResourceNotFoundException"
         | "ResourceInUseException"
         | "AccessDeniedException"
@@ -88,18 +88,18 @@ pub fn classify_code(code: &str) -> ErrorClass {
         | "KMSInvalidStateException"
         | "KMSNotFoundException"
         | "KMSOptInRequired"
-        | "ExpiredNextTokenException" => ErrorClass::Fatal,
+        | "ExpiredNextTokenException" => AwsErrorKind::Fatal,
         other if ["Denied", "NotFound", "Invalid", "Validation", "Unrecognized"].iter().any(|p| other.contains(p)) => {
-            ErrorClass::Fatal
+            AwsErrorKind::Fatal
         }
-        _ => ErrorClass::Transient,
+        _ => AwsErrorKind::Transient,
     }
 }
 
 /// Classifies an SDK error: by its AWS error code when the service sent one, otherwise by HTTP
 /// status (429 throttled, 5xx transient, other 4xx fatal) or by the kind of failure (timeouts,
 /// connection and response errors are transient; a request that could not be built is fatal).
-pub fn classify_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+pub fn classify_sdk_error<E>(err: &SdkError<E, HttpResponse>) -> AwsErrorKind
 where
     E: ProvideErrorMetadata,
 {
@@ -111,20 +111,20 @@ where
             let status = service.raw().status().as_u16();
             classify_status(status)
         }
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorClass::Transient,
-        SdkError::DispatchFailure(failure) if failure.is_user() => ErrorClass::Fatal,
-        SdkError::DispatchFailure(_) => ErrorClass::Transient,
-        SdkError::ConstructionFailure(_) => ErrorClass::Fatal,
-        _ => ErrorClass::Transient,
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => AwsErrorKind::Transient,
+        SdkError::DispatchFailure(failure) if failure.is_user() => AwsErrorKind::Fatal,
+        SdkError::DispatchFailure(_) => AwsErrorKind::Transient,
+        SdkError::ConstructionFailure(_) => AwsErrorKind::Fatal,
+        _ => AwsErrorKind::Transient,
     }
 }
 
-fn classify_status(status: u16) -> ErrorClass {
+fn classify_status(status: u16) -> AwsErrorKind {
     match status {
-        429 => ErrorClass::Throttled,
-        500..=599 => ErrorClass::Transient,
-        400..=499 => ErrorClass::Fatal,
-        _ => ErrorClass::Transient,
+        429 => AwsErrorKind::Throttled,
+        500..=599 => AwsErrorKind::Transient,
+        400..=499 => AwsErrorKind::Fatal,
+        _ => AwsErrorKind::Transient,
     }
 }
 
@@ -145,15 +145,15 @@ mod tests {
 
     #[test]
     fn unknown_client_fault_codes_are_fatal_and_others_transient() {
-        assert_eq!(classify_code("SomethingNotFoundException"), ErrorClass::Fatal);
-        assert_eq!(classify_code("KMSSomethingInvalid"), ErrorClass::Fatal);
-        assert_eq!(classify_code("BrandNewHiccup"), ErrorClass::Transient);
+        assert_eq!(classify_code("SomethingNotFoundException"), AwsErrorKind::Fatal);
+        assert_eq!(classify_code("KMSSomethingInvalid"), AwsErrorKind::Fatal);
+        assert_eq!(classify_code("BrandNewHiccup"), AwsErrorKind::Transient);
     }
 
     #[test]
     fn statuses_without_code_are_classified_by_range() {
-        assert_eq!(classify_status(429), ErrorClass::Throttled);
-        assert_eq!(classify_status(503), ErrorClass::Transient);
-        assert_eq!(classify_status(403), ErrorClass::Fatal);
+        assert_eq!(classify_status(429), AwsErrorKind::Throttled);
+        assert_eq!(classify_status(503), AwsErrorKind::Transient);
+        assert_eq!(classify_status(403), AwsErrorKind::Fatal);
     }
 }

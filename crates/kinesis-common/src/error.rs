@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ErrorClass;
-
-/// Boxed error carried as a source.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::AwsErrorKind;
 
 /// Errors of configuring a Kinesis connection, building a client, and calling Kinesis through
 /// this crate's helpers.
@@ -64,14 +61,14 @@ pub enum Error {
         /// The stream concerned, if any.
         stream: Option<String>,
         /// How the failure should be handled.
-        class: ErrorClass,
+        class: AwsErrorKind,
         /// The AWS error code, e.g. `ResourceNotFoundException`, when the service sent one.
         code: Option<String>,
         /// The full error chain as text.
         message: String,
         /// The SDK error.
         #[source]
-        source: BoxError,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A wait (for example for a stream to become ACTIVE) gave up.
     #[error("timed out after {after:?} waiting for {what}")]
@@ -97,12 +94,12 @@ fn stream_suffix(stream: &Option<String>) -> String {
 }
 
 impl Error {
-    /// The class of an [`Error::Api`] failure; configuration errors are [`ErrorClass::Fatal`].
-    pub fn class(&self) -> ErrorClass {
+    /// The class of an [`Error::Api`] failure; configuration errors are [`AwsErrorKind::Fatal`].
+    pub fn class(&self) -> AwsErrorKind {
         match self {
             Error::Api { class, .. } => *class,
-            Error::Timeout { .. } => ErrorClass::Transient,
-            _ => ErrorClass::Fatal,
+            Error::Timeout { .. } => AwsErrorKind::Transient,
+            _ => AwsErrorKind::Fatal,
         }
     }
 

@@ -8,21 +8,23 @@
 //!   output never shows secrets.
 //! - [`KinesisConnection::client`] builds an `aws_sdk_kinesis::Client`; [`ClientHook`]s can
 //!   install SDK interceptors or wrap the HTTP client (fault injection in tests).
-//! - [`ErrorClass`], [`classify_code`] and [`classify_sdk_error`]: throttled, transient, expired
+//! - [`AwsErrorKind`], [`classify_code`] and [`classify_sdk_error`]: throttled, transient, expired
 //!   iterator or fatal, for deciding between backing off and failing.
-//! - [`list_all_shards`]: every shard of a stream, ListShards paged by hand.
+//! - [`list_all_shards`]: every shard of a stream, ListShards paged by hand; a record's hash key
+//!   ([`hash_key_of_partition_key`]) and the shard that takes it ([`ShardRanges`]).
 //! - [`FullJitter`]: full-jitter exponential backoff, usable with the `backon` crate.
 //! - With the `test-utils` feature, `test_utils`: emulator endpoints from the environment,
 //!   stream creation and read-back, and a fault-injecting HTTP client.
 //!
 //! Depends on `aws-config`, `aws-sdk-kinesis` (and the smithy runtime crates under them),
-//! `backon`, `tokio`, `tracing` and `thiserror`; nothing of rill itself.
+//! `backon`, `tokio`, `tracing`, `thiserror` and `md-5`; nothing of rill itself.
 
 mod backoff;
 mod classify;
 mod client;
 mod connection;
 mod error;
+mod hash_key;
 mod list_shards;
 mod properties;
 
@@ -30,10 +32,11 @@ mod properties;
 pub mod test_utils;
 
 pub use backoff::{FullJitter, FullJitterBackoff};
-pub use classify::{api_error, classify_code, classify_sdk_error, ErrorClass};
+pub use classify::{api_error, classify_code, classify_sdk_error, AwsErrorKind};
 pub use client::FALLBACK_REGION;
 pub use connection::{ClientHook, CredentialsSource, KinesisConnection, KinesisConnectionBuilder, Secret};
-pub use error::{BoxError, Error, Result};
+pub use error::{Error, Result};
+pub use hash_key::{hash_key_of_partition_key, parse_explicit_hash_key, ShardRanges};
 pub use list_shards::list_all_shards;
 pub use properties::{
     is_connection_key, AWS_ACCESS_KEY_ID, AWS_CREDENTIALS_PROVIDER, AWS_ENDPOINT, AWS_PROFILE_NAME, AWS_PROFILE_PATH,

@@ -6,7 +6,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use rill_kinesis_common::test_utils::{
     create_stream, delete_stream, put_records, read_all, unique_stream_name, Emulator, Fault, FaultInjector,
 };
-use rill_kinesis_common::{api_error, ErrorClass};
+use rill_kinesis_common::{api_error, AwsErrorKind};
 
 fn records(n: usize) -> Vec<(String, Vec<u8>)> {
     (0..n).map(|i| (format!("key-{}", i % 7), format!("record-{i}").into_bytes())).collect()
@@ -42,7 +42,7 @@ async fn injected_faults_surface_with_their_class_and_write_nothing(emulator: Em
 
     faults.inject("PutRecords", Fault::throttled(), 1);
     let err = client.put_records().stream_name(&stream).set_records(Some(entries.clone())).send().await.unwrap_err();
-    assert_eq!(api_error("PutRecords", Some(&stream), err).class(), ErrorClass::Throttled);
+    assert_eq!(api_error("PutRecords", Some(&stream), err).class(), AwsErrorKind::Throttled);
 
     faults.inject("PutRecords", Fault::throttle_entries(3), 1);
     let out = client.put_records().stream_name(&stream).set_records(Some(entries)).send().await?;
@@ -62,7 +62,7 @@ async fn injected_faults_surface_with_their_class_and_write_nothing(emulator: Em
         .await?;
     faults.inject("GetRecords", Fault::expired_iterator(), 1);
     let err = client.get_records().shard_iterator(it.shard_iterator().unwrap_or_default()).send().await.unwrap_err();
-    assert_eq!(api_error("GetRecords", Some(&stream), err).class(), ErrorClass::ExpiredIterator);
+    assert_eq!(api_error("GetRecords", Some(&stream), err).class(), AwsErrorKind::ExpiredIterator);
     assert_eq!(faults.injected("PutRecords"), 2);
     assert_eq!(faults.injected("GetRecords"), 1);
     delete_stream(&plain, &stream).await?;

@@ -1,33 +1,18 @@
-//! Partition key -> shard: the 128-bit hash key of a record and the shard whose hash key range
-//! holds it.
+//! Partition key -> shard, read off the JSON of the Kinesis API: the hash key of a PutRecords
+//! entry and the open shards of a ListShards answer (the mapping itself is `rill-kinesis-common`'s).
 
-use md5::{Digest, Md5};
+use rill_kinesis_common::{hash_key_of_partition_key, parse_explicit_hash_key};
 use serde_json::Value;
 
-/// An open shard and the hash keys it takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ShardRange {
-    /// E.g. `shardId-000000000001`.
-    pub(crate) shard_id: String,
-    /// The first hash key of the shard.
-    pub(crate) start: u128,
-    /// The last hash key of the shard (inclusive).
-    pub(crate) end: u128,
-}
-
-/// The MD5 of a partition key (its UTF-8 bytes) read as a big-endian 128-bit number, as
-/// Kinesis maps partition keys to hash keys.
-pub(crate) fn hash_key_of_partition_key(partition_key: &str) -> u128 {
-    let digest: [u8; 16] = Md5::digest(partition_key.as_bytes()).into();
-    u128::from_be_bytes(digest)
-}
+/// An open shard: its first and last (inclusive) hash keys and its id (`shardId-000000000001`).
+pub(crate) type ShardRange = (u128, u128, String);
 
 /// The hash key of a PutRecord request or PutRecords entry: its `ExplicitHashKey` (a decimal
 /// number) if given, else the MD5 of its `PartitionKey`. `None` if it has neither, or a
 /// malformed explicit key.
 pub(crate) fn hash_key_of_entry(entry: &Value) -> Option<u128> {
     match entry.get("ExplicitHashKey").and_then(Value::as_str) {
-        Some(explicit) => explicit.trim().parse().ok(),
+        Some(explicit) => parse_explicit_hash_key(explicit),
         None => entry.get("PartitionKey").and_then(Value::as_str).map(hash_key_of_partition_key),
     }
 }
@@ -43,25 +28,21 @@ pub(crate) fn open_shard_ranges(list_shards_answer: &Value) -> Vec<ShardRange> {
         .filter(|shard| shard.pointer("/SequenceNumberRange/EndingSequenceNumber").is_none_or(Value::is_null))
         .filter_map(|shard| {
             let bound = |name: &str| shard.get("HashKeyRange")?.get(name)?.as_str()?.parse::<u128>().ok();
-            Some(ShardRange {
-                shard_id: shard.get("ShardId")?.as_str()?.to_string(),
-                start: bound("StartingHashKey")?,
-                end: bound("EndingHashKey")?,
-            })
+            Some((bound("StartingHashKey")?, bound("EndingHashKey")?, shard.get("ShardId")?.as_str()?.to_string()))
         })
         .collect()
 }
 
-/// The shard whose range holds `hash_key`.
-pub(crate) fn shard_for(ranges: &[ShardRange], hash_key: u128) -> Option<&str> {
-    ranges.iter().find(|r| r.start <= hash_key && hash_key <= r.end).map(|r| r.shard_id.as_str())
-}
-
 #[cfg(test)]
 mod tests {
+    use rill_kinesis_common::ShardRanges;
     use serde_json::json;
 
     use super::*;
+
+    fn shard_for(ranges: &ShardRanges<String>, hash_key: u128) -> Option<&str> {
+        ranges.shard_of(hash_key).map(String::as_str)
+    }
 
     /// A ListShards answer for a stream of 4 shards splitting the hash key space evenly, as
     /// CreateStream makes it.
@@ -81,16 +62,10 @@ mod tests {
     }
 
     #[test]
-    fn the_md5_of_a_partition_key_is_its_hash_key() {
-        // md5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(hash_key_of_partition_key("a"), 0x0cc175b9c0f1b6a831c399e269772661);
-        assert_eq!(hash_key_of_partition_key("key-8"), 269571179198130806835579616795946872315);
-    }
-
-    #[test]
     fn a_partition_key_lands_in_the_shard_holding_its_md5() {
-        let ranges = open_shard_ranges(&four_shards());
-        assert_eq!(ranges.len(), 4);
+        let listed = open_shard_ranges(&four_shards());
+        assert_eq!(listed.len(), 4);
+        let ranges = ShardRanges::new(listed);
         let shard = |key: &str| shard_for(&ranges, hash_key_of_entry(&json!({ "PartitionKey": key })).unwrap_or(0));
         assert_eq!(shard("a"), Some("shardId-000000000000")); // md5 starts with 0x0c
         assert_eq!(shard("hello"), Some("shardId-000000000001")); // 0x5d
@@ -100,7 +75,7 @@ mod tests {
 
     #[test]
     fn an_explicit_hash_key_wins_over_the_partition_key() {
-        let ranges = open_shard_ranges(&four_shards());
+        let ranges = ShardRanges::new(open_shard_ranges(&four_shards()));
         let entry = json!({ "PartitionKey": "a", "ExplicitHashKey": u128::MAX.to_string() });
         assert_eq!(hash_key_of_entry(&entry), Some(u128::MAX));
         assert_eq!(shard_for(&ranges, u128::MAX), Some("shardId-000000000003"));
@@ -124,8 +99,8 @@ mod tests {
               "HashKeyRange": { "StartingHashKey": "0", "EndingHashKey": u128::MAX.to_string() },
               "SequenceNumberRange": { "StartingSequenceNumber": "10" } }
         ]});
-        let ranges = open_shard_ranges(&answer);
-        assert_eq!(shard_for(&ranges, 42), Some("shardId-000000000001"));
-        assert_eq!(ranges.len(), 1);
+        let listed = open_shard_ranges(&answer);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(shard_for(&ShardRanges::new(listed), 42), Some("shardId-000000000001"));
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use hyper::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::hash_range::{open_shard_ranges, shard_for, ShardRange};
+use rill_kinesis_common::ShardRanges;
+
+use crate::hash_range::{open_shard_ranges, ShardRange};
 use crate::upstream::Upstream;
 use crate::LimitsError;
 
@@ -21,7 +23,7 @@ const MAX_PAGES: usize = 1000;
 #[derive(Debug)]
 struct Listed {
     at: Instant,
-    ranges: Arc<Vec<ShardRange>>,
+    ranges: Arc<ShardRanges<String>>,
 }
 
 /// Cached shard lists, per stream.
@@ -42,8 +44,8 @@ impl ShardMaps {
         stream: &str,
         hash_keys: &[u128],
     ) -> Result<Vec<Option<String>>, LimitsError> {
-        let map = |ranges: &[ShardRange]| -> Vec<Option<String>> {
-            hash_keys.iter().map(|key| shard_for(ranges, *key).map(str::to_string)).collect()
+        let map = |ranges: &ShardRanges<String>| -> Vec<Option<String>> {
+            hash_keys.iter().map(|key| ranges.shard_of(*key).cloned()).collect()
         };
         let mut cache = self.cache.lock().await;
         if let Some(listed) = cache.get(stream).filter(|l| l.at.elapsed() < CACHE_FOR) {
@@ -52,7 +54,7 @@ impl ShardMaps {
                 return Ok(shards);
             }
         }
-        let ranges = Arc::new(list_open_shards(upstream, client_headers, stream).await?);
+        let ranges = Arc::new(ShardRanges::new(list_open_shards(upstream, client_headers, stream).await?));
         let shards = map(&ranges);
         cache.insert(stream.to_string(), Listed { at: Instant::now(), ranges });
         Ok(shards)

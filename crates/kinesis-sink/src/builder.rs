@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rill_kinesis_common::{BoxError, KinesisConnection};
+use rill_kinesis_common::KinesisConnection;
+use rill_runtime::BoxError;
 
 use crate::sink::{RecordFns, Serializer, StreamSelector};
 use crate::{ErrorPolicy, KinesisSink, Partitioner, SinkConfig, SinkError};

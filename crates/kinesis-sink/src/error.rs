@@ -1,6 +1,6 @@
 //! The sink's error type.
 
-use rill_kinesis_common::BoxError;
+use rill_runtime::BoxError;
 
 /// Errors of configuring and running a [`crate::KinesisSink`].
 ///
@@ -157,10 +157,8 @@ impl SinkError {
 
     /// As the runtime's operator error, marked fatal when a restart cannot cure it.
     pub(crate) fn into_operator_error(self) -> rill_runtime::BoxError {
-        match self.class() {
-            rill_runtime::ErrorClass::Fatal => rill_runtime::fatal(self),
-            rill_runtime::ErrorClass::Retryable => self.into(),
-        }
+        let class = self.class();
+        rill_runtime::classified(self, class)
     }
 
     /// Whether this is a record-level error that the [`crate::ErrorPolicy`] decides about.

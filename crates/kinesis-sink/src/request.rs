@@ -4,7 +4,7 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_sdk_kinesis::Client;
-use rill_kinesis_common::{classify_sdk_error, ErrorClass};
+use rill_kinesis_common::{classify_sdk_error, AwsErrorKind};
 
 use crate::batch::Batch;
 
@@ -16,7 +16,7 @@ pub(crate) enum Outcome {
     /// The whole call failed.
     Failed {
         /// How to handle it.
-        class: ErrorClass,
+        class: AwsErrorKind,
         /// The AWS error code or the kind of failure.
         code: String,
         /// The full message.
@@ -45,8 +45,11 @@ pub(crate) async fn put_records(client: Client, batch: Batch, epoch: u64) -> Com
         match built {
             Ok(record) => records.push(record),
             Err(e) => {
-                let outcome =
-                    Outcome::Failed { class: ErrorClass::Fatal, code: "InvalidRecord".into(), message: e.to_string() };
+                let outcome = Outcome::Failed {
+                    class: AwsErrorKind::Fatal,
+                    code: "InvalidRecord".into(),
+                    message: e.to_string(),
+                };
                 return Completion { batch, epoch, outcome };
             }
         }
@@ -60,7 +63,7 @@ pub(crate) async fn put_records(client: Client, batch: Batch, epoch: u64) -> Com
                 .collect(),
         ),
         Ok(out) => Outcome::Failed {
-            class: ErrorClass::Transient,
+            class: AwsErrorKind::Transient,
             code: "MismatchedResponse".into(),
             message: format!("PutRecords answered {} results for {} records", out.records().len(), batch.entries.len()),
         },

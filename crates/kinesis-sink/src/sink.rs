@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rill_kinesis_common::{BoxError, KinesisConnection};
+use rill_kinesis_common::KinesisConnection;
+use rill_runtime::BoxError;
 use rill_runtime::{Barrier, Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};

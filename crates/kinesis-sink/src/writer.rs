@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
-use rill_kinesis_common::{classify_code, ErrorClass, FullJitter};
+use rill_kinesis_common::{classify_code, AwsErrorKind, FullJitter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 
@@ -176,7 +176,7 @@ impl Writer {
         if map.is_empty() {
             return None;
         }
-        map.shard_of(shard_map::hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref()))
+        map.shard_of(shard_map::hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())).cloned()
     }
 
     fn answer_flush(&mut self) {
@@ -302,14 +302,14 @@ impl Writer {
                         Some((code, message)) => {
                             let class = classify_code(&code);
                             match class {
-                                ErrorClass::Throttled => {
+                                AwsErrorKind::Throttled => {
                                     throttled += 1;
                                     if let Some(shard) = &entry.shard {
                                         throttled_shards.insert(shard.clone());
                                     }
                                 }
-                                ErrorClass::Fatal => return Err(self.fatal(&stream, code, message)),
-                                ErrorClass::Transient | ErrorClass::ExpiredIterator => {}
+                                AwsErrorKind::Fatal => return Err(self.fatal(&stream, code, message)),
+                                AwsErrorKind::Transient | AwsErrorKind::ExpiredIterator => {}
                             }
                             last_error = (code, message);
                             failed.push((entry, class));
@@ -334,16 +334,16 @@ impl Writer {
                     }
                     tracing::debug!(task = %self.task, %stream, failed = failed.len(), code = %last_error.0, "PutRecords partially failed; retrying the failed entries");
                     // Throttled entries slow their shard down; other failures the subtask.
-                    if failed.iter().any(|(e, class)| *class != ErrorClass::Throttled || e.shard.is_none()) {
+                    if failed.iter().any(|(e, class)| *class != AwsErrorKind::Throttled || e.shard.is_none()) {
                         self.on_congestion(epoch);
                     }
                     self.schedule_retry(&stream, failed, last_error)
                 }
             }
             Outcome::Failed { class, code, message } => match class {
-                ErrorClass::Fatal | ErrorClass::ExpiredIterator => Err(self.fatal(&stream, code, message)),
-                ErrorClass::Throttled | ErrorClass::Transient => {
-                    if class == ErrorClass::Throttled {
+                AwsErrorKind::Fatal | AwsErrorKind::ExpiredIterator => Err(self.fatal(&stream, code, message)),
+                AwsErrorKind::Throttled | AwsErrorKind::Transient => {
+                    if class == AwsErrorKind::Throttled {
                         self.telemetry.throttled(1);
                     }
                     tracing::debug!(task = %self.task, %stream, %code, %class, "PutRecords failed; retrying the request");
@@ -382,7 +382,7 @@ impl Writer {
     fn schedule_retry(
         &mut self,
         stream: &str,
-        entries: Vec<(Entry, ErrorClass)>,
+        entries: Vec<(Entry, AwsErrorKind)>,
         last_error: (String, String),
     ) -> Result<(), SinkError> {
         let now = Instant::now();
@@ -391,7 +391,7 @@ impl Writer {
         let mut throttled_for = Duration::ZERO;
         let mut exponent = 0;
         for (mut entry, class) in entries {
-            let gave_up = if class == ErrorClass::Throttled {
+            let gave_up = if class == AwsErrorKind::Throttled {
                 entry.throttles += 1;
                 let since = *entry.throttled_since.get_or_insert(now);
                 throttled_for = throttled_for.max(now - since);

@@ -152,10 +152,8 @@ impl KinesisSourceError {
 
     /// As the runtime's operator error, marked fatal when a restart cannot cure it.
     pub(crate) fn into_operator_error(self) -> rill_runtime::BoxError {
-        match self.class() {
-            rill_runtime::ErrorClass::Fatal => rill_runtime::fatal(self),
-            rill_runtime::ErrorClass::Retryable => self.into(),
-        }
+        let class = self.class();
+        rill_runtime::classified(self, class)
     }
 }
 

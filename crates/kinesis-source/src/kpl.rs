@@ -7,6 +7,7 @@
 
 use md5::{Digest, Md5};
 use prost::Message;
+use rill_kinesis_common::{hash_key_of_partition_key, parse_explicit_hash_key};
 
 use crate::record::RawRecord;
 
@@ -89,10 +90,10 @@ pub fn decode_aggregated(data: &[u8]) -> Option<AggregatedRecord> {
 /// partition key read as a big-endian 128-bit number (how Kinesis maps partition keys).
 pub fn sub_record_hash_key(aggregate: &AggregatedRecord, entry: &AggregatedEntry) -> Option<u128> {
     if let Some(index) = entry.explicit_hash_key_index {
-        return aggregate.explicit_hash_key_table.get(index as usize).and_then(|k| k.trim().parse().ok());
+        return aggregate.explicit_hash_key_table.get(index as usize).and_then(|k| parse_explicit_hash_key(k));
     }
     let key = aggregate.partition_key_table.get(entry.partition_key_index as usize)?;
-    Some(u128::from_be_bytes(Md5::digest(key.as_bytes()).into()))
+    Some(hash_key_of_partition_key(key))
 }
 
 /// Appends the records held by one Kinesis record to `out`: its sub-records if it is a KPL
@@ -169,10 +170,6 @@ mod tests {
         out
     }
 
-    fn md5_key(key: &str) -> u128 {
-        u128::from_be_bytes(Md5::digest(key.as_bytes()).into())
-    }
-
     #[test]
     fn sub_records_outside_the_shards_hash_range_are_dropped() {
         let half = 1u128 << 127;
@@ -198,8 +195,8 @@ mod tests {
         assert_eq!(dropped, upper.len());
         assert!(!upper.is_empty() && lower.len() > 1);
         assert_eq!(lower[0].partition_key, "key-0", "the explicit hash key 0 puts key-0 in the lower half");
-        assert!(upper.iter().all(|r| md5_key(&r.partition_key) >= half));
-        assert!(lower[1..].iter().all(|r| md5_key(&r.partition_key) < half));
+        assert!(upper.iter().all(|r| hash_key_of_partition_key(&r.partition_key) >= half));
+        assert!(lower[1..].iter().all(|r| hash_key_of_partition_key(&r.partition_key) < half));
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rill_kinesis_common::{Error as CommonError, ErrorClass};
+    use rill_kinesis_common::{AwsErrorKind, Error as CommonError};
 
     fn api(code: &str) -> KinesisSourceError {
         KinesisSourceError::Api {
@@ -121,7 +121,7 @@ mod tests {
             source: Box::new(CommonError::Api {
                 operation: "ListShards",
                 stream: Some("s".into()),
-                class: ErrorClass::Fatal,
+                class: AwsErrorKind::Fatal,
                 code: Some(code.into()),
                 message: code.into(),
                 source: code.to_string().into(),

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rill_kinesis_common::{Error as CommonError, ErrorClass};
+use rill_kinesis_common::{AwsErrorKind, Error as CommonError};
 
 use crate::config::RetrySettings;
 use crate::metrics::Stats;
@@ -51,15 +51,15 @@ where
         };
         let class = error.class();
         match class {
-            ErrorClass::ExpiredIterator => return Err(CallError::ExpiredIterator),
-            ErrorClass::Fatal => {
+            AwsErrorKind::ExpiredIterator => return Err(CallError::ExpiredIterator),
+            AwsErrorKind::Fatal => {
                 return Err(CallError::Failed(KinesisSourceError::Api {
                     operation,
                     target: target.to_string(),
                     source: Box::new(error),
                 }))
             }
-            ErrorClass::Throttled => {
+            AwsErrorKind::Throttled => {
                 let since = *throttled_since.get_or_insert_with(Instant::now);
                 if throttle_timeout.is_some_and(|t| since.elapsed() >= t) {
                     return Err(CallError::Failed(KinesisSourceError::ThrottledTooLong {
@@ -70,7 +70,7 @@ where
                     }));
                 }
             }
-            ErrorClass::Transient => {
+            AwsErrorKind::Transient => {
                 throttled_since = None;
                 if transient_failures >= retry.max_retries {
                     return Err(CallError::Failed(KinesisSourceError::RetriesExhausted {
@@ -84,7 +84,7 @@ where
             }
         }
         let delay = backoff.delay(attempt);
-        stats.retry(operation, class == ErrorClass::Throttled);
+        stats.retry(operation, class == AwsErrorKind::Throttled);
         tracing::debug!(operation, target, attempt, %class, ?delay, error = %error, "retrying Kinesis call");
         tokio::time::sleep(delay).await;
         attempt = attempt.saturating_add(1);
@@ -97,7 +97,7 @@ mod tests {
 
     use super::*;
 
-    fn api(code: &str, class: ErrorClass) -> CommonError {
+    fn api(code: &str, class: AwsErrorKind) -> CommonError {
         CommonError::Api {
             operation: "GetRecords",
             stream: Some("s".into()),
@@ -126,7 +126,7 @@ mod tests {
             let n = calls;
             async move {
                 if n <= 2 {
-                    Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+                    Err(api("ProvisionedThroughputExceededException", AwsErrorKind::Throttled))
                 } else {
                     Ok(n)
                 }
@@ -142,7 +142,7 @@ mod tests {
     async fn exhausted_retries_name_the_operation_and_attempts() {
         let stats = Stats::default();
         let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(2), None, &stats, || async {
-            Err(api("InternalFailure", ErrorClass::Transient))
+            Err(api("InternalFailure", AwsErrorKind::Transient))
         })
         .await;
         let Err(CallError::Failed(e)) = out else { panic!("expected failure") };
@@ -154,12 +154,12 @@ mod tests {
     async fn fatal_errors_and_expired_iterators_are_not_retried() {
         let stats = Stats::default();
         let out: Result<(), _> = with_retries("ListShards", "s", &fast(5), None, &stats, || async {
-            Err(api("AccessDeniedException", ErrorClass::Fatal))
+            Err(api("AccessDeniedException", AwsErrorKind::Fatal))
         })
         .await;
         assert!(matches!(out, Err(CallError::Failed(KinesisSourceError::Api { .. }))));
         let out: Result<(), _> = with_retries("GetRecords", "s/0", &fast(5), None, &stats, || async {
-            Err(api("ExpiredIteratorException", ErrorClass::ExpiredIterator))
+            Err(api("ExpiredIteratorException", AwsErrorKind::ExpiredIterator))
         })
         .await;
         assert!(matches!(out, Err(CallError::ExpiredIterator)));
@@ -175,7 +175,7 @@ mod tests {
             let n = calls;
             async move {
                 if n <= 20 {
-                    Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+                    Err(api("ProvisionedThroughputExceededException", AwsErrorKind::Throttled))
                 } else {
                     Ok(n)
                 }
@@ -191,7 +191,7 @@ mod tests {
         let stats = Stats::default();
         let out: Result<(), _> =
             with_retries("GetRecords", "s/0", &fast(3), Some(Duration::from_millis(30)), &stats, || async {
-                Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled))
+                Err(api("ProvisionedThroughputExceededException", AwsErrorKind::Throttled))
             })
             .await;
         let Err(CallError::Failed(e)) = out else { panic!("expected failure") };
@@ -208,8 +208,8 @@ mod tests {
             let n = calls;
             async move {
                 match n {
-                    1 | 3 => Err(api("InternalFailure", ErrorClass::Transient)),
-                    n if n < 8 => Err(api("ProvisionedThroughputExceededException", ErrorClass::Throttled)),
+                    1 | 3 => Err(api("InternalFailure", AwsErrorKind::Transient)),
+                    n if n < 8 => Err(api("ProvisionedThroughputExceededException", AwsErrorKind::Throttled)),
                     n => Ok(n),
                 }
             }
