@@ -27,6 +27,11 @@
 //! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
 //! sources, sinks), `rill-observe` (live status, Prometheus metrics, dashboard, progress line).
 
+/// The README's Rust code, compiled as a doc-test so that the first job a reader sees builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Kinesis connection, credentials and Flink `aws.*` properties (shared by source and sink).
 pub use rill_kinesis_common as kinesis_common;
 /// The at-least-once Kinesis sink.
@@ -49,8 +54,8 @@ pub use rill_operators::{
 };
 pub use rill_runtime::{
     fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, DataStreamSink, ErrorClass, JobResult,
-    KeyedStream, Message, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy,
-    Result, RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
+    KeyedStream, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result,
+    RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
     Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
@@ -66,7 +71,9 @@ pub use serde;
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: a log file or a pipe gets plain text, no ANSI escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 /// Runs `env`'s job as [`StreamEnv::execute`] does, showing its progress on standard error
@@ -128,14 +135,18 @@ impl OutputLocation {
     }
 }
 
-/// Everything a job usually needs: `use rill::prelude::*;`.
+/// Everything a job names or implements: `use rill::prelude::*;`. The operator, source and sink
+/// traits with their contexts and the barrier they get, state handles, windows, watermarks, and
+/// the built-in sources and sinks.
 pub mod prelude {
     pub use crate::{
-        fatal, AggregateFunction, ClonePerSubtask, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink,
-        GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ListState, MapState, OpenContext,
-        Operator, OperatorFactory, OperatorResult, PrintSink, ProcessWindowFunction, RunningCount,
-        SlidingEventTimeWindows, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
-        TwoPhaseCommit, TwoPhaseCommitSink, ValueState, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
+        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, Context, Count, DataStream, DiscardSink,
+        EventTimeSessionWindows, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStream,
+        KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorFactory, OperatorResult, PrintSink,
+        ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory, SourcePoll,
+        StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, TwoPhaseCommit,
+        TwoPhaseCommitSink, ValueState, Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,
+        WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }

@@ -7,8 +7,11 @@
 //! | `GET /api/job` | [`crate::JobView`] |
 //! | `GET /api/checkpoints` | [`crate::CheckpointView`]s, newest first |
 //! | `GET /api/shards` | [`crate::ShardView`]s |
-//! | `POST /api/savepoints` | takes a savepoint; `{"savepoint": id}` once complete |
-//! | `POST /api/stop?savepoint=true` | stops the job (final checkpoint, a savepoint if asked); `{"checkpoint": id}` |
+//! | `POST /api/savepoints` | takes a savepoint; `{"checkpoint": id, "savepoint": id}` once complete |
+//! | `POST /api/stop?savepoint=true` | stops the job (final checkpoint, a savepoint if asked); `{"checkpoint": id}`, and `"savepoint": id` if it is one |
+//!
+//! Every command answers the id of its checkpoint under `"checkpoint"`; an answer whose checkpoint
+//! is a savepoint carries the same id under `"savepoint"` too (what clients read before).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -112,14 +115,20 @@ async fn metrics(State(monitor): State<JobMonitor>) -> Response {
     }
 }
 
-/// Sends a command and waits for the checkpoint that answers it.
-async fn command(monitor: &JobMonitor, make: impl FnOnce(crate::CommandReply) -> JobCommand, key: &str) -> Response {
+/// Sends a command and waits for the checkpoint that answers it: `{"checkpoint": id}`, with
+/// `"savepoint": id` beside it when that checkpoint is a savepoint.
+async fn command(
+    monitor: &JobMonitor,
+    make: impl FnOnce(crate::CommandReply) -> JobCommand,
+    is_savepoint: bool,
+) -> Response {
     let (tx, rx) = tokio::sync::oneshot::channel();
     if monitor.command_sender().send(make(tx)).is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job is not running"}))).into_response();
     }
     match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
-        Ok(Ok(Ok(id))) => Json(json!({ key: id })).into_response(),
+        Ok(Ok(Ok(id))) if is_savepoint => Json(json!({ "checkpoint": id, "savepoint": id })).into_response(),
+        Ok(Ok(Ok(id))) => Json(json!({ "checkpoint": id })).into_response(),
         Ok(Ok(Err(reason))) => (StatusCode::CONFLICT, Json(json!({"error": reason}))).into_response(),
         Ok(Err(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job ended before answering"}))).into_response()
@@ -129,7 +138,7 @@ async fn command(monitor: &JobMonitor, make: impl FnOnce(crate::CommandReply) ->
 }
 
 async fn savepoint(State(monitor): State<JobMonitor>) -> Response {
-    command(&monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, "savepoint").await
+    command(&monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, true).await
 }
 
 #[derive(Deserialize)]
@@ -139,7 +148,7 @@ struct StopQuery {
 }
 
 async fn stop(State(monitor): State<JobMonitor>, Query(q): Query<StopQuery>) -> Response {
-    command(&monitor, |reply| JobCommand::Stop { savepoint: q.savepoint, reply: Some(reply) }, "checkpoint").await
+    command(&monitor, |reply| JobCommand::Stop { savepoint: q.savepoint, reply: Some(reply) }, q.savepoint).await
 }
 
 #[cfg(test)]
@@ -188,7 +197,7 @@ mod tests {
         };
         let JobCommand::Savepoint { reply: Some(reply) } = command else { panic!("{command:?}") };
         reply.send(Ok(7)).unwrap();
-        assert_eq!(answer.join().unwrap(), r#"{"savepoint":7}"#);
+        assert_eq!(answer.join().unwrap(), r#"{"checkpoint":7,"savepoint":7}"#);
     }
 
     #[test]
