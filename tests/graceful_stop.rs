@@ -1,7 +1,7 @@
 //! Seeing and steering a running `keyed_count` process: `/metrics` moves while it runs, SIGTERM
 //! stops it gracefully (final checkpoint, committed output, exit 0) and the next run continues
-//! from there, and a savepoint taken over the REST API outlives retention and restores at another
-//! parallelism.
+//! from there, a savepoint taken over the REST API outlives retention and restores at another
+//! parallelism, and a stop with drain fires every window before the last checkpoint.
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::{
     assert_exactly_once, committed_lines, counts_by_key, free_addr, get_text, sigterm, summary_field, wait_for_json,
-    KeyedCount,
+    KeyedCount, WindowCount,
 };
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -140,4 +140,54 @@ fn a_savepoint_outlives_retention_and_restores_at_another_parallelism() {
             .run(dir.path());
     assert_eq!(summary_field(&restored, "restored_from"), savepoint.to_string());
     assert_exactly_once(dir.path(), job.records, job.keys);
+}
+
+/// A rate-limited `window_count` (1 s tumbling windows, 100 ms out of order) serving its API on
+/// `addr`: far from the end of its input when it is stopped.
+fn observed_windows(addr: &str) -> WindowCount {
+    WindowCount {
+        records: 50_000_000,
+        keys: 13,
+        parallelism: 2,
+        interval_ms: 300,
+        window_ms: 1000,
+        out_of_orderness_ms: 100,
+        rate: Some(100_000),
+        running_counts: false,
+        extra: vec!["--metrics-addr".into(), addr.into()],
+    }
+}
+
+/// Records counted in the committed windows (`key<TAB>window_start<TAB>count` lines).
+fn windowed_records(dir: &Path) -> u64 {
+    committed_lines(dir).iter().map(|line| line.rsplit('\t').next().unwrap().parse::<u64>().unwrap()).sum()
+}
+
+#[test]
+fn a_stop_with_drain_fires_every_window_before_the_last_checkpoint_and_a_plain_stop_leaves_them_open() {
+    for drain in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = free_addr();
+        let child = observed_windows(&addr).spawn(dir.path());
+        wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 2);
+        let answer: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("http://{addr}/api/stop?drain={drain}"))
+            .header("Content-Type", "application/json")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(answer["checkpoint"].as_u64().is_some(), "drain={drain}: no checkpoint id: {answer}");
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "drain={drain}: exit {:?}\n{stdout}", out.status);
+        assert_eq!(summary_field(&out, "stopped"), "true", "{stdout}");
+        let read: u64 = summary_field(&out, "records").parse().unwrap();
+        let windowed = windowed_records(dir.path());
+        if drain {
+            assert_eq!(windowed, read, "with drain every record read is in a fired window: {stdout}");
+        } else {
+            assert!(windowed < read, "without drain the open windows stay unfired ({windowed} of {read})");
+        }
+    }
 }

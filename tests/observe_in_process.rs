@@ -36,7 +36,7 @@ fn wait_until(monitor: &JobMonitor, ready: impl Fn(&rill::observe::JobView) -> b
 }
 
 fn stop(monitor: &JobMonitor) {
-    monitor.command_sender().send(JobCommand::Stop { savepoint: false, reply: None }).unwrap();
+    monitor.command_sender().send(JobCommand::Stop { savepoint: false, drain: false, reply: None }).unwrap();
 }
 
 fn slow_job(dir: std::path::PathBuf, per_record: Duration, stop_timeout: Duration) -> StreamEnv {

@@ -17,6 +17,11 @@ pub enum JobCommand {
     Stop {
         /// Whether the final checkpoint is a savepoint.
         savepoint: bool,
+        /// Whether to end event time first (Flink's `stop --drain`): the sources emit the final
+        /// watermark before the last barrier, so every timer and window fires and its output is
+        /// in the final checkpoint. A job restored from that checkpoint starts at the end of
+        /// event time: drain a job that is not meant to resume.
+        drain: bool,
         /// Answered once the final checkpoint is complete (or failed).
         reply: Option<CommandReply>,
     },

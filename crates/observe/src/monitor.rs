@@ -76,8 +76,20 @@ impl std::fmt::Debug for JobMonitor {
     }
 }
 
-/// A vertex to register: id, operator names, parallelism, whether it is a source, inputs.
-pub type VertexSpec = (String, String, usize, bool, Vec<usize>);
+/// A vertex of the job graph, as the runtime registers it with the monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexSpec {
+    /// Stable id: the uid of the vertex's first operator (or source).
+    pub id: String,
+    /// What it does, for people (its kind: a source's name, `keyed`, `union`, ...).
+    pub name: String,
+    /// Its number of subtasks.
+    pub parallelism: usize,
+    /// Whether it reads a source.
+    pub is_source: bool,
+    /// The indices of the vertices that feed it.
+    pub inputs: Vec<usize>,
+}
 
 impl JobMonitor {
     /// A monitor for the job named `job`, with nothing registered yet.
@@ -121,13 +133,13 @@ impl JobMonitor {
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers the job graph's vertices: `(id, name, parallelism, is_source, inputs)`; returns
-    /// each subtask's counters, by vertex then subtask.
+    /// Registers the job graph's vertices; returns each subtask's counters, by vertex then
+    /// subtask.
     pub fn register_vertices(&self, vertices: Vec<VertexSpec>) -> Vec<Vec<Arc<SubtaskMetrics>>> {
         let mut st = self.lock();
         st.vertices = vertices
             .into_iter()
-            .map(|(id, name, parallelism, is_source, inputs)| Vertex {
+            .map(|VertexSpec { id, name, parallelism, is_source, inputs }| Vertex {
                 id,
                 name,
                 parallelism,
@@ -397,8 +409,8 @@ mod tests {
     fn vertex_rates_sum_their_subtasks_and_throughput_counts_sources() {
         let m = JobMonitor::new("j");
         let subtasks = m.register_vertices(vec![
-            ("src".into(), "source".into(), 2, true, vec![]),
-            ("sink".into(), "sink".into(), 1, false, vec![0]),
+            VertexSpec { id: "src".into(), name: "source".into(), parallelism: 2, is_source: true, inputs: vec![] },
+            VertexSpec { id: "sink".into(), name: "sink".into(), parallelism: 1, is_source: false, inputs: vec![0] },
         ]);
         m.sample(Duration::ZERO);
         subtasks[0][0].add_records_in(10);

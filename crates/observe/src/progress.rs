@@ -109,7 +109,13 @@ mod tests {
     #[test]
     fn the_line_names_rate_records_checkpoints_and_lag() {
         let m = JobMonitor::new("j");
-        let s = m.register_vertices(vec![("src".into(), "numbers".into(), 1, true, vec![])]);
+        let s = m.register_vertices(vec![crate::VertexSpec {
+            id: "src".into(),
+            name: "numbers".into(),
+            parallelism: 1,
+            is_source: true,
+            inputs: vec![],
+        }]);
         s[0][0].add_records_in(5);
         m.sample(Duration::ZERO);
         m.checkpoint_triggered(3, false, false);

@@ -8,7 +8,7 @@
 //! | `GET /api/checkpoints` | [`crate::CheckpointView`]s, newest first |
 //! | `GET /api/shards` | [`crate::ShardView`]s |
 //! | `POST /api/savepoints` | takes a savepoint; `{"checkpoint": id, "savepoint": id}` once complete |
-//! | `POST /api/stop?savepoint=true` | stops the job (final checkpoint, a savepoint if asked); `{"checkpoint": id}`, and `"savepoint": id` if it is one |
+//! | `POST /api/stop?savepoint=true&drain=true` | stops the job (final checkpoint, a savepoint if asked; with `drain`, every timer and window fires first); `{"checkpoint": id}`, and `"savepoint": id` if it is one |
 //!
 //! Every command answers the id of its checkpoint under `"checkpoint"`; an answer whose checkpoint
 //! is a savepoint carries the same id under `"savepoint"` too (what clients read before).
@@ -145,10 +145,13 @@ async fn savepoint(State(monitor): State<JobMonitor>) -> Response {
 struct StopQuery {
     #[serde(default)]
     savepoint: bool,
+    #[serde(default)]
+    drain: bool,
 }
 
 async fn stop(State(monitor): State<JobMonitor>, Query(q): Query<StopQuery>) -> Response {
-    command(&monitor, |reply| JobCommand::Stop { savepoint: q.savepoint, reply: Some(reply) }, q.savepoint).await
+    let StopQuery { savepoint, drain } = q;
+    command(&monitor, |reply| JobCommand::Stop { savepoint, drain, reply: Some(reply) }, savepoint).await
 }
 
 #[cfg(test)]
@@ -162,7 +165,13 @@ mod tests {
     #[test]
     fn the_api_serves_the_job_the_page_and_prometheus_text() {
         let monitor = JobMonitor::new("served");
-        let subtasks = monitor.register_vertices(vec![("src".into(), "numbers".into(), 1, true, vec![])]);
+        let subtasks = monitor.register_vertices(vec![crate::VertexSpec {
+            id: "src".into(),
+            name: "numbers".into(),
+            parallelism: 1,
+            is_source: true,
+            inputs: vec![],
+        }]);
         subtasks[0][0].add_records_in(42);
         monitor.checkpoint_triggered(1, false, false);
         monitor.checkpoint_completed(1, 10);

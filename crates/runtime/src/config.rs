@@ -58,6 +58,9 @@ pub struct JobConfig {
     /// Whether SIGTERM and SIGINT (Ctrl-C) stop the job gracefully: sources stop, a final
     /// checkpoint is taken, sinks commit, and `execute` returns. A second signal exits at once.
     pub stop_on_signals: bool,
+    /// Whether such a signal stops the job with drain: every timer and window fires before the
+    /// final checkpoint (as `POST /api/stop?drain=true` and Flink's `stop --drain`).
+    pub drain_on_signals: bool,
     /// How long a graceful stop may take before the job gives up without committing (the next
     /// run restores as after a crash).
     pub stop_timeout: Duration,
@@ -106,6 +109,7 @@ impl Default for StreamEnvBuilder {
                 watermark_alignment: None,
                 metrics_addr: None,
                 stop_on_signals: true,
+                drain_on_signals: false,
                 stop_timeout: Duration::from_secs(25),
             },
             dir_set: false,
@@ -240,6 +244,15 @@ impl StreamEnvBuilder {
     /// [`crate::JobResult::stopped`] set. A second signal exits the process at once (status 130).
     pub fn stop_on_signals(mut self, on: bool) -> Self {
         self.config.stop_on_signals = on;
+        self
+    }
+
+    /// Whether SIGTERM and SIGINT stop the job with drain (default false): the sources end event
+    /// time before the final checkpoint, so every pending timer and window fires and its output
+    /// is committed (Flink's `stop --drain`). For a job that is not meant to resume: a restore
+    /// from that checkpoint starts at the end of event time.
+    pub fn drain_on_signals(mut self, on: bool) -> Self {
+        self.config.drain_on_signals = on;
         self
     }
 

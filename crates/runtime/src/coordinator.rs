@@ -213,7 +213,7 @@ impl<'a> Coordinator<'a> {
     }
 
     fn trigger(&mut self, trigger: Trigger) {
-        let Trigger { then_stop, savepoint } = trigger;
+        let Trigger { then_stop, savepoint, drain } = trigger;
         let epoch = self.next_epoch;
         self.next_epoch += 1;
         let expected = self.controls.iter().map(|(v, s, _)| (*v, *s)).collect();
@@ -224,7 +224,7 @@ impl<'a> Coordinator<'a> {
         self.monitor.checkpoint_triggered(epoch, savepoint, then_stop);
         let barrier = Barrier { epoch, then_stop };
         for c in self.source_controls() {
-            let _ = c.send(Control::Trigger(barrier));
+            let _ = c.send(Control::Trigger { barrier, end_event_time: drain });
         }
         tracing::debug!(epoch, then_stop, savepoint, "checkpoint triggered");
     }

@@ -67,8 +67,10 @@ impl StreamEnv {
             }
             None => None,
         };
-        let _signals =
-            config.stop_on_signals.then(|| crate::signals::stop_on_signals(monitor.command_sender())).transpose()?;
+        let _signals = config
+            .stop_on_signals
+            .then(|| crate::signals::stop_on_signals(monitor.command_sender(), config.drain_on_signals))
+            .transpose()?;
         let result = Runner::new(job, config, graph, monitor.clone())?.run();
         monitor.set_state(if result.is_ok() { JobState::Finished } else { JobState::Failed });
         result
@@ -126,7 +128,13 @@ impl Runner {
             .enumerate()
             .map(|(i, v)| {
                 let inputs = graph.edges.iter().filter(|e| e.to == i).map(|e| e.from).collect();
-                (v.id(i), v.name.clone(), v.parallelism, v.is_source, inputs)
+                rill_observe::VertexSpec {
+                    id: v.id(i),
+                    name: v.name.clone(),
+                    parallelism: v.parallelism,
+                    is_source: v.is_source,
+                    inputs,
+                }
             })
             .collect();
         let metrics = monitor.register_vertices(vertices);

@@ -12,12 +12,15 @@ pub(crate) struct Trigger {
     pub(crate) then_stop: bool,
     /// Never deleted by retention.
     pub(crate) savepoint: bool,
+    /// The sources end event time before this (last) checkpoint's barrier (a stop with drain).
+    pub(crate) drain: bool,
 }
 
 /// A graceful stop in progress.
 #[derive(Debug)]
 struct Stop {
     savepoint: bool,
+    drain: bool,
     deadline: Instant,
 }
 
@@ -36,9 +39,10 @@ impl Requests {
     pub(crate) fn on_command(&mut self, command: JobCommand, now: Instant, stop_timeout: Duration) {
         match command {
             JobCommand::Savepoint { reply } => self.savepoints.push(reply),
-            JobCommand::Stop { savepoint, reply } => {
-                let stop = self.stop.get_or_insert(Stop { savepoint, deadline: now + stop_timeout });
+            JobCommand::Stop { savepoint, drain, reply } => {
+                let stop = self.stop.get_or_insert(Stop { savepoint, drain, deadline: now + stop_timeout });
                 stop.savepoint |= savepoint;
+                stop.drain |= drain;
                 self.stop_replies.extend(reply);
             }
         }
@@ -60,15 +64,16 @@ impl Requests {
     pub(crate) fn decide(&self, sources_finished: bool, periodic_due: bool) -> Option<Trigger> {
         let savepoint_asked = !self.savepoints.is_empty();
         if let Some(stop) = &self.stop {
-            return Some(Trigger { then_stop: true, savepoint: stop.savepoint || savepoint_asked });
+            return Some(Trigger { then_stop: true, savepoint: stop.savepoint || savepoint_asked, drain: stop.drain });
         }
         if sources_finished {
-            return Some(Trigger { then_stop: true, savepoint: savepoint_asked });
+            // Finished sources ended event time already.
+            return Some(Trigger { then_stop: true, savepoint: savepoint_asked, drain: false });
         }
         if savepoint_asked {
-            return Some(Trigger { then_stop: false, savepoint: true });
+            return Some(Trigger { then_stop: false, savepoint: true, drain: false });
         }
-        periodic_due.then_some(Trigger { then_stop: false, savepoint: false })
+        periodic_due.then_some(Trigger { then_stop: false, savepoint: false, drain: false })
     }
 
     /// The replies the checkpoint triggered as `trigger` answers.
@@ -88,15 +93,15 @@ impl Requests {
 mod tests {
     use super::*;
 
-    const CHECKPOINT: Trigger = Trigger { then_stop: false, savepoint: false };
-    const SAVEPOINT: Trigger = Trigger { then_stop: false, savepoint: true };
+    const CHECKPOINT: Trigger = Trigger { then_stop: false, savepoint: false, drain: false };
+    const SAVEPOINT: Trigger = Trigger { then_stop: false, savepoint: true, drain: false };
 
     fn savepoint() -> JobCommand {
         JobCommand::Savepoint { reply: None }
     }
 
     fn stop(savepoint: bool) -> JobCommand {
-        JobCommand::Stop { savepoint, reply: None }
+        JobCommand::Stop { savepoint, drain: false, reply: None }
     }
 
     #[test]
@@ -122,16 +127,26 @@ mod tests {
         let now = Instant::now();
         let mut r = Requests::default();
         r.on_command(stop(false), now, Duration::from_secs(5));
-        assert_eq!(r.decide(false, false), Some(Trigger { then_stop: true, savepoint: false }));
+        assert_eq!(r.decide(false, false), Some(Trigger { then_stop: true, savepoint: false, drain: false }));
         assert_eq!(r.stop_deadline(), Some(now + Duration::from_secs(5)));
         r.on_command(stop(true), now + Duration::from_secs(3), Duration::from_secs(5));
-        assert_eq!(r.decide(false, false), Some(Trigger { then_stop: true, savepoint: true }));
+        assert_eq!(r.decide(false, false), Some(Trigger { then_stop: true, savepoint: true, drain: false }));
         assert_eq!(r.stop_deadline(), Some(now + Duration::from_secs(5)), "a second stop keeps the first deadline");
     }
 
     #[test]
     fn finished_sources_take_the_final_checkpoint_as_before() {
         let r = Requests::default();
-        assert_eq!(r.decide(true, false), Some(Trigger { then_stop: true, savepoint: false }));
+        assert_eq!(r.decide(true, false), Some(Trigger { then_stop: true, savepoint: false, drain: false }));
+    }
+
+    #[test]
+    fn a_stop_with_drain_ends_event_time_before_its_final_checkpoint_and_a_later_plain_stop_keeps_it() {
+        let mut r = Requests::default();
+        let now = Instant::now();
+        r.on_command(JobCommand::Stop { savepoint: false, drain: true, reply: None }, now, Duration::from_secs(5));
+        r.on_command(stop(false), now, Duration::from_secs(5));
+        assert_eq!(r.decide(false, false), Some(Trigger { then_stop: true, savepoint: false, drain: true }));
+        assert_eq!(Requests::default().decide(true, false).map(|t| t.drain), Some(false), "finished sources");
     }
 }

@@ -14,7 +14,8 @@ use crate::{Result, RuntimeError};
 
 #[derive(Default)]
 struct Registry {
-    jobs: BTreeMap<u64, Sender<JobCommand>>,
+    /// Each job's command channel, and whether a signal stops it with drain.
+    jobs: BTreeMap<u64, (Sender<JobCommand>, bool)>,
     next: u64,
     /// A stop was already forwarded: the next signal ends the process.
     signalled: bool,
@@ -52,8 +53,8 @@ fn on_signal(signal: i32) {
     }
     registry.signalled = true;
     tracing::warn!(signal, "signal received: stopping gracefully (again to exit at once)");
-    for sender in registry.jobs.values() {
-        let _ = sender.send(JobCommand::Stop { savepoint: false, reply: None });
+    for (sender, drain) in registry.jobs.values() {
+        let _ = sender.send(JobCommand::Stop { savepoint: false, drain: *drain, reply: None });
     }
 }
 
@@ -63,11 +64,11 @@ pub(crate) struct SignalGuard {
 }
 
 /// Forwards SIGTERM and SIGINT to a job as stop requests until the guard is dropped.
-pub(crate) fn stop_on_signals(sender: Sender<JobCommand>) -> Result<SignalGuard> {
+pub(crate) fn stop_on_signals(sender: Sender<JobCommand>, drain: bool) -> Result<SignalGuard> {
     let mut registry = registry()?.lock().unwrap_or_else(|p| p.into_inner());
     let id = registry.next;
     registry.next += 1;
-    registry.jobs.insert(id, sender);
+    registry.jobs.insert(id, (sender, drain));
     Ok(SignalGuard { id })
 }
 

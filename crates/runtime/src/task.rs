@@ -22,8 +22,9 @@ use crate::{Barrier, Message, ProcessingClock, Result, RuntimeError, Watermark};
 /// What the coordinator tells a subtask.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Control {
-    /// Sources only: take a checkpoint now.
-    Trigger(Barrier),
+    /// Sources only: take a checkpoint now; with `end_event_time` (a stop with drain), emit the
+    /// final watermark first, so every timer and window fires before the barrier.
+    Trigger { barrier: Barrier, end_event_time: bool },
     /// Checkpoint `epoch` is complete.
     Commit(u64),
     /// Stop: the job is restarting or failing.
@@ -271,9 +272,12 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             };
             if let Some(control) = control {
                 match control {
-                    Control::Trigger(barrier) => {
+                    Control::Trigger { barrier, end_event_time } => {
+                        if end_event_time && !finished {
+                            chain.watermark(Watermark::MAX, &mut st)?;
+                        }
                         let mut ctx = Context::new(&mut st, &uid);
-                        let positions = source.on_barrier(barrier.epoch, &mut ctx).map_err(wrap(&st))?;
+                        let positions = source.on_barrier(barrier, &mut ctx).map_err(wrap(&st))?;
                         Context::new(&mut st, &uid).put_union_state(&positions)?;
                         env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                         if barrier.then_stop {
@@ -416,7 +420,7 @@ impl<T: Send + 'static> Task for InputTask<T> {
                         return Ok(());
                     }
                 }
-                GateEvent::Control(Control::Trigger(_)) => {}
+                GateEvent::Control(Control::Trigger { .. }) => {}
                 GateEvent::Control(Control::Abort) => return Err(RuntimeError::Aborted),
             }
         }
