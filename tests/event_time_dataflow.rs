@@ -141,7 +141,7 @@ impl Source<u64> for Lopsided {
         Ok(SourcePoll::Idle(Duration::from_millis(5)))
     }
 
-    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<()>> {
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<()>> {
         Ok(Vec::new())
     }
 }

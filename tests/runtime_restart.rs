@@ -90,7 +90,7 @@ impl rill::Source<u64> for FailingSource {
         self.emitted += 1000;
         Ok(rill::SourcePoll::Ready)
     }
-    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut rill::Context<'_>) -> OperatorResult<Vec<()>> {
+    fn on_barrier(&mut self, _barrier: rill::Barrier, _ctx: &mut rill::Context<'_>) -> OperatorResult<Vec<()>> {
         Ok(vec![])
     }
 }

@@ -65,11 +65,11 @@ impl SinkWriter<(u64, u64)> for JsonWriter {
         Ok(())
     }
 
-    fn pre_commit(&mut self, epoch: u64) -> OperatorResult<Option<String>> {
+    fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<String>> {
         if self.records.is_empty() {
             return Ok(None);
         }
-        let file = format!("{epoch:010}-{}.json", self.name);
+        let file = format!("{:010}-{}.json", barrier.epoch, self.name);
         let path = self.dir.join(format!(".pending-{file}"));
         fs::write(&path, serde_json::to_vec(&std::mem::take(&mut self.records))?)?;
         fs::File::open(&path)?.sync_all()?;

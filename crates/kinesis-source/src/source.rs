@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rill_runtime::{Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll, Watermark};
+use rill_runtime::{
+    Barrier, Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll, Watermark,
+};
 
 use crate::position::{decode_union, StateEntry};
 use crate::reader::ReaderEvent;
@@ -264,8 +266,8 @@ impl<T: Send + 'static> Source<T> for KinesisSourceReader<T> {
         Ok(poll)
     }
 
-    fn on_barrier(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<StateEntry>> {
-        Ok(self.subtask.snapshot(epoch))
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<StateEntry>> {
+        Ok(self.subtask.snapshot(barrier.epoch))
     }
 
     fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {

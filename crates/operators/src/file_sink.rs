@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rill_runtime::{
-    fatal, OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
+    fatal, Barrier, OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
     TwoPhaseCommitSink,
 };
 use rill_state::sync_dir;
@@ -60,6 +60,20 @@ impl<T: std::fmt::Display> FileSink<T> {
             }),
         )
     }
+}
+
+/// The committed output files of a [`FileSink`] writing into `dir` (its `part-*` files), sorted by
+/// name: what a reader of the sink's output reads, never a file of an open transaction.
+pub fn committed_part_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 impl<T> FileSink<T> {
@@ -224,7 +238,8 @@ impl<T: Send + 'static> SinkWriter<T> for FileSinkWriter<T> {
         Ok(())
     }
 
-    fn pre_commit(&mut self, epoch: u64) -> OperatorResult<Option<PendingFile>> {
+    fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<PendingFile>> {
+        let epoch = barrier.epoch;
         let Some((name, writer)) = self.writer.take() else {
             return Ok(None);
         };

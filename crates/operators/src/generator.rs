@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use rill_runtime::{Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll};
+use rill_runtime::{Barrier, Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll};
 use serde::{Deserialize, Serialize};
 
 /// Records emitted per poll.
@@ -194,7 +194,7 @@ impl Source<u64> for GeneratorReader {
         Ok(SourcePoll::Ready)
     }
 
-    fn on_barrier(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult<Vec<GeneratorSplit>> {
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<GeneratorSplit>> {
         Ok(self.owned.clone())
     }
 }

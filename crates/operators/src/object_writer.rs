@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rill_runtime::{OperatorResult, SinkWriter};
+use rill_runtime::{Barrier, OperatorResult, SinkWriter};
 use rill_state::RemoteLocation;
 
 use crate::file_sink::Encoder;
@@ -145,7 +145,12 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreWriter<T> {
         Ok(())
     }
 
-    fn pre_commit(&mut self, _epoch: u64) -> OperatorResult<Option<UploadBatch>> {
+    /// At the last barrier of a run nothing follows, so no upload is started for after it (and
+    /// the empty one started at the barrier before is aborted).
+    fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<UploadBatch>> {
+        if barrier.then_stop {
+            return self.pre_commit_last();
+        }
         self.seal()?;
         if self.current.is_none() {
             self.current = Some(self.start(false)?);
@@ -153,10 +158,12 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreWriter<T> {
         let open = self.current.as_ref().map(|c| OpenUpload { object: c.object.clone(), id: c.id.clone() });
         Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open }))
     }
+}
 
-    /// The last barrier of a run: nothing follows, so no upload is started for after it (and
-    /// the empty one started at the barrier before is aborted).
-    fn pre_commit_last(&mut self, _epoch: u64) -> OperatorResult<Option<UploadBatch>> {
+impl<T> ObjectStoreWriter<T> {
+    /// The last barrier of a run: seals what was written, aborts the empty upload started at the
+    /// barrier before.
+    fn pre_commit_last(&mut self) -> OperatorResult<Option<UploadBatch>> {
         self.seal()?;
         if let Some(empty) = self.current.take() {
             self.location.abort_upload(&empty.object, &empty.id)?;

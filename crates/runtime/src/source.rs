@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::context::{Collector, Context, OpenContext};
-use crate::OperatorResult;
+use crate::{Barrier, OperatorResult};
 
 /// What a source reports after a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +31,8 @@ pub trait Source<T>: Send + 'static {
     /// Emits a small batch. Must return within about 100 ms so that barriers are not delayed.
     fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll>;
 
-    /// A checkpoint is taken: the position after every record emitted so far.
-    fn on_barrier(&mut self, epoch: u64, ctx: &mut Context<'_>) -> OperatorResult<Vec<Self::Position>>;
+    /// A checkpoint is taken at `barrier`: the position after every record emitted so far.
+    fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>) -> OperatorResult<Vec<Self::Position>>;
 
     /// Checkpoint `epoch` is complete.
     fn on_commit(&mut self, _epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {

@@ -29,16 +29,11 @@ pub trait SinkWriter<T>: Send + 'static {
     /// Adds one record to the open transaction.
     fn write(&mut self, record: T) -> OperatorResult;
 
-    /// Seals the open transaction at the barrier of checkpoint `epoch` (flushed and durable, not
-    /// yet visible) and returns it; `None` if nothing was written since the last one.
-    fn pre_commit(&mut self, epoch: u64) -> OperatorResult<Option<Self::Transaction>>;
-
-    /// As [`SinkWriter::pre_commit`], at the barrier of the last checkpoint of a run (all input
-    /// ended, or the job is stopping): nothing is written after it, so a writer need not prepare
-    /// for more. By default the same as `pre_commit`.
-    fn pre_commit_last(&mut self, epoch: u64) -> OperatorResult<Option<Self::Transaction>> {
-        self.pre_commit(epoch)
-    }
+    /// Seals the open transaction at `barrier` (flushed and durable, not yet visible) and
+    /// returns it; `None` if nothing was written since the last one. At the barrier of the last
+    /// checkpoint of a run (`barrier.then_stop`: all input ended, or the job is stopping) nothing
+    /// is written after it, so a writer need not prepare for more.
+    fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<Self::Transaction>>;
 }
 
 /// A sink with exactly-once output: the description shared by all subtasks, which opens their
@@ -123,12 +118,7 @@ where
     }
 
     fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
-        let sealed = if barrier.then_stop {
-            self.writer.pre_commit_last(barrier.epoch)?
-        } else {
-            self.writer.pre_commit(barrier.epoch)?
-        };
-        if let Some(transaction) = sealed {
+        if let Some(transaction) = self.writer.pre_commit(barrier)? {
             self.pending.push(Pending { epoch: barrier.epoch, transaction });
         }
         ctx.put_union_state(&self.pending)?;
