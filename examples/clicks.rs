@@ -5,6 +5,11 @@
 //!  --sink-stream OUT --dir DIR [--window-ms W] [--out-of-orderness-ms O] [--parallelism P]
 //!  [--checkpoint-interval-ms MS] --idle-exit-ms IDLE`
 //!
+//! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
+//! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
+//! `--tolerable-checkpoint-failures`, `--restore-from`, `--metrics-addr`, `--restart-strategy`,
+//! `--inject-failure-every-ms`.
+//!
 //! Each record of IN is a JSON object `{"user": "...", "page": "...", "at_ms": 1700000000000}`.
 //! Event time is `at_ms`. The source makes the watermarks, per shard (trailing each shard's
 //! largest `at_ms` by O ms, default 500) and the minimum over shards, so a shard read ahead of
@@ -19,7 +24,6 @@
 //! Put clicks into a stream with the stream tool: `cargo run --release --example
 //! kinesis_streams -- --endpoint URL put-json IN clicks.jsonl --key-field user`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -32,9 +36,9 @@ use rill::serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
+    #[command(flatten)]
+    job: rill::cli::JobArgs,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -47,20 +51,12 @@ struct Args {
     /// Stream the window counts go to.
     #[arg(long)]
     sink_stream: String,
-    /// Holds `checkpoints/` and `totals/`.
-    #[arg(long)]
-    dir: PathBuf,
     /// Length of the tumbling windows.
     #[arg(long, default_value_t = 10_000)]
     window_ms: u64,
     /// How far watermarks trail the largest event time.
     #[arg(long, default_value_t = 500)]
     out_of_orderness_ms: u64,
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
-    /// Checkpoint interval; 0 disables periodic checkpoints.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
     /// Finish after this long without a record.
     #[arg(long)]
     idle_exit_ms: u64,
@@ -113,14 +109,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("invalid Kinesis sink configuration")?;
 
-    let env = StreamEnv::builder()
-        .parallelism(args.parallelism)
-        .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .checkpoint_dir(args.dir.join("checkpoints"))
-        .metrics_addr(args.metrics_addr)
-        .build()?;
+    let env = args.job.builder().build()?;
     let at = |c: &Click| c.at_ms;
-    let clicks = env.source("clicks", source).key_by(|c: &Click| c.user.clone());
+    let clicks = args.job.inject_failures(env.source("clicks", source)).key_by(|c: &Click| c.user.clone());
     clicks
         .clone()
         .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)), at)
@@ -130,7 +121,7 @@ fn main() -> anyhow::Result<()> {
     clicks
         .process(RunningCount::open)
         .map(|(user, total)| format!("{user}\t{total}"))
-        .sink_to(FileSink::exactly_once(args.dir.join("totals")));
+        .sink_to(FileSink::exactly_once(args.job.dir.join("totals")));
     let result = rill::execute_with_progress(env, "clicks").context("clicks job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

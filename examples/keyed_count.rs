@@ -5,10 +5,14 @@
 //!  [--cache-entries N] [--state-memory-mb MB] [--inject-failure-every-ms MS] [--restart-strategy SPEC]
 //!  [--checkpoint-location DIR|s3://bucket/prefix] [--output DIR]`
 //!
+//! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
+//! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
+//! `--tolerable-checkpoint-failures`, `--restore-from`, `--metrics-addr`, `--restart-strategy`,
+//! `--inject-failure-every-ms`.
+//!
 //! Re-running the same command after a crash resumes from the latest complete checkpoint in DIR.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -18,9 +22,9 @@ use rill::RunningCount;
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
+    #[command(flatten)]
+    job: rill::cli::JobArgs,
     /// Records to generate (seq 0..N-1).
     #[arg(long)]
     records: u64,
@@ -31,24 +35,6 @@ struct Args {
     /// weight 1/(k+1)^S from a hash of seq, so the same seq always gets the same key).
     #[arg(long, default_value = "uniform")]
     key_distribution: KeyDistribution,
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
-    /// Checkpoint interval; 0 disables periodic checkpoints.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
-    /// Holds checkpoints, working state and `output/`.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
-    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
-    #[arg(long)]
-    checkpoint_location: Option<String>,
-    /// A checkpoint not complete within this long is abandoned (default: 10 minutes).
-    #[arg(long)]
-    checkpoint_timeout_ms: Option<u64>,
-    /// Checkpoints that may fail in a row before the job fails over (default 0).
-    #[arg(long, default_value_t = 0)]
-    tolerable_checkpoint_failures: usize,
     /// Where the counts are written: a local directory or `s3://bucket/prefix`. Default:
     /// `DIR/output`. (`--verify` reads local directories only.)
     #[arg(long)]
@@ -58,9 +44,6 @@ struct Args {
     rate: Option<u64>,
     #[arg(long, value_enum, default_value_t = Emit::Running)]
     emit: Emit,
-    /// Restore this checkpoint id instead of the latest complete one.
-    #[arg(long)]
-    restore_from: Option<u64>,
     /// Entries per state cache before it spills to RocksDB.
     #[arg(long, default_value_t = 500_000)]
     cache_entries: usize,
@@ -72,14 +55,6 @@ struct Args {
     /// (`KeyedStateConfig::in_place_updates` on).
     #[arg(long)]
     in_place_updates: bool,
-    /// Panic a task at a random record about every MS milliseconds of processing (in-process
-    /// failures for the restart strategy to handle).
-    #[arg(long)]
-    inject_failure_every_ms: Option<u64>,
-    /// Restart strategy: none, default, fixed-delay:RESTARTS:DELAY_MS,
-    /// failure-rate:FAILURES:INTERVAL_MS:DELAY_MS or exponential-delay:INITIAL_MS:MAX_MS[:RESET_MS].
-    #[arg(long, default_value = "default")]
-    restart_strategy: rill::RestartStrategy,
     /// Do not run: check the output committed in `DIR/output` against the truth for --records
     /// and --keys (every key's counts 1..n, each exactly once), print `verified=ok ...`, and exit
     /// non-zero on any difference.
@@ -177,43 +152,25 @@ fn main() -> anyhow::Result<()> {
     if args.verify {
         return verify(&args);
     }
-    let mut builder = StreamEnv::builder();
-    if let Some(id) = args.restore_from {
-        builder = builder.restore_from(id);
-    }
-    builder = builder
-        .restart_strategy(args.restart_strategy)
-        .parallelism(args.parallelism)
-        .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .tolerable_checkpoint_failures(args.tolerable_checkpoint_failures)
-        .checkpoint_dir(args.dir.join("checkpoints"));
-    if let Some(ms) = args.checkpoint_timeout_ms {
-        builder = builder.checkpoint_timeout(Duration::from_millis(ms));
-    }
-    if let Some(location) = &args.checkpoint_location {
-        builder = builder.checkpoint_location(location);
-    }
-    let env = builder
+    let env = args
+        .job
+        .builder()
         .keyed_state(KeyedStateConfig {
             cache_entries_per_state: args.cache_entries,
             memory_budget_bytes: args.state_memory_mb.map(|mb| mb << 20),
             in_place_updates: args.in_place_updates,
             ..KeyedStateConfig::default()
         })
-        .metrics_addr(args.metrics_addr)
         .build()?;
     let mut source = GeneratorSource::new(0..args.records);
     if let Some(rate) = args.rate {
         source = source.rate_per_second(rate);
     }
     let keys = Keys::new(args.keys, &args.key_distribution);
-    let mut numbers = env.source("generator", source);
-    if let Some(ms) = args.inject_failure_every_ms {
-        numbers = numbers.transform("inject-failures", rill::InjectFailures::every(Duration::from_millis(ms)));
-    }
+    let numbers = args.job.inject_failures(env.source("generator", source));
     let counts = numbers.key_by(move |seq: &u64| keys.of(*seq)).process(RunningCount::open);
     match args.emit {
-        Emit::Running => rill::OutputLocation::parse(args.output.as_deref(), args.dir.join("output"))?
+        Emit::Running => rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?
             .sink(counts.map(|(key, count)| format!("{key}\t{count}"))),
         Emit::None => counts.sink_to(DiscardSink),
     };
@@ -223,7 +180,7 @@ fn main() -> anyhow::Result<()> {
         "records={} keys={} parallelism={} elapsed_ms={} records_per_sec={:.0} checkpoints={} restored_from={} restarts={} stopped={} uploaded_bytes={}",
         result.records,
         args.keys,
-        args.parallelism,
+        args.job.parallelism,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
         result.checkpoints,
@@ -242,13 +199,8 @@ fn verify(args: &Args) -> anyhow::Result<()> {
     let expected = |key: u64| counts[key as usize];
     let mut seen: Vec<Vec<u64>> = (0..keys).map(|k| vec![0u64; expected(k).div_ceil(64) as usize]).collect();
     let mut lines = 0u64;
-    let output = args.output.as_deref().map_or_else(|| args.dir.join("output"), PathBuf::from);
-    let mut files: Vec<_> = std::fs::read_dir(&output)
-        .with_context(|| format!("reading {}", output.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
-        .collect();
-    files.sort();
+    let output = args.output.as_deref().map_or_else(|| args.job.dir.join("output"), PathBuf::from);
+    let files = rill::committed_part_files(&output).with_context(|| format!("reading {}", output.display()))?;
     for file in files {
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         for line in text.lines() {

@@ -4,6 +4,11 @@
 //!  --parallelism P --dir DIR --checkpoint-interval-ms MS --initial-position TRIM_HORIZON|LATEST|AT_TIMESTAMP
 //!  [--timestamp UNIX_SECONDS] --idle-exit-ms IDLE [--read-bytes-per-shard B]`
 //!
+//! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
+//! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
+//! `--tolerable-checkpoint-failures`, `--restore-from`, `--metrics-addr`, `--restart-strategy`,
+//! `--inject-failure-every-ms`.
+//!
 //! Counts records per partition key and writes `key<TAB>count` for every record to the
 //! exactly-once file sink in `DIR/output` (committed `part-*` files). Running the same command
 //! again resumes from the latest complete checkpoint in `DIR/checkpoints`. When no record has
@@ -16,7 +21,6 @@
 //! ...). With an endpoint on this machine (an emulator) and no `AWS_ACCESS_KEY_ID`, fixed dummy
 //! keys are used, since emulators check none.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,9 +32,9 @@ use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, Kine
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
+    #[command(flatten)]
+    job: rill::cli::JobArgs,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -40,21 +44,9 @@ struct Args {
     /// Stream(s) to read, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     stream: Vec<String>,
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
-    /// Holds checkpoints, working state and `output/`.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
-    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
-    #[arg(long)]
-    checkpoint_location: Option<String>,
     /// Where the counts are written: a local directory or `s3://bucket/prefix`. Default: `DIR/output`.
     #[arg(long)]
     output: Option<String>,
-    /// Checkpoint interval; 0 disables periodic checkpoints.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
     /// Where shards start when DIR holds no checkpoint.
     #[arg(long, value_enum)]
     initial_position: Position,
@@ -115,22 +107,15 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("invalid Kinesis source configuration")?;
 
-    let mut builder = StreamEnv::builder().checkpoint_dir(args.dir.join("checkpoints"));
-    if let Some(location) = &args.checkpoint_location {
-        builder = builder.checkpoint_location(location);
-    }
-    let env = builder
-        .parallelism(args.parallelism)
-        .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .metrics_addr(args.metrics_addr)
-        .build()?;
+    let env = args.job.builder().build()?;
     let stats = source.stats_handle();
-    let counts = env
-        .source("kinesis", source)
+    let counts = args
+        .job
+        .inject_failures(env.source("kinesis", source))
         .key_by(|key: &String| key.clone())
         .process(RunningCount::open)
         .map(|(key, count)| format!("{key}\t{count}"));
-    rill::OutputLocation::parse(args.output.as_deref(), args.dir.join("output"))?.sink(counts);
+    rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?.sink(counts);
     let result = rill::execute_with_progress(env, "kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

@@ -4,6 +4,11 @@
 //!  --sink-stream OUT --parallelism P --dir DIR --checkpoint-interval-ms MS --idle-exit-ms IDLE
 //!  [--ordering]`
 //!
+//! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
+//! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
+//! `--tolerable-checkpoint-failures`, `--restore-from`, `--metrics-addr`, `--restart-strategy`,
+//! `--inject-failure-every-ms`.
+//!
 //! Reads IN from TRIM_HORIZON with the Kinesis source and writes OUT with the Kinesis sink.
 //! Re-running the same command resumes from the latest complete checkpoint in DIR. After IDLE ms
 //! without input it takes a final checkpoint, exits 0 and prints one last line
@@ -20,7 +25,6 @@
 //! When no `AWS_ACCESS_KEY_ID` is set and the endpoint is on this machine (an emulator), fixed
 //! dummy keys are used, since emulators check none.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -32,9 +36,9 @@ use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, Kine
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
+    #[command(flatten)]
+    job: rill::cli::JobArgs,
     /// Kinesis endpoint, e.g. http://127.0.0.1:4567.
     #[arg(long)]
     endpoint: String,
@@ -47,14 +51,6 @@ struct Args {
     /// Stream to write.
     #[arg(long)]
     sink_stream: String,
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
-    /// Holds the checkpoints.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Checkpoint interval; 0 disables periodic checkpoints.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
     /// Finish after this long without input.
     #[arg(long)]
     idle_exit_ms: u64,
@@ -98,14 +94,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("invalid sink configuration")?;
 
-    let env = StreamEnv::builder()
-        .parallelism(args.parallelism)
-        .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
-        .checkpoint_dir(args.dir.join("checkpoints"))
-        .metrics_addr(args.metrics_addr)
-        .build()?;
+    let env = args.job.builder().build()?;
     let sink_stats = sink.stats();
-    env.source("kinesis-in", source).sink_to(sink);
+    args.job.inject_failures(env.source("kinesis-in", source)).sink_to(sink);
     let result = rill::execute_with_progress(env, "kinesis-pipe").context("kinesis-pipe job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

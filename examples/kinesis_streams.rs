@@ -76,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
         .client()
         .await?;
     match args.command {
-        Command::Create { name, shards } => create_stream(&client, &name, shards).await?,
+        Command::Create { name, shards } => {
+            create_stream(&client, &name, shards).await?;
+            println!("created stream {name} with {shards} shards (ACTIVE)");
+        }
         Command::Fill { name, records, record_bytes } => {
             let records: Vec<(String, Vec<u8>)> = (0..records)
                 .map(|i| {
@@ -88,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             put_records(&client, &name, &records).await?;
+            println!("put {} records into {name}", records.len());
         }
         Command::Compare { input, output } => {
             let mut want: HashMap<(String, Vec<u8>), usize> = HashMap::new();

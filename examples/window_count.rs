@@ -4,6 +4,11 @@
 //!  --checkpoint-interval-ms MS --window-ms W --out-of-orderness-ms O [--rate R] [--running-counts]
 //!  [--restore-from ID] [--inject-failure-every-ms MS] [--restart-strategy SPEC]`
 //!
+//! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
+//! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
+//! `--tolerable-checkpoint-failures`, `--restore-from`, `--metrics-addr`, `--restart-strategy`,
+//! `--inject-failure-every-ms`.
+//!
 //! Record i (i = 0..N-1) has the event time max(0, i - (i * 7919) mod O) milliseconds, so input is
 //! out of order by less than O ms, and the key i % K. Watermarks trail the largest event time by O
 //! (bounded out-of-orderness). Each fired window writes `key<TAB>window_start<TAB>count` to the
@@ -27,31 +32,19 @@ use rill::{WatermarkGenerator, WatermarkOutput};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
-    #[arg(long)]
-    metrics_addr: Option<std::net::SocketAddr>,
+    /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
+    #[command(flatten)]
+    job: rill::cli::JobArgs,
     /// Records to generate (i = 0..N-1).
     #[arg(long)]
     records: u64,
     /// Distinct keys (key = i % K).
     #[arg(long)]
     keys: u64,
-    #[arg(long, default_value_t = 2)]
-    parallelism: usize,
-    /// Holds `checkpoints/` and `output/`.
-    #[arg(long)]
-    dir: PathBuf,
     /// Where the output goes: windows under `URL/output`, running counts under `URL/running`; a
     /// local directory or `s3://bucket/prefix`. Default: DIR. (`--verify` reads local ones only.)
     #[arg(long)]
     output: Option<String>,
-    /// Where checkpoints are kept: a local directory or `s3://bucket/prefix` (endpoint and
-    /// credentials from the standard AWS variables). Default: `DIR/checkpoints`.
-    #[arg(long)]
-    checkpoint_location: Option<String>,
-    /// Checkpoint interval; 0 disables periodic checkpoints.
-    #[arg(long, default_value_t = 1000)]
-    checkpoint_interval_ms: u64,
     /// Length of the tumbling windows.
     #[arg(long)]
     window_ms: u64,
@@ -64,17 +57,6 @@ struct Args {
     /// Also commit each key's running count from the same keyed stream to `DIR/running`.
     #[arg(long)]
     running_counts: bool,
-    /// Restore this checkpoint id instead of the latest complete one.
-    #[arg(long)]
-    restore_from: Option<u64>,
-    /// Panic a task at a random record about every MS milliseconds of processing (in-process
-    /// failures for the restart strategy to handle).
-    #[arg(long)]
-    inject_failure_every_ms: Option<u64>,
-    /// Restart strategy: none, default, fixed-delay:RESTARTS:DELAY_MS,
-    /// failure-rate:FAILURES:INTERVAL_MS:DELAY_MS or exponential-delay:INITIAL_MS:MAX_MS[:RESET_MS].
-    #[arg(long, default_value = "default")]
-    restart_strategy: rill::RestartStrategy,
     /// Watermarks trail the largest event time by this (instead of --out-of-orderness-ms), and
     /// come after every record batch (punctuated, so the same input always meets the same
     /// watermarks). Below the disorder, records arrive late: they are dropped and counted.
@@ -126,21 +108,11 @@ fn main() -> anyhow::Result<()> {
     if args.verify {
         return verify(&args);
     }
-    let mut builder = StreamEnv::builder();
-    if let Some(id) = args.restore_from {
-        builder = builder.restore_from(id);
-    }
-    builder = builder.checkpoint_dir(args.dir.join("checkpoints"));
-    if let Some(location) = &args.checkpoint_location {
-        builder = builder.checkpoint_location(location);
-    }
-    let env = builder
-        .restart_strategy(args.restart_strategy)
-        .parallelism(args.parallelism)
-        .checkpoint_interval(Duration::from_millis(args.checkpoint_interval_ms))
+    let env = args
+        .job
+        .builder()
         .tick_interval(Duration::from_millis(WATERMARK_INTERVAL_MS))
         .watermark_alignment(Duration::from_millis(args.window_ms.max(args.out_of_orderness_ms)))
-        .metrics_addr(args.metrics_addr)
         .build()?;
     let mut source = GeneratorSource::new(0..args.records).ordered();
     if let Some(rate) = args.rate {
@@ -161,13 +133,10 @@ fn main() -> anyhow::Result<()> {
     let encode: rill::operators::Encoder<Windowed<u64, u64>> = Arc::new(|w, buf| {
         let _ = writeln!(buf, "{}\t{}\t{}", w.key, w.window.start, w.value);
     });
-    let mut numbers = env.source("generator", source);
-    if let Some(ms) = args.inject_failure_every_ms {
-        numbers = numbers.transform("inject-failures", rill::InjectFailures::every(Duration::from_millis(ms)));
-    }
+    let numbers = args.job.inject_failures(env.source("generator", source));
     let keyed = numbers.assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
     let base = output_base(&args);
-    let output = |name: &str| rill::OutputLocation::parse(Some(&format!("{base}/{name}")), args.dir.join(name));
+    let output = |name: &str| rill::OutputLocation::parse(Some(&format!("{base}/{name}")), args.job.dir.join(name));
     if args.running_counts {
         output("running")?
             .sink(keyed.clone().process(RunningCount::open).map(|(key, count)| format!("{key}\t{count}")));
@@ -183,7 +152,7 @@ fn main() -> anyhow::Result<()> {
         "records={} keys={} parallelism={} window_ms={} elapsed_ms={} records_per_sec={:.0} checkpoints={} late={} restored_from={} restarts={} stopped={}",
         result.records,
         args.keys,
-        args.parallelism,
+        args.job.parallelism,
         args.window_ms,
         result.elapsed.as_millis(),
         result.records as f64 / secs,
@@ -199,18 +168,15 @@ fn main() -> anyhow::Result<()> {
 /// The committed `part-*` lines of `dir`.
 fn committed_lines(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
-            lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
-        }
+    for path in rill::committed_part_files(dir).with_context(|| format!("reading {}", dir.display()))? {
+        lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
     }
     Ok(lines)
 }
 
 /// Where `output/` and `running/` go: `--output`, or DIR.
 fn output_base(args: &Args) -> String {
-    args.output.clone().unwrap_or_else(|| args.dir.display().to_string())
+    args.output.clone().unwrap_or_else(|| args.job.dir.display().to_string())
 }
 
 /// Checks every window count (and running count) against the truth computed from the records.

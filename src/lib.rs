@@ -23,9 +23,15 @@
 //! # }
 //! ```
 //!
+//! With the feature `cli`, [`cli::JobArgs`] gives a job program the flags every rill job takes
+//! (parallelism, checkpoints, restore, restart strategy, metrics address), through `clap`.
+//!
 //! Crates behind the facade: `rill-runtime` (graph, subtasks, barriers, checkpoint coordinator,
 //! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
 //! sources, sinks), `rill-observe` (live status, Prometheus metrics, dashboard, progress line).
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 /// The README's Rust code, compiled as a doc-test so that the first job a reader sees builds.
 #[cfg(doctest)]
@@ -46,8 +52,8 @@ pub use rill_state as state;
 
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
-    AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource,
-    InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
+    committed_part_files, AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink,
+    GeneratorSource, InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
     ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow,
     TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
     Windowed, WindowedStream,

@@ -95,12 +95,8 @@ pub(crate) fn committed_lines(dir: &Path) -> Vec<String> {
 /// All committed lines of `out/part-*`, sorted.
 pub(crate) fn committed_lines_in(out: &Path) -> Vec<String> {
     let mut lines = Vec::new();
-    for entry in std::fs::read_dir(out).expect("output dir") {
-        let entry = entry.unwrap();
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        }
+    for path in rill::committed_part_files(out).expect("output dir") {
+        lines.extend(std::fs::read_to_string(path).unwrap().lines().map(str::to_string));
     }
     lines.sort();
     lines

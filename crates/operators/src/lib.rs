@@ -26,7 +26,9 @@ mod window;
 
 pub use basic::{Filter, FlatMap, Map};
 pub use ext::{KeyedStreamExt, StreamExt};
-pub use file_sink::{Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile, ROLLED_BACK_DIR};
+pub use file_sink::{
+    committed_part_files, Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile, ROLLED_BACK_DIR,
+};
 pub use generator::{GeneratorReader, GeneratorSource, GeneratorSplit};
 pub use inject_failures::InjectFailures;
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
