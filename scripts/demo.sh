@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rill-target}"
-scripts/setup.sh
+scripts/setup.sh demo
 
 echo "== building (the first build compiles RocksDB: several minutes)" >&2
 # Every binary of the demo in one workspace-level invocation, with the features the tests use, so

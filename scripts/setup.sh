@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine that already has Rust and Node:
-#   - libclang-dev (bindgen, needed by the rocksdb crate)
-#   - chromium (headless, for the dashboard's browser test)
-#   - the Kinesis emulators kinesalite and kinesis-local, installed from npm into .emulators/
-#   - moto's server (the S3 endpoint of the object-store tests), from PyPI into .emulators/python
-# Safe to re-run: every step is skipped when already satisfied. Works from any cwd.
+# Idempotent set-up for a fresh Debian machine that already has Rust and Node. What it installs
+# depends on what is about to run (the first argument):
+#   demo  (scripts/demo.sh): libclang-dev (bindgen, needed by the rocksdb crate) and kinesalite
+#   all   (scripts/test.sh, .ci/run; the default): also chromium (headless, for the dashboard's
+#         browser test), kinesis-local, and moto's server (the S3 endpoint of the object-store
+#         tests) from PyPI into .emulators/python
+# Emulators go into .emulators/ from npm. Safe to re-run: every step is skipped when already
+# satisfied. Works from any cwd.
 set -euo pipefail
+
+WHAT="${1:-all}"
+case "$WHAT" in
+    demo | all) ;;
+    *) echo "usage: scripts/setup.sh [demo|all]" >&2; exit 2 ;;
+esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EMU_DIR="$ROOT/.emulators"
@@ -57,13 +65,19 @@ npm_installed_version() {
 command -v node >/dev/null 2>&1 || { log "node is required but not found"; exit 1; }
 command -v npm >/dev/null 2>&1 || { log "npm is required but not found"; exit 1; }
 
-# (a) libclang-dev (bindgen, for RocksDB) and chromium (the dashboard's browser test)
-apt_install libclang-dev chromium
+# (a) libclang-dev (bindgen, for RocksDB) and, for the tests, chromium (the dashboard's browser test)
+if [ "$WHAT" = all ]; then
+    apt_install libclang-dev chromium
+else
+    apt_install libclang-dev
+fi
 
 # (b) Kinesis emulators, pinned versions, only those not already present.
 mkdir -p "$EMU_DIR"
 want=()
-for spec in "kinesalite@$KINESALITE_VERSION" "kinesis-local@$KINESIS_LOCAL_VERSION"; do
+emulators=("kinesalite@$KINESALITE_VERSION")
+[ "$WHAT" = all ] && emulators+=("kinesis-local@$KINESIS_LOCAL_VERSION")
+for spec in "${emulators[@]}"; do
     name="${spec%@*}"
     version="${spec##*@}"
     have="$(npm_installed_version "$name")"
@@ -83,7 +97,11 @@ if [ "${#want[@]}" -gt 0 ]; then
     log "npm install ${want[*]} into .emulators/"
     npm install --prefix "$EMU_DIR" --no-audit --no-fund --save-exact --loglevel=error "${want[@]}" >&2
 fi
-# (c) moto's server, pinned, in a virtual environment of the project's own.
+# (c) for the tests: moto's server, pinned, in a virtual environment of the project's own.
+if [ "$WHAT" != all ]; then
+    log "done ($WHAT)"
+    exit 0
+fi
 MOTO_PY="$EMU_DIR/python"
 have_moto="$("$MOTO_PY/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
 if [ "$have_moto" = "$MOTO_VERSION" ] && [ -x "$MOTO_PY/bin/moto_server" ]; then

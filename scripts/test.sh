@@ -9,7 +9,7 @@ cd "$ROOT"
 # A persistent target dir: the first RocksDB build takes minutes, later runs reuse it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rill-target}"
 
-scripts/setup.sh
+scripts/setup.sh all
 scripts/emulators.sh start all
 trap 'scripts/emulators.sh stop all' EXIT
 eval "$(scripts/emulators.sh env)"

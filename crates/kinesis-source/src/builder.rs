@@ -212,7 +212,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
 
     /// Which subtask reads which shard. By default shards are balanced by the number of open
     /// shards per subtask, replaying the shard lineage (initial shards by hash-key midpoint, as
-    /// [`UniformShardAssigner`]; each child of a split or merge to the subtask with the fewest
+    /// [`crate::UniformShardAssigner`]; each child of a split or merge to the subtask with the fewest
     /// open shards).
     pub fn assigner(mut self, assigner: impl ShardAssigner) -> Self {
         self.assigner = Some(Arc::new(assigner));

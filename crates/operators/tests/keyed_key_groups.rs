@@ -15,7 +15,10 @@ fn open(state: &mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount> {
     RunningCount::open(state)
 }
 
-fn factory() -> KeyedProcessFactory<u64, u64, fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount>> {
+/// How the function is opened in each subtask.
+type Open = fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount>;
+
+fn factory() -> KeyedProcessFactory<u64, u64, Open> {
     KeyedProcessFactory::new(KeySelector::new(|n: &u64| n % 7919, MAX_PARALLELISM), open)
 }
 
