@@ -129,8 +129,8 @@ fn rebalance_spreads_records_over_all_subtasks() {
 
 /// Keeps, per key, the list of records and a map of residue -> count.
 struct Shapes {
-    list: ListState<u64>,
-    map: MapState<u64, u64>,
+    list: ListState<u64, u64>,
+    map: MapState<u64, u64, u64>,
 }
 
 impl KeyedProcessFunction<u64, u64, (u64, usize, Vec<(u64, u64)>)> for Shapes {

@@ -28,7 +28,7 @@ impl Operator<u64, u64> for FailOnce {
     }
 }
 
-struct KeyCount(ValueState<u64>);
+struct KeyCount(ValueState<u64, u64>);
 
 impl KeyedProcessFunction<u64, u64, String> for KeyCount {
     fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<String>) -> OperatorResult {

@@ -23,19 +23,19 @@ impl<K: StateKey> StateRegistry<'_, K> {
     }
 
     /// A single value per key.
-    pub fn value<V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>> {
+    pub fn value<V: StateValue>(&mut self, name: &str) -> Result<ValueState<K, V>> {
         let full = self.name(name);
         Ok(self.backend.value_state::<K, V>(&full)?)
     }
 
     /// A list per key.
-    pub fn list<V: StateValue>(&mut self, name: &str) -> Result<ListState<V>> {
+    pub fn list<V: StateValue>(&mut self, name: &str) -> Result<ListState<K, V>> {
         let full = self.name(name);
         Ok(self.backend.list_state::<K, V>(&full)?)
     }
 
     /// A map per key.
-    pub fn map<UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<UK, UV>> {
+    pub fn map<UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<K, UK, UV>> {
         let full = self.name(name);
         Ok(self.backend.map_state::<K, UK, UV>(&full)?)
     }
@@ -110,7 +110,7 @@ impl<'a, K: StateKey> KeyedContext<'a, K> {
 /// use rill_runtime::{Collector, OperatorResult};
 /// use rill_state::ValueState;
 ///
-/// struct RunningCount { count: ValueState<u64> }
+/// struct RunningCount { count: ValueState<u64, u64> }
 ///
 /// impl KeyedProcessFunction<u64, u64, (u64, u64)> for RunningCount {
 ///     fn process(&mut self, _r: u64, ctx: &mut KeyedContext<'_, u64>, out: &mut Collector<(u64, u64)>) -> OperatorResult {
@@ -294,19 +294,19 @@ where
 }
 
 /// Keyed rolling reduce: emits the reduced value after every record (Flink's `reduce`).
-pub struct Reduce<F, T> {
+pub struct Reduce<F, K, T> {
     f: F,
-    state: ValueState<T>,
+    state: ValueState<K, T>,
 }
 
-impl<F, T: StateValue> Reduce<F, T> {
+impl<F, K: StateKey, T: StateValue> Reduce<F, K, T> {
     /// Opens a reduce with `f(accumulated, next)`, its accumulator in keyed state.
-    pub fn open<K: StateKey>(f: F, state: &mut StateRegistry<'_, K>) -> OperatorResult<Self> {
+    pub fn open(f: F, state: &mut StateRegistry<'_, K>) -> OperatorResult<Self> {
         Ok(Reduce { f, state: state.value("reduce")? })
     }
 }
 
-impl<K, T, F> KeyedProcessFunction<K, T, T> for Reduce<F, T>
+impl<K, T, F> KeyedProcessFunction<K, T, T> for Reduce<F, K, T>
 where
     K: StateKey,
     T: StateValue,

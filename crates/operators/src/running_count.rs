@@ -5,7 +5,7 @@ use rill_state::{StateKey, ValueState};
 
 use crate::keyed::{KeyedContext, KeyedProcessFunction, StateRegistry};
 
-/// Emits `(key, n)` for the n-th record of each key; the count is a keyed `ValueState<u64>`.
+/// Emits `(key, n)` for the n-th record of each key; the count is a keyed `ValueState<K, u64>`.
 /// Pass [`RunningCount::open`] to `process`.
 ///
 /// ```
@@ -17,19 +17,26 @@ use crate::keyed::{KeyedContext, KeyedProcessFunction, StateRegistry};
 /// env.execute("count").unwrap();
 /// assert!(out.lock().unwrap().contains(&(1, 5)));
 /// ```
-#[derive(Debug, Clone, Copy)]
-pub struct RunningCount {
-    count: ValueState<u64>,
+#[derive(Debug)]
+pub struct RunningCount<K> {
+    count: ValueState<K, u64>,
 }
 
-impl RunningCount {
+impl<K> Clone for RunningCount<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for RunningCount<K> {}
+
+impl<K: StateKey> RunningCount<K> {
     /// Opens the count of one subtask: registers its keyed state.
-    pub fn open<K: StateKey>(state: &mut StateRegistry<'_, K>) -> OperatorResult<Self> {
+    pub fn open(state: &mut StateRegistry<'_, K>) -> OperatorResult<Self> {
         Ok(RunningCount { count: state.value("count")? })
     }
 }
 
-impl<K: StateKey, I: Send + 'static> KeyedProcessFunction<K, I, (K, u64)> for RunningCount {
+impl<K: StateKey, I: Send + 'static> KeyedProcessFunction<K, I, (K, u64)> for RunningCount<K> {
     fn process(&mut self, _record: I, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<(K, u64)>) -> OperatorResult {
         let mut n = 0;
         self.count.update(ctx.state(), |c| {

@@ -135,7 +135,7 @@ impl<N> TimerList<N> {
 #[derive(Debug)]
 struct DomainTimers<K> {
     queue: TimerQueue<K>,
-    state: MapState<i64, ()>,
+    state: MapState<K, i64, ()>,
 }
 
 /// Event-time and processing-time timers of a keyed operator, persisted in keyed state.

@@ -11,12 +11,12 @@ type Harness<F> = OperatorHarness<u64, (u64, u64), KeyedProcess<u64, u64, F>>;
 
 const MAX_PARALLELISM: u16 = 128;
 
-fn open(state: &mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount> {
+fn open(state: &mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount<u64>> {
     RunningCount::open(state)
 }
 
 /// How the function is opened in each subtask.
-type Open = fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount>;
+type Open = fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount<u64>>;
 
 fn factory() -> KeyedProcessFactory<u64, u64, Open> {
     KeyedProcessFactory::new(KeySelector::new(|n: &u64| n % 7919, MAX_PARALLELISM), open)

@@ -11,7 +11,7 @@ use rill_state::ValueState;
 /// a processing-time timer at `-delay`); counts records per key. On a timer, emits
 /// `(key, time, domain, count)`. A timer at a multiple of 1000 registers a follow-up at +1.
 struct Alarm {
-    count: ValueState<u64>,
+    count: ValueState<u64, u64>,
 }
 
 type Fired = (u64, i64, TimeDomain, u64);

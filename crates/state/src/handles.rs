@@ -38,39 +38,41 @@ impl<'a, K: StateKey> KeyedScope<'a, K> {
     }
 }
 
-/// A single value per key. Cheap to copy; the data lives in the subtask's state backend.
+/// A single value of type `V` per key of type `K`. Typed by both: reading it in the scope of
+/// another key type does not compile. Cheap to copy; the data lives in the subtask's state
+/// backend.
 #[derive(Debug)]
-pub struct ValueState<V> {
+pub struct ValueState<K, V> {
     pub(crate) table: usize,
-    pub(crate) _value: PhantomData<fn() -> V>,
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<V> Clone for ValueState<V> {
+impl<K, V> Clone for ValueState<K, V> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<V> Copy for ValueState<V> {}
+impl<K, V> Copy for ValueState<K, V> {}
 
-impl<V: StateValue> ValueState<V> {
+impl<K: StateKey, V: StateValue> ValueState<K, V> {
     /// The value for the current key, if set.
-    pub fn get<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<Option<V>> {
+    pub fn get(&self, scope: &mut KeyedScope<'_, K>) -> Result<Option<V>> {
         let (table, db) = scope.backend.table_and_db::<ValueTable<K, V>>(self.table)?;
         table.get(db, scope.key, scope.key_group)
     }
 
     /// Sets the value for the current key.
-    pub fn set<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, value: V) -> Result<()> {
+    pub fn set(&self, scope: &mut KeyedScope<'_, K>, value: V) -> Result<()> {
         self.update(scope, |_| Some(value))
     }
 
     /// Removes the value for the current key.
-    pub fn clear<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<()> {
+    pub fn clear(&self, scope: &mut KeyedScope<'_, K>) -> Result<()> {
         self.update(scope, |_| None)
     }
 
     /// Replaces the value for the current key with `f(old)`, with one lookup.
-    pub fn update<K: StateKey>(
+    pub fn update(
         &self,
         scope: &mut KeyedScope<'_, K>,
         f: impl FnOnce(Option<V>) -> Option<V>,
@@ -80,27 +82,27 @@ impl<V: StateValue> ValueState<V> {
     }
 }
 
-/// A list of values per key.
+/// A list of values of type `V` per key of type `K`.
 #[derive(Debug)]
-pub struct ListState<V> {
-    pub(crate) inner: ValueState<Vec<V>>,
+pub struct ListState<K, V> {
+    pub(crate) inner: ValueState<K, Vec<V>>,
 }
 
-impl<V> Clone for ListState<V> {
+impl<K, V> Clone for ListState<K, V> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<V> Copy for ListState<V> {}
+impl<K, V> Copy for ListState<K, V> {}
 
-impl<V: StateValue> ListState<V> {
+impl<K: StateKey, V: StateValue> ListState<K, V> {
     /// All values for the current key, in insertion order (empty if none).
-    pub fn get<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<Vec<V>> {
+    pub fn get(&self, scope: &mut KeyedScope<'_, K>) -> Result<Vec<V>> {
         Ok(self.inner.get(scope)?.unwrap_or_default())
     }
 
     /// Appends a value for the current key.
-    pub fn add<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, value: V) -> Result<()> {
+    pub fn add(&self, scope: &mut KeyedScope<'_, K>, value: V) -> Result<()> {
         self.inner.update(scope, |old| {
             let mut list = old.unwrap_or_default();
             list.push(value);
@@ -109,40 +111,41 @@ impl<V: StateValue> ListState<V> {
     }
 
     /// Replaces all values for the current key.
-    pub fn set<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, values: Vec<V>) -> Result<()> {
+    pub fn set(&self, scope: &mut KeyedScope<'_, K>, values: Vec<V>) -> Result<()> {
         self.inner.update(scope, |_| if values.is_empty() { None } else { Some(values) })
     }
 
     /// Removes all values for the current key.
-    pub fn clear<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<()> {
+    pub fn clear(&self, scope: &mut KeyedScope<'_, K>) -> Result<()> {
         self.inner.clear(scope)
     }
 }
 
-/// A map per key, stored one entry per RocksDB row, so large maps need not fit in memory.
+/// A map from `UK` to `UV` per key of type `K`, stored one entry per RocksDB row, so large maps
+/// need not fit in memory.
 #[derive(Debug)]
-pub struct MapState<UK, UV> {
+pub struct MapState<K, UK, UV> {
     pub(crate) table: usize,
-    pub(crate) _types: PhantomData<fn() -> (UK, UV)>,
+    pub(crate) _types: PhantomData<fn() -> (K, UK, UV)>,
 }
 
-impl<UK, UV> Clone for MapState<UK, UV> {
+impl<K, UK, UV> Clone for MapState<K, UK, UV> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<UK, UV> Copy for MapState<UK, UV> {}
+impl<K, UK, UV> Copy for MapState<K, UK, UV> {}
 
-impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
+impl<K: StateKey, UK: StateKey, UV: StateValue> MapState<K, UK, UV> {
     /// The value under `user_key` for the current key.
-    pub fn get<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
+    pub fn get(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
         let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
         table.get(db, scope.key, user_key, key_group)
     }
 
     /// Puts `value` under `user_key` for the current key.
-    pub fn put<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
+    pub fn put(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
         let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
         table.set(db, scope.key, user_key, key_group, Some(value), false)
@@ -153,7 +156,7 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
     ///
     /// The caller must know that nothing is stored under `user_key` for the current key (an
     /// operator that tracks its entries in memory, for instance); otherwise use [`MapState::put`].
-    pub fn insert_new<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
+    pub fn insert_new(&self, scope: &mut KeyedScope<'_, K>, user_key: UK, value: UV) -> Result<()> {
         let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
         table.set(db, scope.key, user_key, key_group, Some(value), true)
@@ -161,7 +164,7 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
 
     /// Replaces the value under `user_key` for the current key with `f(old)` (`None`: absent,
     /// or remove), with one lookup; returns what `f` returns besides the new value.
-    pub fn update<K: StateKey, R>(
+    pub fn update<R>(
         &self,
         scope: &mut KeyedScope<'_, K>,
         user_key: &UK,
@@ -173,19 +176,19 @@ impl<UK: StateKey, UV: StateValue> MapState<UK, UV> {
     }
 
     /// Removes `user_key` for the current key and returns its value.
-    pub fn take<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
+    pub fn take(&self, scope: &mut KeyedScope<'_, K>, user_key: &UK) -> Result<Option<UV>> {
         self.update(scope, user_key, |old| (None, old))
     }
 
     /// Removes `user_key` for the current key.
-    pub fn remove<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>, user_key: UK) -> Result<()> {
+    pub fn remove(&self, scope: &mut KeyedScope<'_, K>, user_key: UK) -> Result<()> {
         let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
         table.set(db, scope.key, user_key, key_group, None, false)
     }
 
     /// All entries for the current key, ordered by the user key's encoding.
-    pub fn entries<K: StateKey>(&self, scope: &mut KeyedScope<'_, K>) -> Result<Vec<(UK, UV)>> {
+    pub fn entries(&self, scope: &mut KeyedScope<'_, K>) -> Result<Vec<(UK, UV)>> {
         let key_group = scope.group();
         let (table, db) = scope.backend.table_and_db::<MapTable<K, UK, UV>>(self.table)?;
         table.entries(db, scope.key, key_group)

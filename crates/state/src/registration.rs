@@ -10,19 +10,22 @@ use crate::Result;
 
 impl KeyedBackend {
     /// Registers (or looks up) a value state. `name` must be unique within the subtask.
-    pub fn value_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ValueState<V>> {
+    pub fn value_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ValueState<K, V>> {
         let capacity = self.cache_entries_per_state();
         let table = self.register(name, |id| ValueTable::<K, V>::new(name.to_string(), id, capacity))?;
-        Ok(ValueState { table, _value: PhantomData })
+        Ok(ValueState { table, _types: PhantomData })
     }
 
     /// Registers (or looks up) a list state.
-    pub fn list_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ListState<V>> {
+    pub fn list_state<K: StateKey, V: StateValue>(&mut self, name: &str) -> Result<ListState<K, V>> {
         Ok(ListState { inner: self.value_state::<K, Vec<V>>(name)? })
     }
 
     /// Registers (or looks up) a map state.
-    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<UK, UV>> {
+    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Result<MapState<K, UK, UV>> {
         let capacity = self.cache_entries_per_state();
         let table = self.register(name, |id| MapTable::<K, UK, UV>::new(name.to_string(), id, capacity))?;
         Ok(MapState { table, _types: PhantomData })
@@ -31,7 +34,7 @@ impl KeyedBackend {
     /// Every stored entry of a value state over all keys of this backend's key groups, as (key
     /// group, key, value), in key-group order. Pending writes reach the working database first.
     /// For rebuilding in-memory indexes at open (timers, for instance).
-    pub fn scan_value_state<K: StateKey, V: StateValue>(&mut self, state: ValueState<V>) -> Result<Vec<(u16, K, V)>> {
+    pub fn scan_value_state<K: StateKey, V: StateValue>(&mut self, state: ValueState<K, V>) -> Result<Vec<(u16, K, V)>> {
         let range = self.key_groups();
         let (table, db) = self.table_and_db::<ValueTable<K, V>>(state.table)?;
         table.scan(db, range)
@@ -42,7 +45,7 @@ impl KeyedBackend {
     /// database first. For rebuilding in-memory indexes at open (timers, windows).
     pub fn scan_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
         &mut self,
-        state: MapState<UK, UV>,
+        state: MapState<K, UK, UV>,
     ) -> Result<Vec<(u16, K, UK, UV)>> {
         let range = self.key_groups();
         let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;
@@ -55,7 +58,7 @@ impl KeyedBackend {
     /// yet, such as windows.
     pub fn preload_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
         &mut self,
-        state: MapState<UK, UV>,
+        state: MapState<K, UK, UV>,
     ) -> Result<Vec<(u16, K, UK, UV)>> {
         let range = self.key_groups();
         let (table, db) = self.table_and_db::<MapTable<K, UK, UV>>(state.table)?;

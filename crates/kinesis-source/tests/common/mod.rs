@@ -79,7 +79,7 @@ pub(crate) fn source_builder(connection: KinesisConnection, stream: &str, idle: 
 
 /// Counts per key in keyed state and emits `key \t count \t index`.
 struct CountAndCheck {
-    count: ValueState<u64>,
+    count: ValueState<String, u64>,
 }
 
 impl KeyedProcessFunction<String, Rec, String> for CountAndCheck {

@@ -76,9 +76,9 @@ pub(crate) struct RunningWindows<K, T, F: WindowFunction<K, T>, L> {
 
 /// What one subtask's instance builds at open.
 struct Run<K, A> {
-    contents: MapState<TimeWindow, WindowContents<A>>,
+    contents: MapState<K, TimeWindow, WindowContents<A>>,
     /// Session windows only: each key's current sessions.
-    sessions: Option<ValueState<Vec<TimeWindow>>>,
+    sessions: Option<ValueState<K, Vec<TimeWindow>>>,
     /// Each window at its next timer: its last millisecond, or its cleanup time once fired (plus
     /// stale entries, skipped when due).
     timers: TimerList<(K, TimeWindow)>,
