@@ -72,11 +72,7 @@ impl<K: StateKey, V: StateValue> ValueState<K, V> {
     }
 
     /// Replaces the value for the current key with `f(old)`, with one lookup.
-    pub fn update(
-        &self,
-        scope: &mut KeyedScope<'_, K>,
-        f: impl FnOnce(Option<V>) -> Option<V>,
-    ) -> Result<()> {
+    pub fn update(&self, scope: &mut KeyedScope<'_, K>, f: impl FnOnce(Option<V>) -> Option<V>) -> Result<()> {
         let (table, db) = scope.backend.table_and_db::<ValueTable<K, V>>(self.table)?;
         table.update(db, scope.key, scope.key_group, f)
     }

@@ -22,10 +22,7 @@ impl KeyedBackend {
     }
 
     /// Registers (or looks up) a map state.
-    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(
-        &mut self,
-        name: &str,
-    ) -> Result<MapState<K, UK, UV>> {
+    pub fn map_state<K: StateKey, UK: StateKey, UV: StateValue>(&mut self, name: &str) -> Result<MapState<K, UK, UV>> {
         let capacity = self.cache_entries_per_state();
         let table = self.register(name, |id| MapTable::<K, UK, UV>::new(name.to_string(), id, capacity))?;
         Ok(MapState { table, _types: PhantomData })
@@ -34,7 +31,10 @@ impl KeyedBackend {
     /// Every stored entry of a value state over all keys of this backend's key groups, as (key
     /// group, key, value), in key-group order. Pending writes reach the working database first.
     /// For rebuilding in-memory indexes at open (timers, for instance).
-    pub fn scan_value_state<K: StateKey, V: StateValue>(&mut self, state: ValueState<K, V>) -> Result<Vec<(u16, K, V)>> {
+    pub fn scan_value_state<K: StateKey, V: StateValue>(
+        &mut self,
+        state: ValueState<K, V>,
+    ) -> Result<Vec<(u16, K, V)>> {
         let range = self.key_groups();
         let (table, db) = self.table_and_db::<ValueTable<K, V>>(state.table)?;
         table.scan(db, range)
