@@ -8,6 +8,10 @@ use crate::state_types::{StateKey, StateValue};
 use crate::tables::{MapTable, ValueTable};
 use crate::Result;
 
+/// The types a handle is for, owning none of them (so handles are `Copy`, `Send` and `Sync`
+/// whatever the types are).
+pub(crate) type Marker<T> = PhantomData<fn() -> T>;
+
 /// Keyed state access for one key: what operators read and write state through.
 pub struct KeyedScope<'a, K> {
     pub(crate) backend: &'a mut KeyedBackend,
@@ -44,7 +48,7 @@ impl<'a, K: StateKey> KeyedScope<'a, K> {
 #[derive(Debug)]
 pub struct ValueState<K, V> {
     pub(crate) table: usize,
-    pub(crate) _types: PhantomData<fn() -> (K, V)>,
+    pub(crate) _types: Marker<(K, V)>,
 }
 
 impl<K, V> Clone for ValueState<K, V> {
@@ -122,7 +126,7 @@ impl<K: StateKey, V: StateValue> ListState<K, V> {
 #[derive(Debug)]
 pub struct MapState<K, UK, UV> {
     pub(crate) table: usize,
-    pub(crate) _types: PhantomData<fn() -> (K, UK, UV)>,
+    pub(crate) _types: Marker<(K, UK, UV)>,
 }
 
 impl<K, UK, UV> Clone for MapState<K, UK, UV> {
