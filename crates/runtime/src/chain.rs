@@ -11,7 +11,9 @@ use crate::{Barrier, Operator, OperatorFactory, OperatorResult, Result, RuntimeE
 /// Opens (in the subtask's thread, once its state is restored) the chain that consumes `T`.
 pub(crate) type Opener<T> = Box<dyn FnOnce(&mut TaskState) -> Result<Box<dyn Emitter<T>>> + Send>;
 
-/// One link of a chain: receives the previous link's output.
+/// One link of a chain: receives the previous link's output. What flows in the stream (records,
+/// watermarks, idleness, barriers, end of input) every link must handle; the rest defaults to
+/// nothing, what the end of a chain does.
 pub(crate) trait Emitter<T>: Send {
     /// Records, with their key groups when they arrived on a keyed channel (for the chain's first
     /// operators only: see [`Context::key_groups`]).
@@ -19,17 +21,47 @@ pub(crate) trait Emitter<T>: Send {
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()>;
     /// The input went idle.
     fn idle(&mut self, st: &mut TaskState) -> Result<()>;
-    /// Processing time advanced to `now_ms`.
-    fn tick(&mut self, now_ms: i64, st: &mut TaskState) -> Result<()>;
-    /// Lets every operator snapshot (and emit what it must before the barrier).
-    fn prepare_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()>;
     /// Sends the barrier on to the next subtasks.
     fn forward_barrier(&mut self, barrier: Barrier, st: &mut TaskState) -> Result<()>;
-    fn commit(&mut self, epoch: u64, st: &mut TaskState) -> Result<()>;
+    /// The input ended.
     fn end_of_input(&mut self, st: &mut TaskState) -> Result<()>;
+
+    /// Processing time advanced to `now_ms`.
+    fn tick(&mut self, _now_ms: i64, _st: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+    /// Lets every operator snapshot (and emit what it must before the barrier).
+    fn prepare_barrier(&mut self, _barrier: Barrier, _st: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+    /// Checkpoint `epoch` is complete.
+    fn commit(&mut self, _epoch: u64, _st: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
     /// Sends partially filled output batches (before the subtask waits for input).
-    fn flush(&mut self) -> Result<()>;
-    fn close(&mut self, st: &mut TaskState) -> Result<()>;
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// The subtask shuts down.
+    fn close(&mut self, _st: &mut TaskState) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hands on what was emitted into `out` (by an operator or a source): its records as one batch,
+/// then its watermark, then its idleness.
+pub(crate) fn pass_on<T>(out: &mut Collector<T>, next: &mut dyn Emitter<T>, st: &mut TaskState) -> Result<()> {
+    if !out.records.is_empty() {
+        let batch = out.take_batch();
+        next.push(batch, None, st)?;
+    }
+    if let Some(wm) = out.watermark.take() {
+        next.watermark(wm, st)?;
+    }
+    if std::mem::take(&mut out.idle) {
+        next.idle(st)?;
+    }
+    Ok(())
 }
 
 /// An operator followed by the rest of its chain.
@@ -84,17 +116,7 @@ where
     }
 
     fn drain(&mut self, st: &mut TaskState) -> Result<()> {
-        if !self.out.records.is_empty() {
-            let batch = self.out.take_batch();
-            self.next.push(batch, None, st)?;
-        }
-        if let Some(wm) = self.out.watermark.take() {
-            self.next.watermark(wm, st)?;
-        }
-        if std::mem::take(&mut self.out.idle) {
-            self.next.idle(st)?;
-        }
-        Ok(())
+        pass_on(&mut self.out, self.next.as_mut(), st)
     }
 }
 
@@ -238,25 +260,10 @@ impl<T: Send> Emitter<T> for NullEmitter {
     fn idle(&mut self, _: &mut TaskState) -> Result<()> {
         Ok(())
     }
-    fn tick(&mut self, _: i64, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
-    fn prepare_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
     fn forward_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {
         Ok(())
     }
-    fn commit(&mut self, _: u64, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
     fn end_of_input(&mut self, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn close(&mut self, _: &mut TaskState) -> Result<()> {
         Ok(())
     }
 }

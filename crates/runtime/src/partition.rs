@@ -192,20 +192,12 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
         self.broadcast(|| Message::Idle)
     }
 
-    fn tick(&mut self, _: i64, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
-
     fn prepare_barrier(&mut self, _: Barrier, _: &mut TaskState) -> Result<()> {
         self.flush()
     }
 
     fn forward_barrier(&mut self, barrier: Barrier, _: &mut TaskState) -> Result<()> {
         self.broadcast(|| Message::Barrier(barrier))
-    }
-
-    fn commit(&mut self, _: u64, _: &mut TaskState) -> Result<()> {
-        Ok(())
     }
 
     fn end_of_input(&mut self, _: &mut TaskState) -> Result<()> {
@@ -219,9 +211,6 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
         Ok(())
     }
 
-    fn close(&mut self, _: &mut TaskState) -> Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use rill_state::{
 };
 
 use crate::align::{GateEvent, InputGate, Wait};
-use crate::chain::{Emitter, Opener};
+use crate::chain::{pass_on, Emitter, Opener};
 use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
 use crate::restore::VertexRestore;
 use crate::source::{Source, SourceFactory, SourcePoll};
@@ -311,15 +311,11 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
             if !out.records.is_empty() {
                 env.metrics.add_records_in(out.records.len() as u64);
-                chain.push(out.take_batch(), None, &mut st)?;
             }
-            if let Some(wm) = out.watermark.take() {
+            if let Some(wm) = out.watermark {
                 env.metrics.set_watermark(wm.timestamp_ms);
-                chain.watermark(wm, &mut st)?;
             }
-            if std::mem::take(&mut out.idle) {
-                chain.idle(&mut st)?;
-            }
+            pass_on(&mut out, chain.as_mut(), &mut st)?;
             match poll {
                 SourcePoll::Ready => {}
                 SourcePoll::Idle(wait) => {
