@@ -1,8 +1,9 @@
-//! Stateless record-at-a-time operators: map, filter, flat_map.
+//! Stateless record-at-a-time operators: map, filter, flat_map. Each is `Clone`: its factory is
+//! `ClonePerSubtask` (each subtask runs a clone).
 
-use rill_runtime::{Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
+use rill_runtime::{Collector, Context, Operator, OperatorResult};
 
-/// Applies a function to every record. Its own factory: each subtask runs a clone.
+/// Applies a function to every record.
 #[derive(Clone)]
 pub struct Map<F>(pub F);
 
@@ -17,7 +18,7 @@ where
     }
 }
 
-/// Keeps the records a predicate accepts. Its own factory: each subtask runs a clone.
+/// Keeps the records a predicate accepts.
 #[derive(Clone)]
 pub struct Filter<F>(pub F);
 
@@ -34,7 +35,7 @@ where
     }
 }
 
-/// Turns every record into zero or more records. Its own factory: each subtask runs a clone.
+/// Turns every record into zero or more records.
 #[derive(Clone)]
 pub struct FlatMap<F>(pub F);
 
@@ -48,39 +49,5 @@ where
             out.emit(o);
         }
         Ok(())
-    }
-}
-
-impl<I, O, F> OperatorFactory<I, O> for Map<F>
-where
-    F: Fn(I) -> O + Clone + Send + Sync + 'static,
-{
-    type Operator = Self;
-
-    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
-        Ok(self.clone())
-    }
-}
-
-impl<T, F> OperatorFactory<T, T> for Filter<F>
-where
-    F: Fn(&T) -> bool + Clone + Send + Sync + 'static,
-{
-    type Operator = Self;
-
-    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
-        Ok(self.clone())
-    }
-}
-
-impl<I, O, It, F> OperatorFactory<I, O> for FlatMap<F>
-where
-    F: Fn(I) -> It + Clone + Send + Sync + 'static,
-    It: IntoIterator<Item = O>,
-{
-    type Operator = Self;
-
-    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<Self> {
-        Ok(self.clone())
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rill_runtime::{DataStream, DataStreamSink, KeyedStream, OperatorFactory, OperatorResult};
+use rill_runtime::{ClonePerSubtask, DataStream, DataStreamSink, KeyedStream, OperatorFactory, OperatorResult};
 use rill_state::{StateKey, StateValue};
 
 use crate::basic::{Filter, FlatMap, Map};
@@ -51,14 +51,14 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
         O: Send + 'static,
         F: Fn(T) -> O + Clone + Send + Sync + 'static,
     {
-        self.transform("map", Map(f))
+        self.transform("map", ClonePerSubtask(Map(f)))
     }
 
     fn filter<F>(self, f: F) -> DataStream<T>
     where
         F: Fn(&T) -> bool + Clone + Send + Sync + 'static,
     {
-        self.transform("filter", Filter(f))
+        self.transform("filter", ClonePerSubtask(Filter(f)))
     }
 
     fn flat_map<O, It, F>(self, f: F) -> DataStream<O>
@@ -67,7 +67,7 @@ impl<T: Send + 'static> StreamExt<T> for DataStream<T> {
         It: IntoIterator<Item = O>,
         F: Fn(T) -> It + Clone + Send + Sync + 'static,
     {
-        self.transform("flat_map", FlatMap(f))
+        self.transform("flat_map", ClonePerSubtask(FlatMap(f)))
     }
 
     fn sink_to<S>(self, sink: S) -> DataStreamSink
