@@ -281,8 +281,7 @@ impl<T: Send + 'static> KinesisSourceBuilder<T> {
             Some(c) => c,
             None => KinesisConnection::builder().build()?,
         };
-        let now_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = rill_runtime::ProcessingClock::system().now_ms();
         let listing = Arc::new(SharedListing::new(self.streams.clone(), connection.describe()));
         Ok(KinesisSource::from_shared(Shared {
             connection,

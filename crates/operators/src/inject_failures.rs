@@ -36,7 +36,7 @@ impl Schedule {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    rill_runtime::ProcessingClock::system().now_ms()
 }
 
 /// Passes records through and, about every `interval` of processing time (randomly 0.5x to 1.5x

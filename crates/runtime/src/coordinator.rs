@@ -3,7 +3,7 @@
 //! (manifest written durably, then retention applied).
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use rill_state::decisions::{decide_scan_retention, scan_manifests};
@@ -14,7 +14,7 @@ use rill_observe::{CommandReply, JobCommand, JobMonitor, JobState};
 use crate::graph::Graph;
 use crate::requests::{Requests, Trigger};
 use crate::task::{Control, TaskEvent};
-use crate::{Barrier, JobConfig, Result, RuntimeError};
+use crate::{Barrier, JobConfig, ProcessingClock, Result, RuntimeError};
 
 /// What an acknowledgement did to its checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl PendingCheckpoint {
             checkpoint: self.epoch,
             job: job.to_string(),
             max_parallelism,
-            completed_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            completed_at_ms: u64::try_from(ProcessingClock::system().now_ms()).unwrap_or(0),
             final_checkpoint: self.then_stop,
             savepoint: self.savepoint,
             vertices: snapshots,
