@@ -210,7 +210,6 @@ impl<T: Send + 'static> Emitter<T> for Exchange<T> {
         }
         Ok(())
     }
-
 }
 
 #[cfg(test)]
