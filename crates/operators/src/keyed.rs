@@ -265,17 +265,9 @@ where
         self.selector.keys(&batch, &mut keys);
         let backend = ctx.keyed_state()?;
         backend.prefetch(&keys, key_groups, max_parallelism)?;
-        match key_groups {
-            Some(groups) => {
-                for ((record, key), &group) in batch.into_iter().zip(&keys).zip(groups) {
-                    self.process_keyed(record, (key, Some(group), max_parallelism), backend, out)?;
-                }
-            }
-            None => {
-                for (record, key) in batch.into_iter().zip(&keys) {
-                    self.process_keyed(record, (key, None, max_parallelism), backend, out)?;
-                }
-            }
+        for (i, (record, key)) in batch.into_iter().zip(&keys).enumerate() {
+            let key_group = key_groups.map(|groups| groups[i]);
+            self.process_keyed(record, (key, key_group, max_parallelism), backend, out)?;
         }
         self.keys = keys;
         Ok(())
