@@ -49,9 +49,10 @@ pub enum Message<T> {
     EndOfInput,
 }
 
+#[cfg(test)]
 impl<T> Message<T> {
     /// A batch of records of an unkeyed channel.
-    pub fn records(records: Vec<T>) -> Self {
+    pub(crate) fn records(records: Vec<T>) -> Self {
         Message::Data { records, key_groups: None }
     }
 }
