@@ -50,6 +50,21 @@ fn union_of_two_sources_delivers_both_and_aligns_their_barriers() {
 }
 
 #[test]
+fn a_union_is_named_by_its_uid_in_the_jobs_vertices() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(dir.path(), 2);
+    let (sink, out) = CollectSink::new();
+    let a = env.source("a", GeneratorSource::new(0..100));
+    let b = env.source("b", GeneratorSource::new(100..200));
+    a.union(vec![b]).uid("all-numbers").key_by(|n: &u64| n % 5).reduce(|x, y| x.max(y)).sink_to(sink);
+    let monitor = env.monitor();
+    env.execute("named-union").unwrap();
+    let ids: Vec<String> = monitor.view().vertices.into_iter().map(|v| v.id).collect();
+    assert_eq!(ids, ["a", "b", "all-numbers", "reduce"], "vertex ids");
+    assert_eq!(out.lock().unwrap().len(), 200);
+}
+
+#[test]
 fn one_keyed_stream_feeds_two_keyed_operators_each_with_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let env = env(dir.path(), 2);
@@ -106,7 +121,12 @@ fn rebalance_spreads_records_over_all_subtasks() {
     #[derive(Clone)]
     struct Tag;
     impl Operator<u64, usize> for Tag {
-        fn process(&mut self, _r: u64, ctx: &mut rill::Context<'_>, out: &mut Collector<usize>) -> OperatorResult {
+        fn process(
+            &mut self,
+            _r: u64,
+            ctx: &mut rill::OperatorContext<'_>,
+            out: &mut Collector<usize>,
+        ) -> OperatorResult {
             out.emit(ctx.info().subtask);
             Ok(())
         }

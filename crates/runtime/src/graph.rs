@@ -26,6 +26,8 @@ pub(crate) struct Vertex {
     /// The uid of its first operator (the source, or the first after the exchange): the vertex's
     /// id, so that adding or removing other vertices does not change where its state lives.
     pub(crate) head_uid: Option<UidCell>,
+    /// A union's uid (`union(..).uid(..)`): the vertex's id when no operator is chained after it.
+    pub(crate) union_uid: Option<UidCell>,
     pub(crate) parallelism: usize,
     pub(crate) keyed: bool,
     pub(crate) is_source: bool,
@@ -35,7 +37,7 @@ pub(crate) struct Vertex {
 
 impl Vertex {
     pub(crate) fn id(&self, index: usize) -> String {
-        match &self.head_uid {
+        match self.head_uid.as_ref().or(self.union_uid.as_ref()) {
             Some(uid) => uid.borrow().to_string(),
             None => format!("{}-{index}", self.name),
         }

@@ -99,6 +99,7 @@ impl StreamEnv {
         g.vertices.push(Vertex {
             name: name.to_string(),
             head_uid: None,
+            union_uid: None,
             parallelism: self.config.parallelism,
             keyed: false,
             is_source,
@@ -335,13 +336,21 @@ impl<T: Send + 'static> DataStream<T> {
     }
 
     /// Merges this stream with others of the same type into one operator with several inputs.
+    /// Its `.uid(..)` names the union's vertex (in the dashboard, `/api/job` and checkpoints)
+    /// unless operators are chained after it; then the first one's uid does, as for any vertex.
     pub fn union(self, others: Vec<DataStream<T>>) -> DataStream<T> {
         let to = self.env.add_vertex("union", false);
         let mut edges = vec![self.connect(to, Partitioner::Forward)];
         for other in &others {
             edges.push(other.connect(to, Partitioner::Forward));
         }
-        self.env.input_vertex(edges, to)
+        let uid = {
+            let mut g = self.env.graph.borrow_mut();
+            let uid = g.new_uid("union");
+            g.vertices[to].union_uid = Some(uid.clone());
+            uid
+        };
+        DataStream { uid: Some(uid), ..self.env.input_vertex(edges, to) }
     }
 }
 
