@@ -59,10 +59,10 @@ pub use rill_operators::{
     Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    fatal, Barrier, BoxError, ClonePerSubtask, Collector, Context, DataStream, DataStreamSink, ErrorClass, JobResult,
-    KeyedStream, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result,
-    RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
-    Watermark,
+    fatal, Barrier, BoxError, ClonePerSubtask, Collector, DataStream, DataStreamSink, ErrorClass, JobResult,
+    KeyedStream, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock,
+    RestartStrategy, Result, RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit,
+    TwoPhaseCommitSink, Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
 /// serde, re-exported so that a job's record and state types can derive `Serialize` and
@@ -146,13 +146,13 @@ impl OutputLocation {
 /// the built-in sources and sinks.
 pub mod prelude {
     pub use crate::{
-        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, Context, Count, DataStream, DiscardSink,
+        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, Count, DataStream, DiscardSink,
         EventTimeSessionWindows, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStream,
-        KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorFactory, OperatorResult, PrintSink,
-        ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory, SourcePoll,
-        StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, TwoPhaseCommit,
-        TwoPhaseCommitSink, ValueState, Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,
-        WindowAssigner, WindowOutput, Windowed,
+        KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult,
+        PrintSink, ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory,
+        SourcePoll, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
+        TwoPhaseCommit, TwoPhaseCommitSink, ValueState, Watermark, WatermarkGenerator, WatermarkOutput,
+        WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }

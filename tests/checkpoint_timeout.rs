@@ -20,7 +20,12 @@ struct StallAtBarrier {
 }
 
 impl Operator<u64, u64> for StallAtBarrier {
-    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
+    fn process(
+        &mut self,
+        record: u64,
+        _ctx: &mut rill::OperatorContext<'_>,
+        out: &mut Collector<u64>,
+    ) -> OperatorResult {
         out.emit(record);
         Ok(())
     }
@@ -28,7 +33,7 @@ impl Operator<u64, u64> for StallAtBarrier {
     fn on_barrier(
         &mut self,
         barrier: Barrier,
-        _ctx: &mut rill::Context<'_>,
+        _ctx: &mut rill::OperatorContext<'_>,
         _out: &mut Collector<u64>,
     ) -> OperatorResult {
         if barrier.epoch == self.epoch && !self.stalled.swap(true, Ordering::SeqCst) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rill::prelude::*;
-use rill::{Context, Source, SourcePoll};
+use rill::{OperatorContext, Source, SourceFactory, SourcePoll};
 
 fn env(dir: &std::path::Path, parallelism: usize) -> StreamEnv {
     StreamEnv::builder()
@@ -117,10 +117,19 @@ struct Lopsided {
     started: Option<Instant>,
 }
 
+/// Each subtask opens a clone (it has no position to restore).
+impl SourceFactory<u64> for Lopsided {
+    type Source = Lopsided;
+
+    fn open(&self, _ctx: &mut OpenContext<'_>, _restored: Vec<()>) -> OperatorResult<Lopsided> {
+        Ok(self.clone())
+    }
+}
+
 impl Source<u64> for Lopsided {
     type Position = ();
 
-    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
+    fn poll(&mut self, ctx: &mut OperatorContext<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
         let started = *self.started.get_or_insert_with(Instant::now);
         if self.fired.load(Ordering::SeqCst) {
             return Ok(SourcePoll::Finished);
@@ -141,7 +150,7 @@ impl Source<u64> for Lopsided {
         Ok(SourcePoll::Idle(Duration::from_millis(5)))
     }
 
-    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<()>> {
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut OperatorContext<'_>) -> OperatorResult<Vec<()>> {
         Ok(Vec::new())
     }
 }
@@ -154,7 +163,12 @@ struct Flag {
 }
 
 impl Operator<Windowed<u64, u64>, ()> for Flag {
-    fn process(&mut self, w: Windowed<u64, u64>, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn process(
+        &mut self,
+        w: Windowed<u64, u64>,
+        _ctx: &mut OperatorContext<'_>,
+        _out: &mut Collector<()>,
+    ) -> OperatorResult {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).push((w.key, w.window.start, w.value));
         self.fired.store(true, Ordering::SeqCst);
         Ok(())
@@ -172,7 +186,7 @@ fn lopsided_job(mark_idle: bool, early: u64, idleness: Option<Duration>) -> (boo
     if let Some(timeout) = idleness {
         strategy = strategy.with_idleness(timeout);
     }
-    env.source("lopsided", move |_: &mut OpenContext<'_>| -> OperatorResult<Lopsided> { Ok(source.clone()) })
+    env.source("lopsided", source)
         .assign_timestamps_and_watermarks(strategy)
         .key_by(|n: &u64| n % 2)
         .window(TumblingEventTimeWindows::of(Duration::from_millis(100)), |n: &u64| *n as i64)

@@ -18,7 +18,12 @@ struct FailOnce {
 }
 
 impl Operator<u64, u64> for FailOnce {
-    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
+    fn process(
+        &mut self,
+        record: u64,
+        _ctx: &mut rill::OperatorContext<'_>,
+        out: &mut Collector<u64>,
+    ) -> OperatorResult {
         if record == self.at && self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             panic!("injected failure at record {record}");
@@ -77,10 +82,23 @@ struct FailingSource {
     emitted: u64,
 }
 
+/// Each subtask opens a fresh one (it has no position to restore).
+impl rill::SourceFactory<u64> for FailingSource {
+    type Source = FailingSource;
+
+    fn open(&self, _ctx: &mut OpenContext<'_>, _restored: Vec<()>) -> OperatorResult<FailingSource> {
+        Ok(FailingSource { emitted: self.emitted })
+    }
+}
+
 impl rill::Source<u64> for FailingSource {
     type Position = ();
 
-    fn poll(&mut self, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult<rill::SourcePoll> {
+    fn poll(
+        &mut self,
+        _ctx: &mut rill::OperatorContext<'_>,
+        out: &mut Collector<u64>,
+    ) -> OperatorResult<rill::SourcePoll> {
         if self.emitted >= 3_000 {
             return Err("the upstream system went away".into());
         }
@@ -90,7 +108,7 @@ impl rill::Source<u64> for FailingSource {
         self.emitted += 1000;
         Ok(rill::SourcePoll::Ready)
     }
-    fn on_barrier(&mut self, _barrier: rill::Barrier, _ctx: &mut rill::Context<'_>) -> OperatorResult<Vec<()>> {
+    fn on_barrier(&mut self, _barrier: rill::Barrier, _ctx: &mut rill::OperatorContext<'_>) -> OperatorResult<Vec<()>> {
         Ok(vec![])
     }
 }
@@ -107,8 +125,7 @@ fn job_failure_names_the_task_that_failed_not_its_neighbours_closed_channel() {
             .build()
             .unwrap();
         let (sink, _out) = CollectSink::new();
-        let source = |_: &mut OpenContext<'_>| -> OperatorResult<FailingSource> { Ok(FailingSource { emitted: 0 }) };
-        env.source("failing", source).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
+        env.source("failing", FailingSource { emitted: 0 }).key_by(|n: &u64| n % 7).into_stream().sink_to(sink);
         let text = env.execute("failing").unwrap_err().to_string();
         assert!(text.contains("the upstream system went away"), "{text}");
         assert!(text.contains("operator failing in failing["), "names the operator and subtask: {text}");
@@ -151,7 +168,12 @@ struct RejectRecord {
 }
 
 impl Operator<u64, u64> for RejectRecord {
-    fn process(&mut self, record: u64, _ctx: &mut rill::Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
+    fn process(
+        &mut self,
+        record: u64,
+        _ctx: &mut rill::OperatorContext<'_>,
+        out: &mut Collector<u64>,
+    ) -> OperatorResult {
         if record == self.at {
             return Err(fatal(format!("record {record} is malformed")));
         }

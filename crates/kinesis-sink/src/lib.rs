@@ -97,4 +97,4 @@ pub use properties::{
     PARTITIONER, REQUESTS_MAX_BUFFERED, REQUESTS_MAX_INFLIGHT, REQUEST_TIMEOUT, RETRIES_BACKOFF_BASE,
     RETRIES_BACKOFF_MAX, RETRIES_MAX, SINK_PROPERTY_KEYS, STREAM, THROTTLE_RETRY_TIMEOUT,
 };
-pub use sink::{KinesisSink, KinesisSinkWriter, Serializer, StreamSelector};
+pub use sink::{KinesisSink, KinesisSinkOperator, Serializer, StreamSelector};

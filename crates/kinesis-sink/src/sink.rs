@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rill_kinesis_common::KinesisConnection;
 use rill_runtime::BoxError;
-use rill_runtime::{Barrier, Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
+use rill_runtime::{Barrier, Collector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,7 +50,7 @@ struct Shared<T> {
 /// Writes each record to Amazon Kinesis with batched `PutRecords` calls: the description of the
 /// sink, an operator factory for `sink_to` / [`rill_runtime::DataStream::sink`].
 ///
-/// Each subtask opens a [`KinesisSinkWriter`], which owns a one-worker tokio runtime and a
+/// Each subtask opens a [`KinesisSinkOperator`], which owns a one-worker tokio runtime and a
 /// background writer; `process` blocks when the subtask's buffer is full (back-pressure), and
 /// `on_barrier` returns only when every record received before the barrier is acknowledged by
 /// Kinesis (at-least-once; see the crate documentation). All subtasks share [`SinkStats`].
@@ -65,7 +65,7 @@ impl<T> Clone for KinesisSink<T> {
 }
 
 /// The running [`KinesisSink`] of one subtask.
-pub struct KinesisSinkWriter<T> {
+pub struct KinesisSinkOperator<T> {
     shared: Arc<Shared<T>>,
     running: Running,
 }
@@ -270,16 +270,16 @@ impl<T> Shared<T> {
 }
 
 impl<T: Send + 'static> OperatorFactory<T, ()> for KinesisSink<T> {
-    type Operator = KinesisSinkWriter<T>;
+    type Operator = KinesisSinkOperator<T>;
 
-    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KinesisSinkWriter<T>> {
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KinesisSinkOperator<T>> {
         let running = self.start(ctx).map_err(SinkError::into_operator_error)?;
-        Ok(KinesisSinkWriter { shared: self.shared.clone(), running })
+        Ok(KinesisSinkOperator { shared: self.shared.clone(), running })
     }
 }
 
-impl<T: Send + 'static> Operator<T, ()> for KinesisSinkWriter<T> {
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+impl<T: Send + 'static> Operator<T, ()> for KinesisSinkOperator<T> {
+    fn process(&mut self, record: T, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         let shared = &self.shared;
         let running = &mut self.running;
         let index = running.records;
@@ -296,15 +296,20 @@ impl<T: Send + 'static> Operator<T, ()> for KinesisSinkWriter<T> {
     }
 
     /// Flushes and waits until Kinesis acknowledged every record received before the barrier.
-    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn on_barrier(
+        &mut self,
+        _barrier: Barrier,
+        _ctx: &mut OperatorContext<'_>,
+        _out: &mut Collector<()>,
+    ) -> OperatorResult {
         self.running.flush()
     }
 
-    fn on_end_of_input(&mut self, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn on_end_of_input(&mut self, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         self.running.flush()
     }
 
-    fn on_close(&mut self, _ctx: &mut Context<'_>) -> OperatorResult {
+    fn on_close(&mut self, _ctx: &mut OperatorContext<'_>) -> OperatorResult {
         // Closing the command channel stops the writer; then its runtime winds down.
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.running.commands, closed));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rill_runtime::{
-    Barrier, Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll, Watermark,
+    Barrier, Collector, OpenContext, OperatorContext, OperatorResult, Source, SourceFactory, SourcePoll, Watermark,
 };
 
 use crate::position::{decode_union, StateEntry};
@@ -242,7 +242,7 @@ impl<T: Send + 'static> KinesisSourceReader<T> {
 impl<T: Send + 'static> SourceFactory<T> for KinesisSource<T> {
     type Source = KinesisSourceReader<T>;
 
-    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KinesisSourceReader<T>> {
+    fn open(&self, ctx: &mut OpenContext<'_>, restored: Vec<StateEntry>) -> OperatorResult<KinesisSourceReader<T>> {
         let info = ctx.info().clone();
         let id = Identity {
             uid: ctx.operator_id().to_string(),
@@ -250,7 +250,7 @@ impl<T: Send + 'static> SourceFactory<T> for KinesisSource<T> {
             index: info.subtask,
             parallelism: info.parallelism,
         };
-        let restored = decode_union(ctx.restored_union_state()?).map_err(KinesisSourceError::into_operator_error)?;
+        let restored = decode_union(restored).map_err(KinesisSourceError::into_operator_error)?;
         let subtask =
             Subtask::open(&self.shared, id, &info.run_id, restored).map_err(KinesisSourceError::into_operator_error)?;
         Ok(KinesisSourceReader { shared: self.shared.clone(), subtask })
@@ -260,17 +260,17 @@ impl<T: Send + 'static> SourceFactory<T> for KinesisSource<T> {
 impl<T: Send + 'static> Source<T> for KinesisSourceReader<T> {
     type Position = StateEntry;
 
-    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll> {
+    fn poll(&mut self, ctx: &mut OperatorContext<'_>, out: &mut Collector<T>) -> OperatorResult<SourcePoll> {
         let poll = self.poll_inner(out).map_err(KinesisSourceError::into_operator_error)?;
         self.subtask.report_shards(ctx.monitor(), Instant::now());
         Ok(poll)
     }
 
-    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<StateEntry>> {
+    fn on_barrier(&mut self, barrier: Barrier, _ctx: &mut OperatorContext<'_>) -> OperatorResult<Vec<StateEntry>> {
         Ok(self.subtask.snapshot(barrier.epoch))
     }
 
-    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut OperatorContext<'_>) -> OperatorResult {
         self.subtask.committed(epoch);
         Ok(())
     }

@@ -12,7 +12,7 @@ use md5::{Digest, Md5};
 use rill_kinesis_common::test_utils::Emulator;
 use rill_kinesis_source::{DeserializeError, InitialPosition, KinesisRecord, KinesisSource};
 use rill_operators::{KeyedStreamExt, StreamExt};
-use rill_runtime::{Collector, Context, Operator, StreamEnv, Watermark};
+use rill_runtime::{Collector, Operator, OperatorContext, StreamEnv, Watermark};
 
 /// A record's key and arrival time.
 type Arrival = (String, i64);
@@ -39,7 +39,7 @@ impl Operator<Arrival, ()> for WatermarkProbe {
     fn process(
         &mut self,
         r: Arrival,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut OperatorContext<'_>,
         _out: &mut Collector<()>,
     ) -> rill_runtime::OperatorResult {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -55,7 +55,7 @@ impl Operator<Arrival, ()> for WatermarkProbe {
     fn on_watermark(
         &mut self,
         w: Watermark,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut OperatorContext<'_>,
         _out: &mut Collector<()>,
     ) -> rill_runtime::OperatorResult {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,7 +1,7 @@
 //! Stateless record-at-a-time operators: map, filter, flat_map. Each is `Clone`: its factory is
 //! `ClonePerSubtask` (each subtask runs a clone).
 
-use rill_runtime::{Collector, Context, Operator, OperatorResult};
+use rill_runtime::{Collector, Operator, OperatorContext, OperatorResult};
 
 /// Applies a function to every record.
 #[derive(Clone)]
@@ -12,7 +12,7 @@ where
     F: Fn(I) -> O + Send + 'static,
 {
     #[inline]
-    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
+    fn process(&mut self, record: I, _ctx: &mut OperatorContext<'_>, out: &mut Collector<O>) -> OperatorResult {
         out.emit((self.0)(record));
         Ok(())
     }
@@ -27,7 +27,7 @@ where
     F: Fn(&T) -> bool + Send + 'static,
 {
     #[inline]
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn process(&mut self, record: T, _ctx: &mut OperatorContext<'_>, out: &mut Collector<T>) -> OperatorResult {
         if (self.0)(&record) {
             out.emit(record);
         }
@@ -44,7 +44,7 @@ where
     F: Fn(I) -> It + Send + 'static,
     It: IntoIterator<Item = O>,
 {
-    fn process(&mut self, record: I, _ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
+    fn process(&mut self, record: I, _ctx: &mut OperatorContext<'_>, out: &mut Collector<O>) -> OperatorResult {
         for o in (self.0)(record) {
             out.emit(o);
         }

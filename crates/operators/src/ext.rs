@@ -6,7 +6,7 @@ use rill_runtime::{ClonePerSubtask, DataStream, DataStreamSink, KeyedStream, Ope
 use rill_state::{StateKey, StateValue};
 
 use crate::basic::{Filter, FlatMap, Map};
-use crate::keyed::{KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
+use crate::keyed::{KeyedProcess, KeyedProcessFunction, Reduce, StateRegistry};
 use crate::watermark_assigner::TimestampsAndWatermarks;
 use crate::watermark_strategy::WatermarkStrategy;
 use crate::window::{WindowAssigner, WindowedStream};
@@ -117,7 +117,7 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
         F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
     {
         let keys = self.key_selector();
-        self.transform_keyed("process", KeyedProcessFactory::new(keys, open))
+        self.transform_keyed("process", KeyedProcess::new(keys, open))
     }
 
     fn reduce<F>(self, f: F) -> DataStream<T>
@@ -127,7 +127,7 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
     {
         let keys = self.key_selector();
         let open = move |state: &mut StateRegistry<'_, K>| Reduce::open(f.clone(), state);
-        self.transform_keyed("reduce", KeyedProcessFactory::new(keys, open))
+        self.transform_keyed("reduce", KeyedProcess::new(keys, open))
     }
 
     fn window(

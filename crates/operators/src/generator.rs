@@ -3,7 +3,9 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use rill_runtime::{Barrier, Collector, Context, OpenContext, OperatorResult, Source, SourceFactory, SourcePoll};
+use rill_runtime::{
+    Barrier, Collector, OpenContext, OperatorContext, OperatorResult, Source, SourceFactory, SourcePoll,
+};
 use serde::{Deserialize, Serialize};
 
 /// Records emitted per poll.
@@ -35,7 +37,7 @@ pub struct GeneratorSource {
 
 /// The running [`GeneratorSource`] of one subtask.
 #[derive(Debug)]
-pub struct GeneratorReader {
+pub struct GeneratorSourceReader {
     spec: GeneratorSource,
     owned: Vec<GeneratorSplit>,
     cursor: usize,
@@ -92,11 +94,10 @@ impl GeneratorSource {
 }
 
 impl SourceFactory<u64> for GeneratorSource {
-    type Source = GeneratorReader;
+    type Source = GeneratorSourceReader;
 
-    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<GeneratorReader> {
+    fn open(&self, ctx: &mut OpenContext<'_>, restored: Vec<GeneratorSplit>) -> OperatorResult<GeneratorSourceReader> {
         let (subtask, parallelism) = (ctx.info().subtask as u64, ctx.info().parallelism as u64);
-        let restored: Vec<GeneratorSplit> = ctx.restored_union_state()?;
         let owned = if restored.is_empty() {
             (0..self.splits)
                 .filter(|s| s % parallelism == subtask)
@@ -108,7 +109,7 @@ impl SourceFactory<u64> for GeneratorSource {
         } else {
             restored.into_iter().filter(|state| state.split % parallelism == subtask).collect()
         };
-        let mut reader = GeneratorReader {
+        let mut reader = GeneratorSourceReader {
             spec: self.clone(),
             owned,
             cursor: 0,
@@ -130,7 +131,7 @@ impl SourceFactory<u64> for GeneratorSource {
     }
 }
 
-impl GeneratorReader {
+impl GeneratorSourceReader {
     /// Ordered mode: emits up to `budget` numbers of the owned splits in increasing order.
     fn poll_ordered(&mut self, budget: u64, out: &mut Collector<u64>) -> SourcePoll {
         let (start, end, splits) = (self.spec.range.start, self.spec.range.end, self.spec.splits);
@@ -161,10 +162,10 @@ impl GeneratorReader {
     }
 }
 
-impl Source<u64> for GeneratorReader {
+impl Source<u64> for GeneratorSourceReader {
     type Position = GeneratorSplit;
 
-    fn poll(&mut self, ctx: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
+    fn poll(&mut self, ctx: &mut OperatorContext<'_>, out: &mut Collector<u64>) -> OperatorResult<SourcePoll> {
         let mut budget = POLL_BATCH;
         if let Some(rate) = self.spec.rate {
             let per_subtask = (rate as f64 / ctx.info().parallelism as f64).max(1.0);
@@ -194,7 +195,7 @@ impl Source<u64> for GeneratorReader {
         Ok(SourcePoll::Ready)
     }
 
-    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut Context<'_>) -> OperatorResult<Vec<GeneratorSplit>> {
+    fn on_barrier(&mut self, _barrier: Barrier, _ctx: &mut OperatorContext<'_>) -> OperatorResult<Vec<GeneratorSplit>> {
         Ok(self.owned.clone())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rill_runtime::{Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
+use rill_runtime::{Collector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult};
 
 /// When the next failure is due, shared by every subtask of the operator in this process.
 #[derive(Debug)]
@@ -33,10 +33,6 @@ impl Schedule {
         let delay = (self.mean_ms as f64 * self.spread()) as i64;
         self.next_ms.store(now_ms.saturating_add(delay.max(1)), Ordering::SeqCst);
     }
-}
-
-fn now_ms() -> i64 {
-    rill_runtime::ProcessingClock::system().now_ms()
 }
 
 /// Passes records through and, about every `interval` of processing time (randomly 0.5x to 1.5x
@@ -69,21 +65,26 @@ impl InjectFailures {
 impl<T: Send + 'static> OperatorFactory<T, T> for InjectFailures {
     type Operator = InjectFailures;
 
-    fn open(&self, _ctx: &mut OpenContext<'_>) -> OperatorResult<InjectFailures> {
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<InjectFailures> {
         // Every (re)start counts processing time afresh.
-        self.schedule.schedule_from(now_ms());
+        self.schedule.schedule_from(ctx.processing_time_ms());
         Ok(self.clone())
     }
 }
 
 impl<T: Send + 'static> Operator<T, T> for InjectFailures {
-    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn process(&mut self, record: T, ctx: &mut OperatorContext<'_>, out: &mut Collector<T>) -> OperatorResult {
         self.process_batch(vec![record], ctx, out)
     }
 
-    fn process_batch(&mut self, batch: Vec<T>, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<T>,
+    ) -> OperatorResult {
         let s = &self.schedule;
-        let now = now_ms();
+        let now = ctx.processing_time_ms();
         let due = s.next_ms.load(Ordering::SeqCst);
         if now < due || batch.is_empty() {
             out.emit_all(batch);

@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 
 use rill_runtime::{
-    Collector, Context, KeySelector, OpenContext, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result,
-    Watermark,
+    Collector, KeySelector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock,
+    Result, Watermark,
 };
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 
@@ -144,72 +144,71 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 }
 
 /// Opens a [`KeyedProcessFunction`] per subtask: the factory behind `process`.
-pub struct KeyedProcessFactory<K, I, F> {
+pub struct KeyedProcess<K, I, F> {
     selector: KeySelector<I, K>,
     open: F,
 }
 
-impl<K: 'static, I: 'static, F> KeyedProcessFactory<K, I, F> {
+impl<K: 'static, I: 'static, F> KeyedProcess<K, I, F> {
     /// Opens functions with `open`, keyed by the stream's key selector
     /// ([`rill_runtime::KeyedStream::key_selector`]).
     pub fn new(selector: KeySelector<I, K>, open: F) -> Self {
-        KeyedProcessFactory { selector, open }
+        KeyedProcess { selector, open }
     }
 }
 
-impl<K, I, O, P, F> OperatorFactory<I, O> for KeyedProcessFactory<K, I, F>
+impl<K, I, O, P, F> OperatorFactory<I, O> for KeyedProcess<K, I, F>
 where
     K: StateKey,
     I: Send + 'static,
     P: KeyedProcessFunction<K, I, O>,
     F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
 {
-    type Operator = KeyedProcess<K, I, P>;
+    type Operator = KeyedProcessOperator<K, I, P>;
 
-    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KeyedProcess<K, I, P>> {
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KeyedProcessOperator<K, I, P>> {
         let clock = ctx.clock().clone();
         let operator = ctx.operator_id().to_string();
         let backend = ctx.keyed_state()?;
         let timers = TimerService::open(backend, &operator)?;
         let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
-        Ok(KeyedProcess { selector: self.selector.clone(), keys: Vec::new(), function, timers, watermark: None, clock })
+        Ok(KeyedProcessOperator { selector: self.selector.clone(), keys: Vec::new(), function, timers, clock })
     }
 }
 
 /// Runs a [`KeyedProcessFunction`] in one subtask: sets the key (and its key group) before every
 /// record and timer, and fires timers as event and processing time advance.
-pub struct KeyedProcess<K, I, F> {
+pub struct KeyedProcessOperator<K, I, F> {
     selector: KeySelector<I, K>,
     /// The keys of the batch being processed: one buffer, reused from batch to batch.
     keys: Vec<K>,
     function: F,
     timers: TimerService<K>,
-    watermark: Option<Watermark>,
     clock: ProcessingClock,
 }
 
-impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
+impl<K: StateKey, I, F> KeyedProcessOperator<K, I, F> {
     /// Fires the timers of `domain` due at `up_to`, in time order (timers they register that are
     /// due as well fire in the same call).
     fn fire<O>(
         &mut self,
         domain: TimeDomain,
         up_to: i64,
-        ctx: &mut Context<'_>,
+        ctx: &mut OperatorContext<'_>,
         out: &mut Collector<O>,
     ) -> OperatorResult
     where
         F: KeyedProcessFunction<K, I, O>,
     {
         let max_parallelism = ctx.info().max_parallelism;
+        let watermark = ctx.current_watermark();
         let backend = ctx.keyed_state()?;
         let timers = &mut self.timers;
         while let Some((time, keys)) = timers.pop_due(domain, up_to) {
             for key in keys {
                 let mut scope = KeyedScope::new(&mut *backend, &key, key_group_of(&key, max_parallelism));
                 timers.forget(domain, &mut scope, time)?;
-                let mut keyed =
-                    KeyedContext { scope, timers: &mut *timers, watermark: self.watermark, clock: &self.clock };
+                let mut keyed = KeyedContext { scope, timers: &mut *timers, watermark, clock: &self.clock };
                 self.function.on_timer(time, domain, &mut keyed, out)?;
             }
         }
@@ -217,7 +216,7 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
     }
 }
 
-impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
+impl<K: StateKey, I, F> KeyedProcessOperator<K, I, F> {
     /// Hands one record with its key to the function. The key group is the one the exchange
     /// computed if given; otherwise it is hashed (of `max_parallelism`) only if the function's
     /// state access misses the caches.
@@ -226,6 +225,7 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
         &mut self,
         record: I,
         (key, key_group, max_parallelism): (&K, Option<u16>, u16),
+        watermark: Option<Watermark>,
         backend: &mut KeyedBackend,
         out: &mut Collector<O>,
     ) -> OperatorResult
@@ -236,30 +236,35 @@ impl<K: StateKey, I, F> KeyedProcess<K, I, F> {
             Some(group) => KeyedScope::new(backend, key, group),
             None => KeyedScope::hashing(backend, key, max_parallelism),
         };
-        let mut keyed = KeyedContext { scope, timers: &mut self.timers, watermark: self.watermark, clock: &self.clock };
+        let mut keyed = KeyedContext { scope, timers: &mut self.timers, watermark, clock: &self.clock };
         self.function.process(record, &mut keyed, out)
     }
 }
 
-impl<K, I, O, F> Operator<I, O> for KeyedProcess<K, I, F>
+impl<K, I, O, F> Operator<I, O> for KeyedProcessOperator<K, I, F>
 where
     K: StateKey,
     I: Send + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
     #[inline]
-    fn process(&mut self, record: I, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
+    fn process(&mut self, record: I, ctx: &mut OperatorContext<'_>, out: &mut Collector<O>) -> OperatorResult {
         let key = self.selector.key(&record);
-        let max_parallelism = ctx.info().max_parallelism;
-        self.process_keyed(record, (&key, None, max_parallelism), ctx.keyed_state()?, out)
+        let (max_parallelism, watermark) = (ctx.info().max_parallelism, ctx.current_watermark());
+        self.process_keyed(record, (&key, None, max_parallelism), watermark, ctx.keyed_state()?, out)
     }
 
     /// Computes the batch's keys once, loads the state of those not cached with one batched read
     /// ([`KeyedBackend::prefetch`]), then processes the records in order. The key groups are the
-    /// ones the exchange computed while routing the batch ([`Context::key_groups`]), never
+    /// ones the exchange computed while routing the batch ([`OperatorContext::key_groups`]), never
     /// hashed again.
-    fn process_batch(&mut self, batch: Vec<I>, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
-        let max_parallelism = ctx.info().max_parallelism;
+    fn process_batch(
+        &mut self,
+        batch: Vec<I>,
+        ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<O>,
+    ) -> OperatorResult {
+        let (max_parallelism, watermark) = (ctx.info().max_parallelism, ctx.current_watermark());
         let key_groups = ctx.key_groups();
         let mut keys = std::mem::take(&mut self.keys);
         self.selector.keys(&batch, &mut keys);
@@ -267,20 +272,29 @@ where
         backend.prefetch(&keys, key_groups, max_parallelism)?;
         for (i, (record, key)) in batch.into_iter().zip(&keys).enumerate() {
             let key_group = key_groups.map(|groups| groups[i]);
-            self.process_keyed(record, (key, key_group, max_parallelism), backend, out)?;
+            self.process_keyed(record, (key, key_group, max_parallelism), watermark, backend, out)?;
         }
         self.keys = keys;
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: Watermark, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
-        self.watermark = Some(watermark);
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<O>,
+    ) -> OperatorResult {
         self.fire(TimeDomain::EventTime, watermark.timestamp_ms, ctx, out)?;
         out.emit_watermark(watermark);
         Ok(())
     }
 
-    fn on_processing_time(&mut self, now_ms: i64, ctx: &mut Context<'_>, out: &mut Collector<O>) -> OperatorResult {
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<O>,
+    ) -> OperatorResult {
         self.fire(TimeDomain::ProcessingTime, now_ms, ctx, out)
     }
 }

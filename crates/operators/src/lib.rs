@@ -29,15 +29,15 @@ pub use ext::{KeyedStreamExt, StreamExt};
 pub use file_sink::{
     committed_part_files, Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile, ROLLED_BACK_DIR,
 };
-pub use generator::{GeneratorReader, GeneratorSource, GeneratorSplit};
+pub use generator::{GeneratorSource, GeneratorSourceReader, GeneratorSplit};
 pub use inject_failures::InjectFailures;
-pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, Reduce, StateRegistry};
+pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFunction, KeyedProcessOperator, Reduce, StateRegistry};
 pub use object_sink::{ObjectStoreSink, OpenUpload, SealedUpload, UploadBatch};
-pub use object_writer::ObjectStoreWriter;
+pub use object_writer::ObjectStoreSinkWriter;
 pub use running_count::RunningCount;
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
 pub use timers::TimeDomain;
-pub use watermark_assigner::{TimestampsAndWatermarks, WatermarkAssigner};
+pub use watermark_assigner::{TimestampsAndWatermarks, TimestampsAndWatermarksOperator};
 pub use watermark_strategy::{
     BoundedOutOfOrderness, TimestampFn, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,
 };

@@ -21,7 +21,7 @@ use rill_state::RemoteLocation;
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;
-use crate::object_writer::{marker_of, ObjectStoreWriter, IN_PROGRESS, PART_BYTES};
+use crate::object_writer::{marker_of, ObjectStoreSinkWriter, IN_PROGRESS, PART_BYTES};
 
 /// Writes records as lines into `part-*` objects that appear only when their checkpoint completes.
 pub struct ObjectStoreSink<T> {
@@ -117,12 +117,12 @@ impl<T> ObjectStoreSink<T> {
 }
 
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
-    type Writer = ObjectStoreWriter<T>;
+    type Writer = ObjectStoreSinkWriter<T>;
 
     fn open_writer(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Writer> {
         let info = ctx.info();
         let prefix = format!("part-{}-{:03}-", info.run_id, info.subtask);
-        Ok(ObjectStoreWriter::new(
+        Ok(ObjectStoreSinkWriter::new(
             self.location.clone(),
             self.encode.clone(),
             prefix,

@@ -34,7 +34,7 @@ struct Current {
 }
 
 /// The writer of one subtask of an [`crate::ObjectStoreSink`].
-pub struct ObjectStoreWriter<T> {
+pub struct ObjectStoreSinkWriter<T> {
     location: Arc<RemoteLocation>,
     encode: Encoder<T>,
     roll_bytes: u64,
@@ -50,7 +50,7 @@ pub struct ObjectStoreWriter<T> {
     sealed: Vec<SealedUpload>,
 }
 
-impl<T> ObjectStoreWriter<T> {
+impl<T> ObjectStoreSinkWriter<T> {
     pub(crate) fn new(
         location: Arc<RemoteLocation>,
         encode: Encoder<T>,
@@ -58,7 +58,7 @@ impl<T> ObjectStoreWriter<T> {
         roll_bytes: u64,
         roll_interval: Option<Duration>,
     ) -> Self {
-        ObjectStoreWriter {
+        ObjectStoreSinkWriter {
             location,
             encode,
             roll_bytes,
@@ -127,7 +127,7 @@ impl<T> ObjectStoreWriter<T> {
     }
 }
 
-impl<T: Send + 'static> SinkWriter<T> for ObjectStoreWriter<T> {
+impl<T: Send + 'static> SinkWriter<T> for ObjectStoreSinkWriter<T> {
     type Transaction = UploadBatch;
 
     fn write(&mut self, record: T) -> OperatorResult {
@@ -160,7 +160,7 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreWriter<T> {
     }
 }
 
-impl<T> ObjectStoreWriter<T> {
+impl<T> ObjectStoreSinkWriter<T> {
     /// The last barrier of a run: seals what was written, aborts the empty upload started at the
     /// barrier before.
     fn pre_commit_last(&mut self) -> OperatorResult<Option<UploadBatch>> {

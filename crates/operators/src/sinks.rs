@@ -3,14 +3,14 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use rill_runtime::{Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult};
+use rill_runtime::{Collector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult};
 
 /// Prints every record's `Display` form on its own line. Not transactional.
 #[derive(Debug, Clone, Default)]
 pub struct PrintSink;
 
 impl<T: std::fmt::Display + Send + 'static> Operator<T, ()> for PrintSink {
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn process(&mut self, record: T, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         let _ = writeln!(std::io::stdout().lock(), "{record}");
         Ok(())
     }
@@ -31,7 +31,7 @@ impl<T> CollectSink<T> {
 }
 
 impl<T: Send + 'static> Operator<T, ()> for CollectSink<T> {
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn process(&mut self, record: T, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         self.items.lock().unwrap_or_else(|p| p.into_inner()).push(record);
         Ok(())
     }
@@ -43,7 +43,7 @@ pub struct DiscardSink;
 
 impl<T: Send + 'static> Operator<T, ()> for DiscardSink {
     #[inline]
-    fn process(&mut self, _record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn process(&mut self, _record: T, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         Ok(())
     }
 }

@@ -9,13 +9,13 @@
 //! makes the stream active again.
 
 use rill_runtime::{
-    Collector, Context, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
+    Collector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, RuntimeError, Watermark,
 };
 
 use crate::watermark_strategy::{duration_ms, WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
 
 /// Assigns event time and generates watermarks after a source: the factory of
-/// [`WatermarkAssigner`].
+/// [`TimestampsAndWatermarksOperator`].
 pub struct TimestampsAndWatermarks<T> {
     strategy: WatermarkStrategy<T>,
 }
@@ -28,7 +28,7 @@ impl<T> TimestampsAndWatermarks<T> {
 }
 
 /// The running operator of [`TimestampsAndWatermarks`] in one subtask.
-pub struct WatermarkAssigner<T> {
+pub struct TimestampsAndWatermarksOperator<T> {
     strategy: WatermarkStrategy<T>,
     generator: Box<dyn WatermarkGenerator<T>>,
     output: WatermarkOutput,
@@ -40,14 +40,14 @@ pub struct WatermarkAssigner<T> {
 }
 
 impl<T: Send + 'static> OperatorFactory<T, T> for TimestampsAndWatermarks<T> {
-    type Operator = WatermarkAssigner<T>;
+    type Operator = TimestampsAndWatermarksOperator<T>;
 
-    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<WatermarkAssigner<T>> {
+    fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<TimestampsAndWatermarksOperator<T>> {
         if self.strategy.emit_interval.is_zero() {
             return Err(RuntimeError::Config("watermark emit interval must be positive".into()).into());
         }
         let now = ctx.clock().now_ms();
-        Ok(WatermarkAssigner {
+        Ok(TimestampsAndWatermarksOperator {
             strategy: self.strategy.clone(),
             generator: (self.strategy.generator)(),
             output: WatermarkOutput::default(),
@@ -60,7 +60,7 @@ impl<T: Send + 'static> OperatorFactory<T, T> for TimestampsAndWatermarks<T> {
     }
 }
 
-impl<T> WatermarkAssigner<T> {
+impl<T> TimestampsAndWatermarksOperator<T> {
     /// Passes on what the generator emitted: an advanced watermark, then idleness.
     fn flush(&mut self, out: &mut Collector<T>) {
         let (watermark, idle) = self.output.take();
@@ -76,13 +76,18 @@ impl<T> WatermarkAssigner<T> {
     }
 }
 
-impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
-    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+impl<T: Send + 'static> Operator<T, T> for TimestampsAndWatermarksOperator<T> {
+    fn process(&mut self, record: T, ctx: &mut OperatorContext<'_>, out: &mut Collector<T>) -> OperatorResult {
         self.process_batch(vec![record], ctx, out)
     }
 
     #[inline]
-    fn process_batch(&mut self, batch: Vec<T>, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn process_batch(
+        &mut self,
+        batch: Vec<T>,
+        _ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<T>,
+    ) -> OperatorResult {
         let timestamps = &self.strategy.timestamps;
         for record in &batch {
             self.generator.on_event(record, timestamps(record), &mut self.output);
@@ -96,7 +101,12 @@ impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
         Ok(())
     }
 
-    fn on_processing_time(&mut self, now_ms: i64, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        _ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<T>,
+    ) -> OperatorResult {
         let interval = duration_ms(self.strategy.emit_interval);
         let idleness = self.strategy.idleness.map(duration_ms);
         if now_ms >= self.next_emit_ms {
@@ -112,7 +122,12 @@ impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
         Ok(())
     }
 
-    fn on_watermark(&mut self, watermark: Watermark, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        _ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<T>,
+    ) -> OperatorResult {
         if watermark == Watermark::MAX && self.emitted != Some(i64::MAX) {
             self.emitted = Some(i64::MAX);
             out.emit_watermark(Watermark::MAX);
@@ -120,7 +135,7 @@ impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
         Ok(())
     }
 
-    fn on_idle(&mut self, _ctx: &mut Context<'_>, out: &mut Collector<T>) -> OperatorResult {
+    fn on_idle(&mut self, _ctx: &mut OperatorContext<'_>, out: &mut Collector<T>) -> OperatorResult {
         self.output.mark_idle();
         self.flush(out);
         Ok(())
@@ -137,7 +152,7 @@ mod tests {
 
     fn harness(
         strategy: WatermarkStrategy<i64>,
-    ) -> (tempfile::TempDir, OperatorHarness<i64, i64, WatermarkAssigner<i64>>) {
+    ) -> (tempfile::TempDir, OperatorHarness<i64, i64, TimestampsAndWatermarksOperator<i64>>) {
         let dir = tempfile::tempdir().unwrap();
         let h = OperatorHarness::new(TimestampsAndWatermarks::new(strategy), dir.path()).unwrap();
         (dir, h)

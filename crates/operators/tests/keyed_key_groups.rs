@@ -1,13 +1,13 @@
 //! A keyed process function takes its records' key groups from the batch the exchange routed to
-//! it (`Context::key_groups`) instead of hashing each key again: the counts are the same as when
+//! it (`OperatorContext::key_groups`) instead of hashing each key again: the counts are the same as when
 //! it hashes the keys itself, one record or a whole batch at a time, and the state it writes
 //! under the given key groups is the state a restore at another parallelism finds.
 
-use rill_operators::{KeyedProcess, KeyedProcessFactory, RunningCount, StateRegistry};
+use rill_operators::{KeyedProcess, KeyedProcessOperator, RunningCount, StateRegistry};
 use rill_runtime::{KeySelector, OperatorHarness, OperatorResult};
 use rill_state::key_group_of;
 
-type Harness<F> = OperatorHarness<u64, (u64, u64), KeyedProcess<u64, u64, F>>;
+type Harness<F> = OperatorHarness<u64, (u64, u64), KeyedProcessOperator<u64, u64, F>>;
 
 const MAX_PARALLELISM: u16 = 128;
 
@@ -18,8 +18,8 @@ fn open(state: &mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount<u64>>
 /// How the function is opened in each subtask.
 type Open = fn(&mut StateRegistry<'_, u64>) -> OperatorResult<RunningCount<u64>>;
 
-fn factory() -> KeyedProcessFactory<u64, u64, Open> {
-    KeyedProcessFactory::new(KeySelector::new(|n: &u64| n % 7919, MAX_PARALLELISM), open)
+fn factory() -> KeyedProcess<u64, u64, Open> {
+    KeyedProcess::new(KeySelector::new(|n: &u64| n % 7919, MAX_PARALLELISM), open)
 }
 
 fn records() -> Vec<u64> {

@@ -2,7 +2,7 @@
 //! threads and no sleeps; snapshots and restores (also at another parallelism).
 
 use rill_operators::{
-    KeyedContext, KeyedProcess, KeyedProcessFactory, KeyedProcessFunction, StateRegistry, TimeDomain,
+    KeyedContext, KeyedProcess, KeyedProcessFunction, KeyedProcessOperator, StateRegistry, TimeDomain,
 };
 use rill_runtime::{Collector, HarnessSnapshot, KeySelector, OperatorFactory, OperatorHarness, OperatorResult};
 use rill_state::ValueState;
@@ -48,12 +48,12 @@ impl KeyedProcessFunction<u64, (u64, i64), Fired> for Alarm {
     }
 }
 
-type Harness = OperatorHarness<(u64, i64), Fired, KeyedProcess<u64, (u64, i64), Alarm>>;
+type Harness = OperatorHarness<(u64, i64), Fired, KeyedProcessOperator<u64, (u64, i64), Alarm>>;
 
-fn operator() -> impl OperatorFactory<(u64, i64), Fired, Operator = KeyedProcess<u64, (u64, i64), Alarm>> {
+fn operator() -> impl OperatorFactory<(u64, i64), Fired, Operator = KeyedProcessOperator<u64, (u64, i64), Alarm>> {
     let open =
         |state: &mut StateRegistry<'_, u64>| -> OperatorResult<Alarm> { Ok(Alarm { count: state.value("count")? }) };
-    KeyedProcessFactory::new(KeySelector::new(|r: &(u64, i64)| r.0, 128), open)
+    KeyedProcess::new(KeySelector::new(|r: &(u64, i64)| r.0, 128), open)
 }
 
 fn sorted(mut v: Vec<Fired>) -> Vec<Fired> {
@@ -183,7 +183,7 @@ fn fired_and_deleted_timers_are_not_part_of_a_later_checkpoint() {
         }
     }
     let open = |_: &mut StateRegistry<'_, u64>| -> OperatorResult<Cancel> { Ok(Cancel) };
-    let op = || KeyedProcessFactory::new(KeySelector::new(|r: &(u64, i64)| r.0, 128), open);
+    let op = || KeyedProcess::new(KeySelector::new(|r: &(u64, i64)| r.0, 128), open);
     let dir = tempfile::tempdir().unwrap();
     let mut h = OperatorHarness::keyed(op(), dir.path()).unwrap();
     h.process_all(vec![(1, 10), (2, 20), (3, 30), (4, 40)]).unwrap();

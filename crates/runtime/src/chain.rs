@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::context::{Collector, Context, OpenContext, TaskState};
+use crate::context::{Collector, OpenContext, OperatorContext, TaskState};
 use crate::operator_watermark;
 use crate::{Barrier, Operator, OperatorFactory, OperatorResult, Result, RuntimeError, Watermark};
 
@@ -16,7 +16,7 @@ pub(crate) type Opener<T> = Box<dyn FnOnce(&mut TaskState) -> Result<Box<dyn Emi
 /// nothing, what the end of a chain does.
 pub(crate) trait Emitter<T>: Send {
     /// Records, with their key groups when they arrived on a keyed channel (for the chain's first
-    /// operators only: see [`Context::key_groups`]).
+    /// operators only: see [`OperatorContext::key_groups`]).
     fn push(&mut self, batch: Vec<T>, key_groups: Option<&[u16]>, st: &mut TaskState) -> Result<()>;
     fn watermark(&mut self, watermark: Watermark, st: &mut TaskState) -> Result<()>;
     /// The input went idle.
@@ -109,9 +109,9 @@ where
     fn hook<R>(
         &mut self,
         st: &mut TaskState,
-        f: impl FnOnce(&mut Op, &mut Context<'_>, &mut Collector<O>) -> OperatorResult<R>,
+        f: impl FnOnce(&mut Op, &mut OperatorContext<'_>, &mut Collector<O>) -> OperatorResult<R>,
     ) -> Result<R> {
-        let result = f(&mut self.op, &mut Context::new(st, &self.uid), &mut self.out);
+        let result = f(&mut self.op, &mut OperatorContext::new(st, &self.uid, self.watermark), &mut self.out);
         result.map_err(|e| RuntimeError::in_operator(&self.uid, st.info.name(), e))
     }
 
@@ -128,7 +128,7 @@ where
 {
     #[inline]
     fn push(&mut self, batch: Vec<I>, key_groups: Option<&[u16]>, st: &mut TaskState) -> Result<()> {
-        let mut ctx = Context::for_keyed_batch(st, &self.uid, key_groups, batch.len());
+        let mut ctx = OperatorContext::for_keyed_batch(st, &self.uid, self.watermark, key_groups, batch.len());
         let result = self.op.process_batch(batch, &mut ctx, &mut self.out);
         result.map_err(|e| RuntimeError::in_operator(&self.uid, st.info.name(), e))?;
         self.drain(st)

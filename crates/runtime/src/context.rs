@@ -1,5 +1,9 @@
-//! What user code sees of its subtask: [`TaskInfo`], the [`OpenContext`] a factory opens an
-//! operator with, the [`Context`] of every later hook, and the [`Collector`] output goes to.
+//! What user code sees of its subtask: [`TaskInfo`], the [`OperatorContext`] of every hook, the
+//! [`OpenContext`] a factory opens an operator with (an operator context plus what is restored),
+//! the typed [`UnionState`] of an operator, and the [`Collector`] output goes to.
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 
 use rill_observe::JobMonitor;
 use rill_state::{KeyedBackend, OperatorStateSnapshot};
@@ -80,22 +84,85 @@ impl TaskState {
             .as_mut()
             .ok_or_else(|| RuntimeError::Config(format!("operator {uid} uses keyed state but its input is not keyed")))
     }
-}
 
-/// What a factory gets when the runtime opens its operator in one subtask: the subtask, its keyed
-/// state (to register state handles), and the operator's restored state.
-#[derive(Debug)]
-pub struct OpenContext<'a> {
-    pub(crate) state: &'a mut TaskState,
-    pub(crate) uid: &'a str,
-}
-
-impl<'a> OpenContext<'a> {
-    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
-        OpenContext { state, uid }
+    /// Stores operator `uid`'s union-state entries in the checkpoint being taken.
+    pub(crate) fn put_union<S: Serialize>(&mut self, uid: &str, entries: &[S]) -> Result<()> {
+        let encoded = entries
+            .iter()
+            .map(|e| {
+                bincode::serialize(e)
+                    .map_err(|e| RuntimeError::Internal(format!("operator {uid}: union state does not encode: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.snapshot.put(uid, encoded);
+        Ok(())
     }
 
-    /// The subtask this operator instance will run in.
+    /// Operator `uid`'s union-state entries of every subtask of the restored checkpoint, decoded.
+    pub(crate) fn restored_union<S: DeserializeOwned>(&self, uid: &str) -> Result<Vec<S>> {
+        self.restored
+            .get(uid)
+            .iter()
+            .map(|bytes| {
+                bincode::deserialize(bytes).map_err(|e| {
+                    RuntimeError::Config(format!(
+                        "operator {uid}: restored union state does not decode as {}: {e}",
+                        std::any::type_name::<S>()
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// The context of every hook of a running operator or source: its subtask, keyed state, clock and
+/// event time.
+#[derive(Debug)]
+pub struct OperatorContext<'a> {
+    pub(crate) state: &'a mut TaskState,
+    pub(crate) uid: &'a str,
+    /// The key groups of the batch being processed, when the runtime routed it by key.
+    key_groups: Option<&'a [u16]>,
+    /// The operator's current watermark, as the runtime tracks (and checkpoints) it.
+    watermark: Option<Watermark>,
+}
+
+impl<'a> OperatorContext<'a> {
+    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str, watermark: Option<Watermark>) -> Self {
+        OperatorContext { state, uid, key_groups: None, watermark }
+    }
+
+    /// The context of `process_batch` for a batch whose records' key groups are `key_groups`
+    /// (ignored unless there is exactly one per record).
+    pub(crate) fn for_keyed_batch(
+        state: &'a mut TaskState,
+        uid: &'a str,
+        watermark: Option<Watermark>,
+        key_groups: Option<&'a [u16]>,
+        records: usize,
+    ) -> Self {
+        let key_groups = key_groups.filter(|groups| groups.len() == records);
+        OperatorContext { state, uid, key_groups, watermark }
+    }
+
+    /// In `process_batch` of the first operator after a `key_by`: the key group of each record
+    /// of the batch, in order, as the exchange computed them while routing the batch here (so
+    /// keyed state never hashes a key twice). `None` elsewhere; then a keyed operator hashes the
+    /// key itself ([`rill_state::key_group_of`]).
+    #[inline]
+    pub fn key_groups(&self) -> Option<&'a [u16]> {
+        self.key_groups
+    }
+
+    /// The operator's current watermark: the highest it has received (in `on_watermark`, the one
+    /// being handled), restored with its checkpoint; `None` before the first. The runtime tracks
+    /// it, so operators do not.
+    #[inline]
+    pub fn current_watermark(&self) -> Option<Watermark> {
+        self.watermark
+    }
+
+    /// The subtask this operator instance runs in.
     pub fn info(&self) -> &TaskInfo {
         &self.state.info
     }
@@ -110,93 +177,8 @@ impl<'a> OpenContext<'a> {
         &self.state.clock
     }
 
-    /// The subtask's keyed state, to register state handles. Only operators after a `key_by` have
-    /// one; others get a configuration error.
-    pub fn keyed_state(&mut self) -> Result<&mut KeyedBackend> {
-        self.state.keyed_state(self.uid)
-    }
-
     /// The job's live status, for sources that report shard positions and lag
     /// ([`JobMonitor::report_shard`]) to the dashboard and `/metrics`.
-    pub fn monitor(&self) -> &JobMonitor {
-        &self.state.monitor
-    }
-
-    /// The checkpoint this run restored, if any.
-    pub fn restored_checkpoint(&self) -> Option<u64> {
-        self.state.restored_checkpoint
-    }
-
-    /// The union of this operator's entries over all subtasks of the restored checkpoint (empty on
-    /// a fresh start), decoded as `S`. Each subtask keeps the entries that belong to it.
-    pub fn restored_union_state<S: DeserializeOwned>(&self) -> Result<Vec<S>> {
-        self.state
-            .restored
-            .get(self.uid)
-            .iter()
-            .map(|bytes| {
-                bincode::deserialize(bytes).map_err(|e| {
-                    RuntimeError::Config(format!(
-                        "operator {}: restored union state does not decode as {}: {e}",
-                        self.uid,
-                        std::any::type_name::<S>()
-                    ))
-                })
-            })
-            .collect()
-    }
-}
-
-/// The context of every hook of a running operator: its subtask, keyed state and clock.
-#[derive(Debug)]
-pub struct Context<'a> {
-    pub(crate) state: &'a mut TaskState,
-    pub(crate) uid: &'a str,
-    /// The key groups of the batch being processed, when the runtime routed it by key.
-    key_groups: Option<&'a [u16]>,
-}
-
-impl<'a> Context<'a> {
-    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
-        Context { state, uid, key_groups: None }
-    }
-
-    /// The context of `process_batch` for a batch whose records' key groups are `key_groups`
-    /// (ignored unless there is exactly one per record).
-    pub(crate) fn for_keyed_batch(
-        state: &'a mut TaskState,
-        uid: &'a str,
-        key_groups: Option<&'a [u16]>,
-        records: usize,
-    ) -> Self {
-        Context { state, uid, key_groups: key_groups.filter(|groups| groups.len() == records) }
-    }
-
-    /// In `process_batch` of the first operator after a `key_by`: the key group of each record
-    /// of the batch, in order, as the exchange computed them while routing the batch here (so
-    /// keyed state never hashes a key twice). `None` elsewhere; then a keyed operator hashes the
-    /// key itself ([`rill_state::key_group_of`]).
-    #[inline]
-    pub fn key_groups(&self) -> Option<&'a [u16]> {
-        self.key_groups
-    }
-
-    /// The subtask this operator instance runs in.
-    pub fn info(&self) -> &TaskInfo {
-        &self.state.info
-    }
-
-    /// Stable id of this operator within the job.
-    pub fn operator_id(&self) -> &str {
-        self.uid
-    }
-
-    /// The subtask's processing-time clock.
-    pub fn clock(&self) -> &ProcessingClock {
-        &self.state.clock
-    }
-
-    /// The job's live status (see [`OpenContext::monitor`]).
     pub fn monitor(&self) -> &JobMonitor {
         &self.state.monitor
     }
@@ -206,26 +188,74 @@ impl<'a> Context<'a> {
         self.state.clock.now_ms()
     }
 
-    /// The subtask's keyed state. Only operators after a `key_by` have one.
+    /// The subtask's keyed state (to register state handles at open, to use them later). Only
+    /// operators after a `key_by` have one; others get a configuration error.
     #[inline]
     pub fn keyed_state(&mut self) -> Result<&mut KeyedBackend> {
         self.state.keyed_state(self.uid)
     }
+}
 
-    /// Stores this operator's union-state entries in the checkpoint being taken (call from
-    /// `on_barrier`); a restore hands them back, from every subtask, through
-    /// [`OpenContext::restored_union_state`].
-    pub fn put_union_state<S: Serialize>(&mut self, entries: &[S]) -> Result<()> {
-        let encoded = entries
-            .iter()
-            .map(|e| {
-                bincode::serialize(e).map_err(|e| {
-                    RuntimeError::Internal(format!("operator {}: union state does not encode: {e}", self.uid))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.state.snapshot.put(self.uid, encoded);
-        Ok(())
+/// What a factory gets when the runtime opens its operator in one subtask: everything of the
+/// [`OperatorContext`] (it dereferences to one), and what only exists at open: the restored
+/// checkpoint and the operator's restored [`UnionState`].
+#[derive(Debug)]
+pub struct OpenContext<'a> {
+    ctx: OperatorContext<'a>,
+}
+
+impl<'a> OpenContext<'a> {
+    pub(crate) fn new(state: &'a mut TaskState, uid: &'a str) -> Self {
+        OpenContext { ctx: OperatorContext::new(state, uid, None) }
+    }
+
+    /// The checkpoint this run restored, if any.
+    pub fn restored_checkpoint(&self) -> Option<u64> {
+        self.ctx.state.restored_checkpoint
+    }
+
+    /// This operator's union state of type `S`: the handle its `on_barrier` snapshots with, and
+    /// the entries of every subtask of the restored checkpoint (empty on a fresh start); each
+    /// subtask keeps those that belong to it. One per operator: the handle and the restored
+    /// entries have the same type, so what is restored is what was snapshotted.
+    pub fn union_state<S: Serialize + DeserializeOwned>(&mut self) -> Result<(UnionState<S>, Vec<S>)> {
+        let restored = self.ctx.state.restored_union(self.ctx.uid)?;
+        Ok((UnionState { _entries: PhantomData }, restored))
+    }
+}
+
+impl<'a> Deref for OpenContext<'a> {
+    type Target = OperatorContext<'a>;
+
+    fn deref(&self) -> &OperatorContext<'a> {
+        &self.ctx
+    }
+}
+
+impl DerefMut for OpenContext<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ctx
+    }
+}
+
+/// An operator's non-keyed state (Flink's union list state), typed by its entries `S`: opened with
+/// [`OpenContext::union_state`], which also hands back the restored entries; snapshotted in
+/// `on_barrier`. On restore, at any parallelism, every subtask gets the entries of all.
+pub struct UnionState<S> {
+    _entries: PhantomData<fn(S) -> S>,
+}
+
+impl<S> std::fmt::Debug for UnionState<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnionState").field("entries", &std::any::type_name::<S>()).finish()
+    }
+}
+
+impl<S: Serialize> UnionState<S> {
+    /// Stores `entries` as this operator's state in the checkpoint being taken (call from
+    /// `on_barrier`; a later call in the same barrier replaces them).
+    pub fn snapshot(&self, ctx: &mut OperatorContext<'_>, entries: &[S]) -> Result<()> {
+        ctx.state.put_union(ctx.uid, entries)
     }
 }
 

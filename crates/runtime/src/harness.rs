@@ -12,7 +12,7 @@ use rill_state::{
     KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedStateConfig, OperatorStateSnapshot, DEFAULT_MAX_PARALLELISM,
 };
 
-use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
+use crate::context::{Collector, OpenContext, OperatorContext, TaskInfo, TaskState};
 use crate::operator_watermark;
 use crate::{Barrier, Operator, OperatorFactory, OperatorResult, ProcessingClock, Result, RuntimeError, Watermark};
 
@@ -27,11 +27,11 @@ pub struct HarnessSnapshot {
 /// Drives one operator by hand.
 ///
 /// ```
-/// use rill_runtime::{ClonePerSubtask, Collector, Context, Operator, OperatorHarness, OperatorResult};
+/// use rill_runtime::{ClonePerSubtask, Collector, OperatorContext, Operator, OperatorHarness, OperatorResult};
 /// #[derive(Clone)]
 /// struct Double;
 /// impl Operator<u64, u64> for Double {
-///     fn process(&mut self, r: u64, _: &mut Context<'_>, out: &mut Collector<u64>) -> OperatorResult {
+///     fn process(&mut self, r: u64, _: &mut OperatorContext<'_>, out: &mut Collector<u64>) -> OperatorResult {
 ///         out.emit(r * 2);
 ///         Ok(())
 ///     }
@@ -145,9 +145,10 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
     /// Calls one hook of the operator and collects what it emitted.
     fn hook<R>(
         &mut self,
-        f: impl FnOnce(&mut Op, &mut Context<'_>, &mut Collector<O>) -> OperatorResult<R>,
+        f: impl FnOnce(&mut Op, &mut OperatorContext<'_>, &mut Collector<O>) -> OperatorResult<R>,
     ) -> Result<R> {
-        let result = f(&mut self.op, &mut Context::new(&mut self.state, &self.uid), &mut self.out);
+        let result =
+            f(&mut self.op, &mut OperatorContext::new(&mut self.state, &self.uid, self.watermark), &mut self.out);
         let result = result.map_err(wrap(&self.state))?;
         self.collect();
         Ok(result)
@@ -186,10 +187,10 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
     }
 
     /// Feeds a batch of records with their key groups, as the runtime hands a batch routed by key
-    /// to the first operator after a `key_by` (see [`Context::key_groups`]).
+    /// to the first operator after a `key_by` (see [`OperatorContext::key_groups`]).
     pub fn process_keyed(&mut self, records: Vec<I>, key_groups: &[u16]) -> Result<()> {
         let n = records.len();
-        let mut ctx = Context::for_keyed_batch(&mut self.state, &self.uid, Some(key_groups), n);
+        let mut ctx = OperatorContext::for_keyed_batch(&mut self.state, &self.uid, self.watermark, Some(key_groups), n);
         let result = self.op.process_batch(records, &mut ctx, &mut self.out);
         result.map_err(wrap(&self.state))?;
         self.collect();

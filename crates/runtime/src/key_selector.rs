@@ -17,7 +17,7 @@ pub(crate) type KeyGroups<T> = PerBatch<T, u16>;
 /// For a batch it yields the records' keys ([`KeySelector::keys`]) or their key groups (what the
 /// exchange routes by), each in one dynamic call compiled for the selector's own type, so a
 /// batch of a thousand records costs one indirect call, not a thousand. The key group travels
-/// with the record to the keyed subtask ([`crate::Context::key_groups`]), so keyed operators
+/// with the record to the keyed subtask ([`crate::OperatorContext::key_groups`]), so keyed operators
 /// never hash a key again.
 pub struct KeySelector<T, K> {
     one: Arc<dyn Fn(&T) -> K + Send + Sync>,

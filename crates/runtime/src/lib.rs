@@ -55,7 +55,7 @@ mod watermark_merger;
 
 pub use clock::ProcessingClock;
 pub use config::{JobConfig, StreamEnvBuilder};
-pub use context::{Collector, Context, OpenContext, TaskInfo};
+pub use context::{Collector, OpenContext, OperatorContext, TaskInfo, UnionState};
 pub use error::{classified, fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
 pub use execute::JobResult;
 #[cfg(any(test, feature = "test-utils"))]
@@ -65,6 +65,6 @@ pub use message::{Barrier, Message, Watermark};
 pub use operator::{ClonePerSubtask, Operator, OperatorFactory};
 pub use restart::RestartStrategy;
 pub use rill_observe::{JobMonitor, JobState, ShardView};
-pub use source::{Source, SourceFactory, SourcePoll};
+pub use source::{Positions, Source, SourceFactory, SourcePoll};
 pub use stream::{DataStream, DataStreamSink, KeyedStream, StreamEnv};
 pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};

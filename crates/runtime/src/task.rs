@@ -14,7 +14,7 @@ use rill_state::{
 
 use crate::align::{GateEvent, InputGate, Wait};
 use crate::chain::{pass_on, Emitter, Opener};
-use crate::context::{Collector, Context, OpenContext, TaskInfo, TaskState};
+use crate::context::{Collector, OpenContext, OperatorContext, TaskInfo, TaskState};
 use crate::restore::VertexRestore;
 use crate::source::{Source, SourceFactory, SourcePoll};
 use crate::{Barrier, Message, ProcessingClock, Result, RuntimeError, Watermark};
@@ -252,7 +252,8 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
             move |e| RuntimeError::in_operator(&uid, task, e)
         };
         let mut st = env.open_state()?;
-        let mut source = self.factory.open(&mut OpenContext::new(&mut st, &uid)).map_err(wrap(&st))?;
+        let restored = st.restored_union(&uid)?;
+        let mut source = self.factory.open(&mut OpenContext::new(&mut st, &uid), restored).map_err(wrap(&st))?;
         let opener = self.opener.take().ok_or_else(|| RuntimeError::Internal("source task run twice".into()))?;
         let chain = self.chain.insert(opener(&mut st)?);
         let mut out = Collector::default();
@@ -276,9 +277,9 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                         if end_event_time && !finished {
                             chain.watermark(Watermark::MAX, &mut st)?;
                         }
-                        let mut ctx = Context::new(&mut st, &uid);
+                        let mut ctx = OperatorContext::new(&mut st, &uid, None);
                         let positions = source.on_barrier(barrier, &mut ctx).map_err(wrap(&st))?;
-                        Context::new(&mut st, &uid).put_union_state(&positions)?;
+                        st.put_union(&uid, &positions)?;
                         env.checkpoint(&mut st, chain.as_mut(), barrier)?;
                         if barrier.then_stop {
                             // The job is stopping (or every source finished): nothing more is
@@ -292,10 +293,10 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                         }
                     }
                     Control::Commit(epoch) => {
-                        source.on_commit(epoch, &mut Context::new(&mut st, &uid)).map_err(wrap(&st))?;
+                        source.on_commit(epoch, &mut OperatorContext::new(&mut st, &uid, None)).map_err(wrap(&st))?;
                         chain.commit(epoch, &mut st)?;
                         if final_epoch == Some(epoch) {
-                            source.on_close(&mut Context::new(&mut st, &uid)).map_err(wrap(&st))?;
+                            source.on_close(&mut OperatorContext::new(&mut st, &uid, None)).map_err(wrap(&st))?;
                             chain.close(&mut st)?;
                             return Ok(());
                         }
@@ -308,7 +309,7 @@ impl<T: Send + 'static, F: SourceFactory<T>> Task for SourceTask<T, F> {
                 let now = st.clock.now_ms();
                 chain.tick(now, &mut st)?;
             }
-            let poll = source.poll(&mut Context::new(&mut st, &uid), &mut out).map_err(wrap(&st))?;
+            let poll = source.poll(&mut OperatorContext::new(&mut st, &uid, None), &mut out).map_err(wrap(&st))?;
             if !out.records.is_empty() {
                 env.metrics.add_records_in(out.records.len() as u64);
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::context::{Collector, Context, OpenContext};
+use crate::context::{Collector, OpenContext, OperatorContext, UnionState};
 use crate::{Barrier, Operator, OperatorFactory, OperatorResult};
 
 /// The writing half of a two-phase-commit sink, one per subtask.
@@ -85,7 +85,7 @@ where
     type Operator = TwoPhaseCommitOperator<T, S>;
 
     fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Operator> {
-        let restored: Vec<Pending<Txn<T, S>>> = ctx.restored_union_state()?;
+        let (state, restored) = ctx.union_state::<Pending<Txn<T, S>>>()?;
         let (subtask, parallelism) = (ctx.info().subtask, ctx.info().parallelism);
         // Each restored transaction is committed by exactly one subtask.
         for (i, pending) in restored.iter().enumerate() {
@@ -96,7 +96,7 @@ where
         let kept: Vec<Txn<T, S>> = restored.into_iter().map(|p| p.transaction).collect();
         self.0.abort_others(ctx, &kept)?;
         let writer = self.0.open_writer(ctx)?;
-        Ok(TwoPhaseCommitOperator { sink: self.0.clone(), writer, pending: Vec::new() })
+        Ok(TwoPhaseCommitOperator { sink: self.0.clone(), writer, pending: Vec::new(), state })
     }
 }
 
@@ -105,6 +105,7 @@ pub struct TwoPhaseCommitOperator<T, S: TwoPhaseCommitSink<T>> {
     sink: Arc<S>,
     writer: S::Writer,
     pending: Vec<Pending<Txn<T, S>>>,
+    state: UnionState<Pending<Txn<T, S>>>,
 }
 
 impl<T, S> Operator<T, ()> for TwoPhaseCommitOperator<T, S>
@@ -113,19 +114,24 @@ where
     S: TwoPhaseCommitSink<T>,
 {
     #[inline]
-    fn process(&mut self, record: T, _ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn process(&mut self, record: T, _ctx: &mut OperatorContext<'_>, _out: &mut Collector<()>) -> OperatorResult {
         self.writer.write(record)
     }
 
-    fn on_barrier(&mut self, barrier: Barrier, ctx: &mut Context<'_>, _out: &mut Collector<()>) -> OperatorResult {
+    fn on_barrier(
+        &mut self,
+        barrier: Barrier,
+        ctx: &mut OperatorContext<'_>,
+        _out: &mut Collector<()>,
+    ) -> OperatorResult {
         if let Some(transaction) = self.writer.pre_commit(barrier)? {
             self.pending.push(Pending { epoch: barrier.epoch, transaction });
         }
-        ctx.put_union_state(&self.pending)?;
+        self.state.snapshot(ctx, &self.pending)?;
         Ok(())
     }
 
-    fn on_commit(&mut self, epoch: u64, _ctx: &mut Context<'_>) -> OperatorResult {
+    fn on_commit(&mut self, epoch: u64, _ctx: &mut OperatorContext<'_>) -> OperatorResult {
         let (ready, later) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.epoch <= epoch);
         self.pending = later;
         let ready: Vec<Pending<Txn<T, S>>> = ready;

@@ -46,7 +46,7 @@ pub use late::{DropLate, LatePolicy, SideOutputLate, WindowOutput};
 
 use crate::watermark_strategy::{duration_ms, TimestampFn};
 use functions::{AggregateWindow, ProcessWindow, ReduceWindow, WindowFunction};
-use operator::{WindowOperator, WindowSpec};
+use operator::{WindowAggregate, WindowSpec};
 
 /// A keyed stream cut into event-time windows; finish it with [`WindowedStream::reduce`],
 /// [`WindowedStream::aggregate`] or [`WindowedStream::process`].
@@ -101,7 +101,7 @@ where
     where
         F: WindowFunction<K, T>,
     {
-        let op: WindowOperator<K, T, F, L> = WindowOperator::new(self.spec, function);
+        let op: WindowAggregate<K, T, F, L> = WindowAggregate::new(self.spec, function);
         self.stream.transform_keyed(name, op)
     }
 

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rill_runtime::{
-    Collector, Context, KeySelector, OpenContext, Operator, OperatorFactory, OperatorResult, RuntimeError, Watermark,
+    Collector, KeySelector, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, RuntimeError,
+    Watermark,
 };
 use rill_state::{key_group_of, KeyedScope, MapState, StateKey, ValueState};
 
@@ -53,21 +54,21 @@ impl<K, T> Clone for WindowSpec<K, T> {
 }
 
 /// Windows of a keyed stream, computed by `F`, with late records handled by `L`: the factory of
-/// [`RunningWindows`].
-pub(crate) struct WindowOperator<K, T, F, L> {
+/// [`WindowAggregateOperator`].
+pub(crate) struct WindowAggregate<K, T, F, L> {
     spec: WindowSpec<K, T>,
     function: F,
     _late: PhantomData<fn() -> L>,
 }
 
-impl<K, T, F, L> WindowOperator<K, T, F, L> {
+impl<K, T, F, L> WindowAggregate<K, T, F, L> {
     pub(crate) fn new(spec: WindowSpec<K, T>, function: F) -> Self {
-        WindowOperator { spec, function, _late: PhantomData }
+        WindowAggregate { spec, function, _late: PhantomData }
     }
 }
 
 /// The window operator of one subtask.
-pub(crate) struct RunningWindows<K, T, F: WindowFunction<K, T>, L> {
+pub(crate) struct WindowAggregateOperator<K, T, F: WindowFunction<K, T>, L> {
     spec: WindowSpec<K, T>,
     function: F,
     run: Run<K, F::Acc>,
@@ -82,6 +83,8 @@ struct Run<K, A> {
     /// Each window at its next timer: its last millisecond, or its cleanup time once fired (plus
     /// stale entries, skipped when due).
     timers: TimerList<(K, TimeWindow)>,
+    /// The operator's current watermark, as the runtime hands it out
+    /// ([`OperatorContext::current_watermark`]), read at the start of each hook.
     watermark: i64,
     max_parallelism: u16,
     late: u64,
@@ -123,6 +126,11 @@ enum Due<A> {
     Purge,
     /// The window merged away, or its timer moved: nothing.
     Stale,
+}
+
+/// The operator's current watermark in milliseconds (`i64::MIN` before the first).
+fn event_time(ctx: &OperatorContext<'_>) -> i64 {
+    ctx.current_watermark().map_or(i64::MIN, |w| w.timestamp_ms)
 }
 
 /// Emits a window's results.
@@ -282,7 +290,7 @@ impl<K: StateKey, T, F: WindowFunction<K, T>, O> Step<'_, K, T, F, O> {
     }
 }
 
-impl<K, T, F, L> RunningWindows<K, T, F, L>
+impl<K, T, F, L> WindowAggregateOperator<K, T, F, L>
 where
     K: StateKey,
     T: Clone + Send + 'static,
@@ -301,14 +309,14 @@ where
     }
 }
 
-impl<K, T, F, L> OperatorFactory<T, L::Output<F::Out>> for WindowOperator<K, T, F, L>
+impl<K, T, F, L> OperatorFactory<T, L::Output<F::Out>> for WindowAggregate<K, T, F, L>
 where
     K: StateKey,
     T: Clone + Send + 'static,
     F: WindowFunction<K, T>,
     L: LatePolicy<T>,
 {
-    type Operator = RunningWindows<K, T, F, L>;
+    type Operator = WindowAggregateOperator<K, T, F, L>;
 
     fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Operator> {
         self.spec.assigner.check().map_err(|e| RuntimeError::Config(format!("window {}: {e}", ctx.operator_id())))?;
@@ -343,31 +351,42 @@ where
             windows: Vec::new(),
             operator,
         };
-        Ok(RunningWindows { spec: self.spec.clone(), function: self.function.clone(), run, _late: PhantomData })
+        Ok(WindowAggregateOperator {
+            spec: self.spec.clone(),
+            function: self.function.clone(),
+            run,
+            _late: PhantomData,
+        })
     }
 }
 
-impl<K, T, F, L> Operator<T, L::Output<F::Out>> for RunningWindows<K, T, F, L>
+impl<K, T, F, L> Operator<T, L::Output<F::Out>> for WindowAggregateOperator<K, T, F, L>
 where
     K: StateKey,
     T: Clone + Send + 'static,
     F: WindowFunction<K, T>,
     L: LatePolicy<T>,
 {
-    fn process(&mut self, record: T, ctx: &mut Context<'_>, out: &mut Collector<L::Output<F::Out>>) -> OperatorResult {
+    fn process(
+        &mut self,
+        record: T,
+        ctx: &mut OperatorContext<'_>,
+        out: &mut Collector<L::Output<F::Out>>,
+    ) -> OperatorResult {
         self.process_batch(vec![record], ctx, out)
     }
 
     fn process_batch(
         &mut self,
         batch: Vec<T>,
-        ctx: &mut Context<'_>,
+        ctx: &mut OperatorContext<'_>,
         out: &mut Collector<L::Output<F::Out>>,
     ) -> OperatorResult {
         // The key groups the exchange computed while routing the batch here, or hashed now.
         let key_groups = ctx.key_groups();
-        let backend = ctx.keyed_state()?;
         let run = &mut self.run;
+        run.watermark = event_time(ctx);
+        let backend = ctx.keyed_state()?;
         let spec = &self.spec;
         let lateness = spec.lateness_ms;
         let mut step = Step { spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
@@ -417,12 +436,12 @@ where
     fn on_watermark(
         &mut self,
         watermark: Watermark,
-        ctx: &mut Context<'_>,
+        ctx: &mut OperatorContext<'_>,
         out: &mut Collector<L::Output<F::Out>>,
     ) -> OperatorResult {
-        let backend = ctx.keyed_state()?;
         let run = &mut self.run;
-        run.watermark = run.watermark.max(watermark.timestamp_ms);
+        run.watermark = event_time(ctx);
+        let backend = ctx.keyed_state()?;
         let mut step = Step { spec: &self.spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
         step.fire_due(backend, out)?;
         out.emit_watermark(watermark);
@@ -432,7 +451,7 @@ where
     fn on_barrier(
         &mut self,
         barrier: rill_runtime::Barrier,
-        _ctx: &mut Context<'_>,
+        _ctx: &mut OperatorContext<'_>,
         _out: &mut Collector<L::Output<F::Out>>,
     ) -> OperatorResult {
         let run = &self.run;
@@ -440,7 +459,7 @@ where
         Ok(())
     }
 
-    fn on_close(&mut self, _ctx: &mut Context<'_>) -> OperatorResult {
+    fn on_close(&mut self, _ctx: &mut OperatorContext<'_>) -> OperatorResult {
         let run = &self.run;
         if run.late > 0 {
             tracing::info!(operator = %run.operator, late = run.late, "late records dropped or sent to the side output");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rill_runtime::{Collector, HarnessSnapshot, OperatorHarness, OperatorResult};
 
 use super::functions::{AggregateWindow, ProcessWindow, ReduceWindow, WindowFunction};
-use super::operator::{RunningWindows, WindowOperator, WindowSpec};
+use super::operator::{WindowAggregate, WindowAggregateOperator, WindowSpec};
 use super::*;
 
 type Rec = (u64, i64);
@@ -27,19 +27,19 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-type CountOp<L> = WindowOperator<u64, Rec, AggregateWindow<Count>, L>;
+type CountOp<L> = WindowAggregate<u64, Rec, AggregateWindow<Count>, L>;
 
 fn count<L>(assigner: WindowAssigner, lateness_ms: i64) -> CountOp<L> {
-    WindowOperator::new(spec(assigner, lateness_ms), AggregateWindow(Count))
+    WindowAggregate::new(spec(assigner, lateness_ms), AggregateWindow(Count))
 }
 
 type Harness<F, L> = OperatorHarness<
     Rec,
     <L as LatePolicy<Rec>>::Output<<F as WindowFunction<u64, Rec>>::Out>,
-    RunningWindows<u64, Rec, F, L>,
+    WindowAggregateOperator<u64, Rec, F, L>,
 >;
 
-fn harness<F, L>(op: WindowOperator<u64, Rec, F, L>) -> (tempfile::TempDir, Harness<F, L>)
+fn harness<F, L>(op: WindowAggregate<u64, Rec, F, L>) -> (tempfile::TempDir, Harness<F, L>)
 where
     F: WindowFunction<u64, Rec>,
     L: LatePolicy<Rec>,
@@ -117,7 +117,7 @@ fn a_session_fires_when_the_watermark_passes_its_gap() {
 
 #[test]
 fn reduce_combines_the_records_of_a_window() {
-    let op: WindowOperator<u64, Rec, _, DropLate> = WindowOperator::new(
+    let op: WindowAggregate<u64, Rec, _, DropLate> = WindowAggregate::new(
         spec(WindowAssigner::tumbling(ms(10)), 0),
         ReduceWindow(|a: Rec, b: Rec| (a.0, a.1.max(b.1))),
     );
@@ -135,8 +135,8 @@ fn a_process_window_function_sees_every_record_of_the_window_in_arrival_order() 
         out.emit(format!("{key}@{}:{}", w.start, ts.join(",")));
         Ok(())
     };
-    let op: WindowOperator<u64, Rec, _, DropLate> =
-        WindowOperator::new(spec(WindowAssigner::session(ms(5)), 0), ProcessWindow::new(f));
+    let op: WindowAggregate<u64, Rec, _, DropLate> =
+        WindowAggregate::new(spec(WindowAssigner::session(ms(5)), 0), ProcessWindow::new(f));
     let (_dir, mut h) = harness(op);
     h.process_all(vec![(1, 10), (1, 12), (1, 30), (1, 16)]).unwrap();
     h.watermark(i64::MAX).unwrap();
@@ -150,7 +150,7 @@ fn late_records_are_dropped_and_counted() {
     let counter = Arc::new(AtomicU64::new(0));
     let mut s = spec(WindowAssigner::tumbling(ms(100)), 0);
     s.late_records = counter.clone();
-    let op: CountOp<DropLate> = WindowOperator::new(s, AggregateWindow(Count));
+    let op: CountOp<DropLate> = WindowAggregate::new(s, AggregateWindow(Count));
     let (_dir, mut h) = harness(op);
     h.process((1, 50)).unwrap();
     h.watermark(150).unwrap();
