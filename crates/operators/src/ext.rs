@@ -93,6 +93,19 @@ pub trait KeyedStreamExt<T: Send + 'static, K: StateKey> {
         P: KeyedProcessFunction<K, T, O>,
         F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static;
 
+    /// As [`KeyedStreamExt::process`], and gives the function each record's event time
+    /// ([`crate::KeyedContext::timestamp`]), read by `timestamps` (records carry no timestamp
+    /// field; usually the stream's [`WatermarkStrategy`]'s).
+    fn process_with_timestamps<O, P, F>(
+        self,
+        timestamps: impl Fn(&T) -> i64 + Send + Sync + 'static,
+        open: F,
+    ) -> DataStream<O>
+    where
+        O: Send + 'static,
+        P: KeyedProcessFunction<K, T, O>,
+        F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static;
+
     /// Rolling reduce per key; emits the reduced value after each record.
     fn reduce<F>(self, f: F) -> DataStream<T>
     where
@@ -118,6 +131,20 @@ impl<T: Send + 'static, K: StateKey> KeyedStreamExt<T, K> for KeyedStream<T, K> 
     {
         let keys = self.key_selector();
         self.transform_keyed("process", KeyedProcess::new(keys, open))
+    }
+
+    fn process_with_timestamps<O, P, F>(
+        self,
+        timestamps: impl Fn(&T) -> i64 + Send + Sync + 'static,
+        open: F,
+    ) -> DataStream<O>
+    where
+        O: Send + 'static,
+        P: KeyedProcessFunction<K, T, O>,
+        F: Fn(&mut StateRegistry<'_, K>) -> OperatorResult<P> + Send + Sync + 'static,
+    {
+        let keys = self.key_selector();
+        self.transform_keyed("process", KeyedProcess::new(keys, open).with_timestamps(Arc::new(timestamps)))
     }
 
     fn reduce<F>(self, f: F) -> DataStream<T>

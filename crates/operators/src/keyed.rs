@@ -9,6 +9,7 @@ use rill_runtime::{
 use rill_state::{key_group_of, KeyedBackend, KeyedScope, ListState, MapState, StateKey, StateValue, ValueState};
 
 use crate::timers::{TimeDomain, TimerService};
+use crate::watermark_strategy::TimestampFn;
 
 /// Registers the keyed state a [`KeyedProcessFunction`] uses. Names are scoped to the operator.
 pub struct StateRegistry<'a, K> {
@@ -46,6 +47,7 @@ impl<K: StateKey> StateRegistry<'_, K> {
 pub struct KeyedContext<'a, K> {
     scope: KeyedScope<'a, K>,
     timers: &'a mut TimerService<K>,
+    timestamp: Option<i64>,
     watermark: Option<Watermark>,
     clock: &'a ProcessingClock,
 }
@@ -59,6 +61,13 @@ impl<'a, K: StateKey> KeyedContext<'a, K> {
     /// State access for the current key: pass to a state handle's methods.
     pub fn state(&mut self) -> &mut KeyedScope<'a, K> {
         &mut self.scope
+    }
+
+    /// The event time of the current record, when the stream is processed with timestamps
+    /// (`process_with_timestamps`); in `on_timer`, the timer's time (Flink's `ctx.timestamp()`).
+    /// `None` for a record of a stream processed without timestamps.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
     }
 
     /// The operator's current watermark (`None` before the first one).
@@ -147,13 +156,21 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 pub struct KeyedProcess<K, I, F> {
     selector: KeySelector<I, K>,
     open: F,
+    timestamps: Option<TimestampFn<I>>,
 }
 
 impl<K: 'static, I: 'static, F> KeyedProcess<K, I, F> {
     /// Opens functions with `open`, keyed by the stream's key selector
     /// ([`rill_runtime::KeyedStream::key_selector`]).
     pub fn new(selector: KeySelector<I, K>, open: F) -> Self {
-        KeyedProcess { selector, open }
+        KeyedProcess { selector, open, timestamps: None }
+    }
+
+    /// Gives each record's event time to the function ([`KeyedContext::timestamp`]): records
+    /// carry no timestamp field, so `timestamps` reads it (usually the stream's
+    /// [`crate::WatermarkStrategy`]'s).
+    pub fn with_timestamps(self, timestamps: TimestampFn<I>) -> Self {
+        KeyedProcess { timestamps: Some(timestamps), ..self }
     }
 }
 
@@ -172,7 +189,14 @@ where
         let backend = ctx.keyed_state()?;
         let timers = TimerService::open(backend, &operator)?;
         let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
-        Ok(KeyedProcessOperator { selector: self.selector.clone(), keys: Vec::new(), function, timers, clock })
+        Ok(KeyedProcessOperator {
+            selector: self.selector.clone(),
+            timestamps: self.timestamps.clone(),
+            keys: Vec::new(),
+            function,
+            timers,
+            clock,
+        })
     }
 }
 
@@ -180,6 +204,7 @@ where
 /// record and timer, and fires timers as event and processing time advance.
 pub struct KeyedProcessOperator<K, I, F> {
     selector: KeySelector<I, K>,
+    timestamps: Option<TimestampFn<I>>,
     /// The keys of the batch being processed: one buffer, reused from batch to batch.
     keys: Vec<K>,
     function: F,
@@ -208,7 +233,8 @@ impl<K: StateKey, I, F> KeyedProcessOperator<K, I, F> {
             for key in keys {
                 let mut scope = KeyedScope::new(&mut *backend, &key, key_group_of(&key, max_parallelism));
                 timers.forget(domain, &mut scope, time)?;
-                let mut keyed = KeyedContext { scope, timers: &mut *timers, watermark, clock: &self.clock };
+                let mut keyed =
+                    KeyedContext { scope, timers: &mut *timers, timestamp: Some(time), watermark, clock: &self.clock };
                 self.function.on_timer(time, domain, &mut keyed, out)?;
             }
         }
@@ -236,7 +262,8 @@ impl<K: StateKey, I, F> KeyedProcessOperator<K, I, F> {
             Some(group) => KeyedScope::new(backend, key, group),
             None => KeyedScope::hashing(backend, key, max_parallelism),
         };
-        let mut keyed = KeyedContext { scope, timers: &mut self.timers, watermark, clock: &self.clock };
+        let timestamp = self.timestamps.as_ref().map(|f| f(&record));
+        let mut keyed = KeyedContext { scope, timers: &mut self.timers, timestamp, watermark, clock: &self.clock };
         self.function.process(record, &mut keyed, out)
     }
 }

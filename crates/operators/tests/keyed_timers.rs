@@ -196,3 +196,49 @@ fn fired_and_deleted_timers_are_not_part_of_a_later_checkpoint() {
     r.watermark(i64::MAX).unwrap();
     assert_eq!(sorted(r.take_output()), vec![(3, 30, EVENT, 0), (4, 40, EVENT, 0)]);
 }
+
+#[test]
+fn the_keyed_context_gives_the_records_timestamp_and_in_on_timer_the_timers() {
+    /// Input `(key, event time)`: emits `(key, ctx.timestamp())` and sets a timer 100 ms later,
+    /// which emits `(key, ctx.timestamp())` again.
+    struct Stamp;
+    impl KeyedProcessFunction<u64, (u64, i64), (u64, Option<i64>)> for Stamp {
+        fn process(
+            &mut self,
+            _record: (u64, i64),
+            ctx: &mut KeyedContext<'_, u64>,
+            out: &mut Collector<(u64, Option<i64>)>,
+        ) -> OperatorResult {
+            out.emit((*ctx.key(), ctx.timestamp()));
+            if let Some(t) = ctx.timestamp() {
+                ctx.register_event_time_timer(t + 100)?;
+            }
+            Ok(())
+        }
+        fn on_timer(
+            &mut self,
+            _t: i64,
+            _d: TimeDomain,
+            ctx: &mut KeyedContext<'_, u64>,
+            out: &mut Collector<(u64, Option<i64>)>,
+        ) -> OperatorResult {
+            out.emit((*ctx.key(), ctx.timestamp()));
+            Ok(())
+        }
+    }
+    let open = |_: &mut StateRegistry<'_, u64>| -> OperatorResult<Stamp> { Ok(Stamp) };
+    let keys = || KeySelector::new(|r: &(u64, i64)| r.0, 128);
+    let dir = tempfile::tempdir().unwrap();
+
+    let timed = KeyedProcess::new(keys(), open).with_timestamps(std::sync::Arc::new(|r: &(u64, i64)| r.1));
+    let mut h = OperatorHarness::keyed(timed, &dir.path().join("timed")).unwrap();
+    h.process_all(vec![(1, 1_000), (2, 2_000)]).unwrap();
+    assert_eq!(h.take_output(), vec![(1, Some(1_000)), (2, Some(2_000))], "the records' event times");
+    h.watermark(2_100).unwrap();
+    assert_eq!(h.take_output(), vec![(1, Some(1_100)), (2, Some(2_100))], "the timers' times");
+
+    let untimed = KeyedProcess::new(keys(), open);
+    let mut h = OperatorHarness::keyed(untimed, &dir.path().join("untimed")).unwrap();
+    h.process_all(vec![(1, 1_000)]).unwrap();
+    assert_eq!(h.take_output(), vec![(1, None)], "no timestamps given: none");
+}
