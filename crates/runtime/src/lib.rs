@@ -43,6 +43,7 @@ mod message;
 mod operator;
 mod operator_watermark;
 mod partition;
+mod pending_checkpoint;
 mod requests;
 mod restart;
 mod restore;

@@ -17,13 +17,14 @@
 //! batch that leaves a cache meanwhile leaves its row in the new buffer (see `tables.rs`), so no
 //! read needs a row the snapshot may not have written yet.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use ahash::AHashMap;
-use rocksdb::{WriteBatch, DB};
+use rocksdb::DB;
 
+pub(crate) use crate::chunked_batch::ChunkedBatch;
+use crate::row_buffer::RowBuffer;
+pub(crate) use crate::row_buffer::Rows;
 use crate::{Result, StateError};
 
 pub(crate) struct Db {
@@ -37,106 +38,6 @@ pub(crate) struct Db {
     buffer_limit: usize,
     /// Size of the chunks of a [`ChunkedBatch`]: half a memtable.
     chunk_bytes: usize,
-}
-
-/// Bytes a buffered row takes besides its key and value: its hash-map entry (two boxed slices and
-/// a control byte, with spare capacity) and the allocator's headers of the two boxes.
-const BUFFERED_ROW_OVERHEAD: usize = 80;
-
-/// Rows written but kept in memory, the latest of each (`None`: deleted), by key.
-#[derive(Default)]
-struct RowBuffer {
-    rows: AHashMap<Box<[u8]>, Option<Box<[u8]>>>,
-    /// Estimated bytes of `rows`.
-    bytes: usize,
-}
-
-impl RowBuffer {
-    /// The buffered row of `key`: `None` if the buffer has none, `Some(None)` if it was deleted.
-    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.rows.get(key).map(Option::as_deref)
-    }
-
-    /// Buffers a row, overwriting the one of the same key in place when the value's size is the same.
-    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let new_len = value.map_or(0, <[u8]>::len);
-        match self.rows.get_mut(key) {
-            Some(Some(old)) if value.is_some_and(|v| v.len() == old.len()) => {
-                old.copy_from_slice(value.unwrap_or_default());
-            }
-            Some(old) => {
-                self.bytes = self.bytes - old.as_ref().map_or(0, |o| o.len()) + new_len;
-                *old = value.map(Box::from);
-            }
-            None => {
-                self.bytes += BUFFERED_ROW_OVERHEAD + key.len() + new_len;
-                self.rows.insert(key.into(), value.map(Box::from));
-            }
-        }
-    }
-
-    /// The rows as batches sorted by key (cheaper for the memtable), in chunks of `chunk_bytes`.
-    fn to_batch(&self, chunk_bytes: usize) -> ChunkedBatch {
-        let mut sorted: Vec<(&[u8], Option<&[u8]>)> = self.rows.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut batch = ChunkedBatch::new(chunk_bytes);
-        for (key, value) in sorted {
-            batch.row(key, value);
-        }
-        batch
-    }
-
-    /// Forgets every row, keeping the map's capacity for the next ones.
-    fn clear(&mut self) {
-        self.rows.clear();
-        self.bytes = 0;
-    }
-}
-
-/// Rows for [`Db::write_rows`], each a key and its new value (`None`: delete), their bytes back to
-/// back in one buffer (no allocation per row).
-#[derive(Default)]
-pub(crate) struct Rows {
-    bytes: Vec<u8>,
-    rows: Vec<(Range<usize>, Option<Range<usize>>)>,
-}
-
-impl Rows {
-    /// Adds a row: `key` with `value`, or a delete of `key`.
-    pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let key = self.append(key);
-        let value = value.map(|v| self.append(v));
-        self.rows.push((key, value));
-    }
-
-    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(bytes);
-        start..self.bytes.len()
-    }
-
-    /// Whether no row was added.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// The rows in the order they were added, as slices.
-    fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        let bytes = &self.bytes;
-        self.rows.iter().map(move |(key, value)| (&bytes[key.clone()], value.clone().map(|v| &bytes[v])))
-    }
-
-    /// The rows sorted by key, as slices.
-    fn sorted(&mut self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        let bytes = &self.bytes;
-        self.rows.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
-        self.iter()
-    }
-
-    /// Estimated bytes the rows would take in a [`RowBuffer`].
-    fn buffered_bytes(&self) -> usize {
-        self.bytes.len() + self.rows.len() * BUFFERED_ROW_OVERHEAD
-    }
 }
 
 impl Db {
@@ -174,7 +75,7 @@ impl Db {
     /// RocksDB alone answers for every row (before a scan).
     fn settle(&mut self) -> Result<()> {
         self.wait()?;
-        if !self.buffer.rows.is_empty() {
+        if !self.buffer.is_empty() {
             self.buffer.to_batch(self.chunk_bytes).write(&self.db)?;
             self.buffer.clear();
         }
@@ -196,7 +97,7 @@ impl Db {
 
     /// Estimated bytes of the rows held in memory, not yet in RocksDB.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.buffer.bytes + self.frozen.bytes
+        self.buffer.bytes() + self.frozen.bytes()
     }
 
     /// A RocksDB integer property (`rocksdb.size-all-mem-tables`, ...); 0 if RocksDB has none.
@@ -310,70 +211,6 @@ impl Drop for Db {
 pub(crate) fn open_db(opts: &rocksdb::Options, path: &std::path::Path) -> Result<DB> {
     let default = rocksdb::ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, opts.clone());
     DB::open_cf_descriptors(opts, path, [default]).map_err(StateError::rocks("open", path))
-}
-
-/// Rows to write, built as a sequence of `WriteBatch`es of about `chunk_bytes` each instead of
-/// one. A barrier's rows (every dirty cache entry) can be tens of megabytes: in one batch they
-/// made one buffer grown by doubling (up to twice its content, and a copy while it grew),
-/// outside any budget, and one huge memtable when written (RocksDB switches memtables only
-/// between writes). In chunks, each is written and freed in turn.
-pub(crate) struct ChunkedBatch {
-    full: Vec<WriteBatch>,
-    current: WriteBatch,
-    chunk_bytes: usize,
-}
-
-impl ChunkedBatch {
-    /// An empty batch whose chunks hold about `chunk_bytes` each (at least one row).
-    pub(crate) fn new(chunk_bytes: usize) -> Self {
-        ChunkedBatch { full: Vec::new(), current: WriteBatch::default(), chunk_bytes }
-    }
-
-    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.current.put(key, value);
-        self.roll();
-    }
-
-    pub(crate) fn delete(&mut self, key: &[u8]) {
-        self.current.delete(key);
-        self.roll();
-    }
-
-    /// Adds `key` with `value`, or a delete of `key`.
-    pub(crate) fn row(&mut self, key: &[u8], value: Option<&[u8]>) {
-        match value {
-            Some(v) => self.put(key, v),
-            None => self.delete(key),
-        }
-    }
-
-    fn roll(&mut self) {
-        if self.current.size_in_bytes() >= self.chunk_bytes {
-            self.full.push(std::mem::take(&mut self.current));
-        }
-    }
-
-    /// Rows added so far.
-    pub(crate) fn len(&self) -> usize {
-        self.full.iter().map(WriteBatch::len).sum::<usize>() + self.current.len()
-    }
-
-    /// Writes the chunks in order, each freed once written.
-    pub(crate) fn write(self, db: &DB) -> Result<()> {
-        for batch in self.full.into_iter().chain(std::iter::once(self.current)) {
-            if !batch.is_empty() {
-                write_batch(db, batch)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn write_batch(db: &DB, batch: WriteBatch) -> Result<()> {
-    let mut opts = rocksdb::WriteOptions::default();
-    // Durability comes from checkpoints; the working database is discarded after a crash.
-    opts.disable_wal(true);
-    db.write_opt(batch, &opts).map_err(StateError::rocks("write batch", db.path()))
 }
 
 #[cfg(test)]
@@ -495,8 +332,8 @@ pub(crate) mod tests {
         }
         batch.delete(b"key-00003");
         assert_eq!(batch.len(), 501);
-        assert!(batch.full.len() >= 10, "{} chunks", batch.full.len());
-        for chunk in &batch.full {
+        assert!(batch.chunks().len() >= 10, "{} chunks", batch.chunks().len());
+        for chunk in batch.chunks() {
             assert!(chunk.size_in_bytes() < 1000 + 64, "a chunk of {} bytes", chunk.size_in_bytes());
         }
         db.write(batch).unwrap();

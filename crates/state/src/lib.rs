@@ -19,6 +19,7 @@
 //! rill.
 
 mod backend;
+mod chunked_batch;
 mod clock;
 mod db;
 pub mod decisions;
@@ -35,6 +36,7 @@ mod registration;
 mod remote_io;
 mod remote_multipart;
 mod remote_store;
+mod row_buffer;
 mod slot;
 mod state_types;
 mod store;

@@ -27,6 +27,7 @@ mod assigner;
 mod functions;
 mod late;
 mod operator;
+mod step;
 #[cfg(test)]
 mod tests;
 
@@ -46,7 +47,8 @@ pub use late::{DropLate, LatePolicy, SideOutputLate, WindowOutput};
 
 use crate::watermark_strategy::{duration_ms, TimestampFn};
 use functions::{AggregateWindow, ProcessWindow, ReduceWindow, WindowFunction};
-use operator::{WindowAggregate, WindowSpec};
+use operator::WindowAggregate;
+use step::WindowSpec;
 
 /// A keyed stream cut into event-time windows; finish it with [`WindowedStream::reduce`],
 /// [`WindowedStream::aggregate`] or [`WindowedStream::process`].

@@ -8,7 +8,8 @@ use std::time::Duration;
 use rill_runtime::{Collector, HarnessSnapshot, OperatorHarness, OperatorResult};
 
 use super::functions::{AggregateWindow, ProcessWindow, ReduceWindow, WindowFunction};
-use super::operator::{WindowAggregate, WindowAggregateOperator, WindowSpec};
+use super::operator::{WindowAggregate, WindowAggregateOperator};
+use super::step::WindowSpec;
 use super::*;
 
 type Rec = (u64, i64);
