@@ -27,8 +27,9 @@
 //! (parallelism, checkpoints, restore, restart strategy, metrics address), through `clap`.
 //!
 //! Crates behind the facade: `rill-runtime` (graph, subtasks, barriers, checkpoint coordinator,
-//! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-operators` (operators,
-//! sources, sinks), `rill-observe` (live status, Prometheus metrics, dashboard, progress line).
+//! restore, restart), `rill-state` (RocksDB keyed state, manifests), `rill-storage` (object-store
+//! locations), `rill-operators` (operators, sources, sinks), `rill-observe` (live status,
+//! Prometheus metrics, dashboard, progress line).
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -49,6 +50,8 @@ pub use rill_observe as observe;
 pub use rill_operators as operators;
 pub use rill_runtime as runtime;
 pub use rill_state as state;
+/// Object-store locations (`s3://bucket/prefix`): checkpoints and sink output beyond the disk.
+pub use rill_storage as storage;
 
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
@@ -92,27 +95,20 @@ pub fn execute_with_progress(env: StreamEnv, job: &str) -> Result<JobResult> {
     result
 }
 
-/// Where a job's line output goes: a local directory, or an object store.
+/// Where a job's line output goes: a local directory ([`FileSink`]) or an object store
+/// ([`ObjectStoreSink`]).
 #[derive(Debug)]
-pub enum OutputLocation {
-    /// A local (or mounted shared) directory, for [`FileSink`].
-    Directory(std::path::PathBuf),
-    /// An object store (`s3://bucket/prefix`), for [`ObjectStoreSink`].
-    ObjectStore(std::sync::Arc<rill_state::RemoteLocation>),
-}
+pub struct OutputLocation(pub rill_storage::Location);
 
 impl OutputLocation {
     /// `location` if given (`s3://bucket/prefix`, configured from the standard AWS variables, or
-    /// a local directory), else the directory `default`.
+    /// a local directory: [`rill_storage::Location::parse`]), else the directory `default`.
     pub fn parse(location: Option<&str>, default: std::path::PathBuf) -> Result<Self> {
         match location {
-            Some(url) if rill_state::is_object_store_url(url) => {
-                let location = rill_state::RemoteLocation::s3(url)
-                    .map_err(|e| rill_runtime::RuntimeError::Config(format!("output location: {e}")))?;
-                Ok(OutputLocation::ObjectStore(std::sync::Arc::new(location)))
-            }
-            Some(path) => Ok(OutputLocation::Directory(path.into())),
-            None => Ok(OutputLocation::Directory(default)),
+            Some(text) => rill_storage::Location::parse(text)
+                .map(OutputLocation)
+                .map_err(|e| rill_runtime::RuntimeError::Config(format!("output location: {e}"))),
+            None => Ok(OutputLocation(rill_storage::Location::Directory(default))),
         }
     }
 
@@ -134,9 +130,11 @@ impl OutputLocation {
         encode: rill_operators::Encoder<T>,
     ) -> DataStreamSink {
         use rill_operators::StreamExt as _;
-        match self {
-            OutputLocation::Directory(dir) => records.sink_to(FileSink::with_encoder(dir, encode)),
-            OutputLocation::ObjectStore(location) => records.sink_to(ObjectStoreSink::with_encoder(location, encode)),
+        match self.0 {
+            rill_storage::Location::Directory(dir) => records.sink_to(FileSink::with_encoder(dir, encode)),
+            rill_storage::Location::ObjectStore(location) => {
+                records.sink_to(ObjectStoreSink::with_encoder(location, encode))
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rill_runtime::{
     OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink,
 };
-use rill_state::RemoteLocation;
+use rill_storage::RemoteLocation;
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;

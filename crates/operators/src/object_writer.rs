@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rill_runtime::{Barrier, OperatorResult, SinkWriter};
-use rill_state::RemoteLocation;
+use rill_storage::RemoteLocation;
 
 use crate::file_sink::Encoder;
 use crate::object_sink::{OpenUpload, SealedUpload, UploadBatch};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use object_store::memory::InMemory;
 use rill_operators::{GeneratorSource, ObjectStoreSink, StreamExt};
 use rill_runtime::{OperatorHarness, StreamEnv};
-use rill_state::RemoteLocation;
+use rill_storage::RemoteLocation;
 
 /// Runs `records` numbers through a job at `parallelism` into `sink`.
 fn run(records: u64, parallelism: usize, interval_ms: u64, sink: ObjectStoreSink<String>) {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use rill_state::{is_object_store_url, KeyedStateConfig, RemoteLocation, DEFAULT_MAX_PARALLELISM};
+use rill_state::{KeyedStateConfig, DEFAULT_MAX_PARALLELISM};
+use rill_storage::{is_object_store_url, RemoteLocation};
 
 use crate::{RestartStrategy, Result, RuntimeError};
 

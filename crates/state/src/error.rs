@@ -74,17 +74,6 @@ pub enum StateError {
         /// What does not match.
         reason: String,
     },
-    /// An object-store request failed (after the store's own retries).
-    #[error("object store {op} of {location} failed: {source}")]
-    ObjectStore {
-        /// What was being done (put, get, list, delete, copy).
-        op: &'static str,
-        /// The object or prefix, as a URL.
-        location: String,
-        /// The object store's error.
-        #[source]
-        source: Box<object_store::Error>,
-    },
     /// The manifest of a checkpoint was already written, by another process.
     #[error("checkpoint {checkpoint} already has a manifest at {location}: another process completed it (two jobs share one checkpoint location)")]
     ManifestExists {
@@ -93,14 +82,9 @@ pub enum StateError {
         /// Where the manifest is.
         location: String,
     },
-    /// A checkpoint location (URL) that cannot be used.
-    #[error("checkpoint location '{url}': {reason}")]
-    Location {
-        /// The location as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The object store holding checkpoints failed (see [`rill_storage::StorageError`]).
+    #[error(transparent)]
+    Storage(#[from] rill_storage::StorageError),
 }
 
 /// Result alias for this crate.
@@ -115,20 +99,6 @@ impl StateError {
     pub(crate) fn rocks(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(rocksdb::Error) -> Self {
         let path = path.into();
         move |source| StateError::RocksDb { op, path, source }
-    }
-
-    pub(crate) fn object_store(op: &'static str, location: impl Into<String>, source: object_store::Error) -> Self {
-        StateError::ObjectStore { op, location: location.into(), source: Box::new(source) }
-    }
-
-    /// An object-store operation that failed on rill's side (no runtime, a panicked task).
-    pub(crate) fn object_store_failure(
-        op: &'static str,
-        location: impl Into<String>,
-        reason: impl std::fmt::Display,
-    ) -> Self {
-        let source = object_store::Error::Generic { store: "rill", source: reason.to_string().into() };
-        Self::object_store(op, location, source)
     }
 
     /// [`StateError::codec`] for `"{part} of '{name}'"`, formatted only if the error happens (it is

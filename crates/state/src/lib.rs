@@ -10,13 +10,12 @@
 //!   pure decisions of what to restore and what to delete, with I/O behind one small trait.
 //! - [`CheckpointReader`]: a complete checkpoint's keyed state read with the job's own types,
 //!   outside the job.
-//! - [`RemoteLocation`], [`RemoteCheckpointStore`] and [`SnapshotUploader`]: checkpoints in an
-//!   object store (`s3://bucket/prefix`), SST files uploaded once and shared between checkpoints,
-//!   manifests written only if absent, restore by download onto any machine.
+//! - [`RemoteCheckpointStore`] and [`SnapshotUploader`]: checkpoints in an object store
+//!   (`s3://bucket/prefix`, a `rill_storage::RemoteLocation`), SST files uploaded once and shared
+//!   between checkpoints, manifests written only if absent, restore by download onto any machine.
 //!
 //! Depends on `rocksdb`, `bincode`/`serde` for encoding, `crc32fast` for checksums, and
-//! `object_store` (with a small tokio runtime of its own) for object storage; nothing else in
-//! rill.
+//! `rill-storage` for object storage; nothing else in rill.
 
 mod backend;
 mod chunked_batch;
@@ -27,14 +26,11 @@ mod error;
 mod handles;
 mod key_group;
 mod layout;
-mod location;
 mod manifest;
 mod memory;
 mod operator_state;
 mod reader;
 mod registration;
-mod remote_io;
-mod remote_multipart;
 mod remote_store;
 mod row_buffer;
 mod slot;
@@ -48,7 +44,6 @@ pub use error::{Result, StateError};
 pub use handles::{KeyedScope, ListState, MapState, ValueState};
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use layout::SubtaskSnapshotWriter;
-pub use location::{is_object_store_url, RemoteLocation};
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};
 pub use memory::{StateMemory, StateMemoryUsage};
 pub use operator_state::OperatorStateSnapshot;

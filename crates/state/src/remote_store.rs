@@ -20,10 +20,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::decisions::decide_shared_objects_to_delete;
-use crate::remote_io::PutOutcome;
 use crate::store::{digest_file, FsCheckpointStore};
 use crate::upload::checkpoint_rel;
-use crate::{CheckpointStore, Manifest, RemoteLocation, Result, StateError, MANIFEST_FILE, RETIRED_DIR};
+use rill_storage::{PutOutcome, RemoteLocation};
+
+use crate::{CheckpointStore, Manifest, Result, StateError, MANIFEST_FILE, RETIRED_DIR};
 
 /// Checkpoints in an object store, mirrored to (and restored through) a local directory.
 #[derive(Debug, Clone)]

@@ -7,12 +7,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use rill_storage::{RemoteLocation, StorageError};
 
 use crate::decisions::SHARED_PREFIX;
-use crate::location::CONCURRENT_UPLOADS;
-use crate::remote_io::upload_file;
-use crate::{RemoteLocation, Result, StateError, SubtaskSnapshot};
+use crate::{Result, SubtaskSnapshot};
 
 /// Called once an upload has finished: the snapshot naming its objects and what moved, or why
 /// it failed.
@@ -68,8 +66,8 @@ impl SnapshotUploader {
     /// with the snapshot naming every file's object (and what moved).
     pub fn upload_async(&self, id: u64, checkpoint_dir: PathBuf, mut snapshot: SubtaskSnapshot, done: UploadDone) {
         let this = self.clone();
-        let Some(handle) = self.location.runtime.handle().cloned() else {
-            done(Err(StateError::object_store_failure("upload", self.location.url(), "runtime is shut down")));
+        let Some(handle) = self.location.runtime_handle().cloned() else {
+            done(Err(StorageError::object_store_failure("upload", self.location.url(), "runtime is shut down").into()));
             return;
         };
         let url = self.location.url().to_string();
@@ -79,7 +77,7 @@ impl SnapshotUploader {
                 Ok((snapshot, stats))
             });
             // A panicking upload still answers: the checkpoint fails instead of waiting.
-            done(upload.await.unwrap_or_else(|e| Err(StateError::object_store_failure("upload", url, e))));
+            done(upload.await.unwrap_or_else(|e| Err(StorageError::object_store_failure("upload", url, e).into())));
         });
     }
 
@@ -102,18 +100,7 @@ impl SnapshotUploader {
                 todo.push((checkpoint_dir.join(&file.path), object.clone()));
             }
         }
-        let location = &self.location;
-        futures::stream::iter(todo)
-            .map(|(local, object)| async move {
-                // One permit per file: uploads of every subtask together stay within bounds.
-                let _permit = location.uploads.acquire().await.map_err(|_| {
-                    StateError::object_store_failure("upload", location.url_of(&object), "upload pool closed")
-                })?;
-                upload_file(location.store.clone(), location.path(&object), location.url_of(&object), local).await
-            })
-            .buffer_unordered(CONCURRENT_UPLOADS)
-            .try_collect::<Vec<()>>()
-            .await?;
+        self.location.upload_files(todo).await?;
         let shared: HashSet<String> = objects.iter().filter(|o| o.starts_with(SHARED_PREFIX)).cloned().collect();
         *self.uploaded.lock().unwrap_or_else(|p| p.into_inner()) = shared;
         for (file, object) in snapshot.files.iter_mut().zip(objects) {

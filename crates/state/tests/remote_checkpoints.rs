@@ -12,9 +12,10 @@ use object_store::ObjectStore;
 use rill_state::decisions::{find_restore, RestoreDecision};
 use rill_state::{
     key_group_of, CheckpointStore, FsCheckpointStore, KeyGroupRange, KeyedBackend, KeyedRestoreSource, KeyedScope,
-    KeyedStateConfig, Manifest, RemoteCheckpointStore, RemoteLocation, SnapshotUploader, StateError,
-    SubtaskSnapshotWriter, UploadStats, VertexSnapshot,
+    KeyedStateConfig, Manifest, RemoteCheckpointStore, SnapshotUploader, StateError, SubtaskSnapshotWriter,
+    UploadStats, VertexSnapshot,
 };
+use rill_storage::RemoteLocation;
 
 const MAX_P: u16 = 128;
 

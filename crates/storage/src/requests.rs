@@ -1,4 +1,4 @@
-//! The object-store requests checkpoints need, as blocking calls on a [`RemoteLocation`]: put
+//! The object-store requests rill needs, as blocking calls on a [`RemoteLocation`]: put
 //! a file (streamed, multipart past one buffer), put an object only if absent, get, download,
 //! list, copy and delete. Paths are relative to the location's prefix.
 
@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::location::UPLOAD_BUFFER_BYTES;
-use crate::{RemoteLocation, Result, StateError};
+use crate::location::{CONCURRENT_UPLOADS, UPLOAD_BUFFER_BYTES};
+use crate::{RemoteLocation, Result, StorageError};
 
 /// What a put-if-absent found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PutOutcome {
+pub enum PutOutcome {
     /// The object was written.
     Created,
     /// An object already had that name; nothing was written.
@@ -44,14 +44,14 @@ impl RemoteLocation {
         let handle = self
             .runtime
             .handle()
-            .ok_or_else(|| StateError::object_store_failure(what, self.url(), "runtime is shut down"))?;
+            .ok_or_else(|| StorageError::object_store_failure(what, self.url(), "runtime is shut down"))?;
         let task = handle.spawn(future);
-        futures::executor::block_on(task).map_err(|e| StateError::object_store_failure(what, self.url(), e))?
+        futures::executor::block_on(task).map_err(|e| StorageError::object_store_failure(what, self.url(), e))?
     }
 
     /// Writes `bytes` to `rel` unless an object is there already (a conditional put, S3's
     /// `If-None-Match: *`), so two writers can never both create it.
-    pub(crate) fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<PutOutcome> {
+    pub fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<PutOutcome> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         self.run("put", async move {
             let options = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -60,60 +60,60 @@ impl RemoteLocation {
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                     Ok(PutOutcome::AlreadyExists)
                 }
-                Err(source) => Err(StateError::object_store("put", url, source)),
+                Err(source) => Err(StorageError::object_store("put", url, source)),
             }
         })
     }
 
     /// The bytes of `rel`, or `None` if there is no such object.
-    pub(crate) fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+    pub fn get(&self, rel: &str) -> Result<Option<Bytes>> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         self.run("get", async move {
             let result = match store.get(&path).await {
                 Ok(result) => result,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(source) => return Err(StateError::object_store("get", url, source)),
+                Err(source) => return Err(StorageError::object_store("get", url, source)),
             };
-            let bytes = result.bytes().await.map_err(|source| StateError::object_store("get", url, source))?;
+            let bytes = result.bytes().await.map_err(|source| StorageError::object_store("get", url, source))?;
             Ok(Some(bytes))
         })
     }
 
     /// Downloads `rel` into the local file `to` (through a temporary file, so a cut-short
     /// download never looks whole). `false` if there is no such object.
-    pub(crate) fn download(&self, rel: &str, to: &Path) -> Result<bool> {
+    pub fn download(&self, rel: &str, to: &Path) -> Result<bool> {
         let (store, path, url, to) = (self.store.clone(), self.path(rel), self.url_of(rel), to.to_path_buf());
         self.run("download", async move {
             let result = match store.get(&path).await {
                 Ok(result) => result,
                 Err(object_store::Error::NotFound { .. }) => return Ok(false),
-                Err(source) => return Err(StateError::object_store("get", url, source)),
+                Err(source) => return Err(StorageError::object_store("get", url, source)),
             };
             if let Some(dir) = to.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(StateError::io("create", dir))?;
+                tokio::fs::create_dir_all(dir).await.map_err(StorageError::io("create", dir))?;
             }
             let tmp = to.with_extension("download");
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(StateError::io("create", &tmp))?;
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(StorageError::io("create", &tmp))?;
             let mut chunks = result.into_stream();
             while let Some(chunk) =
-                chunks.try_next().await.map_err(|source| StateError::object_store("get", url.clone(), source))?
+                chunks.try_next().await.map_err(|source| StorageError::object_store("get", url.clone(), source))?
             {
-                file.write_all(&chunk).await.map_err(StateError::io("write", &tmp))?;
+                file.write_all(&chunk).await.map_err(StorageError::io("write", &tmp))?;
             }
-            file.sync_all().await.map_err(StateError::io("fsync", &tmp))?;
-            tokio::fs::rename(&tmp, &to).await.map_err(StateError::io("rename", &to))?;
+            file.sync_all().await.map_err(StorageError::io("fsync", &tmp))?;
+            tokio::fs::rename(&tmp, &to).await.map_err(StorageError::io("rename", &to))?;
             Ok(true)
         })
     }
 
     /// The names directly under `rel` (a "directory" listing: common prefixes and objects).
-    pub(crate) fn list_names(&self, rel: &str) -> Result<Vec<String>> {
+    pub fn list_names(&self, rel: &str) -> Result<Vec<String>> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         self.run("list", async move {
             let listing = store
                 .list_with_delimiter(Some(&path))
                 .await
-                .map_err(|source| StateError::object_store("list", url, source))?;
+                .map_err(|source| StorageError::object_store("list", url, source))?;
             let names = listing.common_prefixes.iter().chain(listing.objects.iter().map(|o| &o.location));
             Ok(names.filter_map(|p| p.filename().map(str::to_string)).collect())
         })
@@ -128,7 +128,7 @@ impl RemoteLocation {
                 .list(Some(&path))
                 .try_collect()
                 .await
-                .map_err(|source| StateError::object_store("list", url, source))?;
+                .map_err(|source| StorageError::object_store("list", url, source))?;
             let strip = |p: &ObjectPath| -> String {
                 let full = p.as_ref();
                 full.strip_prefix(prefix.as_ref()).unwrap_or(full).trim_start_matches('/').to_string()
@@ -143,17 +143,34 @@ impl RemoteLocation {
         self.run("delete", async move {
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(source) => Err(StateError::object_store("delete", url, source)),
+                Err(source) => Err(StorageError::object_store("delete", url, source)),
             }
         })
     }
 
     /// Copies `from` to `to`.
-    pub(crate) fn copy(&self, from: &str, to: &str) -> Result<()> {
+    pub fn copy(&self, from: &str, to: &str) -> Result<()> {
         let (store, src, dst, url) = (self.store.clone(), self.path(from), self.path(to), self.url_of(from));
         self.run("copy", async move {
-            store.copy(&src, &dst).await.map_err(|source| StateError::object_store("copy", url, source))
+            store.copy(&src, &dst).await.map_err(|source| StorageError::object_store("copy", url, source))
         })
+    }
+
+    /// Uploads local files, each `(file, rel)` to object `rel`, streamed (see [`upload_file`]):
+    /// at most [`CONCURRENT_UPLOADS`] at once in this process, whatever the number of callers.
+    pub async fn upload_files(&self, files: Vec<(PathBuf, String)>) -> Result<()> {
+        futures::stream::iter(files)
+            .map(|(local, object)| async move {
+                // One permit per file: uploads of every subtask together stay within bounds.
+                let _permit = self.uploads.acquire().await.map_err(|_| {
+                    StorageError::object_store_failure("upload", self.url_of(&object), "upload pool closed")
+                })?;
+                upload_file(self.store.clone(), self.path(&object), self.url_of(&object), local).await
+            })
+            .buffer_unordered(CONCURRENT_UPLOADS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 }
 
@@ -161,7 +178,7 @@ impl RemoteLocation {
 /// [`UPLOAD_BUFFER_BYTES`] (plus two parts in flight) is held, whatever the file's size. A
 /// multipart upload that fails while parts are written is aborted; one whose completion fails is
 /// left to the bucket's lifecycle rule for incomplete uploads (the writer cannot abort it then).
-pub(crate) async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url: String, from: PathBuf) -> Result<()> {
+async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url: String, from: PathBuf) -> Result<()> {
     // The writer reports the store's own error inside an I/O error: unwrap it when it is one.
     let failed = |e: std::io::Error| {
         let source = if e.get_ref().is_some_and(|inner| inner.is::<object_store::Error>()) {
@@ -173,9 +190,9 @@ pub(crate) async fn upload_file(store: Arc<dyn ObjectStore>, to: ObjectPath, url
         } else {
             object_store::Error::Generic { store: "rill", source: Box::new(e) }
         };
-        StateError::object_store("upload", url.clone(), source)
+        StorageError::object_store("upload", url.clone(), source)
     };
-    let mut file = tokio::fs::File::open(&from).await.map_err(StateError::io("open", &from))?;
+    let mut file = tokio::fs::File::open(&from).await.map_err(StorageError::io("open", &from))?;
     let mut writer = BufWriter::with_capacity(store, to, UPLOAD_BUFFER_BYTES).with_max_concurrency(2);
     let mut buf = vec![0u8; 1 << 20];
     let written: std::io::Result<()> = async {

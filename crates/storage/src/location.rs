@@ -1,4 +1,4 @@
-//! Where checkpoints are kept beyond the local disk: an object store (`s3://bucket/prefix`, or
+//! Where files are kept beyond the local disk: an object store (`s3://bucket/prefix`, or
 //! any [`ObjectStore`], an in-memory one in tests) under a prefix, with the small async runtime
 //! its client runs on.
 
@@ -8,7 +8,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::multipart::MultipartStore;
 use object_store::ObjectStore;
 
-use crate::{Result, StateError};
+use crate::{Result, StorageError};
 
 /// Object uploads that may run at once in this process, whatever the number of subtasks: with
 /// [`UPLOAD_BUFFER_BYTES`] each (plus parts in flight), this bounds an upload's memory.
@@ -17,7 +17,7 @@ pub(crate) const CONCURRENT_UPLOADS: usize = 4;
 /// Bytes an upload buffers before it turns into a multipart upload (S3's smallest part).
 pub(crate) const UPLOAD_BUFFER_BYTES: usize = 5 << 20;
 
-/// An object-store location for checkpoints: the store, the prefix every object goes under, and
+/// An object-store location (for checkpoints, sink output): the store, the prefix every object goes under, and
 /// the runtime the store's async client runs on (so the synchronous runtime can call it from
 /// any thread, also from inside another tokio runtime).
 pub struct RemoteLocation {
@@ -44,7 +44,7 @@ impl RemoteLocation {
     /// region from `AWS_REGION` or `AWS_DEFAULT_REGION`, endpoint from `AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL` (plain `http://` endpoints are allowed, for S3-compatible servers).
     pub fn s3(url: &str) -> Result<Self> {
-        let bad = |reason: &str| StateError::Location { url: url.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| StorageError::Location { url: url.to_string(), reason: reason.to_string() };
         let rest = url.strip_prefix("s3://").ok_or_else(|| bad("expected s3://bucket/prefix"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -82,7 +82,7 @@ impl RemoteLocation {
             .thread_name("rill-object-store")
             .enable_all()
             .build()
-            .map_err(|e| StateError::Location { url: url.to_string(), reason: format!("no runtime: {e}") })?;
+            .map_err(|e| StorageError::Location { url: url.to_string(), reason: format!("no runtime: {e}") })?;
         Ok(RemoteLocation {
             url: url.trim_end_matches('/').to_string(),
             store,
@@ -99,14 +99,42 @@ impl RemoteLocation {
     }
 
     /// The URL of an object, for messages.
-    pub(crate) fn url_of(&self, rel: &str) -> String {
+    pub fn url_of(&self, rel: &str) -> String {
         format!("{}/{rel}", self.url)
+    }
+
+    /// The runtime the store's client runs on, to run asynchronous work of one's own with it
+    /// (`None` once it is shut down).
+    pub fn runtime_handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.handle()
     }
 }
 
 /// Whether `location` names an object store (`s3://...`) rather than a local directory.
 pub fn is_object_store_url(location: &str) -> bool {
     location.starts_with("s3://")
+}
+
+/// Where files go: a local (or mounted shared) directory, or an object store. The one parser of
+/// every "a directory or `s3://bucket/prefix`" option (checkpoint location, sink output).
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A local directory.
+    Directory(std::path::PathBuf),
+    /// An object store under a prefix.
+    ObjectStore(Arc<RemoteLocation>),
+}
+
+impl Location {
+    /// `s3://bucket/prefix` (configured from the standard AWS variables, see
+    /// [`RemoteLocation::s3`]), or else a local directory.
+    pub fn parse(location: &str) -> Result<Self> {
+        if is_object_store_url(location) {
+            Ok(Location::ObjectStore(Arc::new(RemoteLocation::s3(location)?)))
+        } else {
+            Ok(Location::Directory(location.into()))
+        }
+    }
 }
 
 /// A tokio runtime shut down without blocking when dropped (a drop may happen on a thread that
@@ -141,6 +169,9 @@ mod tests {
 
     #[test]
     fn object_store_urls_are_told_from_local_paths() {
+        assert!(matches!(Location::parse("/var/lib/rill/out"), Ok(Location::Directory(_))));
+        assert!(matches!(Location::parse("s3://bucket/out"), Ok(Location::ObjectStore(_))));
+        assert!(Location::parse("s3://").is_err(), "an object-store URL is never taken for a directory");
         assert!(is_object_store_url("s3://bucket/jobs/a"));
         assert!(!is_object_store_url("/var/lib/rill/checkpoints"));
         assert!(!is_object_store_url("checkpoints"));

@@ -6,11 +6,11 @@
 use object_store::multipart::PartId;
 use object_store::PutPayload;
 
-use crate::{RemoteLocation, Result, StateError};
+use crate::{RemoteLocation, Result, StorageError};
 
 impl RemoteLocation {
     fn multipart_store(&self, rel: &str) -> Result<std::sync::Arc<dyn object_store::multipart::MultipartStore>> {
-        self.multipart.clone().ok_or_else(|| StateError::Location {
+        self.multipart.clone().ok_or_else(|| StorageError::Location {
             url: self.url_of(rel),
             reason: "this object store has no multipart uploads".into(),
         })
@@ -20,7 +20,10 @@ impl RemoteLocation {
     pub fn start_upload(&self, rel: &str) -> Result<String> {
         let (store, path, url) = (self.multipart_store(rel)?, self.path(rel), self.url_of(rel));
         self.run("start upload", async move {
-            store.create_multipart(&path).await.map_err(|source| StateError::object_store("start upload", url, source))
+            store
+                .create_multipart(&path)
+                .await
+                .map_err(|source| StorageError::object_store("start upload", url, source))
         })
     }
 
@@ -32,7 +35,7 @@ impl RemoteLocation {
             let part = store
                 .put_part(&path, &id, index, PutPayload::from(bytes))
                 .await
-                .map_err(|source| StateError::object_store("upload part", url, source))?;
+                .map_err(|source| StorageError::object_store("upload part", url, source))?;
             Ok(part.content_id)
         })
     }
@@ -48,7 +51,7 @@ impl RemoteLocation {
                 Ok(_) => Ok(()),
                 Err(error) => match objects.head(&path).await {
                     Ok(_) => Ok(()),
-                    Err(_) => Err(StateError::object_store("complete upload", url, error)),
+                    Err(_) => Err(StorageError::object_store("complete upload", url, error)),
                 },
             }
         })
@@ -60,7 +63,7 @@ impl RemoteLocation {
         self.run("abort upload", async move {
             match store.abort_multipart(&path, &id).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(source) => Err(StateError::object_store("abort upload", url, source)),
+                Err(source) => Err(StorageError::object_store("abort upload", url, source)),
             }
         })
     }
@@ -72,7 +75,7 @@ impl RemoteLocation {
             store
                 .put(&path, PutPayload::from(bytes))
                 .await
-                .map_err(|source| StateError::object_store("put", url, source))?;
+                .map_err(|source| StorageError::object_store("put", url, source))?;
             Ok(())
         })
     }
