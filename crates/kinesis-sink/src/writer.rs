@@ -106,7 +106,8 @@ impl Writer {
     /// before the channel and any pending flush are dropped, so the subtask thread finds it.
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, failure: FailureSlot) {
         if let Err(error) = self.event_loop(&mut commands).await {
-            tracing::error!(task = %self.task, %error, "Kinesis sink failed");
+            // Reported once, by the job, when the subtask finds it.
+            tracing::debug!(task = %self.task, %error, "Kinesis sink failed");
             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
         }
         self.budget.close();

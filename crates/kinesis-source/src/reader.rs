@@ -76,7 +76,8 @@ impl Reader {
     /// Runs the reader until the shard ends, the subtask goes away, or it fails (reported as an event).
     pub(crate) async fn run(self) {
         if let Err(error) = self.read().await {
-            tracing::warn!(shard = %self.shard, %error, "shard reader failed");
+            // Reported once, by the job (the error names the shard).
+            tracing::debug!(shard = %self.shard, %error, "shard reader failed");
             let _ = self.events.send(ReaderEvent::Failed { shard: self.shard.clone(), error }).await;
         }
     }

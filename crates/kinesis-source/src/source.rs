@@ -207,7 +207,8 @@ impl<T: Send + 'static> KinesisSourceReader<T> {
                     }
                     Some(ReaderEvent::End { shard }) => sub.shard_ended(&shard),
                     Some(ReaderEvent::Failed { shard, error }) => {
-                        tracing::error!(%shard, %error, "shard reader failed; failing the task");
+                        // Reported once, by the job, with the task's context.
+                        tracing::debug!(%shard, %error, "shard reader failed; failing the task");
                         return Err(error);
                     }
                     None => break,

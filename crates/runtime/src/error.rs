@@ -142,16 +142,17 @@ pub enum RuntimeError {
     /// The task was told to stop because another task failed.
     #[error("task aborted because the job is restarting")]
     Aborted,
-    /// A task failed; the cause is inside.
+    /// A task failed; the cause is inside (and in the message, which is the whole report: it
+    /// is not also a `source()`, so an error printer shows it once).
     #[error("task {task} failed: {cause}")]
     TaskFailed {
         /// The task (vertex and subtask).
         task: String,
         /// Why.
-        #[source]
         cause: Box<RuntimeError>,
     },
-    /// The job failed for good: a fatal error, or the restart strategy gave up.
+    /// The job failed for good: a fatal error, or the restart strategy gave up. The message holds
+    /// the last failure (not also a `source()`, so an error printer shows it once).
     #[error("job '{job}' failed after {attempts} attempt(s): {cause}")]
     JobFailed {
         /// Job name.
@@ -159,7 +160,6 @@ pub enum RuntimeError {
         /// How many attempts ran.
         attempts: usize,
         /// The last failure.
-        #[source]
         cause: Box<RuntimeError>,
     },
 }

@@ -1,7 +1,6 @@
 //! Running a job: restore, spawn one thread per subtask, coordinate checkpoints, restart on failure.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,15 +180,10 @@ impl Runner {
                 }
                 Err(failure) => {
                     result.checkpoints += failure.checkpoints;
+                    // Given up, the failure is reported once: by the error this returns.
                     let decision = match failure.error.class() {
-                        _ if failure.stopping => {
-                            tracing::error!(job = %self.job, error = %failure.error, "failed while stopping; not restarting");
-                            RestartDecision::GiveUp
-                        }
-                        ErrorClass::Fatal => {
-                            tracing::error!(job = %self.job, error = %failure.error, "fatal error; not restarting");
-                            RestartDecision::GiveUp
-                        }
+                        _ if failure.stopping => RestartDecision::GiveUp,
+                        ErrorClass::Fatal => RestartDecision::GiveUp,
                         ErrorClass::Retryable => restarts.on_failure(Instant::now(), random_unit()),
                     };
                     let RestartDecision::RestartAfter(delay) = decision else {
@@ -419,18 +413,10 @@ fn new_run_id() -> String {
 
 fn run_task(mut task: Box<dyn crate::task::Task>, env: TaskEnv) {
     let name = env.info.name();
-    let outcome = catch_unwind(AssertUnwindSafe(|| task.run(&env)));
-    let event = match outcome {
+    let event = match crate::panics::catch_task_panic(|| task.run(&env)) {
         Ok(Ok(())) => TaskEvent::Done,
         Ok(Err(error)) => TaskEvent::Failed { error: RuntimeError::TaskFailed { task: name, cause: Box::new(error) } },
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            TaskEvent::Failed { error: RuntimeError::Panic { task: name, message } }
-        }
+        Err(message) => TaskEvent::Failed { error: RuntimeError::Panic { task: name, message } },
     };
     let _ = env.events.send(event);
     // Only now do this task's channels close.

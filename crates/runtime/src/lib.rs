@@ -42,6 +42,7 @@ mod key_selector;
 mod message;
 mod operator;
 mod operator_watermark;
+mod panics;
 mod partition;
 mod pending_checkpoint;
 mod requests;
