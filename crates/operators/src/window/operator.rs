@@ -49,6 +49,8 @@ pub(crate) struct WindowAggregateOperator<K, T, F: WindowFunction<K, T>, L> {
     spec: WindowSpec<K, T>,
     function: F,
     run: Run<K, F::Acc>,
+    /// The keys of the batch being processed: one buffer, reused from batch to batch.
+    keys: Vec<K>,
     _late: PhantomData<fn() -> L>,
 }
 
@@ -114,6 +116,7 @@ where
             operator,
         };
         Ok(WindowAggregateOperator {
+            keys: Vec::new(),
             spec: self.spec.clone(),
             function: self.function.clone(),
             run,
@@ -151,15 +154,17 @@ where
         let backend = ctx.keyed_state()?;
         let spec = &self.spec;
         let lateness = spec.lateness_ms;
+        // The batch's keys in one call of the key selector.
+        let mut keys = std::mem::take(&mut self.keys);
+        spec.key.keys(&batch, &mut keys);
         let mut step = Step { spec, function: &mut self.function, run, wrap: L::fired::<F::Out> };
-        for (i, record) in batch.into_iter().enumerate() {
+        for (i, (record, key)) in batch.into_iter().zip(&keys).enumerate() {
             let ts = (spec.timestamps)(&record);
-            let key = spec.key.key(&record);
             let group = match key_groups {
                 Some(groups) => groups[i],
-                None => key_group_of(&key, step.run.max_parallelism),
+                None => key_group_of(key, step.run.max_parallelism),
             };
-            let mut scope = KeyedScope::new(&mut *backend, &key, group);
+            let mut scope = KeyedScope::new(&mut *backend, key, group);
             match spec.assigner {
                 WindowAssigner::Tumbling { size_ms, offset_ms } => {
                     let window = tumbling_window(ts, size_ms, offset_ms);
@@ -192,6 +197,7 @@ where
                 }
             }
         }
+        self.keys = keys;
         Ok(())
     }
 
