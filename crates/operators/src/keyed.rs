@@ -18,7 +18,17 @@ pub struct StateRegistry<'a, K> {
     _key: PhantomData<fn() -> K>,
 }
 
-impl<K: StateKey> StateRegistry<'_, K> {
+impl<'a, K: StateKey> StateRegistry<'a, K> {
+    /// The registry of operator `operator`'s keyed state in `backend`.
+    pub(crate) fn new(backend: &'a mut KeyedBackend, operator: &'a str) -> Self {
+        StateRegistry { backend, operator, _key: PhantomData }
+    }
+
+    /// The backend, to load what was registered (timers, windows).
+    pub(crate) fn backend(&mut self) -> &mut KeyedBackend {
+        self.backend
+    }
+
     fn name(&self, name: &str) -> String {
         format!("{}/{name}", self.operator)
     }
@@ -187,8 +197,9 @@ where
         let clock = ctx.clock().clone();
         let operator = ctx.operator_id().to_string();
         let backend = ctx.keyed_state()?;
-        let timers = TimerService::open(backend, &operator)?;
-        let function = (self.open)(&mut StateRegistry { backend, operator: &operator, _key: PhantomData })?;
+        let mut state = StateRegistry::new(backend, &operator);
+        let timers = TimerService::open(&mut state)?;
+        let function = (self.open)(&mut state)?;
         Ok(KeyedProcessOperator {
             selector: self.selector.clone(),
             timestamps: self.timestamps.clone(),

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 
 use rill_runtime::Result;
-use rill_state::{KeyedBackend, KeyedScope, MapState, StateKey};
+use rill_state::{KeyedScope, MapState, StateKey};
+
+use crate::keyed::StateRegistry;
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,12 +148,12 @@ pub(crate) struct TimerService<K> {
 }
 
 impl<K: StateKey> TimerService<K> {
-    /// Registers the timer states of `operator` and loads the timers of this subtask's key groups.
-    pub(crate) fn open(backend: &mut KeyedBackend, operator: &str) -> Result<Self> {
+    /// Registers the operator's timer states and loads the timers of this subtask's key groups.
+    pub(crate) fn open(registry: &mut StateRegistry<'_, K>) -> Result<Self> {
         let mut load = |name: &str| -> Result<DomainTimers<K>> {
-            let state = backend.map_state::<K, i64, ()>(&format!("{operator}/__timers/{name}"))?;
+            let state = registry.map::<i64, ()>(&format!("__timers/{name}"))?;
             let mut queue = TimerQueue::default();
-            for (_, key, time, ()) in backend.scan_map_state::<K, i64, ()>(state)? {
+            for (_, key, time, ()) in registry.backend().scan_map_state::<K, i64, ()>(state)? {
                 queue.insert(time, key);
             }
             Ok(DomainTimers { queue, state })

@@ -28,6 +28,7 @@ use super::assigner::{tumbling_window, TimeWindow, WindowAssigner};
 use super::functions::{WindowContents, WindowFunction};
 use super::late::LatePolicy;
 use super::step::{event_time, Run, Step, WindowSpec};
+use crate::keyed::StateRegistry;
 use crate::timers::TimerList;
 
 /// Windows of a keyed stream, computed by `F`, with late records handled by `L`: the factory of
@@ -92,14 +93,17 @@ where
         let operator = ctx.operator_id().to_string();
         let max_parallelism = ctx.info().max_parallelism;
         let backend = ctx.keyed_state()?;
-        let contents =
-            backend.map_state::<K, TimeWindow, WindowContents<F::Acc>>(&format!("{operator}/window-contents"))?;
+        // Registered as every keyed operator's state is: named under the operator's uid.
+        let mut state = StateRegistry::new(backend, &operator);
+        let contents = state.map::<TimeWindow, WindowContents<F::Acc>>("window-contents")?;
         let sessions = match self.spec.assigner.is_merging() {
-            true => Some(backend.value_state::<K, Vec<TimeWindow>>(&format!("{operator}/sessions"))?),
+            true => Some(state.value::<Vec<TimeWindow>>("sessions")?),
             false => None,
         };
         let mut timers = TimerList::default();
-        for (_, key, window, c) in backend.preload_map_state::<K, TimeWindow, WindowContents<F::Acc>>(contents)? {
+        for (_, key, window, c) in
+            state.backend().preload_map_state::<K, TimeWindow, WindowContents<F::Acc>>(contents)?
+        {
             timers.push(Run::<K, F::Acc>::timer_time(&window, c.fired, self.spec.lateness_ms), (key, window));
         }
         if timers.len() > 0 {
