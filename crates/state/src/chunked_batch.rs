@@ -22,17 +22,20 @@ impl ChunkedBatch {
         ChunkedBatch { full: Vec::new(), current: WriteBatch::default(), chunk_bytes }
     }
 
+    #[inline]
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
         self.current.put(key, value);
         self.roll();
     }
 
+    #[inline]
     pub(crate) fn delete(&mut self, key: &[u8]) {
         self.current.delete(key);
         self.roll();
     }
 
     /// Adds `key` with `value`, or a delete of `key`.
+    #[inline]
     pub(crate) fn row(&mut self, key: &[u8], value: Option<&[u8]>) {
         match value {
             Some(v) => self.put(key, v),
@@ -40,6 +43,7 @@ impl ChunkedBatch {
         }
     }
 
+    #[inline]
     fn roll(&mut self) {
         if self.current.size_in_bytes() >= self.chunk_bytes {
             self.full.push(std::mem::take(&mut self.current));
@@ -47,6 +51,7 @@ impl ChunkedBatch {
     }
 
     /// Rows added so far.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.full.iter().map(WriteBatch::len).sum::<usize>() + self.current.len()
     }

@@ -22,11 +22,13 @@ pub(crate) struct RowBuffer {
 
 impl RowBuffer {
     /// The buffered row of `key`: `None` if the buffer has none, `Some(None)` if it was deleted.
+    #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.rows.get(key).map(Option::as_deref)
     }
 
     /// Buffers a row, overwriting the one of the same key in place when the value's size is the same.
+    #[inline]
     pub(crate) fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
         let new_len = value.map_or(0, <[u8]>::len);
         match self.rows.get_mut(key) {
@@ -56,11 +58,13 @@ impl RowBuffer {
     }
 
     /// Whether no row is buffered.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// Estimated bytes of the buffered rows.
+    #[inline]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
@@ -82,12 +86,14 @@ pub(crate) struct Rows {
 
 impl Rows {
     /// Adds a row: `key` with `value`, or a delete of `key`.
+    #[inline]
     pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) {
         let key = self.append(key);
         let value = value.map(|v| self.append(v));
         self.rows.push((key, value));
     }
 
+    #[inline]
     fn append(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(bytes);
@@ -95,17 +101,20 @@ impl Rows {
     }
 
     /// Whether no row was added.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
     /// The rows in the order they were added, as slices.
+    #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         let bytes = &self.bytes;
         self.rows.iter().map(move |(key, value)| (&bytes[key.clone()], value.clone().map(|v| &bytes[v])))
     }
 
     /// The rows sorted by key, as slices.
+    #[inline]
     pub(crate) fn sorted(&mut self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         let bytes = &self.bytes;
         self.rows.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
@@ -113,6 +122,7 @@ impl Rows {
     }
 
     /// Estimated bytes the rows would take in a [`RowBuffer`].
+    #[inline]
     pub(crate) fn buffered_bytes(&self) -> usize {
         self.bytes.len() + self.rows.len() * BUFFERED_ROW_OVERHEAD
     }
