@@ -203,3 +203,20 @@ fn an_error_marked_fatal_skips_restarts_while_a_transient_one_restarts() {
     assert_eq!(err.class(), ErrorClass::Retryable);
     assert!(err.to_string().contains("after 3 attempt(s)"), "{err}");
 }
+
+#[test]
+fn restoring_a_checkpoint_that_does_not_exist_fails_at_once_naming_it_whatever_the_restart_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamEnv::builder()
+        .checkpoint_dir(dir.path())
+        .restart_strategy(RestartStrategy::default())
+        .restore_from(999)
+        .build()
+        .unwrap();
+    let (sink, _out) = CollectSink::new();
+    env.source("numbers", GeneratorSource::new(0..10)).sink_to(sink);
+    let err = env.execute("missing").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("checkpoint 999") && text.contains("no manifest"), "{text}");
+    assert_eq!(err.class(), ErrorClass::Fatal, "{text}");
+}

@@ -149,3 +149,29 @@ fn s3_faults_during_uploads_fail_checkpoints_not_the_job_and_the_output_stays_ex
     assert_ne!(summary_field(&again, "restored_from"), "none");
     assert_exactly_once(shared.path(), RECORDS, 97);
 }
+
+#[test]
+fn an_s3_outage_while_restoring_is_retried_under_the_restart_strategy_not_fatal() {
+    let bucket = bucket("restore-outage");
+    let location = format!("s3://{bucket}/job");
+    let proxy = S3FaultProxy::start(&endpoint());
+    let shared = tempfile::tempdir().unwrap();
+    let machine = tempfile::tempdir().unwrap();
+    let mut job = job(2, &location, shared.path());
+    job.extra.extend(["--restart-strategy", "fixed-delay:100:100"].map(String::from));
+    // S3 refuses everything from the start: listing the checkpoints to restore fails.
+    proxy.set(Fault::DenyAll);
+    let mut cmd = job.command(machine.path());
+    s3_env_at(&mut cmd, &proxy.endpoint).env("RUST_LOG", "warn");
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let refused = proxy.injected();
+    proxy.set(Fault::None);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(refused > 0, "S3 refused requests while the job started");
+    assert!(out.status.success(), "the job outlived the outage: {stderr}");
+    assert!(summary_field(&out, "restarts").parse::<u64>().unwrap() > 0, "the restore failures were restarts");
+    assert!(stderr.contains("AccessDenied"), "each failed restore was reported: {stderr}");
+    assert_exactly_once(shared.path(), RECORDS, 97);
+}

@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP proxy in front of the S3 server (moto): requests pass through to it
-//! unchanged, except that while a fault is on, uploads (PUT and POST) are answered with an S3
-//! error instead. One request per connection (the proxy answers `Connection: close`), which the
+//! unchanged, except that while a fault is on, uploads (PUT and POST), or with
+//! [`Fault::DenyAll`] every request, are answered with an S3 error instead. One request per connection (the proxy answers `Connection: close`), which the
 //! S3 client handles as any server closing a connection.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +18,8 @@ pub(crate) enum Fault {
     SlowDown = 1,
     /// 403 AccessDenied: not retried; the upload fails at once.
     Deny = 2,
+    /// 403 AccessDenied to every request, reads and listings too: S3 unreachable for this job.
+    DenyAll = 3,
 }
 
 /// A running proxy.
@@ -84,6 +86,7 @@ fn serve(client: TcpStream, upstream: SocketAddr, fault: &AtomicU8, injected: &A
     let answer = match fault.load(Ordering::SeqCst) {
         1 if upload => Some(("503 Slow Down", "SlowDown", "Please reduce your request rate.")),
         2 if upload => Some(("403 Forbidden", "AccessDenied", "Access Denied (injected)")),
+        3 => Some(("403 Forbidden", "AccessDenied", "Access Denied (injected)")),
         _ => None,
     };
     if let Some((status, code, message)) = answer {

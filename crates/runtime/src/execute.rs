@@ -164,12 +164,22 @@ impl Runner {
         let mut explicit = self.config.restore_from;
         let mut restarts = RestartTracker::new(self.config.restart);
         loop {
-            let manifest = self.choose_restore(explicit.take())?;
-            if result.restarts == 0 {
-                result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
-            }
-            self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
-            match self.attempt(manifest.as_ref()) {
+            // Choosing (and reading) the checkpoint to restore is part of the attempt: an error
+            // there (S3 unreachable) is a failure for the restart strategy like any other, and a
+            // retry restores what was asked for (the explicit checkpoint, until one attempt has
+            // started from it).
+            let outcome = match self.choose_restore(explicit) {
+                Err(error) => Err(AttemptFailure { error, checkpoints: 0, stopping: false }),
+                Ok(manifest) => {
+                    explicit = None;
+                    if result.restarts == 0 {
+                        result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
+                    }
+                    self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
+                    self.attempt(manifest.as_ref())
+                }
+            };
+            match outcome {
                 Ok(stats) => {
                     result.records = self.source_records();
                     result.checkpoints += stats.checkpoints;
@@ -208,16 +218,17 @@ impl Runner {
             return Ok(None);
         }
         if let Some(id) = explicit {
+            // The checkpoint asked for cannot be restored: no restart would change that (fatal).
+            let unusable = |reason: String| {
+                let error = StateError::CorruptCheckpoint { checkpoint: id, reason };
+                RuntimeError::Config(format!("the checkpoint to restore from cannot be used: {error}"))
+            };
             return match check_checkpoint(self.store.as_ref(), id)? {
                 CheckpointCheck::Complete(m) => Ok(Some(*m)),
-                CheckpointCheck::Incomplete => Err(StateError::CorruptCheckpoint {
-                    checkpoint: id,
-                    reason: "it has no manifest (never completed, or does not exist)".into(),
+                CheckpointCheck::Incomplete => {
+                    Err(unusable("it has no manifest (never completed, or does not exist)".into()))
                 }
-                .into()),
-                CheckpointCheck::Corrupt(reason) => {
-                    Err(StateError::CorruptCheckpoint { checkpoint: id, reason }.into())
-                }
+                CheckpointCheck::Corrupt(reason) => Err(unusable(reason)),
             };
         }
         match find_restore(self.store.as_ref())? {
