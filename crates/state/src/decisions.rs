@@ -178,8 +178,12 @@ pub const SHARED_PREFIX: &str = "shared/";
 
 /// When checkpoint `deleted` goes: its shared objects that no `remaining` manifest names (retained
 /// checkpoints, savepoints and retired ones alike). Objects of its own (under `chk-<id>/`) go with
-/// it and are not listed here.
-pub fn decide_shared_objects_to_delete(deleted: &Manifest, remaining: &[Manifest]) -> Vec<String> {
+/// it and are not listed here. While `undecodable` other manifests exist, none: one of them might
+/// name any shared object (the checkpoint's own objects still go, so retention goes on).
+pub fn decide_shared_objects_to_delete(deleted: &Manifest, remaining: &[Manifest], undecodable: usize) -> Vec<String> {
+    if undecodable > 0 {
+        return Vec::new();
+    }
     let shared = |m: &Manifest| -> Vec<String> {
         m.files().filter_map(|f| f.object.clone()).filter(|o| o.starts_with(SHARED_PREFIX)).collect()
     };
@@ -383,11 +387,15 @@ mod tests {
         let retained = with_objects(2, &["shared/a/2.sst", "shared/a/3.sst"]);
         let retired = with_objects(7, &["shared/a/1.sst"]);
         assert_eq!(
-            decide_shared_objects_to_delete(&old, std::slice::from_ref(&retained)),
+            decide_shared_objects_to_delete(&old, std::slice::from_ref(&retained), 0),
             vec!["shared/a/1.sst".to_string()]
         );
         assert!(
-            decide_shared_objects_to_delete(&old, &[retained, retired]).is_empty(),
+            decide_shared_objects_to_delete(&old, std::slice::from_ref(&retained), 1).is_empty(),
+            "an undecodable manifest might name 1.sst"
+        );
+        assert!(
+            decide_shared_objects_to_delete(&old, &[retained, retired], 0).is_empty(),
             "a retired manifest still names 1.sst"
         );
     }

@@ -75,22 +75,29 @@ impl RemoteCheckpointStore {
         Ok(Some(manifest))
     }
 
-    /// Every manifest in the store but `except`'s: complete and retired checkpoints. One that
-    /// cannot be read stops the deletion (it might name the objects about to go).
-    fn other_manifests(&self, except: u64) -> Result<Vec<Manifest>> {
-        let mut out = Vec::new();
-        for id in self.remote_ids("")?.into_iter().filter(|&i| i != except) {
-            if let Some(manifest) = self.manifest(id)? {
-                out.push(Manifest::clone(&manifest));
+    /// Every manifest in the store but `except`'s (complete and retired checkpoints), and how
+    /// many could not be decoded. One that cannot be fetched stops the deletion (it might name
+    /// the objects about to go).
+    fn other_manifests(&self, except: u64) -> Result<(Vec<Manifest>, usize)> {
+        let (mut out, mut undecodable) = (Vec::new(), 0);
+        let mut decoded = |result: Result<Option<Manifest>>| -> Result<()> {
+            match result {
+                Ok(Some(manifest)) => out.push(manifest),
+                Ok(None) => {}
+                Err(StateError::CorruptCheckpoint { .. }) => undecodable += 1,
+                Err(e) => return Err(e),
             }
+            Ok(())
+        };
+        for id in self.remote_ids("")?.into_iter().filter(|&i| i != except) {
+            decoded(self.manifest(id).map(|m| m.map(|m| Manifest::clone(&m))))?;
         }
         for id in self.remote_ids(RETIRED_DIR)? {
             let rel = format!("{RETIRED_DIR}/{}", Self::manifest_rel(id));
-            if let Some(bytes) = self.location.get(&rel)? {
-                out.push(Manifest::decode(id, &bytes)?);
-            }
+            let bytes = self.location.get(&rel)?;
+            decoded(bytes.map(|b| Manifest::decode(id, &b)).transpose())?;
         }
-        Ok(out)
+        Ok((out, undecodable))
     }
 }
 
@@ -142,7 +149,10 @@ impl CheckpointStore for RemoteCheckpointStore {
     /// own objects and the shared ones no other manifest names, then the local copy.
     fn delete(&self, id: u64) -> Result<()> {
         let doomed_shared = match self.manifest(id)? {
-            Some(manifest) => decide_shared_objects_to_delete(&manifest, &self.other_manifests(id)?),
+            Some(manifest) => {
+                let (others, undecodable) = self.other_manifests(id)?;
+                decide_shared_objects_to_delete(&manifest, &others, undecodable)
+            }
             None => Vec::new(),
         };
         self.location.remove(&Self::manifest_rel(id))?;

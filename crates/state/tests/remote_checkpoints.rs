@@ -204,3 +204,27 @@ fn a_corrupt_object_makes_a_fresh_machine_restore_the_previous_checkpoint() {
     assert!(skipped[0].1.contains(&own.path), "the reason names the file: {skipped:?}");
     assert_eq!(count_of(&mut backend, 7), Some(1));
 }
+
+#[test]
+fn an_undecodable_retired_manifest_does_not_stop_retention_and_keeps_the_shared_objects() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::start(dir.path(), location(&memory));
+    for id in 1..=3 {
+        job.count(0..20_000, 1);
+        job.checkpoint(id);
+    }
+    // Checkpoint 1 is retired, and its manifest becomes unreadable.
+    job.store.retire(1).unwrap();
+    let retired = object_store::path::Path::from("job/retired/chk-0000000001/_manifest");
+    futures::executor::block_on(memory.put(&retired, b"not a manifest".to_vec().into())).unwrap();
+    let shared_before: Vec<String> = objects(&memory).into_iter().filter(|o| o.starts_with("job/shared/")).collect();
+
+    job.store.delete(2).expect("retention goes on despite the unreadable manifest");
+    let stored = objects(&memory);
+    assert!(!stored.iter().any(|o| o.starts_with("job/chk-0000000002/")), "checkpoint 2's own objects are gone");
+    for object in &shared_before {
+        assert!(stored.contains(object), "{object} stays: the unreadable manifest might name it");
+    }
+    assert_eq!(job.store.list().unwrap(), vec![3]);
+}
