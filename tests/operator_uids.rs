@@ -93,3 +93,35 @@ fn two_operators_with_one_uid_are_a_configuration_error() {
     let text = env.execute("dup").unwrap_err().to_string();
     assert!(text.contains("two operators have the uid 'same'"), "{text}");
 }
+
+/// A job whose records get event time (so watermarks flow through every operator), with a
+/// stateless `map` (uid `stateless`) when `with_map`; fails after a while when `fail_every`.
+fn event_time_job(dir: &std::path::Path, with_map: bool, fail_every: Option<u64>) -> rill::Result<rill::JobResult> {
+    let env = StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_interval(Duration::from_millis(50))
+        .checkpoint_dir(dir.join("checkpoints"))
+        .restart_strategy(RestartStrategy::none())
+        .build()?;
+    let mut numbers = env
+        .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::ascending(|n: &u64| *n as i64))
+        .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
+    if with_map {
+        numbers = numbers.map(|n| n).uid("stateless");
+    }
+    let lines = numbers.key_by(|n: &u64| n % KEYS).process(RunningCount::open).map(|(k, n)| format!("{k}\t{n}"));
+    lines.sink_to(FileSink::exactly_once(dir.join("output")));
+    env.execute("stateless")
+}
+
+#[test]
+fn a_stateless_operator_can_be_removed_without_allowing_non_restored_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = event_time_job(dir.path(), true, Some(400)).expect_err("the injected failure ends the first run");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    // The map saved nothing but its watermark: removing it loses nothing, so the restore goes on.
+    let result = event_time_job(dir.path(), false, None).unwrap();
+    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
+    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+}

@@ -7,7 +7,15 @@ use crate::Watermark;
 
 /// The operator-state key the watermark of operator `uid` is stored under.
 fn key(uid: &str) -> String {
-    format!("{uid}/__watermark")
+    format!("{uid}/{SUFFIX}")
+}
+
+const SUFFIX: &str = "__watermark";
+
+/// Whether an operator-state key holds an operator's watermark: no state of its own, so an
+/// operator that saved nothing else may be renamed or removed freely.
+pub(crate) fn is_watermark(key: &str) -> bool {
+    key.split_once('/').is_some_and(|(_, rest)| rest == SUFFIX)
 }
 
 /// Stores `watermark` (if any) as operator `uid`'s watermark in the checkpoint being taken.

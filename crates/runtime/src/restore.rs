@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rill_state::{KeyedRestoreSource, Manifest, OperatorStateSnapshot, StateError};
 
-use crate::{JobConfig, Result, RuntimeError};
+use crate::{operator_watermark, JobConfig, Result, RuntimeError};
 
 /// The restored state of one vertex, shared by its subtasks (each takes its part).
 #[derive(Debug, Default, Clone)]
@@ -64,7 +64,8 @@ pub(crate) fn load_vertex_restores(
         }
     }
     let union = OperatorStateSnapshot::union(parts.iter());
-    for key in union.entries.keys() {
+    // An operator's watermark is not state to claim: a stateless operator may go (Flink's rule).
+    for key in union.entries.keys().filter(|key| !operator_watermark::is_watermark(key)) {
         let operator = key.split('/').next().unwrap_or(key);
         if !operator_uids.iter().any(|uid| uid == operator) {
             unclaimed.push(format!("state of operator '{operator}'"));
