@@ -10,6 +10,13 @@ use crate::{KeyGroupRange, Result, StateError};
 
 const HEADER_PREFIX: &str = "rill-manifest v1 crc32=";
 
+/// The header line (with the body's CRC-32), then the body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{HEADER_PREFIX}{:08x}\n", crc32fast::hash(body)).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
 /// One file referenced by a checkpoint, relative to the checkpoint's directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDigest {
@@ -77,13 +84,44 @@ pub struct Manifest {
 impl Manifest {
     /// Serializes with a checksummed header line.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let body = serde_json::to_vec_pretty(self).map_err(|e| StateError::CorruptCheckpoint {
+        let unencodable = |reason: String| StateError::CorruptCheckpoint {
             checkpoint: self.checkpoint,
-            reason: format!("manifest could not be encoded: {e}"),
-        })?;
-        let mut out = format!("{HEADER_PREFIX}{:08x}\n", crc32fast::hash(&body)).into_bytes();
-        out.extend_from_slice(&body);
-        Ok(out)
+            reason: format!("manifest could not be encoded: {reason}"),
+        };
+        self.check_paths().map_err(unencodable)?;
+        let body = serde_json::to_vec_pretty(self).map_err(|e| unencodable(e.to_string()))?;
+        Ok(frame(&body))
+    }
+
+    /// Checks that every path the manifest names stays inside the checkpoint directory (or the
+    /// object store's prefix): relative, made of plain names only, so no `..`, no `.`, no root.
+    /// A manifest naming `../../x` or `/etc/x` would make a restore read or download outside it.
+    fn check_paths(&self) -> std::result::Result<(), String> {
+        let inside = |what: &str, path: &str| -> std::result::Result<(), String> {
+            let mut parts = std::path::Path::new(path).components();
+            let plain = !path.is_empty()
+                && !path.starts_with("./")
+                && parts.all(|c| matches!(c, std::path::Component::Normal(_)));
+            match plain {
+                true => Ok(()),
+                false => Err(format!("{what} '{path}' is not a relative path inside the checkpoint")),
+            }
+        };
+        for subtask in self.vertices.iter().flat_map(|v| v.subtasks.iter()) {
+            if let Some(dir) = &subtask.keyed_state_dir {
+                inside("keyed state directory", dir)?;
+            }
+            if let Some(file) = &subtask.operator_state_file {
+                inside("operator state file", file)?;
+            }
+            for file in &subtask.files {
+                inside("file", &file.path)?;
+                if let Some(object) = &file.object {
+                    inside("object", object)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Parses and checks a manifest written by [`Manifest::encode`].
@@ -112,6 +150,7 @@ impl Manifest {
                 manifest.checkpoint
             )));
         }
+        manifest.check_paths().map_err(corrupt)?;
         Ok(manifest)
     }
 
@@ -190,6 +229,26 @@ mod tests {
         let bytes = sample().encode().unwrap();
         assert!(Manifest::decode(7, &bytes[..bytes.len() / 2]).is_err());
         assert!(Manifest::decode(7, &bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn a_manifest_naming_a_path_outside_the_checkpoint_is_corrupt_and_is_never_written() {
+        for bad in ["../../etc/passwd", "/etc/passwd", "v0-0/../../x", "./v0-0/x", ""] {
+            let mut m = sample();
+            m.vertices[0].subtasks[0].files[0].path = bad.into();
+            let err = m.encode().unwrap_err().to_string();
+            assert!(err.contains("not a relative path inside the checkpoint"), "{bad}: {err}");
+            // Written by someone else (a bucket writer), it is read as corrupt, naming the path.
+            let bytes = frame(&serde_json::to_vec(&m).unwrap());
+            let err = Manifest::decode(7, &bytes).unwrap_err();
+            assert!(matches!(err, StateError::CorruptCheckpoint { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+        let mut m = sample();
+        m.vertices[0].subtasks[0].files[0].object = Some("../other-job/chk-1/x".into());
+        assert!(Manifest::decode(7, &frame(&serde_json::to_vec(&m).unwrap())).is_err(), "objects too");
+        m.vertices[0].subtasks[0].files[0].object = Some("shared/run1/000007.sst".into());
+        assert_eq!(Manifest::decode(7, &m.encode().unwrap()).unwrap(), m);
     }
 
     #[test]
