@@ -118,10 +118,14 @@ impl CheckpointStore for RemoteCheckpointStore {
     }
 
     /// Puts the manifest in the object store only if none is there (another process may have
-    /// completed this checkpoint: then this one fails), then writes the local copy.
+    /// completed this checkpoint: then this one fails), then writes the local copy. Finding the
+    /// very same manifest there is a success: an earlier attempt of this put landed, and its
+    /// answer was lost.
     fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
         let rel = Self::manifest_rel(id);
-        if self.location.put_if_absent(&rel, bytes.to_vec())? == PutOutcome::AlreadyExists {
+        if self.location.put_if_absent(&rel, bytes.to_vec())? == PutOutcome::AlreadyExists
+            && self.location.get(&rel)?.as_deref() != Some(bytes)
+        {
             return Err(StateError::ManifestExists { checkpoint: id, location: self.location.url_of(&rel) });
         }
         self.local.write_manifest(id, bytes)

@@ -160,6 +160,18 @@ fn a_second_process_cannot_complete_a_checkpoint_that_has_a_manifest() {
 }
 
 #[test]
+fn a_retried_manifest_put_that_finds_its_own_manifest_there_succeeds() {
+    let memory = Arc::new(InMemory::new());
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::start(dir.path(), location(&memory));
+    job.count(0..10, 1);
+    job.checkpoint(1);
+    let written = job.store.read_manifest(1).unwrap().unwrap();
+    // The first put landed but its answer was lost: the retry finds the same bytes.
+    job.store.write_manifest(1, &written).expect("the same manifest is not another writer's");
+}
+
+#[test]
 fn deleting_a_checkpoint_removes_only_objects_no_remaining_manifest_names() {
     let memory = Arc::new(InMemory::new());
     let dir = tempfile::tempdir().unwrap();
