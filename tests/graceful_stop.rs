@@ -120,8 +120,13 @@ fn a_savepoint_outlives_retention_and_restores_at_another_parallelism() {
     let job = observed_job(&addr, 4_000_000, 2, 200);
     let child = job.spawn(dir.path());
     wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
-    let answer: serde_json::Value =
-        reqwest::blocking::Client::new().post(format!("http://{addr}/api/savepoints")).send().unwrap().json().unwrap();
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/savepoints"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
     assert!(manifest_text(dir.path(), savepoint).unwrap().contains(r#""savepoint": true"#));
 

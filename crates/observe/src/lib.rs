@@ -16,6 +16,7 @@
 //! Depends on `metrics`, `metrics-exporter-prometheus`, `axum`, `tokio`, `indicatif`, `serde`.
 
 mod commands;
+mod control;
 mod error;
 mod history;
 mod model;
@@ -27,6 +28,7 @@ mod server;
 mod subtask;
 
 pub use commands::{CommandReply, JobCommand};
+pub use control::CONTROL_TOKEN_VAR;
 pub use error::{ObserveError, Result};
 pub use model::{CheckpointStatus, CheckpointView, JobState, JobView, RestartView, ShardView, SubtaskView, VertexView};
 pub use monitor::{JobMonitor, VertexSpec};

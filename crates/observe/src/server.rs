@@ -12,12 +12,16 @@
 //!
 //! Every command answers the id of its checkpoint under `"checkpoint"`; an answer whose checkpoint
 //! is a savepoint carries the same id under `"savepoint"` too (what clients read before).
+//!
+//! The `POST` routes steer the job: they need `Content-Type: application/json`, refuse another
+//! web origin (403), and need `Authorization: Bearer <token>` when `RILL_CONTROL_TOKEN` is set
+//! (see [`crate::control`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -66,7 +70,8 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
     let local = listener.local_addr().map_err(ObserveError::Start)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(monitor);
+    let token = std::env::var(crate::control::CONTROL_TOKEN_VAR).ok().filter(|t| !t.is_empty());
+    let app = router(Api { monitor, token });
     let thread = std::thread::Builder::new()
         .name("rill-web".into())
         .spawn(move || {
@@ -91,19 +96,26 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
     Ok(Server { addr: local, shutdown: Some(tx), thread: Some(thread) })
 }
 
-fn router(monitor: JobMonitor) -> Router {
+/// What the routes share: the job, and the control token if one is set.
+#[derive(Clone)]
+struct Api {
+    monitor: JobMonitor,
+    token: Option<String>,
+}
+
+fn router(api: Api) -> Router {
     Router::new()
         .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/metrics", get(metrics))
-        .route("/api/job", get(|State(m): State<JobMonitor>| async move { Json(m.view()) }))
-        .route("/api/checkpoints", get(|State(m): State<JobMonitor>| async move { Json(m.checkpoints()) }))
-        .route("/api/shards", get(|State(m): State<JobMonitor>| async move { Json(m.shards()) }))
+        .route("/api/job", get(|State(api): State<Api>| async move { Json(api.monitor.view()) }))
+        .route("/api/checkpoints", get(|State(api): State<Api>| async move { Json(api.monitor.checkpoints()) }))
+        .route("/api/shards", get(|State(api): State<Api>| async move { Json(api.monitor.shards()) }))
         .route("/api/savepoints", post(savepoint))
         .route("/api/stop", post(stop))
-        .with_state(monitor)
+        .with_state(api)
 }
 
-async fn metrics(State(monitor): State<JobMonitor>) -> Response {
+async fn metrics(State(Api { monitor, .. }): State<Api>) -> Response {
     match crate::prometheus::handle() {
         Ok(handle) => {
             monitor.sample(Duration::from_secs(1));
@@ -137,8 +149,17 @@ async fn command(
     }
 }
 
-async fn savepoint(State(monitor): State<JobMonitor>) -> Response {
-    command(&monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, true).await
+/// A control request's refusal, if its headers do not pass [`crate::control::check`].
+fn refused(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    let (status, reason) = crate::control::check(headers, api.token.as_deref()).err()?;
+    Some((status, Json(json!({ "error": reason }))).into_response())
+}
+
+async fn savepoint(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&api, &headers) {
+        return refusal;
+    }
+    command(&api.monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, true).await
 }
 
 #[derive(Deserialize)]
@@ -149,9 +170,12 @@ struct StopQuery {
     drain: bool,
 }
 
-async fn stop(State(monitor): State<JobMonitor>, Query(q): Query<StopQuery>) -> Response {
+async fn stop(State(api): State<Api>, headers: HeaderMap, Query(q): Query<StopQuery>) -> Response {
+    if let Some(refusal) = refused(&api, &headers) {
+        return refusal;
+    }
     let StopQuery { savepoint, drain } = q;
-    command(&monitor, |reply| JobCommand::Stop { savepoint, drain, reply: Some(reply) }, savepoint).await
+    command(&api.monitor, |reply| JobCommand::Stop { savepoint, drain, reply: Some(reply) }, savepoint).await
 }
 
 #[cfg(test)]
@@ -196,8 +220,16 @@ mod tests {
         let monitor = JobMonitor::new("steered");
         let server = serve(local(), monitor.clone()).unwrap();
         let url = format!("http://{}/api/savepoints", server.addr());
-        let answer =
-            std::thread::spawn(move || reqwest::blocking::Client::new().post(url).send().unwrap().text().unwrap());
+        let refused = reqwest::blocking::Client::new().post(&url).header("Origin", "https://example.com");
+        let refused = refused.header("Content-Type", "application/json").send().unwrap();
+        assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN, "another web origin cannot steer the job");
+        let plain = reqwest::blocking::Client::new().post(&url).body("{}").send().unwrap();
+        assert_eq!(plain.status(), reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE, "a body not declared JSON");
+        assert!(monitor.try_command().is_none(), "neither reached the job");
+        let answer = std::thread::spawn(move || {
+            let request = reqwest::blocking::Client::new().post(url).header("Content-Type", "application/json");
+            request.send().unwrap().text().unwrap()
+        });
         let command = loop {
             if let Some(c) = monitor.try_command() {
                 break c;
