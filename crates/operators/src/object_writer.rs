@@ -149,7 +149,7 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreSinkWriter<T> {
     /// the empty one started at the barrier before is aborted).
     fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<UploadBatch>> {
         if barrier.then_stop {
-            return self.pre_commit_last();
+            return self.seal_last();
         }
         self.seal()?;
         if self.current.is_none() {
@@ -163,7 +163,7 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreSinkWriter<T> {
 impl<T> ObjectStoreSinkWriter<T> {
     /// The last barrier of a run: seals what was written, aborts the empty upload started at the
     /// barrier before.
-    fn pre_commit_last(&mut self) -> OperatorResult<Option<UploadBatch>> {
+    fn seal_last(&mut self) -> OperatorResult<Option<UploadBatch>> {
         self.seal()?;
         if let Some(empty) = self.current.take() {
             self.location.abort_upload(&empty.object, &empty.id)?;
