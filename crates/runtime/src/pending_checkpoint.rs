@@ -106,7 +106,15 @@ pub(crate) fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manife
         store.sync_dir(manifest.checkpoint, &dir)?;
     }
     store.write_manifest(manifest.checkpoint, &manifest.encode()?)?;
-    let scan = scan_manifests(store)?;
+    // The checkpoint is complete now. Retention is housekeeping: its failure (a listing that
+    // fails) is a warning, never a failed checkpoint; the next checkpoint tries again.
+    let scan = match scan_manifests(store) {
+        Ok(scan) => scan,
+        Err(e) => {
+            tracing::warn!(checkpoint = manifest.checkpoint, error = %e, "retention skipped: checkpoints could not be listed");
+            return Ok(());
+        }
+    };
     // What could not be read is never deleted, nor is a savepoint.
     for id in decide_scan_retention(&scan, retain) {
         if id < manifest.checkpoint {
@@ -152,15 +160,21 @@ mod tests {
         assert!(p.acknowledge(5, 0, snap(0)).is_err());
     }
 
-    /// Records the order of a store's calls (a shim around the in-memory store).
+    /// Records the order of a store's calls (a shim around the in-memory store); with
+    /// `failing_list`, listing fails (an object store answering LIST with an error).
     #[derive(Default)]
     struct Recording {
         inner: MemoryCheckpointStore,
         calls: std::sync::Mutex<Vec<String>>,
+        failing_list: bool,
     }
 
     impl CheckpointStore for Recording {
         fn list(&self) -> rill_state::Result<Vec<u64>> {
+            if self.failing_list {
+                let io = std::io::Error::other("LIST failed (injected)");
+                return Err(rill_state::StateError::Io { op: "list", path: "checkpoints".into(), source: io });
+            }
             self.inner.list()
         }
         fn read_manifest(&self, id: u64) -> rill_state::Result<Option<Vec<u8>>> {
@@ -219,5 +233,13 @@ mod tests {
         let mut left = store.list().unwrap();
         left.sort();
         assert_eq!(left, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_listing_that_fails_after_the_manifest_is_written_leaves_the_checkpoint_complete() {
+        let store = Recording { failing_list: true, ..Recording::default() };
+        let p = PendingCheckpoint::new(4, false, vec![]);
+        complete_checkpoint(&store, &p.into_manifest("j", 128, &[]), 3).expect("complete despite the listing");
+        assert!(store.inner.read_manifest(4).unwrap().is_some(), "the manifest is written");
     }
 }
