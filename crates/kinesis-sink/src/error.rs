@@ -40,6 +40,17 @@ pub enum SinkError {
         /// The keys the sink accepts besides the `aws.*` connection keys.
         known: String,
     },
+    /// Checking the target stream at start failed (Kinesis unreachable, refused, ...).
+    #[error("checking Kinesis stream '{stream}' at {connection} failed: {source}")]
+    StreamCheck {
+        /// The stream.
+        stream: String,
+        /// Where Kinesis was called (region, endpoint).
+        connection: String,
+        /// The last failure of the check.
+        #[source]
+        source: Box<rill_kinesis_common::Error>,
+    },
     /// The target stream does not exist.
     #[error("Kinesis stream '{stream}' does not exist ({connection}); create it before starting the job")]
     StreamNotFound {

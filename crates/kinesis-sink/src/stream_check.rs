@@ -50,6 +50,10 @@ async fn describe_status(client: &Client, stream: &str, connection: &str) -> Res
         Err(e) if e.code() == Some("ResourceNotFoundException") => {
             Err(SinkError::StreamNotFound { stream: stream.to_string(), connection: connection.to_string() })
         }
-        Err(e) => Err(SinkError::Connection(e)),
+        // Name where it was called: a mistyped endpoint shows only as "connection refused".
+        Err(source) => {
+            let (stream, connection) = (stream.to_string(), connection.to_string());
+            Err(SinkError::StreamCheck { stream, connection, source: Box::new(source) })
+        }
     }
 }

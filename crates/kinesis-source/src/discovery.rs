@@ -44,10 +44,12 @@ pub(crate) async fn check_stream(
     connection: &str,
 ) -> Result<()> {
     let started = Instant::now();
+    // The first call to Kinesis: when it cannot connect, the error names where it tried.
+    let target = format!("stream '{stream}' at {connection}");
     loop {
         let summary = with_retries(
             "DescribeStreamSummary",
-            stream,
+            &target,
             &settings.list_shards_retry,
             settings.throttle_retry_timeout,
             stats,

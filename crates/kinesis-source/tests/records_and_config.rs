@@ -253,3 +253,24 @@ fn secrets_never_show_in_debug_output() {
     let shown = format!("{source:?}");
     assert!(!shown.contains("very-secret-value") && !shown.contains("AKIDSECRETEXAMPLE"), "{shown}");
 }
+
+#[test]
+fn an_unreachable_endpoint_is_named_in_the_error() {
+    // Nothing listens on port 9 (discard): every call is refused at once.
+    let connection = rill_kinesis_common::KinesisConnection::builder()
+        .region("us-east-1")
+        .endpoint("http://127.0.0.1:9")
+        .static_credentials("rill-test-access-key", "rill-test-secret-key")
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let source = source_builder(connection, "orders", Duration::from_secs(1))
+        .list_shards_retry(rill_kinesis_source::RetrySettings::new(1, 10, 20, 1.5))
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_single_chain(source, dir.path()).expect_err("nothing answers at the endpoint");
+    let text = err.to_string();
+    assert!(text.contains("http://127.0.0.1:9") && text.contains("us-east-1"), "names where it called: {text}");
+    assert!(text.contains("DescribeStreamSummary") && text.contains("'orders'"), "{text}");
+}
