@@ -26,3 +26,13 @@ pub enum JobCommand {
         reply: Option<CommandReply>,
     },
 }
+
+impl JobCommand {
+    /// Answers the request that it cannot be done, for `reason`.
+    pub fn refuse(self, reason: &str) {
+        let (JobCommand::Savepoint { reply } | JobCommand::Stop { reply, .. }) = self;
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(reason.to_string()));
+        }
+    }
+}

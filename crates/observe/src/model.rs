@@ -21,6 +21,11 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Whether the job has ended (finished or failed): no request will be answered any more.
+    pub fn has_ended(self) -> bool {
+        matches!(self, JobState::Finished | JobState::Failed)
+    }
+
     /// Its name, as the API spells it.
     pub fn label(self) -> &'static str {
         match self {

@@ -152,9 +152,26 @@ impl JobMonitor {
         st.vertices.iter().map(|v| v.subtasks.clone()).collect()
     }
 
-    /// The job moved to `state`.
+    /// The job moved to `state`. When it ended (finished or failed), the requests still waiting
+    /// are answered that it ended: nothing will take them any more.
     pub fn set_state(&self, state: JobState) {
-        self.lock().state = state;
+        let mut st = self.lock();
+        st.state = state;
+        if state.has_ended() {
+            while let Ok(command) = self.inner.commands.1.try_recv() {
+                command.refuse("the job ended before answering");
+            }
+        }
+    }
+
+    /// Hands a request to the job, or gives it back if the job has ended (under the state's lock,
+    /// so that a request is either taken by the job or refused, never left waiting).
+    pub fn send_command(&self, command: JobCommand) -> Result<(), JobCommand> {
+        let st = self.lock();
+        if st.state.has_ended() {
+            return Err(command);
+        }
+        self.inner.commands.0.send(command).map_err(|e| e.0)
     }
 
     /// The job's current state.
@@ -264,6 +281,12 @@ impl JobMonitor {
     /// Where a request to the job (savepoint, stop) can be sent.
     pub fn command_sender(&self) -> Sender<JobCommand> {
         self.inner.commands.0.clone()
+    }
+
+    /// Requests waiting for the job to take them (tests).
+    #[cfg(test)]
+    pub(crate) fn pending_commands(&self) -> usize {
+        self.inner.commands.1.len()
     }
 
     /// The next request to the job, if one is waiting.

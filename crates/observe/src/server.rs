@@ -135,7 +135,7 @@ async fn command(
     is_savepoint: bool,
 ) -> Response {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    if monitor.command_sender().send(make(tx)).is_err() {
+    if monitor.send_command(make(tx)).is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the job is not running"}))).into_response();
     }
     match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
@@ -181,6 +181,7 @@ async fn stop(State(api): State<Api>, headers: HeaderMap, Query(q): Query<StopQu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::JobState;
 
     fn local() -> SocketAddr {
         "127.0.0.1:0".parse().unwrap()
@@ -239,6 +240,31 @@ mod tests {
         let JobCommand::Savepoint { reply: Some(reply) } = command else { panic!("{command:?}") };
         reply.send(Ok(7)).unwrap();
         assert_eq!(answer.join().unwrap(), r#"{"checkpoint":7,"savepoint":7}"#);
+    }
+
+    #[test]
+    fn no_request_waits_past_the_end_of_the_job() {
+        let monitor = JobMonitor::new("ending");
+        let server = serve(local(), monitor.clone()).unwrap();
+        let url = format!("http://{}/api/savepoints", server.addr());
+        let post = move || {
+            let request = reqwest::blocking::Client::new().post(url.clone()).header("Content-Type", "application/json");
+            let answer = request.send().unwrap();
+            (answer.status(), answer.text().unwrap())
+        };
+        let post_again = post.clone();
+        // A request the job has not taken yet when it ends is answered at once.
+        let waiting = std::thread::spawn(post);
+        while monitor.pending_commands() == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        monitor.set_state(JobState::Finished);
+        let (status, body) = waiting.join().unwrap();
+        assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+        assert!(body.contains("the job ended"), "{body}");
+        // One arriving after the end is refused without waiting.
+        let (status, body) = post_again();
+        assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
 
     #[test]

@@ -133,12 +133,7 @@ impl<'a> Coordinator<'a> {
     fn take_requests(&mut self) {
         while let Some(command) = self.monitor.try_command() {
             if self.final_done {
-                let reply = match command {
-                    JobCommand::Savepoint { reply } | JobCommand::Stop { reply, .. } => reply,
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err("the job is finishing: its last checkpoint is complete".into()));
-                }
+                command.refuse("the job is finishing: its last checkpoint is complete");
                 continue;
             }
             if matches!(command, JobCommand::Stop { .. }) && !self.requests.stopping() {
