@@ -156,8 +156,8 @@ impl RemoteLocation {
         })
     }
 
-    /// Uploads local files, each `(file, rel)` to object `rel`, streamed (see [`upload_file`]):
-    /// at most [`CONCURRENT_UPLOADS`] at once in this process, whatever the number of callers.
+    /// Uploads local files, each `(file, rel)` to object `rel`, streamed (one buffer of 5 MiB,
+    /// multipart past it): at most 4 at once in this process, whatever the number of callers.
     pub async fn upload_files(&self, files: Vec<(PathBuf, String)>) -> Result<()> {
         futures::stream::iter(files)
             .map(|(local, object)| async move {
