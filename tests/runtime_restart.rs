@@ -220,3 +220,38 @@ fn restoring_a_checkpoint_that_does_not_exist_fails_at_once_naming_it_whatever_t
     assert!(text.contains("checkpoint 999") && text.contains("no manifest"), "{text}");
     assert_eq!(err.class(), ErrorClass::Fatal, "{text}");
 }
+
+#[test]
+fn a_checkpoint_id_is_never_used_twice_even_after_its_leftover_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let env = StreamEnv::builder()
+            .checkpoint_dir(dir.path())
+            .checkpoint_interval(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        let (sink, _out) = CollectSink::new();
+        env.source("numbers", GeneratorSource::new(0..1_000)).sink_to(sink);
+        env.execute("ids").unwrap()
+    };
+    let first = run();
+    let complete = |dir: &std::path::Path| -> Vec<u64> {
+        let mut ids: Vec<u64> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("_manifest").exists())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let last = *complete(dir.path()).last().expect("the first run left a checkpoint");
+    assert!(first.checkpoints > 0);
+    // An attempt that died before completing checkpoint last + 5 left its directory behind.
+    let leftover = last + 5;
+    std::fs::create_dir_all(dir.path().join(format!("chk-{leftover:010}")).join("numbers-0")).unwrap();
+    let second = run();
+    assert_eq!(second.restored_from, Some(last));
+    let newest = *complete(dir.path()).last().unwrap();
+    assert!(newest > leftover, "the second run's checkpoint {newest} reused an id up to the leftover's {leftover}");
+}

@@ -292,10 +292,12 @@ impl Runner {
                 }));
             }
         }
-        self.prepare_checkpoint_dir(manifest.map(|m| m.checkpoint)).map_err(fail)?;
+        // The next id is above every id stored, leftovers included: taken before they are
+        // deleted, so an id is never used twice.
         let mut stored = self.store.list().map_err(|e| fail(e.into()))?;
         stored.extend(self.store.retired().map_err(|e| fail(e.into()))?);
         let first_epoch = next_checkpoint_id(&stored);
+        self.prepare_checkpoint_dir(manifest.map(|m| m.checkpoint)).map_err(fail)?;
 
         let (events_tx, events_rx) = unbounded();
         let mut channels = ChannelTable::default();
