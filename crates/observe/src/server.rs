@@ -7,7 +7,7 @@
 //! | `GET /api/job` | [`crate::JobView`] |
 //! | `GET /api/checkpoints` | [`crate::CheckpointView`]s, newest first |
 //! | `GET /api/shards` | [`crate::ShardView`]s |
-//! | `POST /api/savepoints` | takes a savepoint; `{"checkpoint": id, "savepoint": id}` once complete |
+//! | `POST /api/savepoints` | takes a savepoint; `{"checkpoint": id, "savepoint": id}` once complete; 429 while another is being taken |
 //! | `POST /api/stop?savepoint=true&drain=true` | stops the job (final checkpoint, a savepoint if asked; with `drain`, every timer and window fires first); `{"checkpoint": id}`, and `"savepoint": id` if it is one |
 //!
 //! Every command answers the id of its checkpoint under `"checkpoint"`; an answer whose checkpoint
@@ -18,6 +18,8 @@
 //! (see [`crate::control`]).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -71,7 +73,7 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let token = std::env::var(crate::control::CONTROL_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let app = router(Api { monitor, token });
+    let app = router(Api { monitor, token, savepoint_running: Arc::default() });
     let thread = std::thread::Builder::new()
         .name("rill-web".into())
         .spawn(move || {
@@ -96,11 +98,22 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
     Ok(Server { addr: local, shutdown: Some(tx), thread: Some(thread) })
 }
 
-/// What the routes share: the job, and the control token if one is set.
+/// What the routes share: the job, the control token if one is set, and whether a savepoint
+/// request is being answered.
 #[derive(Clone)]
 struct Api {
     monitor: JobMonitor,
     token: Option<String>,
+    savepoint_running: Arc<AtomicBool>,
+}
+
+/// Marks a savepoint request as answered when dropped (also when the client goes away).
+struct SavepointSlot(Arc<AtomicBool>);
+
+impl Drop for SavepointSlot {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 fn router(api: Api) -> Router {
@@ -159,6 +172,13 @@ async fn savepoint(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refused(&api, &headers) {
         return refusal;
     }
+    // One savepoint at a time: savepoints are never deleted, so a loop of requests must not pile
+    // them up.
+    if api.savepoint_running.swap(true, Ordering::SeqCst) {
+        let error = "a savepoint is being taken; ask again once it is answered";
+        return (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": error }))).into_response();
+    }
+    let _slot = SavepointSlot(api.savepoint_running.clone());
     command(&api.monitor, |reply| JobCommand::Savepoint { reply: Some(reply) }, true).await
 }
 
@@ -238,6 +258,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         };
         let JobCommand::Savepoint { reply: Some(reply) } = command else { panic!("{command:?}") };
+        // While it is being taken, another savepoint request is refused.
+        let again = reqwest::blocking::Client::new().post(format!("http://{}/api/savepoints", server.addr()));
+        let again = again.header("Content-Type", "application/json").send().unwrap();
+        assert_eq!(again.status(), reqwest::StatusCode::TOO_MANY_REQUESTS, "one savepoint at a time");
         reply.send(Ok(7)).unwrap();
         assert_eq!(answer.join().unwrap(), r#"{"checkpoint":7,"savepoint":7}"#);
     }
