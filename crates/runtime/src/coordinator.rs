@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use rill_state::CheckpointStore;
+use rill_state::{CheckpointStore, StateError};
 
 use rill_observe::{CommandReply, JobCommand, JobMonitor, JobState};
 
@@ -188,8 +188,9 @@ impl<'a> Coordinator<'a> {
                         pending.uploaded_bytes += uploaded;
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
-                            self.complete(pending)?;
-                            self.consecutive_failures = 0;
+                            if self.complete(pending)? {
+                                self.consecutive_failures = 0;
+                            }
                             next_trigger = interval.map(|i| Instant::now() + i);
                         }
                     }
@@ -226,8 +227,13 @@ impl<'a> Coordinator<'a> {
     /// later checkpoint). Beyond the tolerable number of failures in a row, the job fails over.
     fn abandon(&mut self, why: &str) -> Result<()> {
         let Some(pending) = self.pending.take() else { return Ok(()) };
-        let epoch = pending.epoch;
-        self.monitor.checkpoint_expired(epoch);
+        self.monitor.checkpoint_expired(pending.epoch);
+        self.count_failure(pending.epoch, why)
+    }
+
+    /// Checkpoint `epoch` failed for `why`: its requests are answered so, and beyond the
+    /// tolerable number of failures in a row the job fails over.
+    fn count_failure(&mut self, epoch: u64, why: &str) -> Result<()> {
         self.answer(Err(format!("checkpoint {epoch} {why}")));
         self.consecutive_failures += 1;
         let tolerable = self.config.tolerable_checkpoint_failures;
@@ -242,7 +248,11 @@ impl<'a> Coordinator<'a> {
         Ok(())
     }
 
-    fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
+    /// Makes `pending` complete; whether it did. A manifest the store refused or could not take
+    /// (S3 denying or unreachable) fails the checkpoint, not the job: it counts towards the
+    /// tolerable failures, as an expired one does, and its transactions are committed by a later
+    /// checkpoint. A manifest another process wrote first fails the job.
+    fn complete(&mut self, pending: PendingCheckpoint) -> Result<bool> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
         let pending_uploaded = pending.uploaded_bytes;
@@ -252,8 +262,12 @@ impl<'a> Coordinator<'a> {
         let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
         if let Err(e) = complete_checkpoint(self.store, &manifest, self.config.retained_checkpoints) {
             self.monitor.checkpoint_failed(epoch, &e.to_string());
-            self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
-            return Err(e);
+            if matches!(e, RuntimeError::State(StateError::ManifestExists { .. })) {
+                self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
+                return Err(e);
+            }
+            self.count_failure(epoch, &format!("could not be completed: {e}"))?;
+            return Ok(false);
         }
         let bytes: u64 = manifest.files().map(|f| f.size).sum();
         self.monitor.checkpoint_completed(epoch, bytes);
@@ -276,6 +290,6 @@ impl<'a> Coordinator<'a> {
         for (_, _, c) in self.controls {
             let _ = c.send(Control::Commit(epoch));
         }
-        Ok(())
+        Ok(true)
     }
 }
