@@ -114,14 +114,7 @@ fn back_pressure_keeps_the_buffer_bounded_when_the_stream_is_slow() -> anyhow::R
 
 #[test]
 fn an_unreachable_endpoint_is_named_in_the_error() -> anyhow::Result<()> {
-    // Nothing listens on port 9 (discard): every call is refused at once.
-    let connection = rill_kinesis_common::KinesisConnection::builder()
-        .region("us-east-1")
-        .endpoint("http://127.0.0.1:9")
-        .static_credentials("rill-test-access-key", "rill-test-secret-key")
-        .max_attempts(1)
-        .build()?;
-    let sink = support::sequence_sink(connection, "orders").build()?;
+    let sink = support::sequence_sink(Emulator::unreachable_connection()?, "orders").build()?;
     let err = run_sequence(10, 1, sink).expect_err("nothing answers at the endpoint");
     let text = err.to_string();
     assert!(text.contains("http://127.0.0.1:9") && text.contains("us-east-1"), "names where it called: {text}");

@@ -256,15 +256,7 @@ fn secrets_never_show_in_debug_output() {
 
 #[test]
 fn an_unreachable_endpoint_is_named_in_the_error() {
-    // Nothing listens on port 9 (discard): every call is refused at once.
-    let connection = rill_kinesis_common::KinesisConnection::builder()
-        .region("us-east-1")
-        .endpoint("http://127.0.0.1:9")
-        .static_credentials("rill-test-access-key", "rill-test-secret-key")
-        .max_attempts(1)
-        .build()
-        .unwrap();
-    let source = source_builder(connection, "orders", Duration::from_secs(1))
+    let source = source_builder(Emulator::unreachable_connection().unwrap(), "orders", Duration::from_secs(1))
         .list_shards_retry(rill_kinesis_source::RetrySettings::new(1, 10, 20, 1.5))
         .build()
         .unwrap();

@@ -188,9 +188,7 @@ impl<'a> Coordinator<'a> {
                         pending.uploaded_bytes += uploaded;
                         if pending.acknowledge(vertex, snapshot.subtask, snapshot)? == AckOutcome::Complete {
                             let pending = self.pending.take().ok_or(RuntimeError::Aborted)?;
-                            if self.complete(pending)? {
-                                self.consecutive_failures = 0;
-                            }
+                            self.complete(pending)?;
                             next_trigger = interval.map(|i| Instant::now() + i);
                         }
                     }
@@ -248,11 +246,11 @@ impl<'a> Coordinator<'a> {
         Ok(())
     }
 
-    /// Makes `pending` complete; whether it did. A manifest the store refused or could not take
-    /// (S3 denying or unreachable) fails the checkpoint, not the job: it counts towards the
-    /// tolerable failures, as an expired one does, and its transactions are committed by a later
-    /// checkpoint. A manifest another process wrote first fails the job.
-    fn complete(&mut self, pending: PendingCheckpoint) -> Result<bool> {
+    /// Makes `pending` complete, which ends a run of checkpoint failures. A manifest the store
+    /// refused or could not take (S3 denying or unreachable) fails the checkpoint, not the job:
+    /// it counts towards the tolerable failures, as an expired one does, and its transactions are
+    /// committed by a later checkpoint. A manifest another process wrote first fails the job.
+    fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
         let pending_uploaded = pending.uploaded_bytes;
@@ -266,9 +264,9 @@ impl<'a> Coordinator<'a> {
                 self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
                 return Err(e);
             }
-            self.count_failure(epoch, &format!("could not be completed: {e}"))?;
-            return Ok(false);
+            return self.count_failure(epoch, &format!("could not be completed: {e}"));
         }
+        self.consecutive_failures = 0;
         let bytes: u64 = manifest.files().map(|f| f.size).sum();
         self.monitor.checkpoint_completed(epoch, bytes);
         self.uploaded_bytes += pending_uploaded;
@@ -290,6 +288,6 @@ impl<'a> Coordinator<'a> {
         for (_, _, c) in self.controls {
             let _ = c.send(Control::Commit(epoch));
         }
-        Ok(true)
+        Ok(())
     }
 }

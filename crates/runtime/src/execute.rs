@@ -192,9 +192,10 @@ impl Runner {
                     result.checkpoints += failure.checkpoints;
                     // Given up, the failure is reported once: by the error this returns.
                     let decision = match failure.error.class() {
-                        _ if failure.stopping => RestartDecision::GiveUp,
-                        ErrorClass::Fatal => RestartDecision::GiveUp,
-                        ErrorClass::Retryable => restarts.on_failure(Instant::now(), random_unit()),
+                        ErrorClass::Retryable if !failure.stopping => {
+                            restarts.on_failure(Instant::now(), random_unit())
+                        }
+                        _ => RestartDecision::GiveUp,
                     };
                     let RestartDecision::RestartAfter(delay) = decision else {
                         return Err(RuntimeError::JobFailed {

@@ -48,10 +48,14 @@ impl Emulator {
     /// A connection builder for this emulator: region `us-east-1` and fake static credentials
     /// (the emulators check none). Add hooks before building.
     pub fn connection_builder(self) -> Result<KinesisConnectionBuilder> {
-        Ok(KinesisConnection::builder()
-            .region("us-east-1")
-            .endpoint(self.endpoint()?)
-            .static_credentials("rill-test-access-key", "rill-test-secret-key"))
+        Ok(test_connection_at(self.endpoint()?))
+    }
+
+    /// A connection to an endpoint where nothing listens (port 9, discard: every call is refused
+    /// at once), with the emulators' region and credentials and one attempt per call: for tests
+    /// of what an unreachable Kinesis does.
+    pub fn unreachable_connection() -> Result<KinesisConnection> {
+        test_connection_at("http://127.0.0.1:9".into()).max_attempts(1).build()
     }
 
     /// A ready connection for this emulator.
@@ -63,4 +67,12 @@ impl Emulator {
     pub async fn client(self) -> Result<Client> {
         self.connection()?.client().await
     }
+}
+
+/// A connection builder for `endpoint` with region `us-east-1` and fake static credentials.
+fn test_connection_at(endpoint: String) -> KinesisConnectionBuilder {
+    KinesisConnection::builder()
+        .region("us-east-1")
+        .endpoint(endpoint)
+        .static_credentials("rill-test-access-key", "rill-test-secret-key")
 }
