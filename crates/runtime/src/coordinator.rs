@@ -249,7 +249,8 @@ impl<'a> Coordinator<'a> {
     /// Makes `pending` complete, which ends a run of checkpoint failures. A manifest the store
     /// refused or could not take (S3 denying or unreachable) fails the checkpoint, not the job:
     /// it counts towards the tolerable failures, as an expired one does, and its transactions are
-    /// committed by a later checkpoint. A manifest another process wrote first fails the job.
+    /// committed by a later checkpoint. A manifest another process wrote first, or a newer run
+    /// owning the location (fenced), fails the job.
     fn complete(&mut self, pending: PendingCheckpoint) -> Result<()> {
         let epoch = pending.epoch;
         let then_stop = pending.then_stop;
@@ -260,7 +261,7 @@ impl<'a> Coordinator<'a> {
         let manifest = pending.into_manifest(self.job, self.config.max_parallelism, &vertices);
         if let Err(e) = complete_checkpoint(self.store, &manifest, self.config.retained_checkpoints) {
             self.monitor.checkpoint_failed(epoch, &e.to_string());
-            if matches!(e, RuntimeError::State(StateError::ManifestExists { .. })) {
+            if matches!(e, RuntimeError::State(StateError::ManifestExists { .. } | StateError::Fenced { .. })) {
                 self.answer(Err(format!("checkpoint {epoch} failed: {e}")));
                 return Err(e);
             }

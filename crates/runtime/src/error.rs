@@ -217,9 +217,11 @@ impl RuntimeError {
 
 fn state_class(e: &StateError) -> ErrorClass {
     match e {
-        StateError::TypeMismatch { .. } | StateError::Incompatible { .. } | StateError::NoUsableCheckpoint { .. } => {
-            ErrorClass::Fatal
-        }
+        StateError::TypeMismatch { .. }
+        | StateError::Incompatible { .. }
+        | StateError::NoUsableCheckpoint { .. }
+        | StateError::Fenced { .. }
+        | StateError::BadHead { .. } => ErrorClass::Fatal,
         _ => ErrorClass::Retryable,
     }
 }

@@ -168,17 +168,20 @@ impl Runner {
             // there (S3 unreachable) is a failure for the restart strategy like any other, and a
             // retry restores what was asked for (the explicit checkpoint, until one attempt has
             // started from it).
-            let outcome = match self.choose_restore(explicit) {
-                Err(error) => Err(AttemptFailure { error, checkpoints: 0, stopping: false }),
-                Ok(manifest) => {
-                    explicit = None;
-                    if result.restarts == 0 {
-                        result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
+            // The location is claimed (first attempt) or its claim checked (later ones) before
+            // anything is read or changed: a run fenced off by a newer one stops here.
+            let outcome =
+                match self.store.claim().map_err(RuntimeError::from).and_then(|()| self.choose_restore(explicit)) {
+                    Err(error) => Err(AttemptFailure { error, checkpoints: 0, stopping: false }),
+                    Ok(manifest) => {
+                        explicit = None;
+                        if result.restarts == 0 {
+                            result.restored_from = manifest.as_ref().map(|m| m.checkpoint);
+                        }
+                        self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
+                        self.attempt(manifest.as_ref())
                     }
-                    self.monitor.attempt_started(manifest.as_ref().map(|m| m.checkpoint));
-                    self.attempt(manifest.as_ref())
-                }
-            };
+                };
             match outcome {
                 Ok(stats) => {
                     result.records = self.source_records();

@@ -100,12 +100,15 @@ impl PendingCheckpoint {
 
 /// Makes a checkpoint complete: makes every directory on the path of every file the manifest
 /// names durable (so after a power cut no named file is unreachable), writes the manifest
-/// durably, then deletes what retention allows.
+/// durably, checks that this run still owns the location, then deletes what retention allows.
 pub(crate) fn complete_checkpoint(store: &dyn CheckpointStore, manifest: &Manifest, retain: usize) -> Result<()> {
     for dir in manifest.directories() {
         store.sync_dir(manifest.checkpoint, &dir)?;
     }
     store.write_manifest(manifest.checkpoint, &manifest.encode()?)?;
+    // A newer run may have claimed the location meanwhile: then it restores this checkpoint and
+    // commits its transactions, and this run deletes and commits nothing.
+    store.claim()?;
     // The checkpoint is complete now. Retention is housekeeping: its failure (a listing that
     // fails) is a warning, never a failed checkpoint; the next checkpoint tries again.
     let scan = match scan_manifests(store) {

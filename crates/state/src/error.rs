@@ -82,6 +82,24 @@ pub enum StateError {
         /// Where the manifest is.
         location: String,
     },
+    /// A newer run claimed the checkpoint location: this one must commit nothing more.
+    #[error("fenced: a newer run claimed the checkpoint location {location} ({}); this run (generation {generation}) commits nothing more and stops", match newer { Some(n) => format!("generation {n}"), None => "its head is gone".to_string() })]
+    Fenced {
+        /// The checkpoint location.
+        location: String,
+        /// This run's generation.
+        generation: u64,
+        /// The generation that owns the location now, if its head could be read.
+        newer: Option<u64>,
+    },
+    /// The head object that fences a checkpoint location cannot be used.
+    #[error("checkpoint location head {location} cannot be used: {reason}")]
+    BadHead {
+        /// The head object, as a URL.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The object store holding checkpoints failed (see [`rill_storage::StorageError`]).
     #[error(transparent)]
     Storage(#[from] rill_storage::StorageError),

@@ -12,7 +12,8 @@
 //!   outside the job.
 //! - [`RemoteCheckpointStore`] and [`SnapshotUploader`]: checkpoints in an object store
 //!   (`s3://bucket/prefix`, a `rill_storage::RemoteLocation`), SST files uploaded once and shared
-//!   between checkpoints, manifests written only if absent, restore by download onto any machine.
+//!   between checkpoints, manifests written only if absent, restore by download onto any machine;
+//!   the location fenced by generations ([`Head`]), so that only the newest run commits.
 //!
 //! Depends on `rocksdb`, `bincode`/`serde` for encoding, `crc32fast` for checksums, and
 //! `rill-storage` for object storage; nothing else in rill.
@@ -23,6 +24,7 @@ mod clock;
 mod db;
 pub mod decisions;
 mod error;
+mod fence;
 mod handles;
 mod key_group;
 mod layout;
@@ -41,6 +43,7 @@ mod upload;
 
 pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDone};
 pub use error::{Result, StateError};
+pub use fence::{Head, HEAD_OBJECT};
 pub use handles::{KeyedScope, ListState, MapState, ValueState};
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use layout::SubtaskSnapshotWriter;

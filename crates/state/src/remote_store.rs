@@ -11,15 +11,21 @@
 //!
 //! ```text
 //! chk-<id>/_manifest               written last, only if absent
-//! chk-<id>/<vertex>-<subtask>/...  a checkpoint's own files (operator state, RocksDB metadata)
+//! chk-<id>/<instance>/...          a checkpoint's own files (operator state, RocksDB metadata)
 //! shared/<instance>/<n>.sst        SST files, uploaded once, named by every manifest needing them
 //! retired/chk-<id>/...             checkpoints moved aside, never deleted
+//! _generation                      the head: which run owns the location (see fence.rs)
 //! ```
+//!
+//! Of two runs on one location, only the newest commits: each run claims the location's next
+//! generation before it touches anything, and every manifest write first advances the head
+//! conditionally, so a run that was claimed over fails, fenced, before its manifest exists.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::decisions::decide_shared_objects_to_delete;
+use crate::fence::{aborted_manifest, Fence, ABORTED_MANIFEST};
 use crate::store::{digest_file, FsCheckpointStore};
 use crate::upload::checkpoint_rel;
 use rill_storage::{PutOutcome, RemoteLocation};
@@ -33,6 +39,8 @@ pub struct RemoteCheckpointStore {
     location: Arc<RemoteLocation>,
     /// Manifests read while checking a checkpoint, to find each file's object.
     manifests: Arc<Mutex<HashMap<u64, Arc<Manifest>>>>,
+    /// This run's hold on the location.
+    fence: Arc<Fence>,
 }
 
 fn parse_id(name: &str) -> Option<u64> {
@@ -42,7 +50,8 @@ fn parse_id(name: &str) -> Option<u64> {
 impl RemoteCheckpointStore {
     /// Checkpoints at `location`, with `local` as the working copy.
     pub fn new(local: FsCheckpointStore, location: Arc<RemoteLocation>) -> Self {
-        RemoteCheckpointStore { local, location, manifests: Arc::default() }
+        let fence = Arc::new(Fence::new(location.clone()));
+        RemoteCheckpointStore { local, location, manifests: Arc::default(), fence }
     }
 
     /// The local working copy.
@@ -61,6 +70,22 @@ impl RemoteCheckpointStore {
 
     fn remote_ids(&self, under: &str) -> Result<BTreeSet<u64>> {
         Ok(self.location.list_names(under)?.iter().filter_map(|n| parse_id(n)).collect())
+    }
+
+    /// Puts manifest `id` into the store only if its slot is empty (see `write_manifest`).
+    fn put_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
+        let rel = Self::manifest_rel(id);
+        if self.location.put_if_absent(&rel, bytes.to_vec())? == PutOutcome::AlreadyExists {
+            let found = self.location.get(&rel)?;
+            if found.as_deref() != Some(bytes) {
+                if found.is_some_and(|f| f.starts_with(ABORTED_MANIFEST)) {
+                    // A newer run claimed the location after this head was advanced.
+                    self.fence.verify()?;
+                }
+                return Err(StateError::ManifestExists { checkpoint: id, location: self.location.url_of(&rel) });
+            }
+        }
+        Ok(())
     }
 
     /// The decoded manifest of `id` (from the cache of this store, else the object store).
@@ -109,25 +134,24 @@ impl CheckpointStore for RemoteCheckpointStore {
         Ok(ids.into_iter().collect())
     }
 
+    /// The manifest's bytes; an abort marker (see [`CheckpointStore::claim`]) is no manifest.
     fn read_manifest(&self, id: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self.location.get(&Self::manifest_rel(id))?.map(|b| b.to_vec()))
+        let bytes = self.location.get(&Self::manifest_rel(id))?;
+        Ok(bytes.filter(|b| !b.starts_with(ABORTED_MANIFEST)).map(|b| b.to_vec()))
     }
 
     fn sync_dir(&self, id: u64, rel: &str) -> Result<()> {
         self.local.sync_dir(id, rel)
     }
 
-    /// Puts the manifest in the object store only if none is there (another process may have
-    /// completed this checkpoint: then this one fails), then writes the local copy. Finding the
-    /// very same manifest there is a success: an earlier attempt of this put landed, and its
-    /// answer was lost.
+    /// Advances the location's head to this checkpoint (fenced if a newer run claimed it), puts
+    /// the manifest in the object store only if none is there (another process may have
+    /// completed this checkpoint, or a newer run aborted it: then this one fails), then writes the
+    /// local copy. Finding the very same manifest there is a success: an earlier attempt of this
+    /// put landed, and its answer was lost.
     fn write_manifest(&self, id: u64, bytes: &[u8]) -> Result<()> {
-        let rel = Self::manifest_rel(id);
-        if self.location.put_if_absent(&rel, bytes.to_vec())? == PutOutcome::AlreadyExists
-            && self.location.get(&rel)?.as_deref() != Some(bytes)
-        {
-            return Err(StateError::ManifestExists { checkpoint: id, location: self.location.url_of(&rel) });
-        }
+        self.fence.advance(id)?;
+        self.put_manifest(id, bytes)?;
         self.local.write_manifest(id, bytes)
     }
 
@@ -195,5 +219,50 @@ impl CheckpointStore for RemoteCheckpointStore {
         let mut ids = self.remote_ids(RETIRED_DIR)?;
         ids.extend(self.local.retired()?);
         Ok(ids.into_iter().collect())
+    }
+
+    /// Claims the location's next generation (see `fence.rs`), then settles the checkpoint the
+    /// previous owner was completing: an abort marker goes into its manifest's slot unless its
+    /// manifest is there, so it is either complete now or never.
+    fn claim(&self) -> Result<()> {
+        let Some(claimed) = self.fence.claim()? else { return Ok(()) };
+        if let Some(id) = claimed.previous_checkpoint {
+            self.location.put_if_absent(&Self::manifest_rel(id), aborted_manifest(claimed.generation))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn store(memory: &Arc<InMemory>, dir: &std::path::Path) -> RemoteCheckpointStore {
+        let location = Arc::new(RemoteLocation::from_store("memory://bucket", memory.clone(), "job").unwrap());
+        RemoteCheckpointStore::new(FsCheckpointStore::new(dir).unwrap(), location)
+    }
+
+    #[test]
+    fn a_manifest_in_flight_when_a_newer_run_claims_never_lands_and_its_checkpoint_stays_incomplete() {
+        let (memory, dirs) = (Arc::new(InMemory::new()), [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()]);
+        let (old, new) = (store(&memory, dirs[0].path()), store(&memory, dirs[1].path()));
+        old.claim().unwrap();
+        old.fence.advance(4).unwrap();
+        new.claim().unwrap();
+        let err = old.put_manifest(4, b"manifest").unwrap_err();
+        assert!(matches!(err, StateError::Fenced { generation: 1, newer: Some(2), .. }), "{err}");
+        assert_eq!(new.read_manifest(4).unwrap(), None, "the abort marker is no manifest");
+    }
+
+    #[test]
+    fn a_manifest_that_landed_before_a_newer_run_claimed_stays_complete() {
+        let (memory, dirs) = (Arc::new(InMemory::new()), [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()]);
+        let (old, new) = (store(&memory, dirs[0].path()), store(&memory, dirs[1].path()));
+        old.claim().unwrap();
+        old.write_manifest(4, b"manifest").unwrap();
+        new.claim().unwrap();
+        assert_eq!(new.read_manifest(4).unwrap().as_deref(), Some(&b"manifest"[..]));
+        assert!(matches!(old.claim().unwrap_err(), StateError::Fenced { .. }), "the older run is fenced");
     }
 }

@@ -33,6 +33,14 @@ pub trait CheckpointStore: Send + Sync {
     fn retire(&self, id: u64) -> Result<()>;
     /// Ids of the retired checkpoints.
     fn retired(&self) -> Result<Vec<u64>>;
+    /// On the first call, makes this run the owner of the checkpoint location, fencing out every
+    /// older run; on later calls, checks that it still is. Fails with [`StateError::Fenced`] once
+    /// a newer run claimed the location. Call it before retiring or deleting anything and after
+    /// writing a manifest, before sinks commit. A store that only one process can use at a time
+    /// (a locked local directory) needs nothing: the default.
+    fn claim(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Where retired checkpoints go, under the checkpoint root.

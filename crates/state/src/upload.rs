@@ -1,7 +1,9 @@
 //! Incremental upload of one subtask's snapshots to object storage: an SST file never changes
 //! once RocksDB wrote it, so it is uploaded once, under `shared/<backend instance>/<file>`, and
 //! every later checkpoint that still holds it only names it; everything else (RocksDB's
-//! `MANIFEST`, `CURRENT`, `OPTIONS`, operator state) goes under `chk-<id>/`.
+//! `MANIFEST`, `CURRENT`, `OPTIONS`, operator state) goes under `chk-<id>/<backend instance>/`,
+//! so two runs that happen to take the same checkpoint id (an old one not yet fenced off, see
+//! `fence.rs`) never overwrite each other's objects.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -57,7 +59,7 @@ impl SnapshotUploader {
         let keyed = snapshot.keyed_state_dir.as_deref().is_some_and(|dir| file.starts_with(dir));
         match file.rsplit_once('/') {
             Some((_, name)) if keyed && is_immutable(name) => format!("{SHARED_PREFIX}{}/{name}", self.instance),
-            _ => format!("{}/{file}", checkpoint_rel(id)),
+            _ => format!("{}/{}/{file}", checkpoint_rel(id), self.instance),
         }
     }
 

@@ -3,7 +3,7 @@
 //! - [`RemoteLocation`]: an object store (`s3://bucket/prefix`, or any `object_store`
 //!   implementation, an in-memory one in tests) under a prefix, with the small tokio runtime its
 //!   client runs on, so that rill's synchronous tasks call it as blocking requests from any
-//!   thread: put (also only-if-absent), get, download, list, copy, delete, and streamed file
+//!   thread: put (also only-if-absent or only-if-unchanged), get, download, list, copy, delete, and streamed file
 //!   uploads bounded per process.
 //! - Multipart uploads under explicit ids, for sinks whose uploads outlive a process (started
 //!   and filled while data arrives, completed when a checkpoint completes).
@@ -21,4 +21,4 @@ mod requests;
 
 pub use error::{Result, StorageError};
 pub use location::{is_object_store_url, Location, RemoteLocation};
-pub use requests::PutOutcome;
+pub use requests::{ObjectVersion, PutOutcome, UpdateOutcome};

@@ -1,6 +1,7 @@
 //! The object-store requests rill needs, as blocking calls on a [`RemoteLocation`]: put
-//! a file (streamed, multipart past one buffer), put an object only if absent, get, download,
-//! list, copy and delete. Paths are relative to the location's prefix.
+//! a file (streamed, multipart past one buffer), put an object only if absent or only if it is
+//! still the version read, get, download, list, copy and delete. Paths are relative to the
+//! location's prefix.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::location::{CONCURRENT_UPLOADS, UPLOAD_BUFFER_BYTES};
@@ -23,6 +24,24 @@ pub enum PutOutcome {
     Created,
     /// An object already had that name; nothing was written.
     AlreadyExists,
+}
+
+/// The version of an object as read, for a put that succeeds only if the object is still that
+/// version (S3's `If-Match` on the ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    e_tag: Option<String>,
+    version: Option<String>,
+}
+
+/// What a conditional update found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The object was replaced; this is its new version.
+    Updated(ObjectVersion),
+    /// The object is no longer the version given (another writer replaced or deleted it);
+    /// nothing was written.
+    Conflict,
 }
 
 impl RemoteLocation {
@@ -52,14 +71,54 @@ impl RemoteLocation {
     /// Writes `bytes` to `rel` unless an object is there already (a conditional put, S3's
     /// `If-None-Match: *`), so two writers can never both create it.
     pub fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<PutOutcome> {
+        Ok(match self.create_versioned(rel, bytes)? {
+            Some(_) => PutOutcome::Created,
+            None => PutOutcome::AlreadyExists,
+        })
+    }
+
+    /// The bytes of `rel` with their version (for [`RemoteLocation::put_if_version`]), or
+    /// `None` if there is no such object.
+    pub fn get_versioned(&self, rel: &str) -> Result<Option<(Bytes, ObjectVersion)>> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        self.run("get", async move {
+            let result = match store.get(&path).await {
+                Ok(result) => result,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(source) => return Err(StorageError::object_store("get", url, source)),
+            };
+            let version = ObjectVersion { e_tag: result.meta.e_tag.clone(), version: result.meta.version.clone() };
+            let bytes = result.bytes().await.map_err(|source| StorageError::object_store("get", url, source))?;
+            Ok(Some((bytes, version)))
+        })
+    }
+
+    /// Replaces `rel` with `bytes` only if it is still `version` (a conditional put, S3's
+    /// `If-Match`), so of two writers that read the same version only one can replace it.
+    pub fn put_if_version(&self, rel: &str, bytes: Vec<u8>, version: &ObjectVersion) -> Result<UpdateOutcome> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let expected = UpdateVersion { e_tag: version.e_tag.clone(), version: version.version.clone() };
+        self.run("put", async move {
+            let options = PutOptions { mode: PutMode::Update(expected), ..Default::default() };
+            match store.put_opts(&path, PutPayload::from(bytes), options).await {
+                Ok(put) => Ok(UpdateOutcome::Updated(ObjectVersion { e_tag: put.e_tag, version: put.version })),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                    Ok(UpdateOutcome::Conflict)
+                }
+                Err(source) => Err(StorageError::object_store("put", url, source)),
+            }
+        })
+    }
+
+    /// Writes `bytes` to `rel` unless an object is there already, returning the new object's
+    /// version; `None` if one was there (nothing written).
+    pub fn create_versioned(&self, rel: &str, bytes: Vec<u8>) -> Result<Option<ObjectVersion>> {
         let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
         self.run("put", async move {
             let options = PutOptions { mode: PutMode::Create, ..Default::default() };
             match store.put_opts(&path, PutPayload::from(bytes), options).await {
-                Ok(_) => Ok(PutOutcome::Created),
-                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                    Ok(PutOutcome::AlreadyExists)
-                }
+                Ok(put) => Ok(Some(ObjectVersion { e_tag: put.e_tag, version: put.version })),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(None),
                 Err(source) => Err(StorageError::object_store("put", url, source)),
             }
         })
