@@ -62,8 +62,8 @@ pub use rill_operators::{
     Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    fatal, Barrier, BoxError, ClonePerSubtask, Collector, DataStream, DataStreamSink, ErrorClass, JobResult,
-    KeyedStream, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock,
+    fatal, Barrier, BoxError, ClonePerSubtask, Collector, CommitOutcome, DataStream, DataStreamSink, ErrorClass,
+    JobResult, KeyedStream, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock,
     RestartStrategy, Result, RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit,
     TwoPhaseCommitSink, Watermark,
 };
@@ -144,7 +144,7 @@ impl OutputLocation {
 /// the built-in sources and sinks.
 pub mod prelude {
     pub use crate::{
-        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, Count, DataStream, DiscardSink,
+        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, CommitOutcome, Count, DataStream, DiscardSink,
         EventTimeSessionWindows, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStream,
         KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult,
         PrintSink, ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory,

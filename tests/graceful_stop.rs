@@ -196,3 +196,58 @@ fn a_stop_with_drain_fires_every_window_before_the_last_checkpoint_and_a_plain_s
         }
     }
 }
+
+#[test]
+fn a_savepoint_whose_committed_output_was_deleted_restores_and_counts_one_missing_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let job = observed_job(&addr, 4_000_000, 2, 200);
+    let child = job.spawn(dir.path());
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/savepoints"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    sigterm(&child);
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    // A consumer moves away one file the savepoint's transactions committed.
+    let output = dir.path().join("output");
+    let committed_by_savepoint = std::fs::read_dir(&output)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("part-{savepoint:010}-")))
+        .expect("the savepoint committed a file");
+    std::fs::remove_file(&committed_by_savepoint).unwrap();
+
+    let addr = free_addr();
+    let restored = KeyedCount {
+        extra: vec!["--metrics-addr".into(), addr.clone(), "--restore-from".into(), savepoint.to_string()],
+        ..observed_job(&addr, 4_000_000, 2, 200)
+    };
+    let mut child = restored.spawn(dir.path());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut text = String::new();
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        let scraped = reqwest::blocking::get(format!("http://{addr}/metrics")).and_then(|r| r.text());
+        text = scraped.unwrap_or_default();
+        if metric_sum(&text, "rill_sink_commits_missing_total") >= 1.0 {
+            sigterm(&child);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if std::time::Instant::now() >= deadline {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the restored job runs and stops normally: {stderr}");
+    assert_eq!(metric_sum(&text, "rill_sink_commits_missing_total"), 1.0, "one missing commit counted: {text}");
+    let name = committed_by_savepoint.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stderr.contains("cannot be committed again") && stderr.contains(&name), "the warning names it: {stderr}");
+}

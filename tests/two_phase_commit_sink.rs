@@ -35,10 +35,13 @@ impl TwoPhaseCommitSink<(u64, u64)> for JsonDirSink {
         Ok(JsonWriter { dir: self.dir.clone(), name, records: Vec::new() })
     }
 
-    fn commit(&self, file: &String) -> OperatorResult {
+    fn commit(&self, file: &String) -> OperatorResult<CommitOutcome> {
         match fs::rename(self.dir.join(format!(".pending-{file}")), self.dir.join(file)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.dir.join(file).exists() => Ok(()),
-            other => Ok(other?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.dir.join(file).exists() => {
+                Ok(CommitOutcome::Missing { what: file.clone() })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CommitOutcome::Committed),
+            other => other.map(|()| CommitOutcome::Committed).map_err(Into::into),
         }
     }
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rill_runtime::{
-    fatal, Barrier, OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator,
-    TwoPhaseCommitSink,
+    fatal, Barrier, CommitOutcome, OpenContext, OperatorFactory, OperatorResult, SinkWriter, TwoPhaseCommit,
+    TwoPhaseCommitOperator, TwoPhaseCommitSink,
 };
 use rill_state::sync_dir;
 use serde::{Deserialize, Serialize};
@@ -123,14 +123,17 @@ fn claim_dir(dir: &Path, run_id: &str, uid: &str) -> OperatorResult {
 }
 
 /// Makes a pending file visible. Already committed (by an earlier attempt) is fine; missing both
-/// ways means committed data is gone, which is an error.
-fn commit_file(dir: &Path, file: &PendingFile) -> Result<(), FileSinkError> {
+/// ways (the committed file was moved or deleted since) is [`CommitOutcome::Missing`].
+fn commit_file(dir: &Path, file: &PendingFile) -> Result<CommitOutcome, FileSinkError> {
     let from = dir.join(format!(".pending-{}", file.name));
     let to = dir.join(format!("part-{}", file.name));
     match fs::rename(&from, &to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
-        Err(e) => Err(io("commit (pending file of a completed checkpoint is missing)", &from)(e)),
+        Ok(()) => Ok(CommitOutcome::Committed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(CommitOutcome::Committed),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(CommitOutcome::Missing { what: format!("{} (and its pending file {})", to.display(), from.display()) })
+        }
+        Err(e) => Err(io("commit", &from)(e)),
     }
 }
 
@@ -184,10 +187,10 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for FileSink<T> {
         })
     }
 
-    fn commit(&self, file: &PendingFile) -> OperatorResult {
-        commit_file(&self.dir, file)?;
+    fn commit(&self, file: &PendingFile) -> OperatorResult<CommitOutcome> {
+        let outcome = commit_file(&self.dir, file)?;
         sync_dir(&self.dir)?;
-        Ok(())
+        Ok(outcome)
     }
 
     fn abort_others(&self, ctx: &mut OpenContext<'_>, kept: &[PendingFile]) -> OperatorResult {

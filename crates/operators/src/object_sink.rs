@@ -15,9 +15,10 @@
 use std::sync::Arc;
 
 use rill_runtime::{
-    OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink,
+    CommitOutcome, OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator,
+    TwoPhaseCommitSink,
 };
-use rill_storage::RemoteLocation;
+use rill_storage::{RemoteLocation, UploadCompletion};
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;
@@ -131,14 +132,20 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
         ))
     }
 
-    fn commit(&self, batch: &UploadBatch) -> OperatorResult {
+    fn commit(&self, batch: &UploadBatch) -> OperatorResult<CommitOutcome> {
+        let mut missing = Vec::new();
         for upload in &batch.sealed {
-            self.location.complete_upload(&upload.object, &upload.id, &upload.parts)?;
+            if self.location.complete_upload(&upload.object, &upload.id, &upload.parts)? == UploadCompletion::Missing {
+                missing.push(format!("{} (upload {})", self.location.url_of(&upload.object), upload.id));
+            }
             if upload.marked {
                 self.location.remove(&marker_of(&upload.object))?;
             }
         }
-        Ok(())
+        if missing.is_empty() {
+            return Ok(CommitOutcome::Committed);
+        }
+        Ok(CommitOutcome::Missing { what: format!("objects gone with their uploads: {}", missing.join(", ")) })
     }
 
     /// Aborts what earlier attempts started and no kept batch seals (those were completed just

@@ -69,4 +69,4 @@ pub use restart::RestartStrategy;
 pub use rill_observe::{JobMonitor, JobState, ShardView};
 pub use source::{Positions, Source, SourceFactory, SourcePoll};
 pub use stream::{DataStream, DataStreamSink, KeyedStream, StreamEnv};
-pub use two_phase::{SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};
+pub use two_phase::{CommitOutcome, SinkWriter, TwoPhaseCommit, TwoPhaseCommitOperator, TwoPhaseCommitSink, Txn};

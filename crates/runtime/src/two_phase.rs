@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Collector, OpenContext, OperatorContext, UnionState};
-use crate::{Barrier, Operator, OperatorFactory, OperatorResult};
+use crate::{Barrier, Operator, OperatorFactory, OperatorResult, TaskInfo};
 
 /// The writing half of a two-phase-commit sink, one per subtask.
 pub trait SinkWriter<T>: Send + 'static {
@@ -46,8 +46,11 @@ pub trait TwoPhaseCommitSink<T>: Send + Sync + 'static {
     fn open_writer(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Writer>;
 
     /// Makes a sealed transaction visible. Must be idempotent: after a crash the same transaction
-    /// is committed again, and committing one that is already visible succeeds.
-    fn commit(&self, transaction: &Txn<T, Self>) -> OperatorResult;
+    /// is committed again, and committing one that is already visible succeeds
+    /// ([`CommitOutcome::Committed`]). One whose result and source are both gone (a consumer
+    /// moved the output, a lifecycle rule expired it) is [`CommitOutcome::Missing`], never an
+    /// error: no retry could bring it back.
+    fn commit(&self, transaction: &Txn<T, Self>) -> OperatorResult<CommitOutcome>;
 
     /// On open, after the restored checkpoint's transactions (`kept`, those of every subtask) were
     /// committed: discard what earlier attempts left behind that no complete checkpoint holds.
@@ -55,6 +58,37 @@ pub trait TwoPhaseCommitSink<T>: Send + Sync + 'static {
     fn abort_others(&self, _ctx: &mut OpenContext<'_>, _kept: &[Txn<T, Self>]) -> OperatorResult {
         Ok(())
     }
+}
+
+/// What committing one transaction found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The transaction's result is visible: made so now, or found there already.
+    Committed,
+    /// Neither its result nor what it would be made from exists any more: nothing can be done.
+    /// The runtime warns, naming `what`, counts it in `rill_sink_commits_missing_total`, and
+    /// goes on (Flink treats such a transaction as committed).
+    Missing {
+        /// The transaction as a person would look for it (files, objects, upload ids).
+        what: String,
+    },
+}
+
+/// Commits one transaction of `sink`; a missing one is reported and counted, not an error.
+fn commit_one<T, S: TwoPhaseCommitSink<T>>(
+    sink: &S,
+    transaction: &Txn<T, S>,
+    info: &TaskInfo,
+    epoch: u64,
+) -> OperatorResult {
+    if let CommitOutcome::Missing { what } = sink.commit(transaction)? {
+        tracing::warn!(task = %info.name(), epoch, transaction = %what,
+            "a committed transaction's output is gone and cannot be committed again (moved or expired); skipped");
+        metrics::counter!("rill_sink_commits_missing_total", "job" => info.job.clone(), "vertex" => info.vertex.clone(),
+            "subtask" => info.subtask.to_string())
+        .increment(1);
+    }
+    Ok(())
 }
 
 /// The transaction type of sink `S` over records `T`.
@@ -90,7 +124,7 @@ where
         // Each restored transaction is committed by exactly one subtask.
         for (i, pending) in restored.iter().enumerate() {
             if i % parallelism == subtask {
-                self.0.commit(&pending.transaction)?;
+                commit_one(self.0.as_ref(), &pending.transaction, ctx.info(), pending.epoch)?;
             }
         }
         let kept: Vec<Txn<T, S>> = restored.into_iter().map(|p| p.transaction).collect();
@@ -131,12 +165,12 @@ where
         Ok(())
     }
 
-    fn on_commit(&mut self, epoch: u64, _ctx: &mut OperatorContext<'_>) -> OperatorResult {
+    fn on_commit(&mut self, epoch: u64, ctx: &mut OperatorContext<'_>) -> OperatorResult {
         let (ready, later) = std::mem::take(&mut self.pending).into_iter().partition(|p| p.epoch <= epoch);
         self.pending = later;
         let ready: Vec<Pending<Txn<T, S>>> = ready;
         for pending in &ready {
-            self.sink.commit(&pending.transaction)?;
+            commit_one(self.sink.as_ref(), &pending.transaction, ctx.info(), pending.epoch)?;
         }
         Ok(())
     }

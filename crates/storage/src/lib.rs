@@ -21,4 +21,5 @@ mod requests;
 
 pub use error::{Result, StorageError};
 pub use location::{is_object_store_url, Location, RemoteLocation};
+pub use multipart::UploadCompletion;
 pub use requests::{ObjectVersion, PutOutcome, UpdateOutcome};

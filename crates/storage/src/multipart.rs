@@ -8,6 +8,15 @@ use object_store::PutPayload;
 
 use crate::{RemoteLocation, Result, StorageError};
 
+/// What completing a multipart upload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadCompletion {
+    /// The object is visible: completed now, or found completed before.
+    Completed,
+    /// Neither the upload nor the object exists: it can never be completed.
+    Missing,
+}
+
 impl RemoteLocation {
     fn multipart_store(&self, rel: &str) -> Result<std::sync::Arc<dyn object_store::multipart::MultipartStore>> {
         self.multipart.clone().ok_or_else(|| StorageError::Location {
@@ -41,16 +50,25 @@ impl RemoteLocation {
     }
 
     /// Completes upload `id` with `parts`, making `rel` visible. Idempotent: an upload that is
-    /// gone while `rel` exists was completed before (by an earlier attempt).
-    pub fn complete_upload(&self, rel: &str, id: &str, parts: &[String]) -> Result<()> {
+    /// gone while `rel` exists was completed before (by an earlier attempt). An upload that is
+    /// gone while `rel` is missing too (aborted, reaped by a lifecycle rule, its object moved
+    /// or expired since) can never be completed: [`UploadCompletion::Missing`]. "Gone" is what S3
+    /// answers (`404 NoSuchUpload`); moto 5.2.5 answers `500` instead (a `KeyError` inside it) and
+    /// the in-memory store a generic error, so against them it stays an error.
+    pub fn complete_upload(&self, rel: &str, id: &str, parts: &[String]) -> Result<UploadCompletion> {
         let (store, objects) = (self.multipart_store(rel)?, self.store.clone());
         let (path, url, id) = (self.path(rel), self.url_of(rel), id.to_string());
         let parts: Vec<PartId> = parts.iter().map(|p| PartId { content_id: p.clone() }).collect();
         self.run("complete upload", async move {
             match store.complete_multipart(&path, &id, parts).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(UploadCompletion::Completed),
                 Err(error) => match objects.head(&path).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(UploadCompletion::Completed),
+                    Err(object_store::Error::NotFound { .. })
+                        if matches!(error, object_store::Error::NotFound { .. }) =>
+                    {
+                        Ok(UploadCompletion::Missing)
+                    }
                     Err(_) => Err(StorageError::object_store("complete upload", url, error)),
                 },
             }
@@ -83,5 +101,21 @@ impl RemoteLocation {
     /// The bytes of object `rel`, or `None` if there is none.
     pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.get(rel)?.map(|b| b.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[test]
+    fn completing_an_upload_again_finds_it_completed() {
+        let location =
+            RemoteLocation::from_multipart_store("memory://out", std::sync::Arc::new(InMemory::new()), "out").unwrap();
+        let id = location.start_upload("part-1").unwrap();
+        let part = location.upload_part("part-1", &id, 0, b"lines\n".to_vec()).unwrap();
+        assert_eq!(location.complete_upload("part-1", &id, &[part.clone()]).unwrap(), UploadCompletion::Completed);
+        assert_eq!(location.complete_upload("part-1", &id, &[part]).unwrap(), UploadCompletion::Completed);
     }
 }
