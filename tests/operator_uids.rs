@@ -125,3 +125,41 @@ fn a_stateless_operator_can_be_removed_without_allowing_non_restored_state() {
     assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
     support::assert_exactly_once(dir.path(), RECORDS, KEYS);
 }
+
+/// The counting job (running counts under uid `counts`); with `second_consumer`, the keyed
+/// stream also feeds another running count, added first, so it heads the chain after the
+/// exchange and the chain's id changes.
+fn two_consumer_job(
+    dir: &std::path::Path,
+    second_consumer: bool,
+    fail_every: Option<u64>,
+) -> rill::Result<rill::JobResult> {
+    let env = StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_interval(Duration::from_millis(50))
+        .checkpoint_dir(dir.join("checkpoints"))
+        .restart_strategy(RestartStrategy::none())
+        .build()?;
+    let numbers = env
+        .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
+        .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
+    let keyed = numbers.key_by(|n: &u64| n % KEYS);
+    if second_consumer {
+        let more = keyed.clone().process(RunningCount::open).uid("more-counts").map(|(k, n)| format!("{k}\t{n}"));
+        more.sink_to(FileSink::exactly_once(dir.join("more"))).uid("more-sink");
+    }
+    let lines = keyed.process(RunningCount::open).uid("counts").map(|(k, n)| format!("{k}\t{n}"));
+    lines.sink_to(FileSink::exactly_once(dir.join("output"))).uid("sink");
+    env.execute("two-consumers")
+}
+
+#[test]
+fn keyed_state_follows_its_operator_when_a_new_consumer_changes_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = two_consumer_job(dir.path(), false, Some(400)).expect_err("the injected failure ends the first run");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    // The keyed stream gets a second consumer: the chain after the exchange is now headed by it.
+    let result = two_consumer_job(dir.path(), true, None).unwrap();
+    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
+    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+}

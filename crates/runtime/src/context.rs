@@ -79,10 +79,13 @@ impl TaskState {
         }
     }
 
+    /// The keyed state, with operator `uid` as the owner of what it registers.
     fn keyed_state(&mut self, uid: &str) -> Result<&mut KeyedBackend> {
-        self.keyed
-            .as_mut()
-            .ok_or_else(|| RuntimeError::Config(format!("operator {uid} uses keyed state but its input is not keyed")))
+        let backend = self.keyed.as_mut().ok_or_else(|| {
+            RuntimeError::Config(format!("operator {uid} uses keyed state but its input is not keyed"))
+        })?;
+        backend.set_owner(uid);
+        Ok(backend)
     }
 
     /// Stores operator `uid`'s union-state entries in the checkpoint being taken.

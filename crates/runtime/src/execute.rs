@@ -146,6 +146,12 @@ impl Runner {
         sources.flat_map(|(_, subtasks)| subtasks.iter().map(|s| s.records_in())).sum()
     }
 
+    /// Which vertex each chained operator runs in: operator uid to vertex id.
+    fn chains(&self) -> HashMap<String, String> {
+        let vertices = self.graph.vertices.iter().enumerate();
+        vertices.flat_map(|(i, v)| v.operator_uids().map(move |uid| (uid, v.id(i)))).collect()
+    }
+
     fn vertex_ids(&self) -> Vec<String> {
         self.graph.vertices.iter().enumerate().map(|(i, v)| v.id(i)).collect()
     }
@@ -283,7 +289,7 @@ impl Runner {
             Some(m) => {
                 let dir = self.local.checkpoint_dir(m.checkpoint);
                 let uids = self.graph.operator_uids().map_err(fail)?;
-                load_vertex_restores(m, &dir, &self.vertex_ids(), &uids, &self.config).map_err(fail)?
+                load_vertex_restores(m, &dir, &self.vertex_ids(), &uids, &self.chains(), &self.config).map_err(fail)?
             }
             None => HashMap::new(),
         };

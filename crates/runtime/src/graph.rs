@@ -31,11 +31,17 @@ pub(crate) struct Vertex {
     pub(crate) parallelism: usize,
     pub(crate) keyed: bool,
     pub(crate) is_source: bool,
-    pub(crate) operators: usize,
+    /// The uids of the operators chained in it (not its source's): where their keyed state goes.
+    pub(crate) uids: Vec<UidCell>,
     pub(crate) factory: Option<TaskFactory>,
 }
 
 impl Vertex {
+    /// The uids of the operators chained in it.
+    pub(crate) fn operator_uids(&self) -> impl Iterator<Item = String> + '_ {
+        self.uids.iter().map(|u| u.borrow().to_string())
+    }
+
     pub(crate) fn id(&self, index: usize) -> String {
         match self.head_uid.as_ref().or(self.union_uid.as_ref()) {
             Some(uid) => uid.borrow().to_string(),

@@ -233,7 +233,8 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
                 let n = INSTANCES.fetch_add(1, Ordering::Relaxed);
                 let dir = self.dir.join(format!("checkpoint-{epoch}-{n}"));
                 backend.snapshot(&dir)?;
-                Some(KeyedRestoreSource { dir, key_groups: backend.key_groups() })
+                let states = backend.state_owners().clone();
+                Some(KeyedRestoreSource { dir, key_groups: backend.key_groups(), states, partial: false })
             }
         };
         Ok(HarnessSnapshot { epoch, keyed, union })

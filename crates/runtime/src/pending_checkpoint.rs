@@ -141,6 +141,7 @@ mod tests {
             keyed_state_dir: None,
             operator_state_file: None,
             files: vec![],
+            keyed_states: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Turning a restored manifest into what each vertex's subtasks start from.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rill_state::{KeyedRestoreSource, Manifest, OperatorStateSnapshot, StateError};
@@ -20,15 +20,18 @@ pub(crate) struct VertexRestore {
 
 /// Reads what `manifest` holds for each of `vertex_ids`, from the checkpoint directory `dir`.
 ///
-/// Keyed state belongs to a vertex (its RocksDB snapshots); operator (union) state belongs to an
-/// operator uid, wherever the operator runs now, so every vertex gets the union of all of it.
-/// State that no vertex or operator of this job claims fails the restore, naming it, unless the
-/// job allows non-restored state.
+/// State belongs to operator uids, wherever the operator runs now: each keyed state goes to the
+/// chain (vertex) that holds its owner now (`chain_of`: operator uid to vertex id), taking from
+/// an old subtask's snapshot only the states of its own operators; operator (union) state goes
+/// to every vertex. Keyed state from a manifest that recorded no owners goes to the vertex of
+/// the same id. State that no vertex or operator of this job (`operator_uids`, sources and
+/// sinks included) claims fails the restore, naming it, unless the job allows non-restored state.
 pub(crate) fn load_vertex_restores(
     manifest: &Manifest,
     dir: &Path,
     vertex_ids: &[String],
     operator_uids: &[String],
+    chain_of: &HashMap<String, String>,
     config: &JobConfig,
 ) -> Result<HashMap<String, VertexRestore>> {
     let incompatible = |reason: String| -> RuntimeError {
@@ -44,15 +47,36 @@ pub(crate) fn load_vertex_restores(
     let mut keyed: HashMap<String, Vec<KeyedRestoreSource>> = HashMap::new();
     let mut parts = Vec::new();
     for vertex in &manifest.vertices {
-        let claimed = vertex_ids.contains(&vertex.vertex);
+        let same_vertex = vertex_ids.contains(&vertex.vertex).then_some(&vertex.vertex);
         for subtask in &vertex.subtasks {
-            if let Some(rel) = &subtask.keyed_state_dir {
-                if !claimed {
-                    unclaimed.push(format!("keyed state of operator chain '{}'", vertex.vertex));
-                    break;
+            let Some(rel) = &subtask.keyed_state_dir else { continue };
+            let source = KeyedRestoreSource::new(dir.join(rel), subtask.key_groups);
+            if subtask.keyed_states.is_empty() {
+                match same_vertex {
+                    Some(id) => keyed.entry(id.clone()).or_default().push(source),
+                    None => unclaimed.push(format!("keyed state of operator chain '{}'", vertex.vertex)),
                 }
-                let source = KeyedRestoreSource { dir: dir.join(rel), key_groups: subtask.key_groups };
-                keyed.entry(vertex.vertex.clone()).or_default().push(source);
+                continue;
+            }
+            let mut by_chain: BTreeMap<&String, BTreeMap<String, String>> = BTreeMap::new();
+            for (state, owner) in &subtask.keyed_states {
+                // A state registered without an owner stays with the chain of the same id.
+                let chain = if owner.is_empty() { same_vertex } else { chain_of.get(owner) };
+                match chain {
+                    Some(chain) => {
+                        by_chain.entry(chain).or_default().insert(state.clone(), owner.clone());
+                    }
+                    None if owner.is_empty() => {
+                        unclaimed.push(format!("keyed state '{state}' of operator chain '{}'", vertex.vertex))
+                    }
+                    None => unclaimed.push(format!("keyed state of operator '{owner}'")),
+                }
+            }
+            let partial =
+                by_chain.len() > 1 || by_chain.values().map(BTreeMap::len).sum::<usize>() < subtask.keyed_states.len();
+            for (chain, states) in by_chain {
+                let taken = KeyedRestoreSource { states, partial, ..source.clone() };
+                keyed.entry(chain.clone()).or_default().push(taken);
             }
         }
         for subtask in &vertex.subtasks {
@@ -71,6 +95,7 @@ pub(crate) fn load_vertex_restores(
             unclaimed.push(format!("state of operator '{operator}'"));
         }
     }
+    unclaimed.sort_unstable();
     unclaimed.dedup();
     if !unclaimed.is_empty() {
         if !config.allow_non_restored_state {

@@ -103,7 +103,7 @@ impl StreamEnv {
             parallelism: self.config.parallelism,
             keyed: false,
             is_source,
-            operators: 0,
+            uids: Vec::new(),
             factory: None,
         });
         g.vertices.len() - 1
@@ -224,7 +224,7 @@ impl<T: Send + 'static> DataStream<T> {
         let mut g = self.env.graph.borrow_mut();
         let uid = g.new_uid(name);
         let v = &mut g.vertices[self.vertex];
-        v.operators += 1;
+        v.uids.push(uid.clone());
         v.keyed |= keyed;
         if v.head_uid.is_none() {
             v.head_uid = Some(uid.clone());

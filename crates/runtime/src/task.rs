@@ -164,7 +164,9 @@ impl TaskEnv {
             "keyed state memory"
         );
         let keyed_dir = writer.keyed_state_dir();
-        let done: SnapshotDone = Box::new(move |result| acknowledge(result.map(|f| writer.finish_with_keyed_state(f))));
+        let owners = backend.state_owners().clone();
+        let done: SnapshotDone =
+            Box::new(move |result| acknowledge(result.map(|f| writer.finish_with_keyed_state(f, owners))));
         backend.snapshot_async(&keyed_dir, done)?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The keyed state backend of one subtask: a RocksDB working database plus the typed caches.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,24 @@ pub struct KeyedRestoreSource {
     pub dir: PathBuf,
     /// Key groups that snapshot holds.
     pub key_groups: KeyGroupRange,
+    /// The states taken from it, each with the uid of the operator owning it (see
+    /// [`KeyedBackend::set_owner`]); empty when the snapshot's manifest recorded none.
+    pub states: BTreeMap<String, String>,
+    /// Whether only `states` are taken (the snapshot's other states go to other operator
+    /// chains); otherwise all of it.
+    pub partial: bool,
+}
+
+impl KeyedRestoreSource {
+    /// All of the snapshot in `dir`, holding `key_groups`.
+    pub fn new(dir: impl Into<PathBuf>, key_groups: KeyGroupRange) -> Self {
+        KeyedRestoreSource { dir: dir.into(), key_groups, states: BTreeMap::new(), partial: false }
+    }
+}
+
+/// The id of state `name` in the database's keys.
+fn state_id(name: &str) -> u32 {
+    stable_hash(name) as u32
 }
 
 /// Keyed state of one subtask.
@@ -72,6 +90,10 @@ pub struct KeyedBackend {
     memory: StateMemory,
     tables: Vec<Box<dyn StateTable>>,
     names: HashMap<String, usize>,
+    /// Every state this database holds (registered now or restored), with its owner's uid.
+    owners: BTreeMap<String, String>,
+    /// The operator registering states now (see [`KeyedBackend::set_owner`]).
+    owner: String,
     digests: Arc<Mutex<HashMap<(String, u64), u32>>>,
 }
 
@@ -117,7 +139,7 @@ impl KeyedBackend {
         }
         let relevant: Vec<&KeyedRestoreSource> =
             restore.iter().filter(|s| s.key_groups.overlaps(&key_groups)).collect();
-        let same_shape = relevant.len() == 1 && relevant[0].key_groups == key_groups;
+        let same_shape = relevant.len() == 1 && relevant[0].key_groups == key_groups && !relevant[0].partial;
         if same_shape {
             link_copy_dir(&relevant[0].dir, &path)?;
         }
@@ -130,6 +152,8 @@ impl KeyedBackend {
             memory: memory.clone(),
             tables: Vec::new(),
             names: HashMap::new(),
+            owners: relevant.iter().flat_map(|s| s.states.clone()).collect(),
+            owner: String::new(),
             digests: Arc::default(),
         };
         if !same_shape {
@@ -148,6 +172,7 @@ impl KeyedBackend {
         let result = (|| {
             let src = DB::open(&self.memory.db_options(), &tmp).map_err(StateError::rocks("open snapshot", &tmp))?;
             let start = self.key_groups.start.to_be_bytes();
+            let taken: HashSet<u32> = source.states.keys().map(|name| state_id(name)).collect();
             let mut batch = self.db.batch();
             for item in src.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
                 let (key, value) = item.map_err(StateError::rocks("scan snapshot", &tmp))?;
@@ -157,6 +182,9 @@ impl KeyedBackend {
                 let kg = u16::from_be_bytes([key[0], key[1]]);
                 if kg > self.key_groups.end {
                     break;
+                }
+                if source.partial && !taken.contains(&u32::from_be_bytes([key[2], key[3], key[4], key[5]])) {
+                    continue;
                 }
                 batch.put(&key, &value);
                 if batch.len() >= 10_000 {
@@ -168,6 +196,22 @@ impl KeyedBackend {
         })();
         remove_dir_if_exists(&tmp)?;
         result
+    }
+
+    /// Names the operator (its uid) that registers states from now on, so each state is
+    /// restored with its operator wherever that operator runs later. The runtime calls it
+    /// before handing the backend to an operator.
+    #[inline]
+    pub fn set_owner(&mut self, uid: &str) {
+        if self.owner != uid {
+            self.owner = uid.to_string();
+        }
+    }
+
+    /// Every state this database holds, with the uid of the operator owning it (empty for one
+    /// registered without an owner, or restored from a manifest that recorded none).
+    pub fn state_owners(&self) -> &BTreeMap<String, String> {
+        &self.owners
     }
 
     /// The key groups this backend holds.
@@ -186,9 +230,9 @@ impl KeyedBackend {
             }
             return Ok(index);
         }
-        let state_id = stable_hash(name) as u32;
-        self.tables.push(Box::new(make(state_id)));
+        self.tables.push(Box::new(make(state_id(name))));
         self.names.insert(name.to_string(), self.tables.len() - 1);
+        self.owners.entry(name.to_string()).or_insert_with(|| self.owner.clone());
         self.share_cache_budget();
         Ok(self.tables.len() - 1)
     }

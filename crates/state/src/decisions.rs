@@ -222,6 +222,7 @@ mod tests {
                     keyed_state_dir: keyed_state_dir.map(str::to_string),
                     operator_state_file: operator_state_file.map(str::to_string),
                     files,
+                    keyed_states: Default::default(),
                 }],
             }],
         }

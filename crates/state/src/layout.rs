@@ -2,6 +2,7 @@
 //! operator state and `chk-N/<vertex>-<subtask>/keyed/` for its RocksDB checkpoint, and the
 //! [`SubtaskSnapshot`] that names them (with size and checksum) in the manifest.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::store::write_atomically;
@@ -27,6 +28,7 @@ impl SubtaskSnapshotWriter {
             keyed_state_dir: None,
             operator_state_file: None,
             files: Vec::new(),
+            keyed_states: Default::default(),
         };
         Ok(SubtaskSnapshotWriter { rel, dir, snapshot })
     }
@@ -59,10 +61,12 @@ impl SubtaskSnapshotWriter {
         self.snapshot
     }
 
-    /// The snapshot with the keyed state's files (`files`, relative to [`Self::keyed_state_dir`]).
-    pub fn finish_with_keyed_state(self, files: Vec<FileDigest>) -> SubtaskSnapshot {
+    /// The snapshot with the keyed state's files (`files`, relative to [`Self::keyed_state_dir`])
+    /// and its states with their owners (see [`crate::KeyedBackend::state_owners`]).
+    pub fn finish_with_keyed_state(self, files: Vec<FileDigest>, states: BTreeMap<String, String>) -> SubtaskSnapshot {
         let keyed_rel = format!("{}/keyed", self.rel);
         let mut snapshot = self.snapshot;
+        snapshot.keyed_states = states;
         snapshot.files.extend(files.into_iter().map(|f| FileDigest { path: format!("{keyed_rel}/{}", f.path), ..f }));
         snapshot.keyed_state_dir = Some(keyed_rel);
         snapshot

@@ -46,6 +46,11 @@ pub struct SubtaskSnapshot {
     pub operator_state_file: Option<String>,
     /// Every file of this subtask's snapshot.
     pub files: Vec<FileDigest>,
+    /// The keyed states in the RocksDB snapshot, each with the uid of the operator owning it, so
+    /// that a restore gives each operator its own state wherever it runs now. Empty in manifests
+    /// written before owners were recorded (their keyed state goes to the chain of the same id).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keyed_states: std::collections::BTreeMap<String, String>,
 }
 
 /// The snapshots of all subtasks of one vertex (a chain of operators).
@@ -204,6 +209,7 @@ mod tests {
                     keyed_state_dir: None,
                     operator_state_file: Some("v0-0/operator.bin".into()),
                     files: vec![FileDigest { path: "v0-0/operator.bin".into(), size: 3, crc32: 9, object: None }],
+                    keyed_states: Default::default(),
                 }],
             }],
         }

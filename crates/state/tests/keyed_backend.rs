@@ -37,7 +37,7 @@ fn values_lists_and_maps_survive_snapshot_and_restore() {
     count.set(&mut scope(&mut b, &1), 999).unwrap();
     drop(b);
 
-    let source = KeyedRestoreSource { dir: snap, key_groups: all() };
+    let source = KeyedRestoreSource::new(snap, all());
     let mut r = KeyedBackend::open(dir.path().join("work2"), all(), KeyedStateConfig::default(), &[source]).unwrap();
     let count = r.value_state::<u64, u64>("count").unwrap();
     let seen = r.list_state::<u64, String>("seen").unwrap();
@@ -65,7 +65,7 @@ fn restore_at_other_parallelism_keeps_only_own_key_groups() {
         }
         let snap = dir.path().join(format!("snap{sub}"));
         b.snapshot(&snap).unwrap();
-        sources.push(KeyedRestoreSource { dir: snap, key_groups: range });
+        sources.push(KeyedRestoreSource::new(snap, range));
     }
     // Three new subtasks: together they see every key exactly once.
     let mut found = 0;
@@ -154,7 +154,7 @@ fn registering_a_state_with_another_type_is_an_error() {
 }
 
 fn restore_all(dir: &std::path::Path, name: &str, snap: std::path::PathBuf) -> KeyedBackend {
-    let source = KeyedRestoreSource { dir: snap, key_groups: all() };
+    let source = KeyedRestoreSource::new(snap, all());
     KeyedBackend::open(dir.join(name), all(), KeyedStateConfig::default(), &[source]).unwrap()
 }
 
@@ -175,7 +175,7 @@ fn scanning_a_map_state_returns_every_entry_of_the_subtasks_key_groups_once() {
         }
         let snap = dir.path().join(format!("snap{sub}"));
         b.snapshot(&snap).unwrap();
-        old.push(KeyedRestoreSource { dir: snap, key_groups: range });
+        old.push(KeyedRestoreSource::new(snap, range));
     }
     let mut seen = Vec::new();
     for sub in 0..3 {
@@ -279,7 +279,7 @@ fn a_preloaded_map_state_reads_right_before_and_after_its_cache_spills() {
     }
     b.snapshot(&dir.path().join("snap")).unwrap();
     drop(b);
-    let source = KeyedRestoreSource { dir: dir.path().join("snap"), key_groups: all() };
+    let source = KeyedRestoreSource::new(dir.path().join("snap"), all());
     let config = KeyedStateConfig { cache_entries_per_state: 64, ..KeyedStateConfig::default() };
     let mut r = KeyedBackend::open(dir.path().join("work2"), all(), config, &[source]).unwrap();
     let windows = r.map_state::<u64, i64, u64>("windows").unwrap();
@@ -386,7 +386,7 @@ fn values_that_grow_shrink_and_vanish_through_a_small_cache_read_back_with_and_w
                 truth.insert(k, format!("after {round}"));
             }
             rx.recv().unwrap().unwrap();
-            let source = KeyedRestoreSource { dir: snap, key_groups: all() };
+            let source = KeyedRestoreSource::new(snap, all());
             let mut r =
                 KeyedBackend::open(dir.path().join(format!("restored{round}")), all(), config.clone(), &[source])
                     .unwrap();
@@ -399,5 +399,37 @@ fn values_that_grow_shrink_and_vanish_through_a_small_cache_read_back_with_and_w
         for k in 0..300u64 {
             assert_eq!(names.get(&mut scope(&mut b, &k)).unwrap().as_ref(), truth.get(&k), "key {k}");
         }
+    }
+}
+
+#[test]
+fn a_restore_that_takes_some_states_gets_only_their_rows_and_their_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = KeyedBackend::open(dir.path().join("work"), all(), KeyedStateConfig::default(), &[]).unwrap();
+    b.set_owner("counts");
+    let counts = b.value_state::<u64, u64>("counts/count").unwrap();
+    b.set_owner("windows");
+    let windows = b.value_state::<u64, u64>("windows/open").unwrap();
+    for k in 0..50u64 {
+        counts.set(&mut scope(&mut b, &k), k).unwrap();
+        windows.set(&mut scope(&mut b, &k), k + 1).unwrap();
+    }
+    let owners = b.state_owners().clone();
+    assert_eq!(owners.get("counts/count").map(String::as_str), Some("counts"));
+    assert_eq!(owners.get("windows/open").map(String::as_str), Some("windows"));
+    let snap = dir.path().join("snap");
+    b.snapshot(&snap).unwrap();
+    drop(b);
+
+    // The counting operator now runs in another chain: that chain takes only its state.
+    let taken = [("counts/count".to_string(), "counts".to_string())].into_iter().collect();
+    let source = KeyedRestoreSource { states: taken, partial: true, ..KeyedRestoreSource::new(snap, all()) };
+    let mut r = KeyedBackend::open(dir.path().join("work2"), all(), KeyedStateConfig::default(), &[source]).unwrap();
+    assert_eq!(r.state_owners().keys().collect::<Vec<_>>(), vec!["counts/count"], "owners carried forward");
+    let counts = r.value_state::<u64, u64>("counts/count").unwrap();
+    let windows = r.value_state::<u64, u64>("windows/open").unwrap();
+    for k in 0..50u64 {
+        assert_eq!(counts.get(&mut scope(&mut r, &k)).unwrap(), Some(k));
+        assert_eq!(windows.get(&mut scope(&mut r, &k)).unwrap(), None, "another chain's state stays out");
     }
 }

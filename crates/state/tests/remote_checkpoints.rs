@@ -63,7 +63,7 @@ impl Job {
         self.uploader.upload_async(
             id,
             dir,
-            writer.finish_with_keyed_state(files),
+            writer.finish_with_keyed_state(files, self.backend.state_owners().clone()),
             Box::new(move |r| tx.send(r).unwrap()),
         );
         let (snapshot, stats) = rx.recv().unwrap().unwrap();
@@ -94,7 +94,7 @@ fn restore_elsewhere(location: Arc<RemoteLocation>) -> (tempfile::TempDir, u64, 
         panic!("a checkpoint to restore")
     };
     let keyed = local.checkpoint_dir(manifest.checkpoint).join("v0-0/keyed");
-    let source = KeyedRestoreSource { dir: keyed, key_groups: all() };
+    let source = KeyedRestoreSource::new(keyed, all());
     let backend = KeyedBackend::open(dir.path().join("work"), all(), KeyedStateConfig::default(), &[source]).unwrap();
     (dir, manifest.checkpoint, skipped, backend)
 }

@@ -115,7 +115,10 @@ mod tests {
             RemoteLocation::from_multipart_store("memory://out", std::sync::Arc::new(InMemory::new()), "out").unwrap();
         let id = location.start_upload("part-1").unwrap();
         let part = location.upload_part("part-1", &id, 0, b"lines\n".to_vec()).unwrap();
-        assert_eq!(location.complete_upload("part-1", &id, std::slice::from_ref(&part)).unwrap(), UploadCompletion::Completed);
+        assert_eq!(
+            location.complete_upload("part-1", &id, std::slice::from_ref(&part)).unwrap(),
+            UploadCompletion::Completed
+        );
         assert_eq!(location.complete_upload("part-1", &id, &[part]).unwrap(), UploadCompletion::Completed);
     }
 }
