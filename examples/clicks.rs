@@ -111,17 +111,24 @@ fn main() -> anyhow::Result<()> {
 
     let env = args.job.builder().build()?;
     let at = |c: &Click| c.at_ms;
-    let clicks = args.job.inject_failures(env.source("clicks", source)).key_by(|c: &Click| c.user.clone());
+    // Uids on every stateful operator: the job may change around them (a flag that adds an
+    // operator) and still restore each one's state into it.
+    let clicks =
+        args.job.inject_failures(env.source("clicks", source).uid("clicks")).key_by(|c: &Click| c.user.clone());
     clicks
         .clone()
         .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)), at)
         .aggregate(Count)
+        .uid("clicks-per-window")
         .map(|w| WindowCount { user: w.key, window_start: w.window.start, clicks: w.value })
-        .sink_to(sink);
+        .sink_to(sink)
+        .uid("window-counts-out");
     clicks
         .process(RunningCount::open)
+        .uid("clicks-per-user")
         .map(|(user, total)| format!("{user}\t{total}"))
-        .sink_to(FileSink::exactly_once(args.job.dir.join("totals")));
+        .sink_to(FileSink::exactly_once(args.job.dir.join("totals")))
+        .uid("totals");
     let result = rill::execute_with_progress(env, "clicks").context("clicks job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let reader = rill::state::CheckpointReader::open(args.dir.join("checkpoints"), args.checkpoint)
         .context("opening the checkpoint")?;
     // keyed_count's `process(RunningCount::open)` has uid `process`; its state is `count`.
-    let mut counts: Vec<(u64, u64)> = reader.values("process/count").context("reading the counts")?;
+    let mut counts: Vec<(u64, u64)> = reader.values("counts/count").context("reading the counts")?;
     counts.sort_unstable();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (key, count) in &counts {

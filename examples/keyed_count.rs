@@ -167,13 +167,16 @@ fn main() -> anyhow::Result<()> {
         source = source.rate_per_second(rate);
     }
     let keys = Keys::new(args.keys, &args.key_distribution);
-    let numbers = args.job.inject_failures(env.source("generator", source));
-    let counts = numbers.key_by(move |seq: &u64| keys.of(*seq)).process(RunningCount::open);
+    // Uids on every stateful operator: the job may change around them (`--inject-failure-every-ms`
+    // adds an operator) and still restore each one's state into it.
+    let numbers = args.job.inject_failures(env.source("generator", source).uid("generator"));
+    let counts = numbers.key_by(move |seq: &u64| keys.of(*seq)).process(RunningCount::open).uid("counts");
     match args.emit {
         Emit::Running => rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?
             .sink(counts.map(|(key, count)| format!("{key}\t{count}"))),
         Emit::None => counts.sink_to(DiscardSink),
-    };
+    }
+    .uid("output");
     let result = rill::execute_with_progress(env, "keyed-count").context("keyed-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(

@@ -111,11 +111,12 @@ fn main() -> anyhow::Result<()> {
     let stats = source.stats_handle();
     let counts = args
         .job
-        .inject_failures(env.source("kinesis", source))
+        .inject_failures(env.source("kinesis", source).uid("kinesis"))
         .key_by(|key: &String| key.clone())
         .process(RunningCount::open)
+        .uid("counts")
         .map(|(key, count)| format!("{key}\t{count}"));
-    rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?.sink(counts);
+    rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?.sink(counts).uid("output");
     let result = rill::execute_with_progress(env, "kinesis-count").context("kinesis-count job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

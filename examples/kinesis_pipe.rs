@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
 
     let env = args.job.builder().build()?;
     let sink_stats = sink.stats();
-    args.job.inject_failures(env.source("kinesis-in", source)).sink_to(sink);
+    args.job.inject_failures(env.source("kinesis-in", source).uid("kinesis-in")).sink_to(sink).uid("kinesis-out");
     let result = rill::execute_with_progress(env, "kinesis-pipe").context("kinesis-pipe job failed")?;
 
     let secs = result.elapsed.as_secs_f64().max(1e-9);

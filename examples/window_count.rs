@@ -133,19 +133,22 @@ fn main() -> anyhow::Result<()> {
     let encode: rill::operators::Encoder<Windowed<u64, u64>> = Arc::new(|w, buf| {
         let _ = writeln!(buf, "{}\t{}\t{}", w.key, w.window.start, w.value);
     });
-    let numbers = args.job.inject_failures(env.source("generator", source));
+    // Uids on every stateful operator: the job may change around them (`--running-counts` adds
+    // a consumer) and still restore each one's state into it.
+    let numbers = args.job.inject_failures(env.source("generator", source).uid("generator"));
     let keyed = numbers.assign_timestamps_and_watermarks(strategy).key_by(move |i: &u64| i % keys);
     let base = output_base(&args);
     let output = |name: &str| rill::OutputLocation::parse(Some(&format!("{base}/{name}")), args.job.dir.join(name));
     if args.running_counts {
-        output("running")?
-            .sink(keyed.clone().process(RunningCount::open).map(|(key, count)| format!("{key}\t{count}")));
+        let running = keyed.clone().process(RunningCount::open).uid("running-counts");
+        output("running")?.sink(running.map(|(key, count)| format!("{key}\t{count}"))).uid("running");
     }
     let windows = keyed
         .window(TumblingEventTimeWindows::of(Duration::from_millis(args.window_ms)), move |i: &u64| event_time(*i, o))
         .count_late_records(late.clone())
-        .aggregate(Count);
-    output("output")?.sink_encoded(windows, encode);
+        .aggregate(Count)
+        .uid("windows");
+    output("output")?.sink_encoded(windows, encode).uid("output");
     let result = rill::execute_with_progress(env, "window-count").context("window-count job failed")?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
     println!(

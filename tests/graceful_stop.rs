@@ -251,3 +251,24 @@ fn a_savepoint_whose_committed_output_was_deleted_restores_and_counts_one_missin
     let name = committed_by_savepoint.file_name().unwrap().to_string_lossy().into_owned();
     assert!(stderr.contains("cannot be committed again") && stderr.contains(&name), "the warning names it: {stderr}");
 }
+
+#[test]
+fn a_window_job_stopped_and_restarted_with_a_second_consumer_restores_its_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let job = WindowCount { records: 600_000, ..observed_windows(&addr) };
+    let child = job.spawn(dir.path());
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 2);
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary_field(&out, "stopped"), "true");
+
+    // The keyed stream gets a second consumer (running counts): the window's chain changes.
+    let again = WindowCount { rate: None, running_counts: true, extra: vec![], ..job };
+    let out = again.run(dir.path());
+    assert_ne!(summary_field(&out, "restored_from"), "none", "the windows were restored");
+    let verify = WindowCount { running_counts: false, extra: vec!["--verify".into()], ..again };
+    let out = verify.run(dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified=ok"), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -1,7 +1,9 @@
-//! Operator uids (issue 9): state belongs to operator uids that do not depend on an operator's
-//! position, so a job can change around its operators and still restore into them; state that no
-//! operator claims fails the restore, naming it, unless non-restored state is allowed; two file
-//! sinks on one directory are refused.
+//! Operator uids (issues 9 and 26): state belongs to operator uids, so a job can change around
+//! operators with uids and still restore into them; a generated uid follows the operator's place
+//! in the topology, so a change around operators without uids fails the restore naming their
+//! state, never restoring one operator's state into another; state that no operator claims fails
+//! the restore, naming it, unless non-restored state is allowed; two file sinks on one directory
+//! are refused.
 
 use std::time::Duration;
 
@@ -14,11 +16,12 @@ const RECORDS: u64 = 400_000;
 const KEYS: u64 = 11;
 
 /// The counting job; `extra_map` inserts operators before the sink and after the source,
-/// `sink_uid` names the sink, `fail_every` makes the run fail (no restarts) after a while.
+/// `uids` names the source, the count and the sink (`None`: generated), `fail_every` makes the run
+/// fail (no restarts) after a while.
 fn job(
     dir: &std::path::Path,
     extra_map: bool,
-    sink_uid: Option<&str>,
+    uids: Option<[&str; 3]>,
     fail_every: Option<u64>,
     allow: bool,
 ) -> rill::Result<rill::JobResult> {
@@ -30,46 +33,66 @@ fn job(
         .allow_non_restored_state(allow)
         .build()?;
     let mut numbers = env.source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000));
+    if let Some([source, _, _]) = uids {
+        numbers = numbers.uid(source);
+    }
     numbers = numbers
         .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
     if extra_map {
         numbers = numbers.filter(|_| true);
     }
-    let mut lines = numbers.key_by(|n: &u64| n % KEYS).process(RunningCount::open).map(|(k, n)| format!("{k}\t{n}"));
+    let mut counts = numbers.key_by(|n: &u64| n % KEYS).process(RunningCount::open);
+    if let Some([_, count, _]) = uids {
+        counts = counts.uid(count);
+    }
+    let mut lines = counts.map(|(k, n)| format!("{k}\t{n}"));
     if extra_map {
         lines = lines.map(|line| line);
     }
     let sink = lines.sink_to(FileSink::exactly_once(dir.join("output")));
-    if let Some(uid) = sink_uid {
+    if let Some([_, _, uid]) = uids {
         sink.uid(uid);
     }
     env.execute("uids")
 }
 
+const UIDS: Option<[&str; 3]> = Some(["numbers", "counts", "sink"]);
+
 /// A first run that fails after some checkpoints, leaving them to restore.
-fn failed_first_run(dir: &std::path::Path) {
-    let err = job(dir, false, None, Some(400), false).expect_err("the injected failure ends the first run");
+fn failed_first_run(dir: &std::path::Path, uids: Option<[&str; 3]>) {
+    let err = job(dir, false, uids, Some(400), false).expect_err("the injected failure ends the first run");
     assert!(err.to_string().contains("injected failure"), "{err}");
 }
 
 #[test]
-fn operators_added_around_the_sink_keep_its_uid_and_the_restore_claims_every_state() {
+fn operators_added_around_operators_with_uids_leave_their_state_to_them() {
     let dir = tempfile::tempdir().unwrap();
-    failed_first_run(dir.path());
-    let result = job(dir.path(), true, None, None, false).unwrap();
+    failed_first_run(dir.path(), UIDS);
+    let result = job(dir.path(), true, UIDS, None, false).unwrap();
     assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
     support::assert_exactly_once(dir.path(), RECORDS, KEYS);
 }
 
 #[test]
+fn operators_added_around_operators_without_uids_fail_the_restore_naming_their_state() {
+    let dir = tempfile::tempdir().unwrap();
+    failed_first_run(dir.path(), None);
+    let err = job(dir.path(), true, None, None, false).expect_err("generated uids moved with the change");
+    let text = err.to_string();
+    assert!(text.contains("keyed state of operator 'process-"), "names the count's state: {text}");
+    assert_eq!(err.class(), rill::ErrorClass::Fatal);
+}
+
+#[test]
 fn state_no_operator_claims_fails_the_restore_naming_it_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    failed_first_run(dir.path());
-    let err = job(dir.path(), false, Some("renamed-sink"), None, false).expect_err("the sink's state is unclaimed");
+    failed_first_run(dir.path(), UIDS);
+    let renamed = Some(["numbers", "counts", "renamed-sink"]);
+    let err = job(dir.path(), false, renamed, None, false).expect_err("the sink's state is unclaimed");
     let text = err.to_string();
     assert!(text.contains("state of operator 'sink'"), "names the state: {text}");
     assert_eq!(err.class(), rill::ErrorClass::Fatal);
-    let result = job(dir.path(), false, Some("renamed-sink"), None, true).unwrap();
+    let result = job(dir.path(), false, renamed, None, true).unwrap();
     assert!(result.restored_from.is_some(), "allowed: the rest of the state is restored");
 }
 
@@ -105,13 +128,14 @@ fn event_time_job(dir: &std::path::Path, with_map: bool, fail_every: Option<u64>
         .build()?;
     let mut numbers = env
         .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
+        .uid("numbers")
         .assign_timestamps_and_watermarks(WatermarkStrategy::ascending(|n: &u64| *n as i64))
         .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
     if with_map {
         numbers = numbers.map(|n| n).uid("stateless");
     }
-    let lines = numbers.key_by(|n: &u64| n % KEYS).process(RunningCount::open).map(|(k, n)| format!("{k}\t{n}"));
-    lines.sink_to(FileSink::exactly_once(dir.join("output")));
+    let counts = numbers.key_by(|n: &u64| n % KEYS).process(RunningCount::open).uid("counts");
+    counts.map(|(k, n)| format!("{k}\t{n}")).sink_to(FileSink::exactly_once(dir.join("output"))).uid("sink");
     env.execute("stateless")
 }
 
@@ -142,6 +166,7 @@ fn two_consumer_job(
         .build()?;
     let numbers = env
         .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
+        .uid("numbers")
         .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
     let keyed = numbers.key_by(|n: &u64| n % KEYS);
     if second_consumer {
@@ -160,6 +185,60 @@ fn keyed_state_follows_its_operator_when_a_new_consumer_changes_the_chain() {
     assert!(err.to_string().contains("injected failure"), "{err}");
     // The keyed stream gets a second consumer: the chain after the exchange is now headed by it.
     let result = two_consumer_job(dir.path(), true, None).unwrap();
+    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
+    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+}
+
+/// The newcomer's job: running counts by a `process` without uid; `inserted` adds a second
+/// unnamed `process` (running counts of the first one's output) before it; `uids` names both.
+fn newcomer_job(
+    dir: &std::path::Path,
+    inserted: bool,
+    uids: bool,
+    fail_every: Option<u64>,
+) -> rill::Result<rill::JobResult> {
+    let env = StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_interval(Duration::from_millis(50))
+        .checkpoint_dir(dir.join("checkpoints"))
+        .restart_strategy(RestartStrategy::none())
+        .build()?;
+    let numbers = env
+        .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
+        .uid("numbers")
+        .transform("inject-failures", InjectFailures::every(Duration::from_millis(fail_every.unwrap_or(3_600_000))));
+    let mut keyed = numbers.key_by(|n: &u64| n % KEYS);
+    if inserted {
+        let mut first = keyed.process(RunningCount::open);
+        if uids {
+            first = first.uid("first-counts");
+        }
+        keyed = first.map(|(k, _)| k).key_by(|k: &u64| *k);
+    }
+    let mut counts = keyed.process(RunningCount::open);
+    if uids {
+        counts = counts.uid("counts");
+    }
+    counts.map(|(k, n)| format!("{k}\t{n}")).sink_to(FileSink::exactly_once(dir.join("output"))).uid("sink");
+    env.execute("newcomer")
+}
+
+#[test]
+fn a_process_inserted_before_one_without_uid_fails_the_restore_instead_of_taking_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = newcomer_job(dir.path(), false, false, Some(400)).expect_err("the injected failure ends the first run");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    let err = newcomer_job(dir.path(), true, false, None).expect_err("the original's state is unclaimed");
+    let text = err.to_string();
+    assert!(text.contains("keyed state of operator 'process-"), "names the original's state: {text}");
+}
+
+#[test]
+fn a_process_inserted_before_one_with_uid_leaves_its_state_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = newcomer_job(dir.path(), false, true, Some(400)).expect_err("the injected failure ends the first run");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    let result = newcomer_job(dir.path(), true, true, None).unwrap();
     assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
     support::assert_exactly_once(dir.path(), RECORDS, KEYS);
 }

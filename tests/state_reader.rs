@@ -47,7 +47,7 @@ fn reading_the_state_with_the_wrong_types_names_the_state() {
     let dir = tempfile::tempdir().unwrap();
     KeyedCount { records: 1_000, keys: 5, parallelism: 1, interval_ms: 0, rate: None, extra: vec![] }.run(dir.path());
     let reader = rill::state::CheckpointReader::open(dir.path().join("checkpoints"), None).unwrap();
-    let error = reader.values::<String, u64>("process/count").unwrap_err();
-    assert!(error.to_string().contains("'process/count'"), "{error}");
-    assert!(reader.values::<u64, u64>("process/count").unwrap().len() == 5);
+    let error = reader.values::<String, u64>("counts/count").unwrap_err();
+    assert!(error.to_string().contains("'counts/count'"), "{error}");
+    assert!(reader.values::<u64, u64>("counts/count").unwrap().len() == 5);
 }

@@ -57,6 +57,7 @@ impl StreamEnv {
         if let Some(error) = graph.errors.first() {
             return Err(RuntimeError::Config(error.clone()));
         }
+        graph.operators.generate_uids();
         graph.operator_uids()?;
         let monitor = self.monitor.clone();
         monitor.set_job(job);

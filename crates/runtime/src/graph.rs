@@ -17,8 +17,8 @@ pub(crate) type TaskFactory = std::rc::Rc<dyn Fn(&mut Wiring<'_>) -> Result<Box<
 /// Creates the channels of an edge: (upstream parallelism, downstream parallelism, capacity).
 pub(crate) type ChannelFactory = Arc<dyn Fn(usize, usize, usize, &mut ChannelTable) + Send + Sync>;
 
-/// An operator's uid, settable until the job runs (`.uid(..)`).
-pub(crate) type UidCell = std::rc::Rc<std::cell::RefCell<std::sync::Arc<str>>>;
+use crate::uids::Operators;
+pub(crate) use crate::uids::UidCell;
 
 /// A chain of operators run by `parallelism` subtasks.
 pub(crate) struct Vertex {
@@ -64,30 +64,16 @@ pub(crate) struct Graph {
     pub(crate) edges: Vec<Edge>,
     /// Every stream that must be consumed, and whether it is.
     pub(crate) outlets: Vec<(String, std::rc::Rc<dyn Fn() -> bool>)>,
-    /// Every operator's uid (sources and sinks included).
-    pub(crate) uids: Vec<UidCell>,
-    /// How many operators of each name were added, for default uids.
-    pub(crate) names: HashMap<String, usize>,
+    /// Every operator (sources and sinks included), for their uids.
+    pub(crate) operators: Operators,
     /// Mistakes found while building, reported when the job runs.
     pub(crate) errors: Vec<String>,
 }
 
 impl Graph {
-    /// A new uid cell with the default uid for an operator named `name`: the name for the first
-    /// one of the job, `name-2`, `name-3`, ... for the next (stable when other operators are
-    /// added or removed around it; set `.uid(..)` to be independent of the job's shape).
-    pub(crate) fn new_uid(&mut self, name: &str) -> UidCell {
-        let n = self.names.entry(name.to_string()).or_insert(0);
-        *n += 1;
-        let uid: std::sync::Arc<str> = if *n == 1 { name.into() } else { format!("{name}-{n}").into() };
-        let cell = std::rc::Rc::new(std::cell::RefCell::new(uid));
-        self.uids.push(cell.clone());
-        cell
-    }
-
     /// The uids of all operators, and an error if two are the same.
     pub(crate) fn operator_uids(&self) -> Result<Vec<String>> {
-        let uids: Vec<String> = self.uids.iter().map(|u| u.borrow().to_string()).collect();
+        let uids: Vec<String> = self.operators.uids().collect();
         let mut seen = std::collections::HashSet::new();
         for uid in &uids {
             if !seen.insert(uid) {

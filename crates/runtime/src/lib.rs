@@ -53,6 +53,7 @@ mod source;
 mod stream;
 mod task;
 mod two_phase;
+mod uids;
 mod watermark_merger;
 
 pub use clock::ProcessingClock;

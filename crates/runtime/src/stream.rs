@@ -120,7 +120,7 @@ impl StreamEnv {
         S: SourceFactory<T>,
     {
         let vertex = self.add_vertex(name, true);
-        let uid = self.graph.borrow_mut().new_uid(name);
+        let uid = self.graph.borrow_mut().operators.add(name, false, &[]);
         self.graph.borrow_mut().vertices[vertex].head_uid = Some(uid.clone());
         let outlet = self.new_outlet::<T>(format!("the output of source '{name}'"));
         let source = Arc::new(source);
@@ -132,11 +132,12 @@ impl StreamEnv {
             Ok(Box::new(SourceTask { factory: source.clone(), uid, opener: Some(opener), chain: None })
                 as Box<dyn Task>)
         });
-        DataStream { env: self.clone(), vertex, outlet, uid: Some(uid) }
+        DataStream { env: self.clone(), vertex, outlet, uid: Some(uid.clone()), producers: vec![uid] }
     }
 
-    /// A vertex fed by `edges`, whose subtasks read all their channels, aligned.
-    fn input_vertex<T: Send + 'static>(&self, edges: Vec<usize>, to: usize) -> DataStream<T> {
+    /// A vertex fed by `edges`, whose subtasks read all their channels, aligned; the operators
+    /// feeding it are `producers`.
+    fn input_vertex<T: Send + 'static>(&self, edges: Vec<usize>, to: usize, producers: Vec<UidCell>) -> DataStream<T> {
         let name = self.graph.borrow().vertices[to].name.clone();
         let outlet = self.new_outlet::<T>(format!("the output of '{name}'"));
         let out = outlet.clone();
@@ -148,7 +149,7 @@ impl StreamEnv {
             let opener = wire_outlet(&out, w)?;
             Ok(Box::new(InputTask { inputs, opener: Some(opener), chain: None, gate: None }) as Box<dyn Task>)
         });
-        DataStream { env: self.clone(), vertex: to, outlet, uid: None }
+        DataStream { env: self.clone(), vertex: to, outlet, uid: None, producers }
     }
 }
 
@@ -160,12 +161,21 @@ pub struct DataStream<T> {
     outlet: SharedOutlet<T>,
     /// The uid of the operator (or source) that produces this stream, if one does.
     uid: Option<UidCell>,
+    /// The operators whose output this stream carries (also after a partitioning or a union):
+    /// the inputs of the next operator, for its generated uid.
+    producers: Vec<UidCell>,
 }
 
 impl<T: Clone> Clone for DataStream<T> {
     fn clone(&self) -> Self {
         self.outlet.borrow_mut().copy = Some(T::clone);
-        DataStream { env: self.env.clone(), vertex: self.vertex, outlet: self.outlet.clone(), uid: self.uid.clone() }
+        DataStream {
+            env: self.env.clone(),
+            vertex: self.vertex,
+            outlet: self.outlet.clone(),
+            uid: self.uid.clone(),
+            producers: self.producers.clone(),
+        }
     }
 }
 
@@ -205,8 +215,9 @@ impl<T: Send + 'static> DataStream<T> {
 
     /// Sets the uid of the operator that produces this stream (Flink's `uid`): the stable id its
     /// state is stored under, so that a checkpoint restores into it however the job around it
-    /// changes. Without it the uid is the operator's name, numbered when the name repeats
-    /// (`map`, `map-2`, ...). Uids must be unique in the job.
+    /// changes. Without it the uid is generated from the operator's place in the job's topology
+    /// (`map-3fa1b2c4`), and changes with it: set uids on stateful operators. Uids must be
+    /// unique in the job.
     pub fn uid(self, uid: &str) -> Self {
         match &self.uid {
             Some(cell) => set_uid(&self.env, cell, uid),
@@ -222,7 +233,7 @@ impl<T: Send + 'static> DataStream<T> {
 
     fn next_uid(&self, name: &str, keyed: bool) -> UidCell {
         let mut g = self.env.graph.borrow_mut();
-        let uid = g.new_uid(name);
+        let uid = g.operators.add(name, keyed, &self.producers);
         let v = &mut g.vertices[self.vertex];
         v.uids.push(uid.clone());
         v.keyed |= keyed;
@@ -254,7 +265,7 @@ impl<T: Send + 'static> DataStream<T> {
         let uid = self.next_uid(name, keyed);
         let factory = Arc::new(factory);
         let outlet = match watched {
-            true => self.env.new_outlet::<O>(format!("the output of operator '{}'", uid.borrow())),
+            true => self.env.new_outlet::<O>(format!("the output of operator '{name}'")),
             false => Rc::new(RefCell::new(Outlet { consumers: Vec::new(), copy: None })),
         };
         let out = outlet.clone();
@@ -267,7 +278,8 @@ impl<T: Send + 'static> DataStream<T> {
                 Ok(Box::new(OperatorNode::open(&*factory, uid, next, st)?) as Box<dyn Emitter<T>>)
             }) as Opener<T>)
         }));
-        (DataStream { env: self.env, vertex: self.vertex, outlet, uid: Some(uid.clone()) }, uid)
+        let producers = vec![uid.clone()];
+        (DataStream { env: self.env, vertex: self.vertex, outlet, uid: Some(uid.clone()), producers }, uid)
     }
 
     /// Adds an operator to this chain (no channel hop); each subtask opens its own instance from
@@ -294,7 +306,7 @@ impl<T: Send + 'static> DataStream<T> {
     fn exchange(self, name: &str, partitioner: Partitioner<T>) -> DataStream<T> {
         let to = self.env.add_vertex(name, false);
         let edge = self.connect(to, partitioner);
-        self.env.input_vertex(vec![edge], to)
+        self.env.input_vertex(vec![edge], to, self.producers.clone())
     }
 
     /// Adds the edge from this chain to vertex `to`, fed by an exchange at the end of this chain.
@@ -344,13 +356,14 @@ impl<T: Send + 'static> DataStream<T> {
         for other in &others {
             edges.push(other.connect(to, Partitioner::Forward));
         }
+        let inputs: Vec<UidCell> = std::iter::once(&self).chain(&others).flat_map(|s| s.producers.clone()).collect();
         let uid = {
             let mut g = self.env.graph.borrow_mut();
-            let uid = g.new_uid("union");
+            let uid = g.operators.add("union", false, &inputs);
             g.vertices[to].union_uid = Some(uid.clone());
             uid
         };
-        DataStream { uid: Some(uid), ..self.env.input_vertex(edges, to) }
+        DataStream { uid: Some(uid.clone()), ..self.env.input_vertex(edges, to, vec![uid]) }
     }
 }
 

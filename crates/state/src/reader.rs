@@ -15,9 +15,9 @@ use crate::{stable_hash, FsCheckpointStore, Manifest, Result, StateError, StateK
 ///
 /// ```no_run
 /// # fn main() -> rill_state::Result<()> {
-/// // The running counts of `keyed_count`: operator uid `process`, state `count`.
+/// // The running counts of `keyed_count`: operator uid `counts`, state `count`.
 /// let reader = rill_state::CheckpointReader::open("job/checkpoints", None)?;
-/// reader.for_each_value::<u64, u64>("process/count", |key, count| {
+/// reader.for_each_value::<u64, u64>("counts/count", |key, count| {
 ///     println!("{key}\t{count}");
 ///     Ok(())
 /// })?;
