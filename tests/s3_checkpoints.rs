@@ -175,3 +175,121 @@ fn an_s3_outage_while_restoring_is_retried_under_the_restart_strategy_not_fatal(
     assert!(stderr.contains("AccessDenied"), "each failed restore was reported: {stderr}");
     assert_exactly_once(shared.path(), RECORDS, 97);
 }
+
+/// The SST files a manifest names: file name, size and CRC-32, with the object holding it.
+fn sst_objects(manifest: &str) -> Vec<((String, u64, u64), String)> {
+    let body: serde_json::Value = serde_json::from_str(manifest.split_once('\n').unwrap().1).unwrap();
+    let mut out = Vec::new();
+    for vertex in body["vertices"].as_array().unwrap() {
+        for subtask in vertex["subtasks"].as_array().unwrap() {
+            for file in subtask["files"].as_array().unwrap() {
+                let path = file["path"].as_str().unwrap();
+                if path.ends_with(".sst") {
+                    let name = path.rsplit('/').next().unwrap().to_string();
+                    let key = (name, file["size"].as_u64().unwrap(), file["crc32"].as_u64().unwrap());
+                    out.push((key, file["object"].as_str().unwrap().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The bucket's `job/` prefix, read as the jobs read it (moto refuses anonymous reads).
+fn job_location(bucket: &str) -> rill::storage::RemoteLocation {
+    // The test's own process reaches S3 as the jobs do (constant values, set once).
+    std::env::set_var("AWS_ENDPOINT_URL_S3", endpoint());
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    rill::storage::RemoteLocation::s3(&format!("s3://{bucket}/job")).unwrap()
+}
+
+/// Every manifest in the location (an abort marker in a manifest's slot is none), by id.
+fn manifests(job: &rill::storage::RemoteLocation) -> std::collections::BTreeMap<u64, String> {
+    let keys = job.list("").unwrap().into_iter().filter(|k| k.ends_with("/_manifest"));
+    let read = |key: String| -> Option<(u64, String)> {
+        let id = key.trim_start_matches("retired/").strip_prefix("chk-")?[..10].parse().ok()?;
+        let text = String::from_utf8(job.read(&key).ok()??).ok()?;
+        text.starts_with("rill-manifest").then_some((id, text))
+    };
+    keys.filter_map(read).collect()
+}
+
+#[test]
+fn a_restart_after_kill_9_names_unchanged_files_again_and_sweeps_what_no_checkpoint_names() {
+    let bucket = bucket("incremental");
+    let location = format!("s3://{bucket}/job");
+    // A million keys: a state of about 10 MB.
+    let job = KeyedCount {
+        records: 3_000_000,
+        keys: 1_000_000,
+        parallelism: 2,
+        interval_ms: 500,
+        rate: Some(500_000),
+        extra: ["--emit", "none", "--checkpoint-location", &location].map(String::from).to_vec(),
+    };
+    let machine = tempfile::tempdir().unwrap();
+    let mut cmd = job.command(machine.path());
+    let mut first =
+        s3_env(&mut cmd).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !object_keys(&bucket, "job/chk-0000000003/").iter().any(|k| k.ends_with("/_manifest")) {
+        assert!(std::time::Instant::now() < deadline, "no third checkpoint within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let job_objects = job_location(&bucket);
+    let (restored, restored_manifest) = manifests(&job_objects).pop_last().expect("a complete checkpoint");
+    // What a killed run's upload leaves: an object no manifest names.
+    let planted = format!("{}/{bucket}/job/shared/killed-run-v1-0/000042.sst", endpoint());
+    assert!(reqwest::blocking::Client::new().put(&planted).body("sst").send().unwrap().status().is_success());
+
+    // The restart, on another machine, at a tenth of the pace: its first checkpoint comes soon.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut cmd = KeyedCount { rate: Some(100_000), records: 1_600_000, ..job }.command(elsewhere.path());
+    let second = s3_env(&mut cmd)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (next, next_manifest) = loop {
+        if let Some((id, manifest)) = manifests(&job_objects).pop_last().filter(|(id, _)| *id > restored) {
+            break (id, manifest);
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint after the restart within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(summary_field(&out, "restored_from"), restored.to_string());
+
+    // Every SST file the restart's first checkpoint shares with the restored one (same name, size
+    // and CRC: RocksDB kept it) is named by its old object, not uploaded again.
+    let old: std::collections::HashMap<_, _> = sst_objects(&restored_manifest).into_iter().collect();
+    let new = sst_objects(&next_manifest);
+    let shared: Vec<_> = new.iter().filter(|(key, _)| old.contains_key(key)).collect();
+    for (key, object) in &shared {
+        assert_eq!(object, &old[key], "{key:?} was uploaded again");
+    }
+    let line = stderr.lines().find(|l| l.contains("checkpoint complete")).expect("a checkpoint completed");
+    eprintln!(
+        "checkpoint {next} after restoring {restored}: {} of {} SST files unchanged and named again; {line}",
+        shared.len(),
+        new.len()
+    );
+
+    let manifests: String = manifests(&job_objects).into_values().collect();
+    let shared_objects = object_keys(&bucket, "job/shared/");
+    assert!(!shared_objects.iter().any(|k| k.contains("killed-run")), "the planted orphan was swept");
+    for object in shared_objects {
+        let name = object.trim_start_matches("job/");
+        assert!(
+            manifests.contains(&format!("\"{name}\"")),
+            "{name} is named by no manifest: it should have been swept"
+        );
+    }
+}

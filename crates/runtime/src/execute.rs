@@ -281,6 +281,13 @@ impl Runner {
                 tracing::warn!(checkpoint = id, error = %e, "could not delete an incomplete checkpoint");
             }
         }
+        // No upload is in flight now (a failed attempt's were cancelled): what no manifest names
+        // is left by attempts or processes that died, and goes.
+        match self.store.sweep_orphans() {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(objects = swept, "deleted shared objects no checkpoint names"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep shared objects no checkpoint names"),
+        }
         Ok(())
     }
 
@@ -319,7 +326,11 @@ impl Runner {
         }
         let mut controls: Vec<(usize, usize, Sender<Control>)> = Vec::new();
         let mut threads = Vec::new();
-        let spawn_result = self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads);
+        let mut uploaders = Vec::new();
+        let spawn_result =
+            self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads, &mut uploaders);
+        // However the attempt ends, no upload of it outlives it.
+        let _cancel = CancelUploads(uploaders);
         drop(channels);
         drop(events_tx);
         if let Err(error) = spawn_result {
@@ -363,6 +374,7 @@ impl Runner {
         events: &Sender<TaskEvent>,
         controls: &mut Vec<(usize, usize, Sender<Control>)>,
         threads: &mut Vec<std::thread::JoinHandle<()>>,
+        uploaders: &mut Vec<SnapshotUploader>,
     ) -> Result<()> {
         let run_id = new_run_id();
         let keyed_subtasks = self.graph.vertices.iter().filter(|v| v.keyed).map(|v| v.parallelism).sum();
@@ -388,6 +400,14 @@ impl Runner {
                 let task = factory(&mut Wiring { info: info.clone(), channels, metrics: metrics.clone() })?;
                 let (control_tx, control_rx) = unbounded();
                 controls.push((index, subtask, control_tx));
+                let uploader = self.config.checkpoint_location.as_ref().map(|location| {
+                    let uploader = SnapshotUploader::new(location.clone(), format!("{run_id}-{}", info.dir_name()));
+                    match restore.reusable.iter().find(|(key_groups, _)| *key_groups == info.key_groups()) {
+                        Some((_, files)) => uploader.reusing(files),
+                        None => uploader,
+                    }
+                });
+                uploaders.extend(uploader.clone());
                 let env = TaskEnv {
                     info: info.clone(),
                     vertex: index,
@@ -399,9 +419,7 @@ impl Runner {
                     keyed_memory: keyed_memory.clone(),
                     work_dir: self.work_dir.clone(),
                     checkpoints: self.local.clone(),
-                    uploader: self.config.checkpoint_location.as_ref().map(|location| {
-                        SnapshotUploader::new(location.clone(), format!("{run_id}-{}", info.dir_name()))
-                    }),
+                    uploader,
                     tick_interval: self.config.tick_interval,
                     max_drift: self.config.watermark_alignment,
                     metrics,
@@ -415,6 +433,17 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Cancels the uploads of an attempt when dropped.
+struct CancelUploads(Vec<SnapshotUploader>);
+
+impl Drop for CancelUploads {
+    fn drop(&mut self) {
+        for uploader in &self.0 {
+            uploader.cancel();
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rill_state::{KeyedRestoreSource, Manifest, OperatorStateSnapshot, StateError};
+use rill_state::{FileDigest, KeyGroupRange, KeyedRestoreSource, Manifest, OperatorStateSnapshot, StateError};
 
 use crate::{operator_watermark, JobConfig, Result, RuntimeError};
 
@@ -16,6 +16,10 @@ pub(crate) struct VertexRestore {
     pub(crate) keyed: Vec<KeyedRestoreSource>,
     /// The union of all old subtasks' operator state.
     pub(crate) union: OperatorStateSnapshot,
+    /// The files (with their objects) of each old subtask snapshot taken whole, by key groups: a
+    /// new subtask owning the same key groups starts from a copy of it and names its unchanged
+    /// files' objects again instead of uploading them.
+    pub(crate) reusable: Vec<(KeyGroupRange, Vec<FileDigest>)>,
 }
 
 /// Reads what `manifest` holds for each of `vertex_ids`, from the checkpoint directory `dir`.
@@ -45,6 +49,10 @@ pub(crate) fn load_vertex_restores(
     }
     let mut unclaimed = Vec::new();
     let mut keyed: HashMap<String, Vec<KeyedRestoreSource>> = HashMap::new();
+    let mut reusable: HashMap<String, Vec<(KeyGroupRange, Vec<FileDigest>)>> = HashMap::new();
+    let mut whole = |chain: &String, key_groups: KeyGroupRange, files: &[FileDigest]| {
+        reusable.entry(chain.clone()).or_default().push((key_groups, files.to_vec()));
+    };
     let mut parts = Vec::new();
     for vertex in &manifest.vertices {
         let same_vertex = vertex_ids.contains(&vertex.vertex).then_some(&vertex.vertex);
@@ -53,7 +61,10 @@ pub(crate) fn load_vertex_restores(
             let source = KeyedRestoreSource::new(dir.join(rel), subtask.key_groups);
             if subtask.keyed_states.is_empty() {
                 match same_vertex {
-                    Some(id) => keyed.entry(id.clone()).or_default().push(source),
+                    Some(id) => {
+                        whole(id, subtask.key_groups, &subtask.files);
+                        keyed.entry(id.clone()).or_default().push(source)
+                    }
                     None => unclaimed.push(format!("keyed state of operator chain '{}'", vertex.vertex)),
                 }
                 continue;
@@ -75,6 +86,9 @@ pub(crate) fn load_vertex_restores(
             let partial =
                 by_chain.len() > 1 || by_chain.values().map(BTreeMap::len).sum::<usize>() < subtask.keyed_states.len();
             for (chain, states) in by_chain {
+                if !partial {
+                    whole(chain, subtask.key_groups, &subtask.files);
+                }
                 let taken = KeyedRestoreSource { states, partial, ..source.clone() };
                 keyed.entry(chain.clone()).or_default().push(taken);
             }
@@ -115,6 +129,7 @@ pub(crate) fn load_vertex_restores(
             checkpoint: Some(manifest.checkpoint),
             keyed: keyed.remove(id).unwrap_or_default(),
             union: union.clone(),
+            reusable: reusable.remove(id).unwrap_or_default(),
         };
         out.insert(id.clone(), restore);
     }

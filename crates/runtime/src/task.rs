@@ -203,7 +203,11 @@ impl TaskEnv {
                 Box::new(move |uploaded| {
                     metrics.set_checkpoint_async(started.elapsed());
                     let event = match uploaded {
-                        Ok((snapshot, stats)) => TaskEvent::Ack { epoch, vertex, snapshot, uploaded: stats.bytes },
+                        Ok((snapshot, stats)) => {
+                            tracing::debug!(%task, epoch, files = stats.files, bytes = stats.bytes, reused = stats.reused,
+                                "snapshot uploaded");
+                            TaskEvent::Ack { epoch, vertex, snapshot, uploaded: stats.bytes }
+                        }
                         Err(e) => TaskEvent::Declined { epoch, reason: format!("{task}: {e}") },
                     };
                     let _ = events.send(event);

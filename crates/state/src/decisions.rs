@@ -194,6 +194,22 @@ pub fn decide_shared_objects_to_delete(deleted: &Manifest, remaining: &[Manifest
     out
 }
 
+/// Which of the stored shared objects `stored` no manifest names (complete, savepoint or retired
+/// ones alike): uploads of attempts that died before a checkpoint named them. Decide only while
+/// no upload of the running job is in flight. While `undecodable` manifests exist, none (one of
+/// them might name any object).
+pub fn decide_orphaned_shared_objects(stored: &[String], manifests: &[Manifest], undecodable: usize) -> Vec<String> {
+    if undecodable > 0 {
+        return Vec::new();
+    }
+    let named: std::collections::HashSet<&str> =
+        manifests.iter().flat_map(|m| m.files().filter_map(|f| f.object.as_deref())).collect();
+    let mut out: Vec<String> =
+        stored.iter().filter(|o| o.starts_with(SHARED_PREFIX) && !named.contains(o.as_str())).cloned().collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +415,15 @@ mod tests {
             decide_shared_objects_to_delete(&old, &[retained, retired], 0).is_empty(),
             "a retired manifest still names 1.sst"
         );
+    }
+
+    #[test]
+    fn shared_objects_no_manifest_names_are_orphans_unless_a_manifest_is_undecodable() {
+        let kept = with_objects(1, &["shared/a/1.sst", "chk-0000000001/a/v0-0/keyed/MANIFEST-5"]);
+        let stored: Vec<String> =
+            ["shared/a/1.sst", "shared/dead-run/7.sst", "shared/dead-run/8.sst"].map(String::from).to_vec();
+        let orphans = decide_orphaned_shared_objects(&stored, std::slice::from_ref(&kept), 0);
+        assert_eq!(orphans, ["shared/dead-run/7.sst", "shared/dead-run/8.sst"]);
+        assert!(decide_orphaned_shared_objects(&stored, &[kept], 1).is_empty());
     }
 }

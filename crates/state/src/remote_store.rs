@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::decisions::decide_shared_objects_to_delete;
+use crate::decisions::{decide_orphaned_shared_objects, decide_shared_objects_to_delete, SHARED_PREFIX};
 use crate::fence::{aborted_manifest, Fence, ABORTED_MANIFEST};
 use crate::store::{digest_file, FsCheckpointStore};
 use crate::upload::checkpoint_rel;
@@ -103,7 +103,7 @@ impl RemoteCheckpointStore {
     /// Every manifest in the store but `except`'s (complete and retired checkpoints), and how
     /// many could not be decoded. One that cannot be fetched stops the deletion (it might name
     /// the objects about to go).
-    fn other_manifests(&self, except: u64) -> Result<(Vec<Manifest>, usize)> {
+    fn other_manifests(&self, except: Option<u64>) -> Result<(Vec<Manifest>, usize)> {
         let (mut out, mut undecodable) = (Vec::new(), 0);
         let mut decoded = |result: Result<Option<Manifest>>| -> Result<()> {
             match result {
@@ -114,7 +114,7 @@ impl RemoteCheckpointStore {
             }
             Ok(())
         };
-        for id in self.remote_ids("")?.into_iter().filter(|&i| i != except) {
+        for id in self.remote_ids("")?.into_iter().filter(|&i| Some(i) != except) {
             decoded(self.manifest(id).map(|m| m.map(|m| Manifest::clone(&m))))?;
         }
         for id in self.remote_ids(RETIRED_DIR)? {
@@ -178,7 +178,7 @@ impl CheckpointStore for RemoteCheckpointStore {
     fn delete(&self, id: u64) -> Result<()> {
         let doomed_shared = match self.manifest(id)? {
             Some(manifest) => {
-                let (others, undecodable) = self.other_manifests(id)?;
+                let (others, undecodable) = self.other_manifests(Some(id))?;
                 decide_shared_objects_to_delete(&manifest, &others, undecodable)
             }
             None => Vec::new(),
@@ -224,6 +224,17 @@ impl CheckpointStore for RemoteCheckpointStore {
     /// Claims the location's next generation (see `fence.rs`), then settles the checkpoint the
     /// previous owner was completing: an abort marker goes into its manifest's slot unless its
     /// manifest is there, so it is either complete now or never.
+    /// Lists `shared/` and deletes what no manifest (complete, savepoint, retired) names.
+    fn sweep_orphans(&self) -> Result<usize> {
+        let stored = self.location.list(SHARED_PREFIX)?;
+        let (manifests, undecodable) = self.other_manifests(None)?;
+        let orphans = decide_orphaned_shared_objects(&stored, &manifests, undecodable);
+        for object in &orphans {
+            self.location.remove(object)?;
+        }
+        Ok(orphans.len())
+    }
+
     fn claim(&self) -> Result<()> {
         let Some(claimed) = self.fence.claim()? else { return Ok(()) };
         if let Some(id) = claimed.previous_checkpoint {

@@ -41,6 +41,13 @@ pub trait CheckpointStore: Send + Sync {
     fn claim(&self) -> Result<()> {
         Ok(())
     }
+    /// Deletes stored objects shared between checkpoints that no manifest names (uploads of an
+    /// attempt or a process that died before a checkpoint named them), returning how many. Call
+    /// it only while no upload of this job is in flight. Stores without shared objects have none
+    /// (the default).
+    fn sweep_orphans(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Where retired checkpoints go, under the checkpoint root.

@@ -5,14 +5,14 @@
 //! so two runs that happen to take the same checkpoint id (an old one not yet fenced off, see
 //! `fence.rs`) never overwrite each other's objects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rill_storage::{RemoteLocation, StorageError};
 
 use crate::decisions::SHARED_PREFIX;
-use crate::{Result, SubtaskSnapshot};
+use crate::{FileDigest, Result, SubtaskSnapshot};
 
 /// Called once an upload has finished: the snapshot naming its objects and what moved, or why
 /// it failed.
@@ -37,6 +37,11 @@ pub struct SnapshotUploader {
     instance: String,
     /// Shared objects this instance has uploaded and the last snapshot still named.
     uploaded: Arc<Mutex<HashSet<String>>>,
+    /// The SST files of the restored snapshot this working database started from, by file name:
+    /// size, CRC-32 and object. A file still there unchanged is named again, not uploaded.
+    restored: Arc<HashMap<String, (u64, u32, String)>>,
+    /// Uploads in flight, to cancel when the attempt ends.
+    in_flight: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 /// The checkpoint's own directory in the store.
@@ -51,15 +56,48 @@ fn is_immutable(path: &str) -> bool {
 impl SnapshotUploader {
     /// An uploader for a backend instance named `instance` (unique per working database).
     pub fn new(location: Arc<RemoteLocation>, instance: impl Into<String>) -> Self {
-        SnapshotUploader { location, instance: instance.into(), uploaded: Arc::default() }
+        SnapshotUploader {
+            location,
+            instance: instance.into(),
+            uploaded: Arc::default(),
+            restored: Arc::default(),
+            in_flight: Arc::default(),
+        }
     }
 
-    /// Where `file` (a path relative to the checkpoint directory) of checkpoint `id` is stored.
-    fn object_of(&self, id: u64, snapshot: &SubtaskSnapshot, file: &str) -> String {
-        let keyed = snapshot.keyed_state_dir.as_deref().is_some_and(|dir| file.starts_with(dir));
-        match file.rsplit_once('/') {
-            Some((_, name)) if keyed && is_immutable(name) => format!("{SHARED_PREFIX}{}/{name}", self.instance),
-            _ => format!("{}/{}/{file}", checkpoint_rel(id), self.instance),
+    /// An uploader for a working database that starts as a copy of a restored snapshot whose
+    /// files are `restored` (from its manifest): the SST files it still holds unchanged keep their
+    /// objects, so the first checkpoint after a restart uploads only what changed.
+    pub fn reusing(mut self, restored: &[FileDigest]) -> Self {
+        let mut reusable = HashMap::new();
+        for file in restored {
+            let Some(object) = file.object.as_deref().filter(|o| o.starts_with(SHARED_PREFIX)) else { continue };
+            let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+            reusable.insert(name.to_string(), (file.size, file.crc32, object.to_string()));
+        }
+        self.uploaded = Arc::new(Mutex::new(reusable.values().map(|(_, _, o)| o.clone()).collect()));
+        self.restored = Arc::new(reusable);
+        self
+    }
+
+    /// Cancels every upload still in flight (an attempt ended; its checkpoints never complete).
+    pub fn cancel(&self) {
+        for upload in self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            upload.abort();
+        }
+    }
+
+    /// Where `file` of checkpoint `id` is stored: an SST file of the keyed state under `shared/`
+    /// (the restored snapshot's object when the file is that one, unchanged), anything else under
+    /// the checkpoint's own directory.
+    fn object_of(&self, id: u64, snapshot: &SubtaskSnapshot, file: &FileDigest) -> String {
+        let keyed = snapshot.keyed_state_dir.as_deref().is_some_and(|dir| file.path.starts_with(dir));
+        match file.path.rsplit_once('/') {
+            Some((_, name)) if keyed && is_immutable(name) => match self.restored.get(name) {
+                Some((size, crc32, object)) if (*size, *crc32) == (file.size, file.crc32) => object.clone(),
+                _ => format!("{SHARED_PREFIX}{}/{name}", self.instance),
+            },
+            _ => format!("{}/{}/{}", checkpoint_rel(id), self.instance, file.path),
         }
     }
 
@@ -73,12 +111,17 @@ impl SnapshotUploader {
             return;
         };
         let url = self.location.url().to_string();
+        let upload = handle.spawn(async move {
+            let stats = this.upload(id, &checkpoint_dir, &mut snapshot).await?;
+            Ok((snapshot, stats))
+        });
+        {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.retain(|u| !u.is_finished());
+            in_flight.push(upload.abort_handle());
+        }
         handle.spawn(async move {
-            let upload = tokio::spawn(async move {
-                let stats = this.upload(id, &checkpoint_dir, &mut snapshot).await?;
-                Ok((snapshot, stats))
-            });
-            // A panicking upload still answers: the checkpoint fails instead of waiting.
+            // A panicking (or cancelled) upload still answers: the checkpoint fails instead of waiting.
             done(upload.await.unwrap_or_else(|e| Err(StorageError::object_store_failure("upload", url, e).into())));
         });
     }
@@ -89,7 +132,7 @@ impl SnapshotUploader {
         checkpoint_dir: &std::path::Path,
         snapshot: &mut SubtaskSnapshot,
     ) -> Result<UploadStats> {
-        let objects: Vec<String> = snapshot.files.iter().map(|f| self.object_of(id, snapshot, &f.path)).collect();
+        let objects: Vec<String> = snapshot.files.iter().map(|f| self.object_of(id, snapshot, f)).collect();
         let known = self.uploaded.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut stats = UploadStats::default();
         let mut todo = Vec::new();
