@@ -98,6 +98,7 @@ fn a_missing_bucket_fails_the_job_with_the_object_store_error_not_data_loss() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rill-no-such-bucket"), "{stderr}");
+    assert!(stderr.contains(&format!("endpoint {}, region us-east-1", endpoint())), "names where it went: {stderr}");
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub struct RemoteLocation {
     pub(crate) prefix: String,
     pub(crate) runtime: IoRuntime,
     pub(crate) uploads: Arc<tokio::sync::Semaphore>,
+    /// Where requests go, for messages: ` (endpoint URL, region R)` for S3, else empty.
+    via: String,
 }
 
 impl std::fmt::Debug for RemoteLocation {
@@ -52,14 +54,22 @@ impl RemoteLocation {
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).ok();
-        if let Some(endpoint) = endpoint.filter(|e| !e.is_empty()) {
+        let endpoint = endpoint.filter(|e| !e.is_empty());
+        if let Some(endpoint) = endpoint.clone() {
             builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
         }
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
             builder = builder.with_region("us-east-1");
         }
-        let store = Arc::new(builder.build().map_err(|e| bad(&e.to_string()))?);
-        Self::from_multipart_store(url, store, prefix)
+        let store = builder.build().map_err(|e| bad(&e.to_string()))?;
+        let endpoint = endpoint.unwrap_or_else(|| "AWS S3".to_string());
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".to_string());
+        let via = format!(" (endpoint {endpoint}, region {region})");
+        let mut location = Self::from_multipart_store(url, Arc::new(store), prefix)?;
+        location.via = via;
+        Ok(location)
     }
 
     /// A location in a store with multipart uploads (S3, or the in-memory store in tests), as
@@ -90,6 +100,7 @@ impl RemoteLocation {
             prefix: prefix.trim_matches('/').to_string(),
             runtime: IoRuntime(Some(runtime)),
             uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
+            via: String::new(),
         })
     }
 
@@ -101,6 +112,12 @@ impl RemoteLocation {
     /// The URL of an object, for messages.
     pub fn url_of(&self, rel: &str) -> String {
         format!("{}/{rel}", self.url)
+    }
+
+    /// The URL of an object and where its requests go (the endpoint and region of an S3
+    /// location), for the messages of failed requests: a mistyped endpoint shows in them.
+    pub(crate) fn target_of(&self, rel: &str) -> String {
+        format!("{}{}", self.url_of(rel), self.via)
     }
 
     /// The runtime the store's client runs on, to run asynchronous work of one's own with it

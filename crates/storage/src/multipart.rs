@@ -20,14 +20,14 @@ pub enum UploadCompletion {
 impl RemoteLocation {
     fn multipart_store(&self, rel: &str) -> Result<std::sync::Arc<dyn object_store::multipart::MultipartStore>> {
         self.multipart.clone().ok_or_else(|| StorageError::Location {
-            url: self.url_of(rel),
+            url: self.target_of(rel),
             reason: "this object store has no multipart uploads".into(),
         })
     }
 
     /// Starts a multipart upload of `rel`; returns its id.
     pub fn start_upload(&self, rel: &str) -> Result<String> {
-        let (store, path, url) = (self.multipart_store(rel)?, self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.multipart_store(rel)?, self.path(rel), self.target_of(rel));
         self.run("start upload", async move {
             store
                 .create_multipart(&path)
@@ -39,7 +39,7 @@ impl RemoteLocation {
     /// Uploads part `index` (from 0) of upload `id`; returns the part's id for completion. Every
     /// part but the last must hold at least 5 MiB.
     pub fn upload_part(&self, rel: &str, id: &str, index: usize, bytes: Vec<u8>) -> Result<String> {
-        let (store, path, url, id) = (self.multipart_store(rel)?, self.path(rel), self.url_of(rel), id.to_string());
+        let (store, path, url, id) = (self.multipart_store(rel)?, self.path(rel), self.target_of(rel), id.to_string());
         self.run("upload part", async move {
             let part = store
                 .put_part(&path, &id, index, PutPayload::from(bytes))
@@ -57,7 +57,7 @@ impl RemoteLocation {
     /// the in-memory store a generic error, so against them it stays an error.
     pub fn complete_upload(&self, rel: &str, id: &str, parts: &[String]) -> Result<UploadCompletion> {
         let (store, objects) = (self.multipart_store(rel)?, self.store.clone());
-        let (path, url, id) = (self.path(rel), self.url_of(rel), id.to_string());
+        let (path, url, id) = (self.path(rel), self.target_of(rel), id.to_string());
         let parts: Vec<PartId> = parts.iter().map(|p| PartId { content_id: p.clone() }).collect();
         self.run("complete upload", async move {
             match store.complete_multipart(&path, &id, parts).await {
@@ -77,7 +77,7 @@ impl RemoteLocation {
 
     /// Aborts upload `id` of `rel`, discarding its parts; one already gone is fine.
     pub fn abort_upload(&self, rel: &str, id: &str) -> Result<()> {
-        let (store, path, url, id) = (self.multipart_store(rel)?, self.path(rel), self.url_of(rel), id.to_string());
+        let (store, path, url, id) = (self.multipart_store(rel)?, self.path(rel), self.target_of(rel), id.to_string());
         self.run("abort upload", async move {
             match store.abort_multipart(&path, &id).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -88,7 +88,7 @@ impl RemoteLocation {
 
     /// Writes the small object `rel` (in one put).
     pub fn write(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("put", async move {
             store
                 .put(&path, PutPayload::from(bytes))

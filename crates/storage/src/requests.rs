@@ -63,9 +63,10 @@ impl RemoteLocation {
         let handle = self
             .runtime
             .handle()
-            .ok_or_else(|| StorageError::object_store_failure(what, self.url(), "runtime is shut down"))?;
+            .ok_or_else(|| StorageError::object_store_failure(what, self.target_of(""), "runtime is shut down"))?;
         let task = handle.spawn(future);
-        futures::executor::block_on(task).map_err(|e| StorageError::object_store_failure(what, self.url(), e))?
+        futures::executor::block_on(task)
+            .map_err(|e| StorageError::object_store_failure(what, self.target_of(""), e))?
     }
 
     /// Writes `bytes` to `rel` unless an object is there already (a conditional put, S3's
@@ -80,7 +81,7 @@ impl RemoteLocation {
     /// The bytes of `rel` with their version (for [`RemoteLocation::put_if_version`]), or
     /// `None` if there is no such object.
     pub fn get_versioned(&self, rel: &str) -> Result<Option<(Bytes, ObjectVersion)>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("get", async move {
             let result = match store.get(&path).await {
                 Ok(result) => result,
@@ -96,7 +97,7 @@ impl RemoteLocation {
     /// Replaces `rel` with `bytes` only if it is still `version` (a conditional put, S3's
     /// `If-Match`), so of two writers that read the same version only one can replace it.
     pub fn put_if_version(&self, rel: &str, bytes: Vec<u8>, version: &ObjectVersion) -> Result<UpdateOutcome> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         let expected = UpdateVersion { e_tag: version.e_tag.clone(), version: version.version.clone() };
         self.run("put", async move {
             let options = PutOptions { mode: PutMode::Update(expected), ..Default::default() };
@@ -113,7 +114,7 @@ impl RemoteLocation {
     /// Writes `bytes` to `rel` unless an object is there already, returning the new object's
     /// version; `None` if one was there (nothing written).
     pub fn create_versioned(&self, rel: &str, bytes: Vec<u8>) -> Result<Option<ObjectVersion>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("put", async move {
             let options = PutOptions { mode: PutMode::Create, ..Default::default() };
             match store.put_opts(&path, PutPayload::from(bytes), options).await {
@@ -126,7 +127,7 @@ impl RemoteLocation {
 
     /// The bytes of `rel`, or `None` if there is no such object.
     pub fn get(&self, rel: &str) -> Result<Option<Bytes>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("get", async move {
             let result = match store.get(&path).await {
                 Ok(result) => result,
@@ -141,7 +142,7 @@ impl RemoteLocation {
     /// Downloads `rel` into the local file `to` (through a temporary file, so a cut-short
     /// download never looks whole). `false` if there is no such object.
     pub fn download(&self, rel: &str, to: &Path) -> Result<bool> {
-        let (store, path, url, to) = (self.store.clone(), self.path(rel), self.url_of(rel), to.to_path_buf());
+        let (store, path, url, to) = (self.store.clone(), self.path(rel), self.target_of(rel), to.to_path_buf());
         self.run("download", async move {
             let result = match store.get(&path).await {
                 Ok(result) => result,
@@ -167,7 +168,7 @@ impl RemoteLocation {
 
     /// The names directly under `rel` (a "directory" listing: common prefixes and objects).
     pub fn list_names(&self, rel: &str) -> Result<Vec<String>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("list", async move {
             let listing = store
                 .list_with_delimiter(Some(&path))
@@ -180,7 +181,7 @@ impl RemoteLocation {
 
     /// Every object under `rel`, recursively, as paths relative to the location's prefix.
     pub fn list(&self, rel: &str) -> Result<Vec<String>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         let prefix = self.path("");
         self.run("list", async move {
             let objects: Vec<_> = store
@@ -198,7 +199,7 @@ impl RemoteLocation {
 
     /// Deletes object `rel`; one already gone is fine.
     pub fn remove(&self, rel: &str) -> Result<()> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.url_of(rel));
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
         self.run("delete", async move {
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -209,7 +210,7 @@ impl RemoteLocation {
 
     /// Copies `from` to `to`.
     pub fn copy(&self, from: &str, to: &str) -> Result<()> {
-        let (store, src, dst, url) = (self.store.clone(), self.path(from), self.path(to), self.url_of(from));
+        let (store, src, dst, url) = (self.store.clone(), self.path(from), self.path(to), self.target_of(from));
         self.run("copy", async move {
             store.copy(&src, &dst).await.map_err(|source| StorageError::object_store("copy", url, source))
         })
@@ -222,9 +223,9 @@ impl RemoteLocation {
             .map(|(local, object)| async move {
                 // One permit per file: uploads of every subtask together stay within bounds.
                 let _permit = self.uploads.acquire().await.map_err(|_| {
-                    StorageError::object_store_failure("upload", self.url_of(&object), "upload pool closed")
+                    StorageError::object_store_failure("upload", self.target_of(&object), "upload pool closed")
                 })?;
-                upload_file(self.store.clone(), self.path(&object), self.url_of(&object), local).await
+                upload_file(self.store.clone(), self.path(&object), self.target_of(&object), local).await
             })
             .buffer_unordered(CONCURRENT_UPLOADS)
             .try_collect::<Vec<()>>()
