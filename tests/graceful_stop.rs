@@ -54,6 +54,29 @@ fn wait_for_metrics(addr: &str, done: impl Fn(&str) -> bool) -> Result<String, S
     }
 }
 
+/// A running `keyed_count` in `dir` that took a savepoint after its first checkpoint: its API's
+/// address, the job, its process and the savepoint's id.
+fn running_job_with_a_savepoint(dir: &Path) -> (String, KeyedCount, std::process::Child, u64) {
+    let addr = free_addr();
+    let job = observed_job(&addr, 4_000_000, 2, 200);
+    let child = job.spawn(dir);
+    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    let savepoint = take_savepoint(&addr);
+    (addr, job, child, savepoint)
+}
+
+/// Asks the job on `addr` for a savepoint (`POST /api/savepoints`); its checkpoint id.
+fn take_savepoint(addr: &str) -> u64 {
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/savepoints"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"))
+}
+
 fn manifest_text(dir: &Path, id: u64) -> Option<String> {
     std::fs::read_to_string(dir.join("checkpoints").join(format!("chk-{id:010}")).join("_manifest")).ok()
 }
@@ -116,18 +139,7 @@ fn sigterm_takes_a_final_checkpoint_exits_zero_and_the_next_run_continues_from_i
 #[test]
 fn a_savepoint_outlives_retention_and_restores_at_another_parallelism() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let job = observed_job(&addr, 4_000_000, 2, 200);
-    let child = job.spawn(dir.path());
-    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
-    let answer: serde_json::Value = reqwest::blocking::Client::new()
-        .post(format!("http://{addr}/api/savepoints"))
-        .header("Content-Type", "application/json")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    let (addr, job, child, savepoint) = running_job_with_a_savepoint(dir.path());
     assert!(manifest_text(dir.path(), savepoint).unwrap().contains(r#""savepoint": true"#));
 
     // Five more checkpoints: retention (3 kept) passes the savepoint by.
@@ -200,18 +212,7 @@ fn a_stop_with_drain_fires_every_window_before_the_last_checkpoint_and_a_plain_s
 #[test]
 fn a_savepoint_whose_committed_output_was_deleted_restores_and_counts_one_missing_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let job = observed_job(&addr, 4_000_000, 2, 200);
-    let child = job.spawn(dir.path());
-    wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
-    let answer: serde_json::Value = reqwest::blocking::Client::new()
-        .post(format!("http://{addr}/api/savepoints"))
-        .header("Content-Type", "application/json")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    let (_, _, child, savepoint) = running_job_with_a_savepoint(dir.path());
     sigterm(&child);
     assert!(child.wait_with_output().unwrap().status.success());
 

@@ -25,13 +25,7 @@ fn job(
     fail_every: Option<u64>,
     allow: bool,
 ) -> rill::Result<rill::JobResult> {
-    let env = StreamEnv::builder()
-        .parallelism(2)
-        .checkpoint_interval(Duration::from_millis(50))
-        .checkpoint_dir(dir.join("checkpoints"))
-        .restart_strategy(RestartStrategy::none())
-        .allow_non_restored_state(allow)
-        .build()?;
+    let env = test_env(dir, allow)?;
     let mut numbers = env.source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000));
     if let Some([source, _, _]) = uids {
         numbers = numbers.uid(source);
@@ -58,19 +52,40 @@ fn job(
 
 const UIDS: Option<[&str; 3]> = Some(["numbers", "counts", "sink"]);
 
+/// Two subtasks, no restarts, checkpoints in `dir/checkpoints` every 50 ms.
+fn test_env(dir: &std::path::Path, allow_non_restored_state: bool) -> rill::Result<StreamEnv> {
+    StreamEnv::builder()
+        .parallelism(2)
+        .checkpoint_interval(Duration::from_millis(50))
+        .checkpoint_dir(dir.join("checkpoints"))
+        .restart_strategy(RestartStrategy::none())
+        .allow_non_restored_state(allow_non_restored_state)
+        .build()
+}
+
+/// A first run that the injected failure ended, leaving checkpoints to restore.
+fn ended_by_the_injected_failure(result: rill::Result<rill::JobResult>) {
+    let err = result.expect_err("the injected failure ends the first run");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+}
+
+/// A changed job's run that restored the checkpoint and committed every record exactly once.
+fn restored_exactly_once(dir: &std::path::Path, result: rill::Result<rill::JobResult>) {
+    let result = result.unwrap();
+    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
+    support::assert_exactly_once(dir, RECORDS, KEYS);
+}
+
 /// A first run that fails after some checkpoints, leaving them to restore.
 fn failed_first_run(dir: &std::path::Path, uids: Option<[&str; 3]>) {
-    let err = job(dir, false, uids, Some(400), false).expect_err("the injected failure ends the first run");
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    ended_by_the_injected_failure(job(dir, false, uids, Some(400), false));
 }
 
 #[test]
 fn operators_added_around_operators_with_uids_leave_their_state_to_them() {
     let dir = tempfile::tempdir().unwrap();
     failed_first_run(dir.path(), UIDS);
-    let result = job(dir.path(), true, UIDS, None, false).unwrap();
-    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
-    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+    restored_exactly_once(dir.path(), job(dir.path(), true, UIDS, None, false));
 }
 
 #[test]
@@ -120,12 +135,7 @@ fn two_operators_with_one_uid_are_a_configuration_error() {
 /// A job whose records get event time (so watermarks flow through every operator), with a
 /// stateless `map` (uid `stateless`) when `with_map`; fails after a while when `fail_every`.
 fn event_time_job(dir: &std::path::Path, with_map: bool, fail_every: Option<u64>) -> rill::Result<rill::JobResult> {
-    let env = StreamEnv::builder()
-        .parallelism(2)
-        .checkpoint_interval(Duration::from_millis(50))
-        .checkpoint_dir(dir.join("checkpoints"))
-        .restart_strategy(RestartStrategy::none())
-        .build()?;
+    let env = test_env(dir, false)?;
     let mut numbers = env
         .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
         .uid("numbers")
@@ -142,12 +152,9 @@ fn event_time_job(dir: &std::path::Path, with_map: bool, fail_every: Option<u64>
 #[test]
 fn a_stateless_operator_can_be_removed_without_allowing_non_restored_state() {
     let dir = tempfile::tempdir().unwrap();
-    let err = event_time_job(dir.path(), true, Some(400)).expect_err("the injected failure ends the first run");
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    ended_by_the_injected_failure(event_time_job(dir.path(), true, Some(400)));
     // The map saved nothing but its watermark: removing it loses nothing, so the restore goes on.
-    let result = event_time_job(dir.path(), false, None).unwrap();
-    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
-    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+    restored_exactly_once(dir.path(), event_time_job(dir.path(), false, None));
 }
 
 /// The counting job (running counts under uid `counts`); with `second_consumer`, the keyed
@@ -158,12 +165,7 @@ fn two_consumer_job(
     second_consumer: bool,
     fail_every: Option<u64>,
 ) -> rill::Result<rill::JobResult> {
-    let env = StreamEnv::builder()
-        .parallelism(2)
-        .checkpoint_interval(Duration::from_millis(50))
-        .checkpoint_dir(dir.join("checkpoints"))
-        .restart_strategy(RestartStrategy::none())
-        .build()?;
+    let env = test_env(dir, false)?;
     let numbers = env
         .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
         .uid("numbers")
@@ -181,12 +183,9 @@ fn two_consumer_job(
 #[test]
 fn keyed_state_follows_its_operator_when_a_new_consumer_changes_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let err = two_consumer_job(dir.path(), false, Some(400)).expect_err("the injected failure ends the first run");
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    ended_by_the_injected_failure(two_consumer_job(dir.path(), false, Some(400)));
     // The keyed stream gets a second consumer: the chain after the exchange is now headed by it.
-    let result = two_consumer_job(dir.path(), true, None).unwrap();
-    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
-    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+    restored_exactly_once(dir.path(), two_consumer_job(dir.path(), true, None));
 }
 
 /// The newcomer's job: running counts by a `process` without uid; `inserted` adds a second
@@ -197,12 +196,7 @@ fn newcomer_job(
     uids: bool,
     fail_every: Option<u64>,
 ) -> rill::Result<rill::JobResult> {
-    let env = StreamEnv::builder()
-        .parallelism(2)
-        .checkpoint_interval(Duration::from_millis(50))
-        .checkpoint_dir(dir.join("checkpoints"))
-        .restart_strategy(RestartStrategy::none())
-        .build()?;
+    let env = test_env(dir, false)?;
     let numbers = env
         .source("numbers", GeneratorSource::new(0..RECORDS).rate_per_second(400_000))
         .uid("numbers")
@@ -226,8 +220,7 @@ fn newcomer_job(
 #[test]
 fn a_process_inserted_before_one_without_uid_fails_the_restore_instead_of_taking_its_state() {
     let dir = tempfile::tempdir().unwrap();
-    let err = newcomer_job(dir.path(), false, false, Some(400)).expect_err("the injected failure ends the first run");
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    ended_by_the_injected_failure(newcomer_job(dir.path(), false, false, Some(400)));
     let err = newcomer_job(dir.path(), true, false, None).expect_err("the original's state is unclaimed");
     let text = err.to_string();
     assert!(text.contains("keyed state of operator 'process-"), "names the original's state: {text}");
@@ -236,9 +229,6 @@ fn a_process_inserted_before_one_without_uid_fails_the_restore_instead_of_taking
 #[test]
 fn a_process_inserted_before_one_with_uid_leaves_its_state_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    let err = newcomer_job(dir.path(), false, true, Some(400)).expect_err("the injected failure ends the first run");
-    assert!(err.to_string().contains("injected failure"), "{err}");
-    let result = newcomer_job(dir.path(), true, true, None).unwrap();
-    assert!(result.restored_from.is_some(), "the changed job restored the checkpoint");
-    support::assert_exactly_once(dir.path(), RECORDS, KEYS);
+    ended_by_the_injected_failure(newcomer_job(dir.path(), false, true, Some(400)));
+    restored_exactly_once(dir.path(), newcomer_job(dir.path(), true, true, None));
 }

@@ -127,16 +127,7 @@ impl RemoteLocation {
 
     /// The bytes of `rel`, or `None` if there is no such object.
     pub fn get(&self, rel: &str) -> Result<Option<Bytes>> {
-        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
-        self.run("get", async move {
-            let result = match store.get(&path).await {
-                Ok(result) => result,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(source) => return Err(StorageError::object_store("get", url, source)),
-            };
-            let bytes = result.bytes().await.map_err(|source| StorageError::object_store("get", url, source))?;
-            Ok(Some(bytes))
-        })
+        Ok(self.get_versioned(rel)?.map(|(bytes, _)| bytes))
     }
 
     /// Downloads `rel` into the local file `to` (through a temporary file, so a cut-short
