@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::observe::ControlToken;
 use crate::{DataStream, RestartStrategy, StreamEnv};
 
 /// The flags every job program shares, with the same names and meanings in all of them.
@@ -61,6 +62,15 @@ pub struct JobArgs {
     /// Serve /metrics (Prometheus), the live dashboard and the REST API on HOST:PORT.
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve the control API (savepoints, stop) on HOST:PORT instead of the metrics address (which
+    /// then serves control only when it is a loopback address or a control token is set).
+    #[arg(long)]
+    pub control_addr: Option<SocketAddr>,
+    /// The token control requests must carry (`Authorization: Bearer TOKEN`); default: the
+    /// RILL_CONTROL_TOKEN environment variable (which, unlike a flag, other users of the machine
+    /// cannot read). Never printed.
+    #[arg(long, value_parser = control_token)]
+    pub control_token: Option<ControlToken>,
     /// Restart strategy: none, default, fixed-delay:RESTARTS:DELAY_MS,
     /// failure-rate:FAILURES:INTERVAL_MS:DELAY_MS, exponential-delay:INITIAL_MS:MAX_MS or
     /// exponential-delay:INITIAL_MS:MAX_MS:RESET_MS.
@@ -72,6 +82,11 @@ pub struct JobArgs {
     pub inject_failure_every_ms: Option<u64>,
 }
 
+/// `--control-token`: a non-empty token.
+fn control_token(text: &str) -> Result<ControlToken, String> {
+    ControlToken::new(text).ok_or_else(|| "the control token must not be empty".to_string())
+}
+
 impl JobArgs {
     /// A job builder configured from these flags (more settings may follow before `build`).
     pub fn builder(&self) -> crate::runtime::StreamEnvBuilder {
@@ -81,7 +96,11 @@ impl JobArgs {
             .checkpoint_dir(self.dir.join("checkpoints"))
             .tolerable_checkpoint_failures(self.tolerable_checkpoint_failures)
             .restart_strategy(self.restart_strategy)
-            .metrics_addr(self.metrics_addr);
+            .metrics_addr(self.metrics_addr)
+            .control_addr(self.control_addr);
+        if let Some(token) = &self.control_token {
+            builder = builder.control_token_of(token.clone());
+        }
         if let Some(location) = &self.checkpoint_location {
             builder = builder.checkpoint_location(location);
         }

@@ -273,3 +273,35 @@ fn a_window_job_stopped_and_restarted_with_a_second_consumer_restores_its_window
     let out = verify.run(dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified=ok"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn a_public_metrics_address_serves_no_control_and_the_control_address_needs_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = free_addr().replace("127.0.0.1", "0.0.0.0");
+    let control = free_addr();
+    let job = KeyedCount {
+        extra: ["--metrics-addr", &metrics, "--control-addr", &control, "--control-token", "s3cret"]
+            .map(String::from)
+            .to_vec(),
+        ..observed_job(&metrics, 4_000_000, 2, 200)
+    };
+    let child = job.spawn(dir.path());
+    let local_metrics = metrics.replace("0.0.0.0", "127.0.0.1");
+    wait_for_json(&local_metrics, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
+    let stop = |addr: &str, token: Option<&str>| {
+        let mut request = reqwest::blocking::Client::new()
+            .post(format!("http://{addr}/api/stop"))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.send().unwrap().status()
+    };
+    assert_eq!(stop(&local_metrics, Some("s3cret")), 403, "no control on the public metrics address");
+    assert_eq!(stop(&control, None), 401, "the control address needs the token");
+    assert!(stop(&control, Some("s3cret")).is_success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary_field(&out, "stopped"), "true");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"), "the token is never printed");
+}

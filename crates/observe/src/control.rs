@@ -5,12 +5,49 @@
 //!   that cross-origin after a CORS preflight, which this server never grants, so a page open in
 //!   the operator's browser cannot stop a job listening on `127.0.0.1` with a plain `fetch`.
 //! - A request that names an `Origin` must come from the server's own origin (its `Host`).
-//! - When a token is set (`RILL_CONTROL_TOKEN`), `Authorization: Bearer <token>` must carry it.
+//! - When a token is set (`--control-token`, or `RILL_CONTROL_TOKEN`), `Authorization: Bearer
+//!   <token>` must carry it.
+//! - Control is served only where it is safe by default: on a separate control address when one
+//!   is given; otherwise on the metrics address when that is a loopback address or a token is
+//!   set. Elsewhere (`/metrics` public on `0.0.0.0` without a token) the routes answer 403.
 
 use axum::http::{header, HeaderMap, StatusCode};
 
 /// The environment variable holding the control token, if any.
 pub const CONTROL_TOKEN_VAR: &str = "RILL_CONTROL_TOKEN";
+
+/// The secret control requests must carry; never printed (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ControlToken(String);
+
+impl ControlToken {
+    /// A token; `None` for an empty one.
+    pub fn new(token: impl Into<String>) -> Option<Self> {
+        let token = token.into();
+        (!token.is_empty()).then_some(ControlToken(token))
+    }
+
+    /// The token given, else the one in `RILL_CONTROL_TOKEN`, if any.
+    pub fn given_or_from_env(given: Option<ControlToken>) -> Option<Self> {
+        given.or_else(|| std::env::var(CONTROL_TOKEN_VAR).ok().and_then(ControlToken::new))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlToken(***)")
+    }
+}
+
+/// Whether the metrics address also serves control, when no separate control address is given:
+/// only on a loopback address, or with a token.
+pub fn control_on_metrics_addr(addr: std::net::SocketAddr, token: Option<&ControlToken>) -> bool {
+    addr.ip().is_loopback() || token.is_some()
+}
 
 /// Why a control request is refused: its status and reason.
 pub(crate) type Refusal = (StatusCode, &'static str);

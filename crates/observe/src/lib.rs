@@ -28,10 +28,10 @@ mod server;
 mod subtask;
 
 pub use commands::{CommandReply, JobCommand};
-pub use control::CONTROL_TOKEN_VAR;
+pub use control::{control_on_metrics_addr, ControlToken, CONTROL_TOKEN_VAR};
 pub use error::{ObserveError, Result};
 pub use model::{CheckpointStatus, CheckpointView, JobState, JobView, RestartView, ShardView, SubtaskView, VertexView};
 pub use monitor::{JobMonitor, VertexSpec};
 pub use progress::Progress;
-pub use server::{serve, Server};
+pub use server::{serve, serve_control, serve_with, Routes, Server};
 pub use subtask::SubtaskMetrics;

@@ -14,8 +14,9 @@
 //! is a savepoint carries the same id under `"savepoint"` too (what clients read before).
 //!
 //! The `POST` routes steer the job: they need `Content-Type: application/json`, refuse another
-//! web origin (403), and need `Authorization: Bearer <token>` when `RILL_CONTROL_TOKEN` is set
-//! (see [`crate::control`]).
+//! web origin (403), need `Authorization: Bearer <token>` when a control token is set, and are
+//! served only where control is allowed (see [`crate::control`]; elsewhere they answer 403).
+//! [`serve_control`] serves the API alone, on a control address of its own.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::control::ControlToken;
 use crate::{JobCommand, JobMonitor, ObserveError, Result};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -64,16 +66,35 @@ impl Drop for Server {
 }
 
 /// Serves `monitor`'s job on `addr` from a thread of its own, until the returned [`Server`] is
-/// dropped. Installs the process's Prometheus recorder the first time.
+/// dropped: `/metrics`, the dashboard and the API, with control (the `POST` routes) when
+/// [`crate::control_on_metrics_addr`] allows it, the token from `RILL_CONTROL_TOKEN`. Installs
+/// the process's Prometheus recorder the first time.
 pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
+    let token = ControlToken::given_or_from_env(None);
+    let control = crate::control_on_metrics_addr(addr, token.as_ref());
+    serve_with(addr, monitor, Routes { metrics: true, control }, token)
+}
+
+/// Serves the API alone (the job's views and the control routes) on `addr`, with `token` (or
+/// the one in `RILL_CONTROL_TOKEN`): a control address apart from a public metrics address.
+pub fn serve_control(addr: SocketAddr, monitor: JobMonitor, token: Option<ControlToken>) -> Result<Server> {
+    serve_with(addr, monitor, Routes { metrics: false, control: true }, ControlToken::given_or_from_env(token))
+}
+
+/// [`serve`] with the routes and the token chosen by the caller.
+pub fn serve_with(
+    addr: SocketAddr,
+    monitor: JobMonitor,
+    routes: Routes,
+    token: Option<ControlToken>,
+) -> Result<Server> {
     let _ = crate::prometheus::handle();
     let listener = std::net::TcpListener::bind(addr).map_err(|source| ObserveError::Bind { addr, source })?;
     listener.set_nonblocking(true).map_err(ObserveError::Start)?;
     let local = listener.local_addr().map_err(ObserveError::Start)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ObserveError::Start)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let token = std::env::var(crate::control::CONTROL_TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    let app = router(Api { monitor, token, savepoint_running: Arc::default() });
+    let app = router(Api { monitor, token, savepoint_running: Arc::default(), control: routes.control }, routes);
     let thread = std::thread::Builder::new()
         .name("rill-web".into())
         .spawn(move || {
@@ -94,7 +115,12 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
             })
         })
         .map_err(ObserveError::Start)?;
-    tracing::info!(addr = %local, "serving /metrics, the dashboard and /api");
+    match (routes.metrics, routes.control) {
+        (true, true) => tracing::info!(addr = %local, "serving /metrics, the dashboard and /api"),
+        (true, false) => tracing::info!(addr = %local,
+            "serving /metrics, the dashboard and /api without control (not a loopback address and no control token)"),
+        (false, _) => tracing::info!(addr = %local, "serving the control API"),
+    }
     Ok(Server { addr: local, shutdown: Some(tx), thread: Some(thread) })
 }
 
@@ -103,8 +129,19 @@ pub fn serve(addr: SocketAddr, monitor: JobMonitor) -> Result<Server> {
 #[derive(Clone)]
 struct Api {
     monitor: JobMonitor,
-    token: Option<String>,
+    token: Option<ControlToken>,
     savepoint_running: Arc<AtomicBool>,
+    /// Whether the control routes may steer the job here.
+    control: bool,
+}
+
+/// Which routes a server answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Routes {
+    /// `/metrics` and the dashboard.
+    pub metrics: bool,
+    /// The control routes (`POST /api/savepoints`, `POST /api/stop`); without, they answer 403.
+    pub control: bool,
 }
 
 /// Marks a savepoint request as answered when dropped (also when the client goes away).
@@ -116,10 +153,12 @@ impl Drop for SavepointSlot {
     }
 }
 
-fn router(api: Api) -> Router {
-    Router::new()
-        .route("/", get(|| async { Html(DASHBOARD) }))
-        .route("/metrics", get(metrics))
+fn router(api: Api, routes: Routes) -> Router {
+    let mut router = Router::new();
+    if routes.metrics {
+        router = router.route("/", get(|| async { Html(DASHBOARD) })).route("/metrics", get(metrics));
+    }
+    router
         .route("/api/job", get(|State(api): State<Api>| async move { Json(api.monitor.view()) }))
         .route("/api/checkpoints", get(|State(api): State<Api>| async move { Json(api.monitor.checkpoints()) }))
         .route("/api/shards", get(|State(api): State<Api>| async move { Json(api.monitor.shards()) }))
@@ -164,7 +203,12 @@ async fn command(
 
 /// A control request's refusal, if its headers do not pass [`crate::control::check`].
 fn refused(api: &Api, headers: &HeaderMap) -> Option<Response> {
-    let (status, reason) = crate::control::check(headers, api.token.as_deref()).err()?;
+    if !api.control {
+        let reason = "control is not served on this address (not a loopback address and no control token): \
+                      use a control address (--control-addr) or set a control token";
+        return Some((StatusCode::FORBIDDEN, Json(json!({ "error": reason }))).into_response());
+    }
+    let (status, reason) = crate::control::check(headers, api.token.as_ref().map(ControlToken::as_str)).err()?;
     Some((status, Json(json!({ "error": reason }))).into_response())
 }
 
@@ -264,6 +308,39 @@ mod tests {
         assert_eq!(again.status(), reqwest::StatusCode::TOO_MANY_REQUESTS, "one savepoint at a time");
         reply.send(Ok(7)).unwrap();
         assert_eq!(answer.join().unwrap(), r#"{"checkpoint":7,"savepoint":7}"#);
+    }
+
+    #[test]
+    fn control_is_served_on_a_public_metrics_address_only_with_a_token_and_on_a_control_address() {
+        let public: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        assert!(!crate::control_on_metrics_addr(public, None));
+        assert!(crate::control_on_metrics_addr(public, ControlToken::new("t").as_ref()));
+        assert!(crate::control_on_metrics_addr(local(), None));
+
+        let monitor = JobMonitor::new("public");
+        let metrics = serve_with(public, monitor.clone(), Routes { metrics: true, control: false }, None).unwrap();
+        let base = format!("http://127.0.0.1:{}", metrics.addr().port());
+        assert!(reqwest::blocking::get(format!("{base}/metrics")).unwrap().status().is_success());
+        let stop = reqwest::blocking::Client::new().post(format!("{base}/api/stop"));
+        let refused = stop.header("Content-Type", "application/json").send().unwrap();
+        assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+        assert!(refused.text().unwrap().contains("control is not served on this address"));
+
+        let control = serve_control(local(), monitor.clone(), ControlToken::new("secret")).unwrap();
+        let url = format!("http://{}/api/stop", control.addr());
+        assert_eq!(reqwest::blocking::get(format!("http://{}/metrics", control.addr())).unwrap().status(), 404);
+        let stop = |token: Option<&str>| {
+            let mut request = reqwest::blocking::Client::new().post(&url).header("Content-Type", "application/json");
+            if let Some(token) = token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            request.timeout(Duration::from_millis(300)).send()
+        };
+        assert_eq!(stop(None).unwrap().status(), reqwest::StatusCode::UNAUTHORIZED);
+        assert!(monitor.try_command().is_none(), "no refused request reached the job");
+        let _ = stop(Some("secret"));
+        assert!(matches!(monitor.try_command(), Some(JobCommand::Stop { .. })), "the token's request did");
+        assert_eq!(format!("{:?}", ControlToken::new("secret").unwrap()), "ControlToken(***)");
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub struct JobConfig {
     /// Where to serve `/metrics` (Prometheus), the dashboard and the REST API. `None` (default):
     /// nothing is served (metrics still go to any recorder the program installed).
     pub metrics_addr: Option<SocketAddr>,
+    /// Where to serve the control API (savepoints, stop) apart from the metrics address, so that
+    /// `/metrics` can be public while control stays on loopback. `None` (default): control is
+    /// served on the metrics address when that is a loopback address or a token is set.
+    pub control_addr: Option<SocketAddr>,
+    /// The token control requests must carry (`Authorization: Bearer ...`); `None`: the one in
+    /// `RILL_CONTROL_TOKEN`, if any.
+    pub control_token: Option<rill_observe::ControlToken>,
     /// Whether SIGTERM and SIGINT (Ctrl-C) stop the job gracefully: sources stop, a final
     /// checkpoint is taken, sinks commit, and `execute` returns. A second signal exits at once.
     pub stop_on_signals: bool,
@@ -109,6 +116,8 @@ impl Default for StreamEnvBuilder {
                 tick_interval: Duration::from_millis(20),
                 watermark_alignment: None,
                 metrics_addr: None,
+                control_addr: None,
+                control_token: None,
                 stop_on_signals: true,
                 drain_on_signals: false,
                 stop_timeout: Duration::from_secs(25),
@@ -237,6 +246,26 @@ impl StreamEnvBuilder {
     /// under `/api` on `addr` while the job runs (port 0 picks a free port).
     pub fn metrics_addr(mut self, addr: impl Into<Option<SocketAddr>>) -> Self {
         self.config.metrics_addr = addr.into();
+        self
+    }
+
+    /// Serves the control API (`POST /api/savepoints`, `POST /api/stop`, and the job's views) on
+    /// `addr`, apart from the metrics address.
+    pub fn control_addr(mut self, addr: impl Into<Option<SocketAddr>>) -> Self {
+        self.config.control_addr = addr.into();
+        self
+    }
+
+    /// The token control requests must carry (`Authorization: Bearer <token>`); without one,
+    /// `RILL_CONTROL_TOKEN` is read.
+    pub fn control_token(mut self, token: impl Into<String>) -> Self {
+        self.config.control_token = rill_observe::ControlToken::new(token);
+        self
+    }
+
+    /// [`StreamEnvBuilder::control_token`] with a token already made.
+    pub fn control_token_of(mut self, token: rill_observe::ControlToken) -> Self {
+        self.config.control_token = Some(token);
         self
     }
 

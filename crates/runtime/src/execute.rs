@@ -61,10 +61,20 @@ impl StreamEnv {
         graph.operator_uids()?;
         let monitor = self.monitor.clone();
         monitor.set_job(job);
+        let token = rill_observe::ControlToken::given_or_from_env(config.control_token.clone());
+        let served = |e: rill_observe::ObserveError| RuntimeError::Config(e.to_string());
         let _server = match config.metrics_addr {
             Some(addr) => {
-                Some(rill_observe::serve(addr, monitor.clone()).map_err(|e| RuntimeError::Config(e.to_string()))?)
+                // Control here only if no control address is given and it is safe by default.
+                let control =
+                    config.control_addr.is_none() && rill_observe::control_on_metrics_addr(addr, token.as_ref());
+                let routes = rill_observe::Routes { metrics: true, control };
+                Some(rill_observe::serve_with(addr, monitor.clone(), routes, token.clone()).map_err(served)?)
             }
+            None => None,
+        };
+        let _control = match config.control_addr {
+            Some(addr) => Some(rill_observe::serve_control(addr, monitor.clone(), token).map_err(served)?),
             None => None,
         };
         let _signals = config
