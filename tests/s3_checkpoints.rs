@@ -294,3 +294,43 @@ fn a_restart_after_kill_9_names_unchanged_files_again_and_sweeps_what_no_checkpo
         );
     }
 }
+
+#[test]
+fn restoring_an_older_savepoint_moves_later_object_output_aside_and_the_output_stays_exactly_once() {
+    let bucket = bucket("rollback");
+    let location = format!("s3://{bucket}/job");
+    let output = format!("s3://{bucket}/output/counts");
+    let addr = support::free_addr();
+    let mut job = job_to(2, &location, &output);
+    job.extra.extend(["--metrics-addr".to_string(), addr.clone()]);
+    let machine = tempfile::tempdir().unwrap();
+    let mut cmd = job.command(machine.path());
+    let child =
+        s3_env(&mut cmd).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    support::wait_for_json(&addr, "/api/job", Duration::from_secs(60), |j| {
+        j["checkpoints_completed"].as_u64() >= Some(2)
+    });
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/savepoints"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The finished job's savepoint, restored: what was committed after it is produced again.
+    let again = job_to(3, &location, &output);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut cmd = again.command(elsewhere.path());
+    cmd.args(["--restore-from", &savepoint.to_string()]);
+    let out = s3_env(&mut cmd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(summary_field(&out, "restored_from"), savepoint.to_string());
+    let downloaded = tempfile::tempdir().unwrap();
+    download_output(&bucket, "output/counts/", downloaded.path());
+    assert_exactly_once(downloaded.path(), RECORDS, 97);
+    assert!(!object_keys(&bucket, "output/counts/_rolled-back/").is_empty(), "later output was moved aside");
+}

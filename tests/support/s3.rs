@@ -39,12 +39,15 @@ pub(crate) fn s3_env_at<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Com
 
 /// Downloads every committed `part-*` object under `prefix` into `dir/output`, as files.
 pub(crate) fn download_output(bucket: &str, prefix: &str, dir: &std::path::Path) {
-    let url = format!("{}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}", endpoint());
+    // Only the objects directly under the prefix: not `_in-progress/`, `_committed/` or
+    // `_rolled-back/`.
+    let url = format!("{}/{bucket}?list-type=2&max-keys=1000&delimiter=/&prefix={prefix}", endpoint());
     let listing = reqwest::blocking::get(url).unwrap().text().unwrap();
     assert!(!listing.contains("<IsTruncated>true</IsTruncated>"), "more than 1000 output objects");
     let out = dir.join("output");
     std::fs::create_dir_all(&out).unwrap();
-    for key in object_keys(bucket, prefix).into_iter().filter(|k| !k.contains("/_in-progress/")) {
+    let keys = listing.split("<Key>").skip(1).filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()));
+    for key in keys {
         let name = key.rsplit('/').next().unwrap().to_string();
         assert!(name.starts_with("part-"), "only committed parts are visible: {key}");
         let body = reqwest::blocking::get(format!("{}/{bucket}/{key}", endpoint())).unwrap().bytes().unwrap();

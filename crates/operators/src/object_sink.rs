@@ -11,6 +11,19 @@
 //! An upload started between barriers (a subtask's first, or one after a roll by size or time) is
 //! not in any checkpoint yet: a small marker object under `_in-progress/` names it until it is
 //! completed, so a restore aborts it too. The writer is in `object_writer.rs`.
+//!
+//! Object names, relative to the sink's location:
+//!
+//! ```text
+//! part-<run>-<subtask>-<n>        committed output (visible once its checkpoint completed)
+//! _in-progress/<object>           an upload started between barriers (its id), until completed
+//! _committed/<epoch>/<object>     which checkpoint committed an object
+//! _rolled-back/<object>           output committed after an older checkpoint that was restored
+//! ```
+//!
+//! A restore of checkpoint `n` moves every object a checkpoint after `n` committed aside under
+//! `_rolled-back/` (it will be produced again), as the file sink does: a savepoint or an explicit
+//! older checkpoint restored never duplicates output.
 
 use std::sync::Arc;
 
@@ -22,7 +35,7 @@ use rill_storage::{RemoteLocation, UploadCompletion};
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;
-use crate::object_writer::{marker_of, ObjectStoreSinkWriter, IN_PROGRESS, PART_BYTES};
+use crate::object_writer::{marker_of, ObjectStoreSinkWriter, COMMITTED, IN_PROGRESS, PART_BYTES, ROLLED_BACK};
 
 /// Writes records as lines into `part-*` objects that appear only when their checkpoint completes.
 pub struct ObjectStoreSink<T> {
@@ -63,6 +76,9 @@ pub struct UploadBatch {
     pub sealed: Vec<SealedUpload>,
     /// The upload started at the barrier, aborted if this checkpoint is restored.
     pub open: Option<OpenUpload>,
+    /// The checkpoint whose barrier sealed it (0 in checkpoints written before it was recorded).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl<T: std::fmt::Display> ObjectStoreSink<T> {
@@ -117,6 +133,31 @@ impl<T> ObjectStoreSink<T> {
     }
 }
 
+impl<T> ObjectStoreSink<T> {
+    /// Moves every object a checkpoint after `restored` committed aside under `_rolled-back/`:
+    /// the restored run produces it again.
+    fn roll_back_newer_than(&self, restored: u64) -> OperatorResult {
+        let mut moved = 0;
+        for record in self.location.list(COMMITTED)? {
+            let Some((epoch, object)) = record.trim_start_matches(COMMITTED).split_once('/') else { continue };
+            if epoch.parse::<u64>().map_or(true, |epoch| epoch <= restored) {
+                continue;
+            }
+            if self.location.exists(object)? {
+                self.location.copy(object, &format!("{ROLLED_BACK}{object}"))?;
+                self.location.remove(object)?;
+                moved += 1;
+            }
+            self.location.remove(&record)?;
+        }
+        if moved > 0 {
+            tracing::warn!(location = %self.location.url(), restored, objects = moved,
+                "moved output committed after the restored checkpoint into _rolled-back/ (it will be produced again)");
+        }
+        Ok(())
+    }
+}
+
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
     type Writer = ObjectStoreSinkWriter<T>;
 
@@ -137,6 +178,9 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
         for upload in &batch.sealed {
             if self.location.complete_upload(&upload.object, &upload.id, &upload.parts)? == UploadCompletion::Missing {
                 missing.push(format!("{} (upload {})", self.location.url_of(&upload.object), upload.id));
+            } else if batch.epoch > 0 {
+                let record = format!("{COMMITTED}{:010}/{}", batch.epoch, upload.object);
+                self.location.write(&record, upload.object.clone().into_bytes())?;
             }
             if upload.marked {
                 self.location.remove(&marker_of(&upload.object))?;
@@ -153,6 +197,9 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
     /// upload an earlier attempt marked as started between barriers. Each by one subtask.
     fn abort_others(&self, ctx: &mut OpenContext<'_>, kept: &[UploadBatch]) -> OperatorResult {
         let (subtask, parallelism) = (ctx.info().subtask, ctx.info().parallelism);
+        if let (0, Some(restored)) = (subtask, ctx.restored_checkpoint()) {
+            self.roll_back_newer_than(restored)?;
+        }
         let this_run = format!("part-{}-", ctx.info().run_id);
         let sealed: std::collections::HashSet<&str> =
             kept.iter().flat_map(|b| b.sealed.iter().map(|u| u.id.as_str())).collect();

@@ -16,6 +16,12 @@ pub(crate) const PART_BYTES: usize = 5 << 20;
 /// Where markers of uploads started between barriers go, under the sink's location.
 pub(crate) const IN_PROGRESS: &str = "_in-progress/";
 
+/// Where a committed object's record of its checkpoint goes: `_committed/<epoch>/<object>`.
+pub(crate) const COMMITTED: &str = "_committed/";
+
+/// Where output committed after the restored checkpoint is moved (as the file sink does).
+pub(crate) const ROLLED_BACK: &str = "_rolled-back/";
+
 /// The marker object of the upload of `object`.
 pub(crate) fn marker_of(object: &str) -> String {
     format!("{IN_PROGRESS}{object}")
@@ -149,21 +155,21 @@ impl<T: Send + 'static> SinkWriter<T> for ObjectStoreSinkWriter<T> {
     /// the empty one started at the barrier before is aborted).
     fn pre_commit(&mut self, barrier: Barrier) -> OperatorResult<Option<UploadBatch>> {
         if barrier.then_stop {
-            return self.seal_last();
+            return self.seal_last(barrier.epoch);
         }
         self.seal()?;
         if self.current.is_none() {
             self.current = Some(self.start(false)?);
         }
         let open = self.current.as_ref().map(|c| OpenUpload { object: c.object.clone(), id: c.id.clone() });
-        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open }))
+        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open, epoch: barrier.epoch }))
     }
 }
 
 impl<T> ObjectStoreSinkWriter<T> {
     /// The last barrier of a run: seals what was written, aborts the empty upload started at the
     /// barrier before.
-    fn seal_last(&mut self) -> OperatorResult<Option<UploadBatch>> {
+    fn seal_last(&mut self, epoch: u64) -> OperatorResult<Option<UploadBatch>> {
         self.seal()?;
         if let Some(empty) = self.current.take() {
             self.location.abort_upload(&empty.object, &empty.id)?;
@@ -171,6 +177,6 @@ impl<T> ObjectStoreSinkWriter<T> {
                 self.location.remove(&marker_of(&empty.object))?;
             }
         }
-        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open: None }))
+        Ok(Some(UploadBatch { sealed: std::mem::take(&mut self.sealed), open: None, epoch }))
     }
 }

@@ -25,10 +25,11 @@ fn run(records: u64, parallelism: usize, interval_ms: u64, sink: ObjectStoreSink
     env.execute("to-objects").unwrap();
 }
 
-/// The objects' names, and every line they hold, sorted.
+/// The output objects' names (not the sink's `_committed/` records), and every line they hold,
+/// sorted.
 fn contents(location: &RemoteLocation) -> (Vec<String>, Vec<u64>) {
     assert_eq!(location.list("_in-progress/").unwrap(), Vec::<String>::new(), "markers left behind");
-    let mut objects = location.list("").unwrap();
+    let mut objects: Vec<String> = location.list("").unwrap().into_iter().filter(|o| o.starts_with("part-")).collect();
     objects.sort();
     let mut lines = Vec::new();
     for object in &objects {

@@ -125,6 +125,18 @@ impl RemoteLocation {
         })
     }
 
+    /// Whether object `rel` exists (a HEAD request).
+    pub fn exists(&self, rel: &str) -> Result<bool> {
+        let (store, path, url) = (self.store.clone(), self.path(rel), self.target_of(rel));
+        self.run("head", async move {
+            match store.head(&path).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(source) => Err(StorageError::object_store("head", url, source)),
+            }
+        })
+    }
+
     /// The bytes of `rel`, or `None` if there is no such object.
     pub fn get(&self, rel: &str) -> Result<Option<Bytes>> {
         Ok(self.get_versioned(rel)?.map(|(bytes, _)| bytes))
