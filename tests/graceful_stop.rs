@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::{
-    assert_exactly_once, committed_lines, counts_by_key, free_addr, get_text, sigterm, summary_field, wait_for_json,
-    KeyedCount, WindowCount,
+    assert_exactly_once, committed_lines, counts_by_key, free_addr, get_text, sigterm, summary_field, take_savepoint,
+    wait_for_json, KeyedCount, WindowCount,
 };
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -63,18 +63,6 @@ fn running_job_with_a_savepoint(dir: &Path) -> (String, KeyedCount, std::process
     wait_for_json(&addr, "/api/job", PATIENCE, |j| checkpoints_completed(j) >= 1);
     let savepoint = take_savepoint(&addr);
     (addr, job, child, savepoint)
-}
-
-/// Asks the job on `addr` for a savepoint (`POST /api/savepoints`); its checkpoint id.
-fn take_savepoint(addr: &str) -> u64 {
-    let answer: serde_json::Value = reqwest::blocking::Client::new()
-        .post(format!("http://{addr}/api/savepoints"))
-        .header("Content-Type", "application/json")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"))
 }
 
 fn manifest_text(dir: &Path, id: u64) -> Option<String> {

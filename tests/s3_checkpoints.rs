@@ -310,14 +310,7 @@ fn restoring_an_older_savepoint_moves_later_object_output_aside_and_the_output_s
     support::wait_for_json(&addr, "/api/job", Duration::from_secs(60), |j| {
         j["checkpoints_completed"].as_u64() >= Some(2)
     });
-    let answer: serde_json::Value = reqwest::blocking::Client::new()
-        .post(format!("http://{addr}/api/savepoints"))
-        .header("Content-Type", "application/json")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let savepoint = answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"));
+    let savepoint = support::take_savepoint(&addr);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 

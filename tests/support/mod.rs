@@ -263,6 +263,18 @@ pub(crate) fn wait_for_json(
     panic!("{path} never got ready within {timeout:?}; last answer: {last:?}");
 }
 
+/// Asks the job on `addr` for a savepoint (`POST /api/savepoints`); its checkpoint id.
+pub(crate) fn take_savepoint(addr: &str) -> u64 {
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("http://{addr}/api/savepoints"))
+        .header("Content-Type", "application/json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    answer["savepoint"].as_u64().unwrap_or_else(|| panic!("no savepoint id: {answer}"))
+}
+
 /// Sends SIGTERM (what Kubernetes and `kill` send) to a child process.
 pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
