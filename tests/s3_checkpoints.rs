@@ -327,3 +327,35 @@ fn restoring_an_older_savepoint_moves_later_object_output_aside_and_the_output_s
     assert_exactly_once(downloaded.path(), RECORDS, 97);
     assert!(!object_keys(&bucket, "output/counts/_rolled-back/").is_empty(), "later output was moved aside");
 }
+
+#[test]
+fn a_second_job_writing_to_the_same_output_location_is_refused_and_the_first_stays_exactly_once() {
+    let bucket = bucket("owner");
+    let output = format!("s3://{bucket}/output/counts");
+    let addr = support::free_addr();
+    let mut first = job_to(2, &format!("s3://{bucket}/first"), &output);
+    first.extra.extend(["--metrics-addr".to_string(), addr.clone()]);
+    let machine = tempfile::tempdir().unwrap();
+    let mut cmd = first.command(machine.path());
+    let child =
+        s3_env(&mut cmd).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    support::wait_for_json(&addr, "/api/job", Duration::from_secs(60), |j| {
+        j["checkpoints_completed"].as_u64() >= Some(1)
+    });
+
+    // Another job, with its own checkpoints, given the same output by mistake.
+    let second = job_to(2, &format!("s3://{bucket}/second"), &output);
+    let other_machine = tempfile::tempdir().unwrap();
+    let mut cmd = second.command(other_machine.path());
+    let refused = s3_env(&mut cmd).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the second job ran: {stderr}");
+    assert!(stderr.contains("is the output of another job"), "{stderr}");
+    assert!(stderr.contains(&format!("{output}/_owner")), "the error says what to delete: {stderr}");
+
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let downloaded = tempfile::tempdir().unwrap();
+    download_output(&bucket, "output/counts/", downloaded.path());
+    assert_exactly_once(downloaded.path(), RECORDS, 97);
+}

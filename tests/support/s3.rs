@@ -40,7 +40,8 @@ pub(crate) fn s3_env_at<'a>(cmd: &'a mut Command, endpoint: &str) -> &'a mut Com
 /// Downloads every committed `part-*` object under `prefix` into `dir/output`, as files.
 pub(crate) fn download_output(bucket: &str, prefix: &str, dir: &std::path::Path) {
     // Only the objects directly under the prefix: not `_in-progress/`, `_committed/` or
-    // `_rolled-back/`.
+    // `_rolled-back/`; and not `_owner` (names starting with `_` are not output, as for Hadoop's
+    // and Spark's readers).
     let url = format!("{}/{bucket}?list-type=2&max-keys=1000&delimiter=/&prefix={prefix}", endpoint());
     let listing = reqwest::blocking::get(url).unwrap().text().unwrap();
     assert!(!listing.contains("<IsTruncated>true</IsTruncated>"), "more than 1000 output objects");
@@ -49,6 +50,9 @@ pub(crate) fn download_output(bucket: &str, prefix: &str, dir: &std::path::Path)
     let keys = listing.split("<Key>").skip(1).filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()));
     for key in keys {
         let name = key.rsplit('/').next().unwrap().to_string();
+        if name.starts_with('_') {
+            continue;
+        }
         assert!(name.starts_with("part-"), "only committed parts are visible: {key}");
         let body = reqwest::blocking::get(format!("{}/{bucket}/{key}", endpoint())).unwrap().bytes().unwrap();
         std::fs::write(out.join(name), body).unwrap();

@@ -16,7 +16,9 @@
 //!
 //! ```text
 //! part-<run>-<subtask>-<n>        committed output (visible once its checkpoint completed)
-//! _in-progress/<object>           an upload started between barriers (its id), until completed
+//! _owner                          the id of the job writing here (see below)
+//! _in-progress/<object>           an upload started between barriers (its id and the job's),
+//!                                 until completed
 //! _committed/<epoch>/<object>     which checkpoint committed an object
 //! _rolled-back/<object>           output committed after an older checkpoint that was restored
 //! ```
@@ -24,18 +26,28 @@
 //! A restore of checkpoint `n` moves every object a checkpoint after `n` committed aside under
 //! `_rolled-back/` (it will be produced again), as the file sink does: a savepoint or an explicit
 //! older checkpoint restored never duplicates output.
+//!
+//! A location belongs to one job: the first to write there records its id (the id of its
+//! checkpoint location, kept by every later run and process of that job) in `_owner`, and a job
+//! with another id is refused at start. Two jobs on one prefix would abort each other's uploads
+//! and roll back each other's output.
 
 use std::sync::Arc;
 
 use rill_runtime::{
-    CommitOutcome, OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator,
+    fatal, CommitOutcome, OpenContext, OperatorFactory, OperatorResult, TwoPhaseCommit, TwoPhaseCommitOperator,
     TwoPhaseCommitSink,
 };
 use rill_storage::{RemoteLocation, UploadCompletion};
 use serde::{Deserialize, Serialize};
 
 use crate::file_sink::Encoder;
-use crate::object_writer::{marker_of, ObjectStoreSinkWriter, COMMITTED, IN_PROGRESS, PART_BYTES, ROLLED_BACK};
+use crate::object_writer::{
+    marker_of, parse_marker, ObjectStoreSinkWriter, COMMITTED, IN_PROGRESS, PART_BYTES, ROLLED_BACK,
+};
+
+/// The object naming the job that owns the sink's location.
+const OWNER: &str = "_owner";
 
 /// Writes records as lines into `part-*` objects that appear only when their checkpoint completes.
 pub struct ObjectStoreSink<T> {
@@ -107,6 +119,7 @@ impl<T: Send + 'static> OperatorFactory<T, ()> for ObjectStoreSink<T> {
     type Operator = TwoPhaseCommitOperator<T, ObjectStoreSink<T>>;
 
     fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<Self::Operator> {
+        self.claim_location(&ctx.info().job_id)?;
         TwoPhaseCommit::new(self.clone()).open(ctx)
     }
 }
@@ -134,6 +147,24 @@ impl<T> ObjectStoreSink<T> {
 }
 
 impl<T> ObjectStoreSink<T> {
+    /// Makes job `job_id` the owner of the sink's location if it has none; fails (fatal) if
+    /// another job owns it.
+    fn claim_location(&self, job_id: &str) -> OperatorResult {
+        let owner = self.location.get_or_create(OWNER, format!("{job_id}\n").into_bytes())?;
+        let owner = String::from_utf8_lossy(&owner);
+        if owner.trim() == job_id {
+            return Ok(());
+        }
+        let record = self.location.url_of(OWNER);
+        Err(fatal(format!(
+            "object sink: {} is the output of another job ({}); this job is {job_id}. Two jobs writing one \
+             output location would abort each other's uploads: give this job its own output location, or \
+             delete {record} if the other job is gone for good",
+            self.location.url(),
+            owner.trim()
+        )))
+    }
+
     /// Moves every object a checkpoint after `restored` committed aside under `_rolled-back/`:
     /// the restored run produces it again.
     fn roll_back_newer_than(&self, restored: u64) -> OperatorResult {
@@ -168,6 +199,7 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
             self.location.clone(),
             self.encode.clone(),
             prefix,
+            info.job_id.clone(),
             self.roll_bytes,
             self.roll_interval,
         ))
@@ -194,7 +226,8 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
 
     /// Aborts what earlier attempts started and no kept batch seals (those were completed just
     /// before): the uploads the restored checkpoint opened for the records after it, and every
-    /// upload an earlier attempt marked as started between barriers. Each by one subtask.
+    /// upload an earlier attempt of this job marked as started between barriers (never another
+    /// job's). Each by one subtask.
     fn abort_others(&self, ctx: &mut OpenContext<'_>, kept: &[UploadBatch]) -> OperatorResult {
         let (subtask, parallelism) = (ctx.info().subtask, ctx.info().parallelism);
         if let (0, Some(restored)) = (subtask, ctx.restored_checkpoint()) {
@@ -213,8 +246,11 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ObjectStoreSink<T> {
         let earlier = markers.iter().filter(|m| !m.contains(&this_run));
         for marker in earlier.skip(subtask).step_by(parallelism) {
             let object = marker.trim_start_matches(IN_PROGRESS);
-            if let Some(id) = self.location.read(marker)? {
-                let id = String::from_utf8_lossy(&id).into_owned();
+            if let Some(content) = self.location.read(marker)? {
+                let (id, job) = parse_marker(&content);
+                if job.is_some_and(|job| job != ctx.info().job_id) {
+                    continue;
+                }
                 if !sealed.contains(id.as_str()) {
                     self.location.abort_upload(object, &id)?;
                 }

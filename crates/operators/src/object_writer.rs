@@ -27,6 +27,21 @@ pub(crate) fn marker_of(object: &str) -> String {
     format!("{IN_PROGRESS}{object}")
 }
 
+/// A marker's content: the upload's id, then the id of the job that started it.
+pub(crate) fn marker_content(upload: &str, job_id: &str) -> Vec<u8> {
+    format!("{upload}\n{job_id}\n").into_bytes()
+}
+
+/// The upload id and job id a marker holds (no job id in markers written before it was
+/// recorded).
+pub(crate) fn parse_marker(content: &[u8]) -> (String, Option<String>) {
+    let text = String::from_utf8_lossy(content);
+    let mut lines = text.lines();
+    let upload = lines.next().unwrap_or_default().trim().to_string();
+    let job = lines.next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+    (upload, job)
+}
+
 /// Records written between two looks at the clock (for the roll interval).
 const CLOCK_EVERY: u32 = 1024;
 
@@ -47,6 +62,8 @@ pub struct ObjectStoreSinkWriter<T> {
     roll_interval: Option<Duration>,
     /// `part-<run>-<subtask>-`: unique per attempt and subtask.
     prefix: String,
+    /// The job's id, written into the markers of its uploads.
+    job_id: String,
     seq: u64,
     current: Option<Current>,
     buffer: Vec<u8>,
@@ -61,6 +78,7 @@ impl<T> ObjectStoreSinkWriter<T> {
         location: Arc<RemoteLocation>,
         encode: Encoder<T>,
         prefix: String,
+        job_id: String,
         roll_bytes: u64,
         roll_interval: Option<Duration>,
     ) -> Self {
@@ -70,6 +88,7 @@ impl<T> ObjectStoreSinkWriter<T> {
             roll_bytes,
             roll_interval,
             prefix,
+            job_id,
             seq: 0,
             current: None,
             buffer: Vec::new(),
@@ -86,7 +105,7 @@ impl<T> ObjectStoreSinkWriter<T> {
         let object = format!("{}{:06}", self.prefix, self.seq);
         let id = self.location.start_upload(&object)?;
         if marked {
-            self.location.write(&marker_of(&object), id.clone().into_bytes())?;
+            self.location.write(&marker_of(&object), marker_content(&id, &self.job_id))?;
         }
         Ok(Current { object, id, parts: Vec::new(), bytes: 0, marked })
     }

@@ -96,11 +96,35 @@ fn a_new_attempt_aborts_the_upload_a_crashed_one_started_between_barriers() {
     }
     let markers = location.list("_in-progress/").unwrap();
     assert_eq!(markers.len(), 1, "the upload started between barriers is marked: {markers:?}");
-    let id = String::from_utf8(location.read(&markers[0]).unwrap().unwrap()).unwrap();
+    let marker = String::from_utf8(location.read(&markers[0]).unwrap().unwrap()).unwrap();
+    let id = marker.lines().next().unwrap().to_string();
+    assert_eq!(marker.lines().nth(1), Some("harness"), "the marker names the job that started the upload");
     let object = markers[0].trim_start_matches("_in-progress/").to_string();
     drop(crashed); // no barrier, no commit: as a kill -9
     let _next = OperatorHarness::new(ObjectStoreSink::<String>::exactly_once(location.clone()), dir.path()).unwrap();
     assert!(location.list("_in-progress/").unwrap().is_empty(), "the marker is gone");
     assert!(location.complete_upload(&object, &id, &[]).is_err(), "the upload was aborted, so it cannot be completed");
-    assert_eq!(location.list("").unwrap(), Vec::<String>::new(), "nothing became visible");
+    assert_eq!(location.list("").unwrap(), vec!["_owner".to_string()], "nothing became visible");
+}
+
+#[test]
+fn a_sink_refuses_to_open_on_a_location_that_another_job_writes_and_touches_nothing_there() {
+    let location = location();
+    location.write("_owner", b"0123456789abcdef@s3://bucket/other-job\n".to_vec()).unwrap();
+    location
+        .write("_in-progress/part-x-000-000001", b"upload-1\n0123456789abcdef@s3://bucket/other-job\n".to_vec())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = match OperatorHarness::new(ObjectStoreSink::<String>::exactly_once(location.clone()), dir.path()) {
+        Ok(_) => panic!("the sink opened on another job's output"),
+        Err(err) => err,
+    };
+    assert_eq!(err.class(), rill_runtime::ErrorClass::Fatal, "a restart would be refused the same way");
+    let err = err.to_string();
+    assert!(
+        err.contains("memory://out is the output of another job (0123456789abcdef@s3://bucket/other-job)"),
+        "{err}"
+    );
+    assert!(err.contains("delete memory://out/_owner"), "{err}");
+    assert_eq!(location.list("_in-progress/").unwrap().len(), 1, "the other job's marker is left alone");
 }

@@ -25,6 +25,10 @@ pub struct TaskInfo {
     pub parallelism: usize,
     /// Number of key groups of the job.
     pub max_parallelism: u16,
+    /// The job's id: the same for every run and process keeping its checkpoints at one location,
+    /// another for another job (see [`rill_state::JOB_ID_FILE`]). For marking what the job owns
+    /// outside its checkpoints, such as an output prefix.
+    pub job_id: String,
     /// Unique to this attempt of this process: for naming files the attempt creates.
     pub run_id: String,
 }

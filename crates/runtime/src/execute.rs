@@ -326,6 +326,7 @@ impl Runner {
         stored.extend(self.store.retired().map_err(|e| fail(e.into()))?);
         let first_epoch = next_checkpoint_id(&stored);
         self.prepare_checkpoint_dir(manifest.map(|m| m.checkpoint)).map_err(fail)?;
+        let job_id = self.store.job_id().map_err(|e| fail(e.into()))?;
 
         let (events_tx, events_rx) = unbounded();
         let mut channels = ChannelTable::default();
@@ -338,7 +339,7 @@ impl Runner {
         let mut threads = Vec::new();
         let mut uploaders = Vec::new();
         let spawn_result =
-            self.spawn_all(&restores, &mut channels, &events_tx, &mut controls, &mut threads, &mut uploaders);
+            self.spawn_all(&job_id, &restores, &mut channels, &events_tx, &mut controls, &mut threads, &mut uploaders);
         // However the attempt ends, no upload of it outlives it.
         let _cancel = CancelUploads(uploaders);
         drop(channels);
@@ -377,8 +378,10 @@ impl Runner {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn_all(
         &self,
+        job_id: &str,
         restores: &HashMap<String, VertexRestore>,
         channels: &mut ChannelTable,
         events: &Sender<TaskEvent>,
@@ -404,6 +407,7 @@ impl Runner {
                     subtask,
                     parallelism: vertex.parallelism,
                     max_parallelism: self.config.max_parallelism,
+                    job_id: job_id.to_string(),
                     run_id: run_id.clone(),
                 };
                 let metrics = self.metrics[index][subtask].clone();

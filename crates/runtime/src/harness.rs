@@ -99,6 +99,7 @@ impl<I, O, Op: Operator<I, O>> OperatorHarness<I, O, Op> {
             subtask,
             parallelism,
             max_parallelism: DEFAULT_MAX_PARALLELISM,
+            job_id: "harness".into(),
             run_id: format!("harness{n}"),
         };
         let backend = match keyed {

@@ -226,6 +226,7 @@ mod tests {
             subtask: 0,
             parallelism: 1,
             max_parallelism: 128,
+            job_id: "job".into(),
             run_id: "run".into(),
         }
     }

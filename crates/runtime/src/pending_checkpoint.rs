@@ -184,6 +184,9 @@ mod tests {
         fn read_manifest(&self, id: u64) -> rill_state::Result<Option<Vec<u8>>> {
             self.inner.read_manifest(id)
         }
+        fn job_id(&self) -> rill_state::Result<String> {
+            self.inner.job_id()
+        }
         fn sync_dir(&self, id: u64, rel: &str) -> rill_state::Result<()> {
             self.calls.lock().unwrap().push(format!("sync {id} {rel}"));
             self.inner.sync_dir(id, rel)

@@ -93,7 +93,11 @@ pub fn check_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<Checkpoi
         Err(e) => return Err(e),
     };
     for file in manifest.files() {
-        match store.digest(id, &file.path)? {
+        let digest = match store.digest(id, &file.path) {
+            Err(StateError::CorruptCheckpoint { reason, .. }) => return Ok(CheckpointCheck::Corrupt(reason)),
+            other => other?,
+        };
+        match digest {
             None => return Ok(CheckpointCheck::Corrupt(format!("file {} is missing", file.path))),
             Some((size, crc)) if size != file.size || crc != file.crc32 => {
                 return Ok(CheckpointCheck::Corrupt(format!(
@@ -262,6 +266,44 @@ mod tests {
             RestoreDecision::Restore { manifest, .. } => Some(manifest.checkpoint),
             _ => None,
         }
+    }
+
+    /// Checkpoint `id` in `store`'s directory: its operator state under `v0-0/` (made a
+    /// symbolic link to `link_to` if given), and its manifest.
+    fn complete_on_disk(store: &crate::FsCheckpointStore, id: u64, link_to: Option<&std::path::Path>) {
+        let data = format!("state of {id}").into_bytes();
+        let dir = store.checkpoint_dir(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state_dir = match link_to {
+            Some(outside) => {
+                std::os::unix::fs::symlink(outside, dir.join("v0-0")).unwrap();
+                outside.to_path_buf()
+            }
+            None => dir.join("v0-0"),
+        };
+        std::fs::create_dir_all(&state_dir).unwrap();
+        std::fs::write(state_dir.join("operator.bin"), &data).unwrap();
+        let file = FileDigest {
+            path: "v0-0/operator.bin".into(),
+            size: data.len() as u64,
+            crc32: crc32fast::hash(&data),
+            object: None,
+        };
+        let manifest = manifest_of(id, None, Some("v0-0/operator.bin"), vec![file]);
+        store.write_manifest(id, &manifest.encode().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_whose_files_are_reached_through_a_symlink_is_corrupt_and_the_previous_one_restored() {
+        let (root, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = crate::FsCheckpointStore::new(root.path()).unwrap();
+        complete_on_disk(&store, 1, None);
+        complete_on_disk(&store, 2, Some(outside.path()));
+        match check_checkpoint(&store, 2).unwrap() {
+            CheckpointCheck::Corrupt(reason) => assert!(reason.contains("symbolic link"), "{reason}"),
+            other => panic!("a checkpoint read through a link outside it was accepted: {other:?}"),
+        }
+        assert_eq!(restored_id(find_restore(&store).unwrap()), Some(1));
     }
 
     #[test]

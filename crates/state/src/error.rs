@@ -92,10 +92,11 @@ pub enum StateError {
         /// The generation that owns the location now, if its head could be read.
         newer: Option<u64>,
     },
-    /// The head object that fences a checkpoint location cannot be used.
-    #[error("checkpoint location head {location} cannot be used: {reason}")]
+    /// An object that governs a checkpoint location (the head that fences it, the job id)
+    /// cannot be used.
+    #[error("checkpoint location object {location} cannot be used: {reason}")]
     BadHead {
-        /// The head object, as a URL.
+        /// The object, as a URL.
         location: String,
         /// What is wrong with it.
         reason: String,

@@ -26,6 +26,7 @@ pub mod decisions;
 mod error;
 mod fence;
 mod handles;
+mod job_id;
 mod key_group;
 mod layout;
 mod manifest;
@@ -45,6 +46,7 @@ pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDo
 pub use error::{Result, StateError};
 pub use fence::{Head, HEAD_OBJECT};
 pub use handles::{KeyedScope, ListState, MapState, ValueState};
+pub use job_id::JOB_ID_FILE;
 pub use key_group::{key_group_of, stable_hash, subtask_for_key_group, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use layout::SubtaskSnapshotWriter;
 pub use manifest::{FileDigest, Manifest, SubtaskSnapshot, VertexSnapshot};

@@ -15,6 +15,7 @@
 //! shared/<instance>/<n>.sst        SST files, uploaded once, named by every manifest needing them
 //! retired/chk-<id>/...             checkpoints moved aside, never deleted
 //! _generation                      the head: which run owns the location (see fence.rs)
+//! _job                             the job's id (see job_id.rs)
 //! ```
 //!
 //! Of two runs on one location, only the newest commits: each run claims the location's next
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::decisions::{decide_orphaned_shared_objects, decide_shared_objects_to_delete, SHARED_PREFIX};
 use crate::fence::{aborted_manifest, Fence, ABORTED_MANIFEST};
+use crate::job_id::{new_job_id, parse_job_id};
 use crate::store::{digest_file, FsCheckpointStore};
 use crate::upload::checkpoint_rel;
 use rill_storage::{PutOutcome, RemoteLocation};
@@ -158,7 +160,7 @@ impl CheckpointStore for RemoteCheckpointStore {
     /// Size and CRC-32 of the local copy of a file, downloading it first when the local copy
     /// is missing or differs from what the manifest says. `None` if the object is missing.
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
-        let local = self.local.checkpoint_dir(id).join(path);
+        let local = self.local.file_without_links(id, path)?;
         let entry = self.manifest(id)?.and_then(|m| m.files().find(|f| f.path == path).cloned());
         let Some(entry) = entry else { return self.local.digest(id, path) };
         if let Some(found) = self.local.digest(id, path)? {
@@ -233,6 +235,15 @@ impl CheckpointStore for RemoteCheckpointStore {
             self.location.remove(object)?;
         }
         Ok(orphans.len())
+    }
+
+    fn job_id(&self) -> Result<String> {
+        let fresh = new_job_id(self.location.url()).into_bytes();
+        let stored = self.location.get_or_create(crate::JOB_ID_FILE, fresh)?;
+        parse_job_id(&stored).ok_or_else(|| StateError::BadHead {
+            location: self.location.url_of(crate::JOB_ID_FILE),
+            reason: "the job id object is empty".into(),
+        })
     }
 
     fn claim(&self) -> Result<()> {

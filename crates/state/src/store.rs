@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::job_id::{new_job_id, parse_job_id};
 use crate::{Result, StateError};
 
 /// File name of a checkpoint's manifest inside its directory.
@@ -41,6 +42,9 @@ pub trait CheckpointStore: Send + Sync {
     fn claim(&self) -> Result<()> {
         Ok(())
     }
+    /// The id of the job this location checkpoints (see [`JOB_ID_FILE`](crate::JOB_ID_FILE)):
+    /// created by the first run, the same for every later run and process on this location.
+    fn job_id(&self) -> Result<String>;
     /// Deletes stored objects shared between checkpoints that no manifest names (uploads of an
     /// attempt or a process that died before a checkpoint named them), returning how many. Call
     /// it only while no upload of this job is in flight. Stores without shared objects have none
@@ -94,9 +98,55 @@ impl FsCheckpointStore {
     pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
         self.root.join(format!("chk-{id:010}"))
     }
+
+    /// File `rel` of checkpoint `id`, refusing a path through a symbolic link (the checkpoint's
+    /// own directory included): rill never writes links, and one could lead a restore to read, or
+    /// a download to write, outside the checkpoint. Such a checkpoint is corrupt.
+    pub fn file_without_links(&self, id: u64, rel: &str) -> Result<PathBuf> {
+        let mut path = self.checkpoint_dir(id);
+        let mut components = std::iter::once(None).chain(Path::new(rel).components().map(Some));
+        while let Some(component) = components.next() {
+            if let Some(component) = component {
+                path.push(component);
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(StateError::CorruptCheckpoint {
+                        checkpoint: id,
+                        reason: format!("file {rel} is reached through a symbolic link ({})", path.display()),
+                    })
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    path.extend(components.flatten());
+                    break;
+                }
+                Err(e) => return Err(StateError::Io { op: "inspect", path, source: e }),
+            }
+        }
+        Ok(path)
+    }
 }
 
 impl CheckpointStore for FsCheckpointStore {
+    fn job_id(&self) -> Result<String> {
+        let path = self.root.join(crate::JOB_ID_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                return parse_job_id(&bytes).ok_or_else(|| {
+                    let source = std::io::Error::new(std::io::ErrorKind::InvalidData, "empty job id");
+                    StateError::Io { op: "read job id", path, source }
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::Io { op: "read job id", path, source: e }),
+        }
+        let root = fs::canonicalize(&self.root).map_err(StateError::io("resolve", &self.root))?;
+        let id = new_job_id(&root.display().to_string());
+        write_atomically(&path, id.as_bytes())?;
+        Ok(id)
+    }
+
     fn list(&self) -> Result<Vec<u64>> {
         checkpoint_ids(&self.root)
     }
@@ -129,7 +179,7 @@ impl CheckpointStore for FsCheckpointStore {
     }
 
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
-        let full = self.checkpoint_dir(id).join(path);
+        let full = self.file_without_links(id, path)?;
         match fs::File::open(&full) {
             Ok(file) => digest_reader(file, &full).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -218,6 +268,7 @@ pub struct MemoryCheckpointStore {
     checkpoints: Mutex<BTreeMap<u64, BTreeMap<String, Vec<u8>>>>,
     retired: Mutex<BTreeMap<u64, BTreeMap<String, Vec<u8>>>>,
     unreadable: Mutex<std::collections::BTreeSet<u64>>,
+    job_id: std::sync::OnceLock<String>,
 }
 
 impl MemoryCheckpointStore {
@@ -252,6 +303,10 @@ impl MemoryCheckpointStore {
 }
 
 impl CheckpointStore for MemoryCheckpointStore {
+    fn job_id(&self) -> Result<String> {
+        Ok(self.job_id.get_or_init(|| new_job_id("memory")).clone())
+    }
+
     fn list(&self) -> Result<Vec<u64>> {
         Ok(self.lock().keys().copied().collect())
     }

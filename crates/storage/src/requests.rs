@@ -142,6 +142,20 @@ impl RemoteLocation {
         Ok(self.get_versioned(rel)?.map(|(bytes, _)| bytes))
     }
 
+    /// The bytes of `rel`, creating it with `bytes` first if there is no such object (a
+    /// conditional put): every caller gets the same answer, whoever created it.
+    pub fn get_or_create(&self, rel: &str, bytes: Vec<u8>) -> Result<Bytes> {
+        if let Some(found) = self.get(rel)? {
+            return Ok(found);
+        }
+        if self.create_versioned(rel, bytes.clone())?.is_some() {
+            return Ok(Bytes::from(bytes));
+        }
+        self.get(rel)?.ok_or_else(|| {
+            StorageError::object_store_failure("get", self.target_of(rel), "created by another writer, then deleted")
+        })
+    }
+
     /// Downloads `rel` into the local file `to` (through a temporary file, so a cut-short
     /// download never looks whole). `false` if there is no such object.
     pub fn download(&self, rel: &str, to: &Path) -> Result<bool> {
