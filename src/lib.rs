@@ -55,17 +55,18 @@ pub use rill_storage as storage;
 
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
-    committed_part_files, AggregateFunction, CollectSink, Count, DiscardSink, EventTimeSessionWindows, FileSink,
-    GeneratorSource, InjectFailures, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
+    committed_part_files, AggregateFunction, CoProcessFunction, CollectSink, ConnectedKeyedStreamsExt,
+    ConnectedStreamsExt, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource, InjectFailures,
+    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
     ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow,
     TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
     Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    fatal, Barrier, BoxError, ClonePerSubtask, Collector, CommitOutcome, DataStream, DataStreamSink, ErrorClass,
-    JobResult, KeyedStream, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock,
-    RestartStrategy, Result, RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit,
-    TwoPhaseCommitSink, Watermark,
+    fatal, Barrier, BoxError, ClonePerSubtask, CoInput, Collector, CommitOutcome, ConnectedKeyedStreams,
+    ConnectedStreams, DataStream, DataStreamSink, ErrorClass, JobResult, KeyedStream, OpenContext, Operator,
+    OperatorContext, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result, RuntimeError,
+    SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink, Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
 /// serde, re-exported so that a job's record and state types can derive `Serialize` and
@@ -144,8 +145,9 @@ impl OutputLocation {
 /// the built-in sources and sinks.
 pub mod prelude {
     pub use crate::{
-        fatal, AggregateFunction, Barrier, ClonePerSubtask, CollectSink, CommitOutcome, Count, DataStream, DiscardSink,
-        EventTimeSessionWindows, FileSink, GeneratorSource, KeyedContext, KeyedProcessFunction, KeyedStream,
+        fatal, AggregateFunction, Barrier, ClonePerSubtask, CoProcessFunction, CollectSink, CommitOutcome,
+        ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DataStream, DiscardSink, EventTimeSessionWindows,
+        FileSink, GeneratorSource, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStream,
         KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult,
         PrintSink, ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory,
         SourcePoll, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,

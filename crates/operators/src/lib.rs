@@ -1,15 +1,18 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
-//! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), event time
+//! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), functions
+//! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`]), event time
 //! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
 //! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`] (local
 //! directories) and [`ObjectStoreSink`] (`s3://`, on multipart uploads).
 //!
-//! The methods come as extension traits on the runtime's streams: bring [`StreamExt`] and
-//! [`KeyedStreamExt`] into scope (the `rill` facade's prelude does).
+//! The methods come as extension traits on the runtime's streams: bring [`StreamExt`],
+//! [`KeyedStreamExt`] and, for two inputs, [`ConnectedKeyedStreamsExt`] and
+//! [`ConnectedStreamsExt`] into scope (the `rill` facade's prelude does).
 //!
 //! Depends on `rill-runtime` (operator traits, streams) and `rill-state` (keyed state handles).
 
 mod basic;
+mod co_process;
 mod ext;
 mod file_sink;
 mod generator;
@@ -25,6 +28,9 @@ mod watermark_strategy;
 mod window;
 
 pub use basic::{Filter, FlatMap, Map};
+pub use co_process::{
+    CoProcessFunction, CoProcessOperator, ConnectedKeyedStreamsExt, ConnectedStreamsExt, KeyedCoProcessFunction,
+};
 pub use ext::{KeyedStreamExt, StreamExt};
 pub use file_sink::{
     committed_part_files, Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile, ROLLED_BACK_DIR,

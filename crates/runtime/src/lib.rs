@@ -2,7 +2,7 @@
 //! coordination, restore and restart.
 //!
 //! - Build a job with [`StreamEnv`]: sources, chained operators, partitioning (forward, hash by
-//!   key group, rebalance, broadcast), union, sinks. The graph is a DAG: clone a stream to feed
+//!   key group, rebalance, broadcast), union, two inputs into one operator (`connect`), sinks. The graph is a DAG: clone a stream to feed
 //!   several operators.
 //! - What a job is given is a description: an [`OperatorFactory`], [`SourceFactory`] or
 //!   [`TwoPhaseCommitSink`], shared by all subtasks. Each subtask opens it, after its state is
@@ -31,6 +31,7 @@ mod align;
 mod chain;
 mod clock;
 mod config;
+mod connect;
 mod context;
 mod coordinator;
 mod error;
@@ -58,6 +59,7 @@ mod watermark_merger;
 
 pub use clock::ProcessingClock;
 pub use config::{JobConfig, StreamEnvBuilder};
+pub use connect::{CoInput, ConnectedKeyedStreams, ConnectedStreams};
 pub use context::{Collector, OpenContext, OperatorContext, TaskInfo, UnionState};
 pub use error::{classified, fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
 pub use execute::JobResult;

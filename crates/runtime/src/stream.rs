@@ -305,12 +305,12 @@ impl<T: Send + 'static> DataStream<T> {
     /// Closes this chain with an exchange into a new vertex named `name`.
     fn exchange(self, name: &str, partitioner: Partitioner<T>) -> DataStream<T> {
         let to = self.env.add_vertex(name, false);
-        let edge = self.connect(to, partitioner);
+        let edge = self.edge_to(to, partitioner);
         self.env.input_vertex(vec![edge], to, self.producers.clone())
     }
 
     /// Adds the edge from this chain to vertex `to`, fed by an exchange at the end of this chain.
-    fn connect(&self, to: usize, partitioner: Partitioner<T>) -> usize {
+    fn edge_to(&self, to: usize, partitioner: Partitioner<T>) -> usize {
         let edge = {
             let mut g = self.env.graph.borrow_mut();
             let edge = g.edges.len();
@@ -351,15 +351,21 @@ impl<T: Send + 'static> DataStream<T> {
     /// Its `.uid(..)` names the union's vertex (in the dashboard, `/api/job` and checkpoints)
     /// unless operators are chained after it; then the first one's uid does, as for any vertex.
     pub fn union(self, others: Vec<DataStream<T>>) -> DataStream<T> {
-        let to = self.env.add_vertex("union", false);
-        let mut edges = vec![self.connect(to, Partitioner::Forward)];
+        self.merge("union", others, Partitioner::Forward)
+    }
+
+    /// Merges this stream with others into a new vertex with one input per stream, each
+    /// partitioned by `partitioner`: what `union` and the inputs of a two-input operator are.
+    pub(crate) fn merge(self, name: &str, others: Vec<DataStream<T>>, partitioner: Partitioner<T>) -> DataStream<T> {
+        let to = self.env.add_vertex(name, false);
+        let mut edges = vec![self.edge_to(to, partitioner.clone())];
         for other in &others {
-            edges.push(other.connect(to, Partitioner::Forward));
+            edges.push(other.edge_to(to, partitioner.clone()));
         }
         let inputs: Vec<UidCell> = std::iter::once(&self).chain(&others).flat_map(|s| s.producers.clone()).collect();
         let uid = {
             let mut g = self.env.graph.borrow_mut();
-            let uid = g.operators.add("union", false, &inputs);
+            let uid = g.operators.add(name, false, &inputs);
             g.vertices[to].union_uid = Some(uid.clone());
             uid
         };
@@ -381,6 +387,11 @@ impl<T: Clone, K> Clone for KeyedStream<T, K> {
 }
 
 impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
+    /// `stream`, already partitioned by `key`.
+    pub(crate) fn from_parts(stream: DataStream<T>, key: KeySelector<T, K>) -> Self {
+        KeyedStream { stream, key }
+    }
+
     /// The key selector given to `key_by`, for the keyed operators added here.
     pub fn key_selector(&self) -> KeySelector<T, K> {
         self.key.clone()

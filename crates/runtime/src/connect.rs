@@ -1,0 +1,119 @@
+//! Two inputs into one operator (Flink's `ConnectedStreams`): `a.connect(b)`, then keyed by one
+//! key on both sides (`key_by(ka, kb)`) for a keyed two-input operator, or as they are.
+//!
+//! The operator's vertex has one input per stream, so the runtime's input gate aligns barriers
+//! across both, its watermark is the minimum of theirs (an idle input does not hold it back), and
+//! its input ends when both have ended: nothing here is special to two inputs. Records travel as
+//! [`CoInput`], tagged with their side by a stateless operator chained after each stream; user
+//! functions get them untagged (`process1`, `process2`).
+
+use std::hash::Hash;
+
+use crate::context::{Collector, OperatorContext};
+use crate::partition::Partitioner;
+use crate::{ClonePerSubtask, DataStream, KeySelector, KeyedStream, Operator, OperatorFactory, OperatorResult};
+
+/// A record of one of the two inputs of a two-input operator, as the runtime carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoInput<A, B> {
+    /// A record of the first input (the stream `connect` was called on).
+    First(A),
+    /// A record of the second input (the stream passed to `connect`).
+    Second(B),
+}
+
+/// Two streams feeding one operator with two inputs: made by [`DataStream::connect`].
+pub struct ConnectedStreams<A, B> {
+    first: DataStream<CoInput<A, B>>,
+    second: DataStream<CoInput<A, B>>,
+}
+
+/// Two streams partitioned by one key, feeding one keyed operator with two inputs: both sides'
+/// records of a key go to the same subtask, which holds that key's state for both. Made by
+/// [`ConnectedStreams::key_by`].
+pub struct ConnectedKeyedStreams<A, B, K> {
+    stream: KeyedStream<CoInput<A, B>, K>,
+}
+
+/// Tags each record of one input with its side: `I` is `A` or `B`, `O` is `CoInput<A, B>`.
+struct Tag<I, O>(fn(I) -> O);
+
+impl<I, O> Clone for Tag<I, O> {
+    fn clone(&self) -> Self {
+        Tag(self.0)
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Operator<I, O> for Tag<I, O> {
+    #[inline]
+    fn process(&mut self, record: I, _: &mut OperatorContext<'_>, out: &mut Collector<O>) -> OperatorResult {
+        out.emit((self.0)(record));
+        Ok(())
+    }
+}
+
+impl<A: Send + 'static> DataStream<A> {
+    /// Connects this stream (the first input) with `other` (the second) into one operator with
+    /// two inputs of different types (Flink's `connect`). Key both with
+    /// [`ConnectedStreams::key_by`] for keyed state shared by both sides.
+    pub fn connect<B: Send + 'static>(self, other: DataStream<B>) -> ConnectedStreams<A, B> {
+        let first = self.transform("connect-first", ClonePerSubtask(Tag::<A, CoInput<A, B>>(CoInput::First)));
+        let second = other.transform("connect-second", ClonePerSubtask(Tag::<B, CoInput<A, B>>(CoInput::Second)));
+        ConnectedStreams { first, second }
+    }
+}
+
+impl<A: Send + 'static, B: Send + 'static> ConnectedStreams<A, B> {
+    /// Partitions both inputs by one key: `first_key` of the first input's records,
+    /// `second_key` of the second's. Records of both sides with equal keys meet in one subtask.
+    pub fn key_by<K, FA, FB>(self, first_key: FA, second_key: FB) -> ConnectedKeyedStreams<A, B, K>
+    where
+        K: Hash + 'static,
+        FA: Fn(&A) -> K + Send + Sync + 'static,
+        FB: Fn(&B) -> K + Send + Sync + 'static,
+    {
+        let max_parallelism = self.first.env().config.max_parallelism;
+        let key = KeySelector::new(
+            move |record: &CoInput<A, B>| match record {
+                CoInput::First(a) => first_key(a),
+                CoInput::Second(b) => second_key(b),
+            },
+            max_parallelism,
+        );
+        let merged = self.first.merge("connect", vec![self.second], Partitioner::Hash(key.key_groups()));
+        ConnectedKeyedStreams { stream: KeyedStream::from_parts(merged, key) }
+    }
+
+    /// Adds an operator reading both inputs as they are partitioned (subtask i of each input
+    /// feeds subtask i), its records tagged with their side: what an unkeyed two-input
+    /// operator is built on.
+    pub fn transform<O, F>(self, name: &str, factory: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: OperatorFactory<CoInput<A, B>, O>,
+    {
+        self.first.merge("connect", vec![self.second], Partitioner::Forward).transform(name, factory)
+    }
+}
+
+impl<A: Send + 'static, B: Send + 'static, K: 'static> ConnectedKeyedStreams<A, B, K> {
+    /// Sets the parallelism of the keyed two-input operator.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        ConnectedKeyedStreams { stream: self.stream.set_parallelism(parallelism) }
+    }
+
+    /// The key selector over both inputs, for the keyed operator added here.
+    pub fn key_selector(&self) -> KeySelector<CoInput<A, B>, K> {
+        self.stream.key_selector()
+    }
+
+    /// Adds the keyed two-input operator (its subtask gets a RocksDB state backend); records
+    /// come tagged with their side.
+    pub fn transform_keyed<O, F>(self, name: &str, factory: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: OperatorFactory<CoInput<A, B>, O>,
+    {
+        self.stream.transform_keyed(name, factory)
+    }
+}
