@@ -35,7 +35,8 @@ use crate::timers::TimeDomain;
 ///         Ok(())
 ///     }
 ///     fn process2(&mut self, profile: (u64, String), ctx: &mut KeyedContext<'_, u64>, _out: &mut Collector<String>) -> OperatorResult {
-///         self.profile.set(ctx.state(), profile.1)
+///         self.profile.set(ctx.state(), profile.1)?;
+///         Ok(())
 ///     }
 /// }
 /// ```
