@@ -55,18 +55,19 @@ pub use rill_storage as storage;
 
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
-    committed_part_files, AggregateFunction, CoProcessFunction, CollectSink, ConnectedKeyedStreamsExt,
-    ConnectedStreamsExt, Count, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource, InjectFailures,
-    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink,
-    ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow,
-    TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
-    Windowed, WindowedStream,
+    committed_part_files, AggregateFunction, BroadcastConnectedStreamsExt, BroadcastState, CoProcessFunction,
+    CollectSink, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DiscardSink, EventTimeSessionWindows, FileSink,
+    GeneratorSource, InjectFailures, KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedContext,
+    KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink, ProcessWindowFunction, RunningCount,
+    SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
+    WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
-    fatal, Barrier, BoxError, ClonePerSubtask, CoInput, Collector, CommitOutcome, ConnectedKeyedStreams,
-    ConnectedStreams, DataStream, DataStreamSink, ErrorClass, JobResult, KeyedStream, OpenContext, Operator,
-    OperatorContext, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result, RuntimeError,
-    SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink, Watermark,
+    fatal, Barrier, BoxError, BroadcastConnectedStreams, ClonePerSubtask, CoInput, Collector, CommitOutcome,
+    ConnectedKeyedStreams, ConnectedStreams, DataStream, DataStreamSink, ErrorClass, JobResult, KeyedStream,
+    OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, ProcessingClock, RestartStrategy, Result,
+    RuntimeError, SinkWriter, Source, SourceFactory, SourcePoll, StreamEnv, TwoPhaseCommit, TwoPhaseCommitSink,
+    Watermark,
 };
 pub use rill_state::{KeyedStateConfig, ListState, MapState, ValueState};
 /// serde, re-exported so that a job's record and state types can derive `Serialize` and
@@ -145,14 +146,14 @@ impl OutputLocation {
 /// the built-in sources and sinks.
 pub mod prelude {
     pub use crate::{
-        fatal, AggregateFunction, Barrier, ClonePerSubtask, CoProcessFunction, CollectSink, CommitOutcome,
-        ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DataStream, DiscardSink, EventTimeSessionWindows,
-        FileSink, GeneratorSource, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStream,
-        KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult,
-        PrintSink, ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory,
-        SourcePoll, StateRegistry, StreamEnv, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
-        TwoPhaseCommit, TwoPhaseCommitSink, ValueState, Watermark, WatermarkGenerator, WatermarkOutput,
-        WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
+        fatal, AggregateFunction, Barrier, BroadcastConnectedStreamsExt, BroadcastState, ClonePerSubtask,
+        CoProcessFunction, CollectSink, CommitOutcome, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count,
+        DataStream, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource, KeyedBroadcastProcessFunction,
+        KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStream, KeyedStreamExt, ListState, MapState,
+        OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, PrintSink, ProcessWindowFunction,
+        RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory, SourcePoll, StateRegistry, StreamEnv,
+        StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, TwoPhaseCommit, TwoPhaseCommitSink, ValueState,
+        Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }

@@ -194,20 +194,7 @@ where
     type Operator = KeyedProcessOperator<K, I, P>;
 
     fn open(&self, ctx: &mut OpenContext<'_>) -> OperatorResult<KeyedProcessOperator<K, I, P>> {
-        let clock = ctx.clock().clone();
-        let operator = ctx.operator_id().to_string();
-        let backend = ctx.keyed_state()?;
-        let mut state = StateRegistry::new(backend, &operator);
-        let timers = TimerService::open(&mut state)?;
-        let function = (self.open)(&mut state)?;
-        Ok(KeyedProcessOperator {
-            selector: self.selector.clone(),
-            timestamps: self.timestamps.clone(),
-            keys: Vec::new(),
-            function,
-            timers,
-            clock,
-        })
+        KeyedProcessOperator::open(self.selector.clone(), self.timestamps.clone(), ctx, |state| (self.open)(state))
     }
 }
 
@@ -224,6 +211,28 @@ pub struct KeyedProcessOperator<K, I, F> {
 }
 
 impl<K: StateKey, I, F> KeyedProcessOperator<K, I, F> {
+    /// Opens the operator of one subtask: its timers, and the function `open` builds with the
+    /// keyed state it registers.
+    pub(crate) fn open(
+        selector: KeySelector<I, K>,
+        timestamps: Option<TimestampFn<I>>,
+        ctx: &mut OpenContext<'_>,
+        open: impl FnOnce(&mut StateRegistry<'_, K>) -> OperatorResult<F>,
+    ) -> OperatorResult<Self> {
+        let clock = ctx.clock().clone();
+        let operator = ctx.operator_id().to_string();
+        let backend = ctx.keyed_state()?;
+        let mut state = StateRegistry::new(backend, &operator);
+        let timers = TimerService::open(&mut state)?;
+        let function = open(&mut state)?;
+        Ok(KeyedProcessOperator { selector, timestamps, keys: Vec::new(), function, timers, clock })
+    }
+
+    /// The function it runs.
+    pub(crate) fn function_mut(&mut self) -> &mut F {
+        &mut self.function
+    }
+
     /// Fires the timers of `domain` due at `up_to`, in time order (timers they register that are
     /// due as well fire in the same call).
     fn fire<O>(

@@ -1,17 +1,19 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
 //! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), functions
-//! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`]), event time
+//! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`],
+//! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]), event time
 //! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
 //! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`] (local
 //! directories) and [`ObjectStoreSink`] (`s3://`, on multipart uploads).
 //!
 //! The methods come as extension traits on the runtime's streams: bring [`StreamExt`],
-//! [`KeyedStreamExt`] and, for two inputs, [`ConnectedKeyedStreamsExt`] and
-//! [`ConnectedStreamsExt`] into scope (the `rill` facade's prelude does).
+//! [`KeyedStreamExt`] and, for two inputs, [`ConnectedKeyedStreamsExt`], [`ConnectedStreamsExt`]
+//! and [`BroadcastConnectedStreamsExt`] into scope (the `rill` facade's prelude does).
 //!
 //! Depends on `rill-runtime` (operator traits, streams) and `rill-state` (keyed state handles).
 
 mod basic;
+mod broadcast;
 mod co_process;
 mod ext;
 mod file_sink;
@@ -28,6 +30,10 @@ mod watermark_strategy;
 mod window;
 
 pub use basic::{Filter, FlatMap, Map};
+pub use broadcast::{
+    BroadcastConnectedStreamsExt, BroadcastState, KeyedBroadcastProcess, KeyedBroadcastProcessFunction,
+    KeyedBroadcastProcessOperator, WithBroadcast,
+};
 pub use co_process::{
     CoProcessFunction, CoProcessOperator, ConnectedKeyedStreamsExt, ConnectedStreamsExt, KeyedCoProcessFunction,
 };

@@ -8,8 +8,12 @@
 //! functions get them untagged (`process1`, `process2`).
 
 use std::hash::Hash;
+use std::sync::Arc;
+
+use rill_state::key_group_of;
 
 use crate::context::{Collector, OperatorContext};
+use crate::key_selector::KeyGroups;
 use crate::partition::Partitioner;
 use crate::{ClonePerSubtask, DataStream, KeySelector, KeyedStream, Operator, OperatorFactory, OperatorResult};
 
@@ -80,8 +84,36 @@ impl<A: Send + 'static, B: Send + 'static> ConnectedStreams<A, B> {
             },
             max_parallelism,
         );
-        let merged = self.first.merge("connect", vec![self.second], Partitioner::Hash(key.key_groups()));
+        let hash = Partitioner::Hash(key.key_groups());
+        let merged = self.first.merge("connect", hash.clone(), vec![(self.second, hash)]);
         ConnectedKeyedStreams { stream: KeyedStream::from_parts(merged, key) }
+    }
+
+    /// Partitions the first input by `first_key` and sends every record of the second to every
+    /// subtask (Flink's keyed stream connected to a broadcast stream): each subtask holds the
+    /// keyed state of its keys and sees the whole second input, typically rules or
+    /// configuration kept in broadcast state. Records of both inputs are cloned by the broadcast
+    /// exchange's type, so both are `Clone`.
+    pub fn broadcast_second<K, F>(self, first_key: F) -> BroadcastConnectedStreams<A, B, K>
+    where
+        A: Clone,
+        B: Clone,
+        K: Hash + 'static,
+        F: Fn(&A) -> K + Send + Sync + 'static,
+    {
+        let max_parallelism = self.first.env().config.max_parallelism;
+        let key = KeySelector::new(first_key, max_parallelism);
+        let for_groups = key.clone();
+        // The second input never takes this edge: its records have no key and go everywhere.
+        let key_groups: KeyGroups<CoInput<A, B>> = Arc::new(move |batch: &[CoInput<A, B>], groups: &mut Vec<u16>| {
+            groups.extend(batch.iter().map(|record| match record {
+                CoInput::First(a) => key_group_of(&for_groups.key(a), max_parallelism),
+                CoInput::Second(_) => 0,
+            }))
+        });
+        let everywhere = Partitioner::Broadcast(Arc::new(CoInput::clone));
+        let merged = self.first.merge("connect", Partitioner::Hash(key_groups), vec![(self.second, everywhere)]);
+        BroadcastConnectedStreams { stream: merged, key }
     }
 
     /// Adds an operator reading both inputs as they are partitioned (subtask i of each input
@@ -92,7 +124,39 @@ impl<A: Send + 'static, B: Send + 'static> ConnectedStreams<A, B> {
         O: Send + 'static,
         F: OperatorFactory<CoInput<A, B>, O>,
     {
-        self.first.merge("connect", vec![self.second], Partitioner::Forward).transform(name, factory)
+        self.first
+            .merge("connect", Partitioner::Forward, vec![(self.second, Partitioner::Forward)])
+            .transform(name, factory)
+    }
+}
+
+/// A keyed first input and a broadcast second input feeding one keyed operator: made by
+/// [`ConnectedStreams::broadcast_second`].
+pub struct BroadcastConnectedStreams<A, B, K> {
+    stream: DataStream<CoInput<A, B>>,
+    key: KeySelector<A, K>,
+}
+
+impl<A: Send + 'static, B: Send + 'static, K: 'static> BroadcastConnectedStreams<A, B, K> {
+    /// Sets the parallelism of the operator.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        BroadcastConnectedStreams { stream: self.stream.set_parallelism(parallelism), key: self.key }
+    }
+
+    /// The key selector of the first input, for the keyed operator added here.
+    pub fn key_selector(&self) -> KeySelector<A, K> {
+        self.key.clone()
+    }
+
+    /// Adds the keyed operator (its subtask gets a RocksDB state backend); records come tagged
+    /// with their side, and only those of the first input come with key groups
+    /// ([`OperatorContext::key_groups`]).
+    pub fn transform_keyed<O, F>(self, name: &str, factory: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: OperatorFactory<CoInput<A, B>, O>,
+    {
+        self.stream.transform_keyed_here(name, factory)
     }
 }
 

@@ -59,7 +59,7 @@ mod watermark_merger;
 
 pub use clock::ProcessingClock;
 pub use config::{JobConfig, StreamEnvBuilder};
-pub use connect::{CoInput, ConnectedKeyedStreams, ConnectedStreams};
+pub use connect::{BroadcastConnectedStreams, CoInput, ConnectedKeyedStreams, ConnectedStreams};
 pub use context::{Collector, OpenContext, OperatorContext, TaskInfo, UnionState};
 pub use error::{classified, fatal, BoxError, ErrorClass, FatalError, OperatorResult, Result, RuntimeError};
 pub use execute::JobResult;

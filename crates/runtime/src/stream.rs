@@ -292,6 +292,16 @@ impl<T: Send + 'static> DataStream<T> {
         self.chain(name, factory, false)
     }
 
+    /// Adds an operator that uses keyed state to this chain: for a vertex whose inputs are
+    /// partitioned by key (a keyed stream's, or a keyed two-input operator's).
+    pub(crate) fn transform_keyed_here<O, F>(self, name: &str, factory: F) -> DataStream<O>
+    where
+        O: Send + 'static,
+        F: OperatorFactory<T, O>,
+    {
+        self.chain(name, factory, true)
+    }
+
     /// Ends the stream in a sink: an operator with no output.
     pub fn sink<F>(self, name: &str, factory: F) -> DataStreamSink
     where
@@ -351,17 +361,25 @@ impl<T: Send + 'static> DataStream<T> {
     /// Its `.uid(..)` names the union's vertex (in the dashboard, `/api/job` and checkpoints)
     /// unless operators are chained after it; then the first one's uid does, as for any vertex.
     pub fn union(self, others: Vec<DataStream<T>>) -> DataStream<T> {
-        self.merge("union", others, Partitioner::Forward)
+        let others = others.into_iter().map(|other| (other, Partitioner::Forward)).collect();
+        self.merge("union", Partitioner::Forward, others)
     }
 
-    /// Merges this stream with others into a new vertex with one input per stream, each
-    /// partitioned by `partitioner`: what `union` and the inputs of a two-input operator are.
-    pub(crate) fn merge(self, name: &str, others: Vec<DataStream<T>>, partitioner: Partitioner<T>) -> DataStream<T> {
+    /// Merges this stream (partitioned by `partitioner`) with others (each with its own) into a
+    /// new vertex with one input per stream: what `union` and the inputs of a two-input operator
+    /// are.
+    pub(crate) fn merge(
+        self,
+        name: &str,
+        partitioner: Partitioner<T>,
+        others: Vec<(DataStream<T>, Partitioner<T>)>,
+    ) -> DataStream<T> {
         let to = self.env.add_vertex(name, false);
-        let mut edges = vec![self.edge_to(to, partitioner.clone())];
-        for other in &others {
+        let mut edges = vec![self.edge_to(to, partitioner)];
+        for (other, partitioner) in &others {
             edges.push(other.edge_to(to, partitioner.clone()));
         }
+        let others: Vec<DataStream<T>> = others.into_iter().map(|(other, _)| other).collect();
         let inputs: Vec<UidCell> = std::iter::once(&self).chain(&others).flat_map(|s| s.producers.clone()).collect();
         let uid = {
             let mut g = self.env.graph.borrow_mut();
@@ -408,7 +426,7 @@ impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
         O: Send + 'static,
         F: OperatorFactory<T, O>,
     {
-        self.stream.chain(name, factory, true)
+        self.stream.transform_keyed_here(name, factory)
     }
 
     /// The underlying stream (no longer keyed for further operators).
