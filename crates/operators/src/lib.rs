@@ -1,14 +1,15 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
 //! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), functions
 //! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`],
-//! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]), event time
+//! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]) and the interval join
+//! ([`IntervalJoinExt`]), event time
 //! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
 //! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`] (local
 //! directories) and [`ObjectStoreSink`] (`s3://`, on multipart uploads).
 //!
 //! The methods come as extension traits on the runtime's streams: bring [`StreamExt`],
 //! [`KeyedStreamExt`] and, for two inputs, [`ConnectedKeyedStreamsExt`], [`ConnectedStreamsExt`]
-//! and [`BroadcastConnectedStreamsExt`] into scope (the `rill` facade's prelude does).
+//! [`BroadcastConnectedStreamsExt`] and [`IntervalJoinExt`] into scope (the `rill` facade's prelude does).
 //!
 //! Depends on `rill-runtime` (operator traits, streams) and `rill-state` (keyed state handles).
 
@@ -19,6 +20,7 @@ mod ext;
 mod file_sink;
 mod generator;
 mod inject_failures;
+mod interval_join;
 mod keyed;
 mod object_sink;
 mod object_writer;
@@ -43,6 +45,7 @@ pub use file_sink::{
 };
 pub use generator::{GeneratorSource, GeneratorSourceReader, GeneratorSplit};
 pub use inject_failures::InjectFailures;
+pub use interval_join::{BoundedIntervalJoin, IntervalJoin, IntervalJoinExt, JoinTimes, ProcessJoinFunction};
 pub use keyed::{KeyedContext, KeyedProcess, KeyedProcessFunction, KeyedProcessOperator, Reduce, StateRegistry};
 pub use object_sink::{ObjectStoreSink, OpenUpload, SealedUpload, UploadBatch};
 pub use object_writer::ObjectStoreSinkWriter;

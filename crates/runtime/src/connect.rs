@@ -56,6 +56,57 @@ impl<I: Send + 'static, O: Send + 'static> Operator<I, O> for Tag<I, O> {
     }
 }
 
+/// Both tagged inputs partitioned by one key (`first_key` of the first input's records,
+/// `second_key` of the second's) into one new vertex of `parallelism` (the job's if `None`).
+fn keyed_merge<A, B, K, FA, FB>(
+    first: DataStream<CoInput<A, B>>,
+    second: DataStream<CoInput<A, B>>,
+    first_key: FA,
+    second_key: FB,
+    parallelism: Option<usize>,
+) -> ConnectedKeyedStreams<A, B, K>
+where
+    A: Send + 'static,
+    B: Send + 'static,
+    K: Hash + 'static,
+    FA: Fn(&A) -> K + Send + Sync + 'static,
+    FB: Fn(&B) -> K + Send + Sync + 'static,
+{
+    let max_parallelism = first.env().config.max_parallelism;
+    let key = KeySelector::new(
+        move |record: &CoInput<A, B>| match record {
+            CoInput::First(a) => first_key(a),
+            CoInput::Second(b) => second_key(b),
+        },
+        max_parallelism,
+    );
+    let hash = Partitioner::Hash(key.key_groups());
+    let merged = first.merge("connect", hash.clone(), vec![(second, hash)]);
+    let merged = match parallelism {
+        Some(p) => merged.set_parallelism(p),
+        None => merged,
+    };
+    ConnectedKeyedStreams { stream: KeyedStream::from_parts(merged, key) }
+}
+
+impl<A: Send + 'static, K: Hash + 'static> KeyedStream<A, K> {
+    /// Connects this keyed stream with `other`, keyed the same way (Flink's `connect` of two
+    /// keyed streams): records of both with equal keys meet in one subtask of one keyed
+    /// two-input operator. Each input goes straight into the operator's vertex.
+    pub fn connect<B: Send + 'static>(self, other: KeyedStream<B, K>) -> ConnectedKeyedStreams<A, B, K> {
+        let (first, second) = (self.into_parts(), other.into_parts());
+        let parallelism = first.parallelism.or(second.parallelism);
+        let (first_key, second_key) = (first.key, second.key);
+        keyed_merge(
+            first.input.transform("connect-first", ClonePerSubtask(Tag::<A, CoInput<A, B>>(CoInput::First))),
+            second.input.transform("connect-second", ClonePerSubtask(Tag::<B, CoInput<A, B>>(CoInput::Second))),
+            move |a: &A| first_key.key(a),
+            move |b: &B| second_key.key(b),
+            parallelism,
+        )
+    }
+}
+
 impl<A: Send + 'static> DataStream<A> {
     /// Connects this stream (the first input) with `other` (the second) into one operator with
     /// two inputs of different types (Flink's `connect`). Key both with
@@ -76,17 +127,7 @@ impl<A: Send + 'static, B: Send + 'static> ConnectedStreams<A, B> {
         FA: Fn(&A) -> K + Send + Sync + 'static,
         FB: Fn(&B) -> K + Send + Sync + 'static,
     {
-        let max_parallelism = self.first.env().config.max_parallelism;
-        let key = KeySelector::new(
-            move |record: &CoInput<A, B>| match record {
-                CoInput::First(a) => first_key(a),
-                CoInput::Second(b) => second_key(b),
-            },
-            max_parallelism,
-        );
-        let hash = Partitioner::Hash(key.key_groups());
-        let merged = self.first.merge("connect", hash.clone(), vec![(self.second, hash)]);
-        ConnectedKeyedStreams { stream: KeyedStream::from_parts(merged, key) }
+        keyed_merge(self.first, self.second, first_key, second_key, None)
     }
 
     /// Partitions the first input by `first_key` and sends every record of the second to every

@@ -354,7 +354,7 @@ impl<T: Send + 'static> DataStream<T> {
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
         let key = KeySelector::new(key, self.env.config.max_parallelism);
-        KeyedStream { stream: self.exchange("keyed", Partitioner::Hash(key.key_groups())), key }
+        KeyedStream::new(self, key)
     }
 
     /// Merges this stream with others of the same type into one operator with several inputs.
@@ -393,21 +393,91 @@ impl<T: Send + 'static> DataStream<T> {
 
 /// A stream partitioned by key. Operators added here may use keyed state. Clone it to feed
 /// several keyed operators from one partitioning (`T: Clone`).
+///
+/// The exchange that partitions it is made when it is first used: for keyed operators it feeds
+/// their vertex; connected with another keyed stream ([`KeyedStream::connect`]), each input is
+/// exchanged straight into the two-input operator's vertex, with no hop between.
 pub struct KeyedStream<T, K> {
-    stream: DataStream<T>,
+    stream: RefCell<Partitioning<T>>,
     key: KeySelector<T, K>,
 }
 
-impl<T: Clone, K> Clone for KeyedStream<T, K> {
+/// Where a keyed stream's exchange stands.
+enum Partitioning<T> {
+    /// Not made yet: the stream before it, and the parallelism asked for the keyed operators.
+    Pending { input: DataStream<T>, parallelism: Option<usize> },
+    /// Made: the stream after it, in the keyed operators' vertex.
+    Made(DataStream<T>),
+    /// Only while `clone` makes the exchange (it puts `Made` back before it returns).
+    Making,
+}
+
+impl<T: Clone + Send + 'static, K: 'static> Clone for KeyedStream<T, K> {
+    /// Both clones feed one vertex: the exchange is made now, once.
     fn clone(&self) -> Self {
-        KeyedStream { stream: self.stream.clone(), key: self.key.clone() }
+        let made = match self.stream.replace(Partitioning::Making) {
+            Partitioning::Pending { input, parallelism } => exchange_by_key(input, parallelism, &self.key),
+            Partitioning::Made(stream) => stream,
+            Partitioning::Making => unreachable!("KeyedStream::clone does not call itself"),
+        };
+        let copy = made.clone();
+        self.stream.replace(Partitioning::Made(made));
+        KeyedStream { stream: RefCell::new(Partitioning::Made(copy)), key: self.key.clone() }
     }
 }
 
+/// `input` partitioned by `key` into a new vertex of `parallelism` (the job's if `None`).
+fn exchange_by_key<T: Send + 'static, K: 'static>(
+    input: DataStream<T>,
+    parallelism: Option<usize>,
+    key: &KeySelector<T, K>,
+) -> DataStream<T> {
+    let made = input.exchange("keyed", Partitioner::Hash(key.key_groups()));
+    match parallelism {
+        Some(p) => made.set_parallelism(p),
+        None => made,
+    }
+}
+
+/// What a keyed stream is made of, for connecting it: the stream before its exchange (or after
+/// it, if it was made), the parallelism asked for, and the key.
+pub(crate) struct KeyedParts<T, K> {
+    /// The stream to partition: before the exchange if it was not made; else after it.
+    pub(crate) input: DataStream<T>,
+    /// The parallelism asked for with `set_parallelism`, if any.
+    pub(crate) parallelism: Option<usize>,
+    /// The key selector.
+    pub(crate) key: KeySelector<T, K>,
+}
+
 impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
+    /// `input`, to be partitioned by `key`.
+    pub(crate) fn new(input: DataStream<T>, key: KeySelector<T, K>) -> Self {
+        KeyedStream { stream: RefCell::new(Partitioning::Pending { input, parallelism: None }), key }
+    }
+
     /// `stream`, already partitioned by `key`.
     pub(crate) fn from_parts(stream: DataStream<T>, key: KeySelector<T, K>) -> Self {
-        KeyedStream { stream, key }
+        KeyedStream { stream: RefCell::new(Partitioning::Made(stream)), key }
+    }
+
+    /// The stream after the exchange, made now if it was not yet.
+    fn made(self) -> DataStream<T> {
+        let key = self.key;
+        match self.stream.into_inner() {
+            Partitioning::Pending { input, parallelism } => exchange_by_key(input, parallelism, &key),
+            Partitioning::Made(stream) => stream,
+            Partitioning::Making => unreachable!("KeyedStream::clone puts the stream back"),
+        }
+    }
+
+    /// What it is made of, for connecting it with another keyed stream.
+    pub(crate) fn into_parts(self) -> KeyedParts<T, K> {
+        match self.stream.into_inner() {
+            Partitioning::Pending { input, parallelism } => KeyedParts { input, parallelism, key: self.key },
+            Partitioning::Made(input) => KeyedParts { input, parallelism: None, key: self.key },
+            Partitioning::Making => unreachable!("KeyedStream::clone puts the stream back"),
+        }
     }
 
     /// The key selector given to `key_by`, for the keyed operators added here.
@@ -417,7 +487,12 @@ impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
 
     /// Sets the parallelism of the keyed operators.
     pub fn set_parallelism(self, parallelism: usize) -> Self {
-        KeyedStream { stream: self.stream.set_parallelism(parallelism), key: self.key }
+        let stream = match self.stream.into_inner() {
+            Partitioning::Pending { input, .. } => Partitioning::Pending { input, parallelism: Some(parallelism) },
+            Partitioning::Made(stream) => Partitioning::Made(stream.set_parallelism(parallelism)),
+            Partitioning::Making => unreachable!("KeyedStream::clone puts the stream back"),
+        };
+        KeyedStream { stream: RefCell::new(stream), key: self.key }
     }
 
     /// Adds an operator that uses keyed state (its subtask gets a RocksDB state backend).
@@ -426,11 +501,11 @@ impl<T: Send + 'static, K: 'static> KeyedStream<T, K> {
         O: Send + 'static,
         F: OperatorFactory<T, O>,
     {
-        self.stream.transform_keyed_here(name, factory)
+        self.made().transform_keyed_here(name, factory)
     }
 
     /// The underlying stream (no longer keyed for further operators).
     pub fn into_stream(self) -> DataStream<T> {
-        self.stream
+        self.made()
     }
 }
