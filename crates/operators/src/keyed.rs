@@ -29,7 +29,7 @@ impl<'a, K: StateKey> StateRegistry<'a, K> {
         self.backend
     }
 
-    fn name(&self, name: &str) -> String {
+    pub(crate) fn name(&self, name: &str) -> String {
         format!("{}/{name}", self.operator)
     }
 

@@ -1,5 +1,6 @@
 //! Operators for rill jobs: stateless ones (map, filter, flat_map), keyed ones with state in
-//! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`), functions
+//! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`, state with a
+//! time to live: [`StateTtlConfig`]), functions
 //! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`],
 //! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]) and the interval join
 //! ([`IntervalJoinExt`]), event time
@@ -27,6 +28,7 @@ mod object_writer;
 mod running_count;
 mod sinks;
 mod timers;
+mod ttl;
 mod watermark_assigner;
 mod watermark_strategy;
 mod window;
@@ -52,6 +54,7 @@ pub use object_writer::ObjectStoreSinkWriter;
 pub use running_count::RunningCount;
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
 pub use timers::TimeDomain;
+pub use ttl::{StateTtlConfig, TtlMapState, TtlUpdate, TtlValueState};
 pub use watermark_assigner::{TimestampsAndWatermarks, TimestampsAndWatermarksOperator};
 pub use watermark_strategy::{
     BoundedOutOfOrderness, TimestampFn, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,

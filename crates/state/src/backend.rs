@@ -14,6 +14,7 @@ use crate::memory::{StateMemory, StateMemoryUsage};
 use crate::state_types::StateKey;
 use crate::store::digest_file;
 use crate::tables::{StateTable, PREFIX_LEN};
+use crate::ttl::ExpiringStates;
 use crate::{stable_hash, FileDigest, KeyGroupRange, Result, StateError};
 
 /// Tuning of keyed state. Every in-memory buffer is bounded by these numbers; see
@@ -95,6 +96,8 @@ pub struct KeyedBackend {
     /// The operator registering states now (see [`KeyedBackend::set_owner`]).
     owner: String,
     digests: Arc<Mutex<HashMap<(String, u64), u32>>>,
+    /// The states whose rows expire (a time to live), shared with the compaction filter.
+    expiring: ExpiringStates,
 }
 
 /// Called once a background snapshot is written: the snapshot's files, or why it failed.
@@ -143,7 +146,10 @@ impl KeyedBackend {
         if same_shape {
             link_copy_dir(&relevant[0].dir, &path)?;
         }
-        let db = open_db(&memory.db_options(), &path)?;
+        let expiring = ExpiringStates::default();
+        let mut opts = memory.db_options();
+        expiring.filter_compactions(&mut opts);
+        let db = open_db(&opts, &path)?;
         let mut backend = KeyedBackend {
             db: Db::new(db, memory.row_buffer_bytes(), memory.write_buffer_bytes() / 2),
             path: path.clone(),
@@ -155,6 +161,7 @@ impl KeyedBackend {
             owners: relevant.iter().flat_map(|s| s.states.clone()).collect(),
             owner: String::new(),
             digests: Arc::default(),
+            expiring,
         };
         if !same_shape {
             for source in relevant {
@@ -235,6 +242,11 @@ impl KeyedBackend {
         self.owners.entry(name.to_string()).or_insert_with(|| self.owner.clone());
         self.share_cache_budget();
         Ok(self.tables.len() - 1)
+    }
+
+    /// Marks state `name` as holding [`crate::Expiring`] values: compactions drop its expired rows.
+    pub(crate) fn mark_expiring(&mut self, name: &str) {
+        self.expiring.add(state_id(name));
     }
 
     /// Splits the subtask's cache budget among its states by use: a cache that did not evict
@@ -461,6 +473,35 @@ pub(crate) fn link_copy_dir(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows of state `name` in the working database (not the caches).
+    fn rows_of(backend: &KeyedBackend, name: &str) -> usize {
+        let id = state_id(name).to_be_bytes();
+        let rows = backend.db.raw().iterator(rocksdb::IteratorMode::Start);
+        rows.filter_map(std::result::Result::ok).filter(|(key, _)| key.get(2..6) == Some(&id[..])).count()
+    }
+
+    #[test]
+    fn a_compaction_drops_the_expired_rows_of_an_expiring_state_and_keeps_every_other_row() {
+        let (dir, snapshots) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let all = KeyGroupRange { start: 0, end: 127 };
+        let mut backend = KeyedBackend::open(dir.path().join("db"), all, KeyedStateConfig::default(), &[]).unwrap();
+        let expiring = backend.expiring_value_state::<u64, String>("ttl").unwrap();
+        let plain = backend.value_state::<u64, crate::Expiring<String>>("plain").unwrap();
+        for key in 0..5_000u64 {
+            let mut scope = crate::KeyedScope::hashing(&mut backend, &key, 128);
+            // Half expired long ago, half in a year.
+            let expires_at_ms = if key % 2 == 0 { 1 } else { i64::MAX };
+            let value = crate::Expiring { expires_at_ms, value: format!("v{key}") };
+            expiring.set(&mut scope, value.clone()).unwrap();
+            plain.set(&mut scope, value).unwrap();
+        }
+        backend.snapshot(snapshots.path()).unwrap();
+        assert_eq!((rows_of(&backend, "ttl"), rows_of(&backend, "plain")), (5_000, 5_000));
+        backend.db.raw().compact_range(None::<&[u8]>, None::<&[u8]>);
+        assert_eq!(rows_of(&backend, "ttl"), 2_500, "the expired rows are gone, the live ones stay");
+        assert_eq!(rows_of(&backend, "plain"), 5_000, "a state without a time to live keeps every row");
+    }
 
     #[test]
     fn a_panic_in_the_snapshot_thread_is_reported_as_a_failed_snapshot() {

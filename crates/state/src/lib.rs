@@ -3,6 +3,8 @@
 //! - [`KeyedBackend`]: one RocksDB working database per subtask. Keys are prefixed by key group
 //!   and state id; writes buffer in bounded in-memory caches and reach RocksDB in one `WriteBatch`
 //!   per barrier; snapshots are RocksDB checkpoints (hard links, so unchanged SST files are shared).
+//! - [`Expiring`] values: states with a time to live, whose expired rows a compaction filter
+//!   drops.
 //! - [`KeyGroupRange`] and [`key_group_of`]: Flink-style key groups with a stable hash, so restore
 //!   at another parallelism only reassigns ranges.
 //! - [`OperatorStateSnapshot`]: non-keyed state with union redistribution (sources' positions).
@@ -15,8 +17,8 @@
 //!   between checkpoints, manifests written only if absent, restore by download onto any machine;
 //!   the location fenced by generations ([`Head`]), so that only the newest run commits.
 //!
-//! Depends on `rocksdb`, `bincode`/`serde` for encoding, `crc32fast` for checksums, and
-//! `rill-storage` for object storage; nothing else in rill.
+//! Depends on `rocksdb`, `bincode`/`serde` for encoding, `crc32fast` for checksums, `fastrand`
+//! for job ids, and `rill-storage` for object storage; nothing else in rill.
 
 mod backend;
 mod chunked_batch;
@@ -40,6 +42,7 @@ mod slot;
 mod state_types;
 mod store;
 mod tables;
+mod ttl;
 mod upload;
 
 pub use backend::{KeyedBackend, KeyedRestoreSource, KeyedStateConfig, SnapshotDone};
@@ -58,4 +61,5 @@ pub use state_types::{StateKey, StateValue};
 pub use store::{
     digest_file, sync_dir, CheckpointStore, FsCheckpointStore, MemoryCheckpointStore, MANIFEST_FILE, RETIRED_DIR,
 };
+pub use ttl::Expiring;
 pub use upload::{SnapshotUploader, UploadDone, UploadStats};

@@ -6,6 +6,7 @@ use crate::backend::KeyedBackend;
 use crate::handles::{ListState, MapState, ValueState};
 use crate::state_types::{StateKey, StateValue};
 use crate::tables::{MapTable, ValueTable};
+use crate::ttl::Expiring;
 use crate::Result;
 
 impl KeyedBackend {
@@ -26,6 +27,27 @@ impl KeyedBackend {
         let capacity = self.cache_entries_per_state();
         let table = self.register(name, |id| MapTable::<K, UK, UV>::new(name.to_string(), id, capacity))?;
         Ok(MapState { table, _types: PhantomData })
+    }
+
+    /// Registers (or looks up) a value state whose values expire (see [`Expiring`]): compactions
+    /// drop its rows once they have expired.
+    pub fn expiring_value_state<K: StateKey, V: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Result<ValueState<K, Expiring<V>>> {
+        let state = self.value_state::<K, Expiring<V>>(name)?;
+        self.mark_expiring(name);
+        Ok(state)
+    }
+
+    /// Registers (or looks up) a map state whose entries expire one by one (see [`Expiring`]).
+    pub fn expiring_map_state<K: StateKey, UK: StateKey, UV: StateValue>(
+        &mut self,
+        name: &str,
+    ) -> Result<MapState<K, UK, Expiring<UV>>> {
+        let state = self.map_state::<K, UK, Expiring<UV>>(name)?;
+        self.mark_expiring(name);
+        Ok(state)
     }
 
     /// Every stored entry of a value state over all keys of this backend's key groups, as (key
