@@ -57,10 +57,11 @@ pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
     committed_part_files, AggregateFunction, BroadcastConnectedStreamsExt, BroadcastState, CoProcessFunction,
     CollectSink, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DiscardSink, EventTimeSessionWindows, FileSink,
-    GeneratorSource, InjectFailures, KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedContext,
-    KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink, ProcessWindowFunction, RunningCount,
-    SlidingEventTimeWindows, StateRegistry, StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows,
-    WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
+    GeneratorSource, InjectFailures, IntervalJoinExt, JoinTimes, KeyedBroadcastProcessFunction, KeyedCoProcessFunction,
+    KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink, ProcessJoinFunction,
+    ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StateTtlConfig, StreamExt, TimeDomain,
+    TimeWindow, TtlMapState, TtlUpdate, TtlValueState, TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput,
+    WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
     fatal, Barrier, BoxError, BroadcastConnectedStreams, ClonePerSubtask, CoInput, Collector, CommitOutcome,
@@ -148,12 +149,13 @@ pub mod prelude {
     pub use crate::{
         fatal, AggregateFunction, Barrier, BroadcastConnectedStreamsExt, BroadcastState, ClonePerSubtask,
         CoProcessFunction, CollectSink, CommitOutcome, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count,
-        DataStream, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource, KeyedBroadcastProcessFunction,
-        KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStream, KeyedStreamExt, ListState, MapState,
-        OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult, PrintSink, ProcessWindowFunction,
-        RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory, SourcePoll, StateRegistry, StreamEnv,
-        StreamExt, TimeDomain, TimeWindow, TumblingEventTimeWindows, TwoPhaseCommit, TwoPhaseCommitSink, ValueState,
-        Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
+        DataStream, DiscardSink, EventTimeSessionWindows, FileSink, GeneratorSource, IntervalJoinExt, JoinTimes,
+        KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStream,
+        KeyedStreamExt, ListState, MapState, OpenContext, Operator, OperatorContext, OperatorFactory, OperatorResult,
+        PrintSink, ProcessWindowFunction, RunningCount, SinkWriter, SlidingEventTimeWindows, Source, SourceFactory,
+        SourcePoll, StateRegistry, StateTtlConfig, StreamEnv, StreamExt, TimeDomain, TimeWindow, TtlUpdate,
+        TumblingEventTimeWindows, TwoPhaseCommit, TwoPhaseCommitSink, ValueState, Watermark, WatermarkGenerator,
+        WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput, Windowed,
     };
     pub use rill_runtime::Collector;
 }

@@ -2,7 +2,8 @@
 //! records with equal keys whose event times satisfy
 //! `left_time + lower <= right_time <= left_time + upper`, each pair once.
 //!
-//! Both sides wait in keyed state (RocksDB, so larger than memory) by event time. A record
+//! Both sides wait in keyed state (RocksDB, so larger than memory), each a list of (event time,
+//! record) per key: one point lookup per record, never a scan. A record
 //! arriving meets the other side's records already there; one arriving later meets it in turn,
 //! so each pair is found once, by the later of its two. A record is dropped from its buffer once
 //! the watermark (the minimum of both inputs') is past the last time a partner could have, as
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 
 use rill_runtime::{Collector, DataStream, KeyedStream, OperatorResult};
-use rill_state::{MapState, StateKey, StateValue};
+use rill_state::{StateKey, StateValue, ValueState};
 
 use crate::co_process::{ConnectedKeyedStreamsExt, KeyedCoProcessFunction};
 use crate::keyed::{KeyedContext, StateRegistry};
@@ -115,8 +116,8 @@ where
             move |b: &B| right_time(b),
             move |state: &mut StateRegistry<'_, K>| {
                 Ok(IntervalJoinFunction {
-                    left: state.map("left")?,
-                    right: state.map("right")?,
+                    left: state.value("left")?,
+                    right: state.value("right")?,
                     lower,
                     upper,
                     f: f.clone(),
@@ -128,38 +129,42 @@ where
 
 /// The join as a keyed two-input function: both sides buffered by event time.
 struct IntervalJoinFunction<K, A, B, F> {
-    left: MapState<K, i64, Vec<A>>,
-    right: MapState<K, i64, Vec<B>>,
+    left: ValueState<K, Vec<(i64, A)>>,
+    right: ValueState<K, Vec<(i64, B)>>,
     lower: i64,
     upper: i64,
     f: Arc<F>,
 }
 
-impl<K, A, B, F> IntervalJoinFunction<K, A, B, F> {
-    /// When a left record at `t` can meet no more right records.
-    fn left_expires(&self, t: i64) -> i64 {
-        if self.upper > 0 {
-            t + self.upper
-        } else {
-            t
-        }
-    }
-
-    /// When a right record at `t` can meet no more left records.
-    fn right_expires(&self, t: i64) -> i64 {
-        if self.lower <= 0 {
-            t - self.lower
-        } else {
-            t
-        }
+/// When a left record at `at` can meet no more right records (Flink's cleanup time).
+fn left_expires(upper: i64, at: i64) -> i64 {
+    if upper > 0 {
+        at + upper
+    } else {
+        at
     }
 }
 
-/// The records held at one time, with `record` added.
-fn with<T>(held: Option<Vec<T>>, record: T) -> Vec<T> {
+/// When a right record at `at` can meet no more left records (Flink's cleanup time).
+fn right_expires(lower: i64, at: i64) -> i64 {
+    if lower <= 0 {
+        at - lower
+    } else {
+        at
+    }
+}
+
+/// The records held, with `record` at `at` added.
+fn with<T>(held: Option<Vec<(i64, T)>>, at: i64, record: T) -> Option<Vec<(i64, T)>> {
     let mut records = held.unwrap_or_default();
-    records.push(record);
-    records
+    records.push((at, record));
+    Some(records)
+}
+
+/// The records held that do not expire by `now`, or `None` if none is left.
+fn unexpired<T>(held: Option<Vec<(i64, T)>>, expires: impl Fn(i64) -> i64, now: i64) -> Option<Vec<(i64, T)>> {
+    let kept: Vec<(i64, T)> = held.unwrap_or_default().into_iter().filter(|(at, _)| expires(*at) > now).collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// Whether a record at `at` arrives behind the watermark.
@@ -179,15 +184,13 @@ where
         if late(at, ctx.current_watermark()) {
             return Ok(());
         }
-        for (right_at, rights) in self.right.entries(ctx.state())? {
+        for (right_at, right) in self.right.get(ctx.state())?.unwrap_or_default() {
             if (at + self.lower..=at + self.upper).contains(&right_at) {
-                for right in &rights {
-                    self.f.process(&record, right, JoinTimes { left: at, right: right_at }, out)?;
-                }
+                self.f.process(&record, &right, JoinTimes { left: at, right: right_at }, out)?;
             }
         }
-        self.left.update(ctx.state(), &at, |held| (Some(with(held, record)), ()))?;
-        ctx.register_event_time_timer(self.left_expires(at))?;
+        self.left.update(ctx.state(), |held| with(held, at, record))?;
+        ctx.register_event_time_timer(left_expires(self.upper, at))?;
         Ok(())
     }
 
@@ -196,15 +199,13 @@ where
         if late(at, ctx.current_watermark()) {
             return Ok(());
         }
-        for (left_at, lefts) in self.left.entries(ctx.state())? {
+        for (left_at, left) in self.left.get(ctx.state())?.unwrap_or_default() {
             if (left_at + self.lower..=left_at + self.upper).contains(&at) {
-                for left in &lefts {
-                    self.f.process(left, &record, JoinTimes { left: left_at, right: at }, out)?;
-                }
+                self.f.process(&left, &record, JoinTimes { left: left_at, right: at }, out)?;
             }
         }
-        self.right.update(ctx.state(), &at, |held| (Some(with(held, record)), ()))?;
-        ctx.register_event_time_timer(self.right_expires(at))?;
+        self.right.update(ctx.state(), |held| with(held, at, record))?;
+        ctx.register_event_time_timer(right_expires(self.lower, at))?;
         Ok(())
     }
 
@@ -216,16 +217,9 @@ where
         ctx: &mut KeyedContext<'_, K>,
         _out: &mut Collector<O>,
     ) -> OperatorResult {
-        for (at, _) in self.left.entries(ctx.state())? {
-            if self.left_expires(at) <= timestamp_ms {
-                self.left.remove(ctx.state(), at)?;
-            }
-        }
-        for (at, _) in self.right.entries(ctx.state())? {
-            if self.right_expires(at) <= timestamp_ms {
-                self.right.remove(ctx.state(), at)?;
-            }
-        }
+        let (lower, upper) = (self.lower, self.upper);
+        self.left.update(ctx.state(), |held| unexpired(held, |at| left_expires(upper, at), timestamp_ms))?;
+        self.right.update(ctx.state(), |held| unexpired(held, |at| right_expires(lower, at), timestamp_ms))?;
         Ok(())
     }
 }

@@ -1,0 +1,273 @@
+//! The Nexmark queries as rill jobs, with the semantics of the official Flink SQL texts
+//! (github.com/nexmark/nexmark, `nexmark-flink/src/main/resources/queries/`): each takes the
+//! events (with event time) and returns the result rows as CSV lines, in the SELECT's order.
+
+use std::time::Duration;
+
+use nexmark::event::{Auction, Bid, Event, Person};
+use rill::prelude::*;
+use rill::{ListState, MapState};
+
+use crate::events::field;
+
+/// Ten seconds, the queries' window size.
+const TEN_SECONDS_MS: i64 = 10_000;
+
+fn bids(events: DataStream<Event>) -> DataStream<Bid> {
+    events.flat_map(|e: Event| match e {
+        Event::Bid(bid) => Some(bid),
+        _ => None,
+    })
+}
+
+fn auctions(events: DataStream<Event>) -> DataStream<Auction> {
+    events.flat_map(|e: Event| match e {
+        Event::Auction(auction) => Some(auction),
+        _ => None,
+    })
+}
+
+fn persons(events: DataStream<Event>) -> DataStream<Person> {
+    events.flat_map(|e: Event| match e {
+        Event::Person(person) => Some(person),
+        _ => None,
+    })
+}
+
+fn bid_time(bid: &Bid) -> i64 {
+    bid.date_time as i64
+}
+
+/// `auction, bidder, price, dateTime, extra` of a bid.
+fn bid_row(bid: &Bid) -> String {
+    format!("{},{},{},{},{}", bid.auction, bid.bidder, bid.price, bid.date_time, field(&bid.extra))
+}
+
+/// q0: every bid, passed through.
+pub(crate) fn q0(events: DataStream<Event>) -> DataStream<String> {
+    bids(events).map(|bid: Bid| bid_row(&bid))
+}
+
+/// q1: bids with the price in euros (`0.908 * price`, a decimal with three places).
+pub(crate) fn q1(events: DataStream<Event>) -> DataStream<String> {
+    bids(events).map(|bid: Bid| {
+        let milli = bid.price as u128 * 908;
+        format!(
+            "{},{},{}.{:03},{},{}",
+            bid.auction,
+            bid.bidder,
+            milli / 1000,
+            milli % 1000,
+            bid.date_time,
+            field(&bid.extra)
+        )
+    })
+}
+
+/// q2: `auction, price` of the bids on every 123rd auction.
+pub(crate) fn q2(events: DataStream<Event>) -> DataStream<String> {
+    bids(events)
+        .filter(|bid: &Bid| bid.auction.is_multiple_of(123))
+        .map(|bid: Bid| format!("{},{}", bid.auction, bid.price))
+}
+
+/// q3: `name, city, state, id` of the category-10 auctions of sellers in Oregon, Idaho or
+/// California: a regular inner join (the generator writes states in lower case, compared ignoring
+/// case).
+pub(crate) fn q3(events: DataStream<Event>) -> DataStream<String> {
+    let auctions = auctions(events.clone()).filter(|a: &Auction| a.category == 10);
+    let persons = persons(events).filter(|p: &Person| ["or", "id", "ca"].contains(&p.state.to_lowercase().as_str()));
+    auctions.key_by(|a: &Auction| a.seller).connect(persons.key_by(|p: &Person| p.id)).process(
+        |state: &mut StateRegistry<'_, usize>| {
+            Ok(SellerJoin { seller: state.value("seller")?, waiting: state.list("waiting")? })
+        },
+    )
+}
+
+/// q3's join: a seller's auctions wait for the seller (persons come once per id).
+struct SellerJoin {
+    seller: ValueState<usize, Person>,
+    waiting: ListState<usize, usize>,
+}
+
+fn q3_row(person: &Person, auction: usize) -> String {
+    format!("{},{},{},{auction}", field(&person.name), field(&person.city), field(&person.state))
+}
+
+impl KeyedCoProcessFunction<usize, Auction, Person, String> for SellerJoin {
+    fn process1(
+        &mut self,
+        auction: Auction,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        match self.seller.get(ctx.state())? {
+            Some(person) => out.emit(q3_row(&person, auction.id)),
+            None => self.waiting.add(ctx.state(), auction.id)?,
+        }
+        Ok(())
+    }
+
+    fn process2(
+        &mut self,
+        person: Person,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        for auction in self.waiting.get(ctx.state())? {
+            out.emit(q3_row(&person, auction));
+        }
+        self.waiting.clear(ctx.state())?;
+        self.seller.set(ctx.state(), person)?;
+        Ok(())
+    }
+}
+
+/// q5: hot items: per sliding window (10 s, every 2 s) the auctions with the most bids,
+/// `auction, num`.
+pub(crate) fn q5(events: DataStream<Event>) -> DataStream<String> {
+    let window = SlidingEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(2));
+    bids(events)
+        .key_by(|bid: &Bid| bid.auction)
+        .window(window, bid_time)
+        .aggregate(Count)
+        .key_by(|w: &Windowed<usize, u64>| (w.window.start, w.window.end))
+        .process_with_timestamps(
+            |w: &Windowed<usize, u64>| w.window.max_timestamp(),
+            |state: &mut StateRegistry<'_, (i64, i64)>| Ok(HottestOfWindow { counts: state.list("counts")? }),
+        )
+}
+
+/// q5's second stage: a window's counts, until every subtask's are in (the watermark passed
+/// the window), then the auctions whose count is the window's largest.
+struct HottestOfWindow {
+    counts: ListState<(i64, i64), (usize, u64)>,
+}
+
+impl KeyedProcessFunction<(i64, i64), Windowed<usize, u64>, String> for HottestOfWindow {
+    fn process(
+        &mut self,
+        w: Windowed<usize, u64>,
+        ctx: &mut KeyedContext<'_, (i64, i64)>,
+        _out: &mut Collector<String>,
+    ) -> OperatorResult {
+        self.counts.add(ctx.state(), (w.key, w.value))?;
+        ctx.register_event_time_timer(w.window.max_timestamp())?;
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        _timestamp_ms: i64,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, (i64, i64)>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let counts = self.counts.get(ctx.state())?;
+        let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        for (auction, n) in counts.into_iter().filter(|(_, n)| *n >= max) {
+            out.emit(format!("{auction},{n}"));
+        }
+        self.counts.clear(ctx.state())?;
+        Ok(())
+    }
+}
+
+/// q7: highest bid: the bids whose price is the highest of a tumbling 10 s window and whose time
+/// is within the 10 s up to that window's end (both inclusive), `auction, price, bidder,
+/// dateTime, extra`.
+pub(crate) fn q7(events: DataStream<Event>) -> DataStream<String> {
+    let bids = bids(events);
+    let maxes = bids
+        .clone()
+        .key_by(|_: &Bid| 0u8)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(10)), bid_time)
+        .reduce(|a: Bid, b: Bid| if b.price > a.price { b } else { a })
+        .map(|w: Windowed<u8, Bid>| (w.value.price, w.window.end));
+    bids.key_by(|bid: &Bid| bid.price)
+        .interval_join(maxes.key_by(|m: &(usize, i64)| m.0), bid_time, |m: &(usize, i64)| m.1)
+        .between(0, TEN_SECONDS_MS)
+        .process(|bid: &Bid, _max: &(usize, i64), _: JoinTimes, out: &mut Collector<String>| -> OperatorResult {
+            out.emit(format!("{},{},{},{},{}", bid.auction, bid.price, bid.bidder, bid.date_time, field(&bid.extra)));
+            Ok(())
+        })
+}
+
+/// q8: new users: the persons who opened an auction in the tumbling 10 s window in which they
+/// were created, `id, name, starttime`.
+pub(crate) fn q8(events: DataStream<Event>) -> DataStream<String> {
+    let persons = persons(events.clone());
+    let auctions = auctions(events);
+    persons.key_by(|p: &Person| p.id).connect(auctions.key_by(|a: &Auction| a.seller)).process_with_timestamps(
+        |p: &Person| p.date_time as i64,
+        |a: &Auction| a.date_time as i64,
+        |state: &mut StateRegistry<'_, usize>| {
+            Ok(NewSellers { names: state.map("names")?, selling: state.map("selling")? })
+        },
+    )
+}
+
+/// q8's window join: per person and window, the name (persons side) and whether they sold
+/// (auctions side); a row once both are there, state dropped when the window has passed.
+struct NewSellers {
+    names: MapState<usize, i64, String>,
+    selling: MapState<usize, i64, bool>,
+}
+
+fn window_start(at: i64) -> i64 {
+    at - at.rem_euclid(TEN_SECONDS_MS)
+}
+
+impl NewSellers {
+    /// Writes the row of `(person, window)` if both sides are there and it was not written.
+    fn join(&mut self, start: i64, ctx: &mut KeyedContext<'_, usize>, out: &mut Collector<String>) -> OperatorResult {
+        let (Some(name), Some(false)) = (self.names.get(ctx.state(), &start)?, self.selling.get(ctx.state(), &start)?)
+        else {
+            return Ok(());
+        };
+        out.emit(format!("{},{},{start}", ctx.key(), field(&name)));
+        self.selling.put(ctx.state(), start, true)?;
+        Ok(())
+    }
+}
+
+impl KeyedCoProcessFunction<usize, Person, Auction, String> for NewSellers {
+    fn process1(
+        &mut self,
+        person: Person,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let start = window_start(person.date_time as i64);
+        self.names.put(ctx.state(), start, person.name)?;
+        ctx.register_event_time_timer(start + TEN_SECONDS_MS - 1)?;
+        self.join(start, ctx, out)
+    }
+
+    fn process2(
+        &mut self,
+        auction: Auction,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let start = window_start(auction.date_time as i64);
+        if self.selling.get(ctx.state(), &start)?.is_none() {
+            self.selling.put(ctx.state(), start, false)?;
+        }
+        ctx.register_event_time_timer(start + TEN_SECONDS_MS - 1)?;
+        self.join(start, ctx, out)
+    }
+
+    fn on_timer(
+        &mut self,
+        at: i64,
+        _domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, usize>,
+        _out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let start = window_start(at);
+        self.names.remove(ctx.state(), start)?;
+        self.selling.remove(ctx.state(), start)?;
+        Ok(())
+    }
+}
