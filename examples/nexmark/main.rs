@@ -12,7 +12,7 @@
 //! Events 0..N come from the `nexmark` crate's generator (RisingWave's port of the Nexmark
 //! generator) with a fixed base time, so every run, restore and reference sees the same events.
 //! Event time is each event's `date_time`, watermarks 4 s behind the largest seen (the official
-//! DDL's). Queries: q0, q1, q2, q3, q5, q7, q8 (see `queries.rs`); each writes its result rows as
+//! DDL's). Queries: q0, q1, q2, q3, q4, q5, q7, q8, q9 (see `queries.rs`); each writes its rows as
 //! CSV lines (the SELECT's columns in order, times as epoch milliseconds) through the
 //! exactly-once file sink into `DIR/output` (or `--output`). The summary line:
 //! `query=q5 events=N elapsed_ms=T events_per_sec=X rows=R checkpoints=C restored_from=ID|none
@@ -35,7 +35,7 @@ struct Args {
     /// The flags every job shares: parallelism, checkpoints, restore, restart strategy, metrics.
     #[command(flatten)]
     job: rill::cli::JobArgs,
-    /// The query: q0, q1, q2, q3, q5, q7 or q8.
+    /// The query: q0, q1, q2, q3, q4, q5, q7, q8 or q9.
     #[arg(long)]
     query: String,
     /// Events to generate.
@@ -57,10 +57,12 @@ fn main() -> anyhow::Result<()> {
         "q1" => queries::q1,
         "q2" => queries::q2,
         "q3" => queries::q3,
+        "q4" => queries::q4,
         "q5" => queries::q5,
         "q7" => queries::q7,
         "q8" => queries::q8,
-        other => anyhow::bail!("unknown query {other:?}: q0, q1, q2, q3, q5, q7 and q8 are implemented"),
+        "q9" => queries::q9,
+        other => anyhow::bail!("unknown query {other:?}: q0, q1, q2, q3, q4, q5, q7, q8 and q9 are implemented"),
     };
     let env = args.job.builder().build()?;
     let mut numbers = GeneratorSource::new(0..args.events).ordered();

@@ -271,3 +271,176 @@ impl KeyedCoProcessFunction<usize, Person, Auction, String> for NewSellers {
         Ok(())
     }
 }
+
+/// The winning bid of each auction: its highest bid within `[dateTime, expires]` (earliest first
+/// among equal prices, then the lowest bidder), once the watermark passed `expires`.
+fn winning_bids(events: DataStream<Event>) -> DataStream<(Auction, Bid)> {
+    let auctions = auctions(events.clone());
+    let bids = bids(events);
+    auctions.key_by(|a: &Auction| a.id).connect(bids.key_by(|b: &Bid| b.auction)).process_with_timestamps(
+        |a: &Auction| a.date_time as i64,
+        bid_time,
+        |state: &mut StateRegistry<'_, usize>| {
+            Ok(WinningBid { auction: state.value("auction")?, best: state.value("best")?, early: state.list("early")? })
+        },
+    )
+}
+
+/// q4: the average winning price per category (`AVG` of a `BIGINT`: truncated), as
+/// `category, average, at`, one line per category and time an auction of it closed; the answer
+/// per category is its line with the largest `at`.
+pub(crate) fn q4(events: DataStream<Event>) -> DataStream<String> {
+    winning_bids(events)
+        .map(|(auction, bid): (Auction, Bid)| (auction.category, bid.price as u64, auction.expires as i64))
+        .key_by(|closed: &(usize, u64, i64)| closed.0)
+        .process_with_timestamps(
+            |closed: &(usize, u64, i64)| closed.2,
+            |state: &mut StateRegistry<'_, usize>| {
+                Ok(CategoryAverage { closing: state.map("closing")?, total: state.value("total")? })
+            },
+        )
+}
+
+/// q9: each auction with its winning bid, `id, itemName, description, initialBid, reserve,
+/// dateTime, expires, seller, category, extra, auction, bidder, price, bid_dateTime, bid_extra`.
+pub(crate) fn q9(events: DataStream<Event>) -> DataStream<String> {
+    winning_bids(events).map(|(a, b): (Auction, Bid)| {
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            a.id,
+            field(&a.item_name),
+            field(&a.description),
+            a.initial_bid,
+            a.reserve,
+            a.date_time,
+            a.expires,
+            a.seller,
+            a.category,
+            field(&a.extra),
+            b.auction,
+            b.bidder,
+            b.price,
+            b.date_time,
+            field(&b.extra)
+        )
+    })
+}
+
+/// Whether `b` beats `best`: a higher price, or the same price earlier, or by a lower bidder.
+fn beats(b: &Bid, best: &Bid) -> bool {
+    (std::cmp::Reverse(b.price), b.date_time, b.bidder) < (std::cmp::Reverse(best.price), best.date_time, best.bidder)
+}
+
+/// Per auction: the auction, its best bid so far, and bids that came before it (kept until the
+/// watermark passes them: an auction arriving later is too late for them).
+struct WinningBid {
+    auction: ValueState<usize, Auction>,
+    best: ValueState<usize, Bid>,
+    early: ListState<usize, Bid>,
+}
+
+impl WinningBid {
+    fn consider(&mut self, auction: &Auction, bid: Bid, ctx: &mut KeyedContext<'_, usize>) -> OperatorResult {
+        if !(auction.date_time..=auction.expires).contains(&bid.date_time) {
+            return Ok(());
+        }
+        if self.best.get(ctx.state())?.is_none_or(|best| beats(&bid, &best)) {
+            self.best.set(ctx.state(), bid)?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyedCoProcessFunction<usize, Auction, Bid, (Auction, Bid)> for WinningBid {
+    fn process1(
+        &mut self,
+        auction: Auction,
+        ctx: &mut KeyedContext<'_, usize>,
+        _: &mut Collector<(Auction, Bid)>,
+    ) -> OperatorResult {
+        for bid in self.early.get(ctx.state())? {
+            self.consider(&auction, bid, ctx)?;
+        }
+        self.early.clear(ctx.state())?;
+        ctx.register_event_time_timer(auction.expires as i64)?;
+        self.auction.set(ctx.state(), auction)?;
+        Ok(())
+    }
+
+    fn process2(
+        &mut self,
+        bid: Bid,
+        ctx: &mut KeyedContext<'_, usize>,
+        _: &mut Collector<(Auction, Bid)>,
+    ) -> OperatorResult {
+        match self.auction.get(ctx.state())? {
+            Some(auction) => self.consider(&auction, bid, ctx),
+            None => {
+                ctx.register_event_time_timer(bid.date_time as i64)?;
+                self.early.add(ctx.state(), bid)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn on_timer(
+        &mut self,
+        at: i64,
+        _: TimeDomain,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<(Auction, Bid)>,
+    ) -> OperatorResult {
+        if let Some(auction) = self.auction.get(ctx.state())?.filter(|a| a.expires as i64 <= at) {
+            if let Some(best) = self.best.get(ctx.state())? {
+                out.emit((auction, best));
+            }
+            self.auction.clear(ctx.state())?;
+            self.best.clear(ctx.state())?;
+        }
+        let early = self.early.get(ctx.state())?;
+        if !early.is_empty() {
+            let kept: Vec<Bid> = early.into_iter().filter(|b| b.date_time as i64 > at).collect();
+            self.early.set(ctx.state(), kept)?;
+        }
+        Ok(())
+    }
+}
+
+/// q4's second stage, per category: winning prices wait by closing time until the watermark
+/// passes it (other subtasks may still send earlier ones), then join the running total.
+struct CategoryAverage {
+    closing: MapState<usize, i64, Vec<u64>>,
+    total: ValueState<usize, (u64, u64)>,
+}
+
+impl KeyedProcessFunction<usize, (usize, u64, i64), String> for CategoryAverage {
+    fn process(
+        &mut self,
+        (_, price, at): (usize, u64, i64),
+        ctx: &mut KeyedContext<'_, usize>,
+        _: &mut Collector<String>,
+    ) -> OperatorResult {
+        self.closing.update(ctx.state(), &at, |prices| {
+            let mut prices = prices.unwrap_or_default();
+            prices.push(price);
+            (Some(prices), ())
+        })?;
+        ctx.register_event_time_timer(at)?;
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        at: i64,
+        _: TimeDomain,
+        ctx: &mut KeyedContext<'_, usize>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let Some(prices) = self.closing.take(ctx.state(), &at)? else { return Ok(()) };
+        let (sum, count) = self.total.get(ctx.state())?.unwrap_or_default();
+        let (sum, count) = (sum + prices.iter().sum::<u64>(), count + prices.len() as u64);
+        self.total.set(ctx.state(), (sum, count))?;
+        out.emit(format!("{},{},{at}", ctx.key(), sum / count.max(1)));
+        Ok(())
+    }
+}
