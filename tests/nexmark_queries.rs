@@ -264,3 +264,53 @@ fn every_query_gives_the_reference_rows_after_kills_and_a_rescale() {
         assert_rows(query, dir.path(), &reference(query, &events), "after kills and a rescale");
     }
 }
+
+/// The events as JSON lines (as the `nexmark` crate's binary writes them), split round-robin by
+/// line into `files` files in `dir`, each in event-time order.
+fn write_json_lines(events: &[Event], dir: &std::path::Path, files: usize) -> Vec<std::path::PathBuf> {
+    let paths: Vec<_> = (0..files).map(|i| dir.join(format!("events-{i}.jsonl"))).collect();
+    let mut texts = vec![String::new(); files];
+    for (i, event) in events.iter().enumerate() {
+        texts[i % files].push_str(&serde_json::to_string(event).unwrap());
+        texts[i % files].push('\n');
+    }
+    for (path, text) in paths.iter().zip(texts) {
+        std::fs::write(path, text).unwrap();
+    }
+    paths
+}
+
+#[test]
+fn queries_over_json_lines_files_give_the_reference_rows_too() {
+    let events = events();
+    let input = tempfile::tempdir().unwrap();
+    let files = write_json_lines(&events, input.path(), 2);
+    for query in ["q3", "q5", "q7", "q9"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(example("nexmark"));
+        cmd.args(["--query", query, "--parallelism", "2", "--checkpoint-interval-ms", "100", "--dir"]).arg(dir.path());
+        for file in &files {
+            cmd.arg("--input").arg(file);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{query}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(summary_field(&out, "events"), EVENTS.to_string());
+        assert_rows(query, dir.path(), &reference(query, &events), "over JSON lines");
+    }
+}
+
+#[test]
+fn a_malformed_input_line_fails_the_job_naming_the_file_and_the_byte() {
+    let input = tempfile::tempdir().unwrap();
+    let file = input.path().join("events.jsonl");
+    let good = serde_json::to_string(&events()[0]).unwrap();
+    std::fs::write(&file, format!("{good}\n{{\"Bid\": 42}}\n")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(example("nexmark"));
+    cmd.args(["--query", "q0", "--parallelism", "1", "--dir"]).arg(dir.path()).arg("--input").arg(&file);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a malformed line is not skipped: {stderr}");
+    let at = format!("{} at byte {}: not a Nexmark event", file.display(), good.len() + 1);
+    assert!(stderr.contains(&at), "the error names the file and where: {stderr}");
+}

@@ -1,8 +1,8 @@
 //! The Nexmark benchmark queries as rill jobs (DataStream API, no SQL layer), with exactly-once
 //! output.
 //!
-//! `cargo run --release --example nexmark -- --query q5 --events N [--rate R] --parallelism P
-//!  --dir DIR [--checkpoint-interval-ms MS] [--output DIR]`
+//! `cargo run --release --example nexmark -- --query q5 (--events N [--rate R] | --input FILE.jsonl
+//!  [--input FILE2.jsonl ...]) --parallelism P --dir DIR [--checkpoint-interval-ms MS] [--output DIR]`
 //!
 //! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
 //! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
@@ -10,7 +10,8 @@
 //! `--inject-failure-every-ms`.
 //!
 //! Events 0..N come from the `nexmark` crate's generator (RisingWave's port of the Nexmark
-//! generator) with a fixed base time, so every run, restore and reference sees the same events.
+//! generator) with a fixed base time, so every run, restore and reference sees the same events;
+//! or from JSON-lines files as that crate's binary writes them (`input.rs`).
 //! Event time is each event's `date_time`, watermarks 4 s behind the largest seen (the official
 //! DDL's). Queries: q0, q1, q2, q3, q4, q5, q7, q8, q9 (see `queries.rs`); each writes its rows as
 //! CSV lines (the SELECT's columns in order, times as epoch milliseconds) through the
@@ -20,6 +21,7 @@
 //! included).
 
 mod events;
+mod input;
 mod queries;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +40,13 @@ struct Args {
     /// The query: q0, q1, q2, q3, q4, q5, q7, q8 or q9.
     #[arg(long)]
     query: String,
-    /// Events to generate.
+    /// Events to generate (or, with --input, read).
+    #[arg(long, required_unless_present = "input")]
+    events: Option<u64>,
+    /// Read the events from this JSON-lines file (as the `nexmark` crate's binary writes them;
+    /// repeat for several: they are divided among the source subtasks, each file in order).
     #[arg(long)]
-    events: u64,
+    input: Vec<std::path::PathBuf>,
     /// At most this many events per second.
     #[arg(long)]
     rate: Option<u64>,
@@ -65,15 +71,24 @@ fn main() -> anyhow::Result<()> {
         other => anyhow::bail!("unknown query {other:?}: q0, q1, q2, q3, q4, q5, q7, q8 and q9 are implemented"),
     };
     let env = args.job.builder().build()?;
-    let mut numbers = GeneratorSource::new(0..args.events).ordered();
-    if let Some(rate) = args.rate {
-        numbers = numbers.rate_per_second(rate);
-    }
-    let numbers = args.job.inject_failures(env.source("events", numbers).uid("events"));
-    let events =
-        numbers.transform("to-event", ClonePerSubtask(events::ToEvent::default())).assign_timestamps_and_watermarks(
-            WatermarkStrategy::bounded_out_of_orderness(Duration::from_secs(4), events::event_time),
-        );
+    let events = match args.events.filter(|_| args.input.is_empty()) {
+        Some(n) => {
+            let mut numbers = GeneratorSource::new(0..n).ordered();
+            if let Some(rate) = args.rate {
+                numbers = numbers.rate_per_second(rate);
+            }
+            let numbers = args.job.inject_failures(env.source("events", numbers).uid("events"));
+            numbers.transform("to-event", ClonePerSubtask(events::ToEvent::default()))
+        }
+        None => {
+            let read = env.source("events", input::JsonLinesSource::new(args.input.clone())).uid("events");
+            args.job.inject_failures(read)
+        }
+    };
+    let events = events.assign_timestamps_and_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+        Duration::from_secs(4),
+        events::event_time,
+    ));
     let rows = Arc::new(AtomicU64::new(0));
     let counted = rows.clone();
     let lines = query(events).map(move |line: String| {
