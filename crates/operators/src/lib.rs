@@ -2,15 +2,15 @@
 //! RocksDB (`process` with checkpointed event- and processing-time timers, `reduce`, state with a
 //! time to live: [`StateTtlConfig`]), functions
 //! of two inputs joined with `connect` ([`KeyedCoProcessFunction`], [`CoProcessFunction`],
-//! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]) and the interval join
-//! ([`IntervalJoinExt`]), event time
+//! [`KeyedBroadcastProcessFunction`] with [`BroadcastState`]), the interval join
+//! ([`IntervalJoinExt`]) and window joins and co-groups ([`WindowJoinExt`]), event time
 //! ([`WatermarkStrategy`] and tumbling, sliding and session windows, see [`WindowedStream`]), the
 //! deterministic [`GeneratorSource`], and sinks, among them the exactly-once [`FileSink`] (local
 //! directories) and [`ObjectStoreSink`] (`s3://`, on multipart uploads).
 //!
 //! The methods come as extension traits on the runtime's streams: bring [`StreamExt`],
 //! [`KeyedStreamExt`] and, for two inputs, [`ConnectedKeyedStreamsExt`], [`ConnectedStreamsExt`]
-//! [`BroadcastConnectedStreamsExt`] and [`IntervalJoinExt`] into scope (the `rill` facade's prelude does).
+//! [`BroadcastConnectedStreamsExt`], [`IntervalJoinExt`] and [`WindowJoinExt`] into scope (the `rill` facade's prelude does).
 //!
 //! Depends on `rill-runtime` (operator traits, streams) and `rill-state` (keyed state handles).
 
@@ -32,6 +32,7 @@ mod ttl;
 mod watermark_assigner;
 mod watermark_strategy;
 mod window;
+mod window_join;
 
 pub use basic::{Filter, FlatMap, Map};
 pub use broadcast::{
@@ -64,3 +65,4 @@ pub use window::{
     SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, WindowAssigner, WindowOutput, Windowed,
     WindowedStream,
 };
+pub use window_join::{CoGroup, Join, WindowJoin, WindowJoinExt, WindowJoinKeyed, WindowJoinWhere, WindowedJoin};
