@@ -176,21 +176,75 @@ impl KeyedProcessFunction<(i64, i64), Windowed<usize, u64>, String> for HottestO
 /// q7: highest bid: the bids whose price is the highest of a tumbling 10 s window and whose time
 /// is within the 10 s up to that window's end (both inclusive), `auction, price, bidder,
 /// dateTime, extra`.
+///
+/// The SQL joins every bid with the windows' maxima by price; a bid can only meet the maximum
+/// of its own window, or of the window before when it falls exactly on that window's end. So
+/// each window keeps only its bids of its highest price so far and its bids at its first
+/// instant, and is written once the watermark passes its end (a global aggregation, as Flink's).
 pub(crate) fn q7(events: DataStream<Event>) -> DataStream<String> {
-    let bids = bids(events);
-    let maxes = bids
-        .clone()
-        .key_by(|_: &Bid| 0u8)
-        .window(TumblingEventTimeWindows::of(Duration::from_secs(10)), bid_time)
-        .reduce(|a: Bid, b: Bid| if b.price > a.price { b } else { a })
-        .map(|w: Windowed<u8, Bid>| (w.value.price, w.window.end));
-    bids.key_by(|bid: &Bid| bid.price)
-        .interval_join(maxes.key_by(|m: &(usize, i64)| m.0), bid_time, |m: &(usize, i64)| m.1)
-        .between(0, TEN_SECONDS_MS)
-        .process(|bid: &Bid, _max: &(usize, i64), _: JoinTimes, out: &mut Collector<String>| -> OperatorResult {
-            out.emit(format!("{},{},{},{},{}", bid.auction, bid.price, bid.bidder, bid.date_time, field(&bid.extra)));
-            Ok(())
-        })
+    bids(events).key_by(|_: &Bid| 0u8).process_with_timestamps(bid_time, |state: &mut StateRegistry<'_, u8>| {
+        Ok(HighestBids { windows: state.map("windows")? })
+    })
+}
+
+/// What q7 keeps of one window: its highest price so far, its bids of that price, and its bids
+/// at its first instant (which meet the window before's maximum).
+#[derive(Clone, Default, rill::serde::Serialize, rill::serde::Deserialize)]
+#[serde(crate = "rill::serde")]
+struct WindowTop {
+    max: usize,
+    top: Vec<Bid>,
+    at_start: Vec<Bid>,
+}
+
+struct HighestBids {
+    windows: MapState<u8, i64, WindowTop>,
+}
+
+fn q7_row(bid: &Bid) -> String {
+    format!("{},{},{},{},{}", bid.auction, bid.price, bid.bidder, bid.date_time, field(&bid.extra))
+}
+
+impl KeyedProcessFunction<u8, Bid, String> for HighestBids {
+    fn process(&mut self, bid: Bid, ctx: &mut KeyedContext<'_, u8>, _out: &mut Collector<String>) -> OperatorResult {
+        let at = bid_time(&bid);
+        let start = window_start(at);
+        let mut window = self.windows.get(ctx.state(), &start)?.unwrap_or_default();
+        if at == start {
+            window.at_start.push(bid.clone());
+        }
+        if bid.price > window.max || window.top.is_empty() {
+            window.max = bid.price;
+            window.top = vec![bid];
+        } else if bid.price == window.max {
+            window.top.push(bid);
+        }
+        self.windows.put(ctx.state(), start, window)?;
+        // Written once every bid up to the window's end (inclusive) is in.
+        ctx.register_event_time_timer(start + TEN_SECONDS_MS)?;
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        end: i64,
+        _: TimeDomain,
+        ctx: &mut KeyedContext<'_, u8>,
+        out: &mut Collector<String>,
+    ) -> OperatorResult {
+        let Some(window) = self.windows.take(ctx.state(), &(end - TEN_SECONDS_MS))? else { return Ok(()) };
+        for bid in &window.top {
+            out.emit(q7_row(bid));
+        }
+        if let Some(mut next) = self.windows.get(ctx.state(), &end)? {
+            for bid in next.at_start.iter().filter(|b| b.price == window.max) {
+                out.emit(q7_row(bid));
+            }
+            next.at_start.clear();
+            self.windows.put(ctx.state(), end, next)?;
+        }
+        Ok(())
+    }
 }
 
 /// q8: new users: the persons who opened an auction in the tumbling 10 s window in which they
