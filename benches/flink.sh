@@ -20,34 +20,16 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rill-target}"
 RECORDS="${1:-20000000}"
 REPEATS="${2:-3}"
-FLINK_VERSION=2.3.0
-FLINK="$ROOT/.bench/flink"
 
-log() { echo "flink.sh: $*" >&2; }
-if ! command -v javac >/dev/null; then
-    log "apt-get install -y openjdk-17-jdk-headless"
-    if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jdk-headless >&2
-fi
-if [ ! -f "$FLINK/lib/flink-dist-$FLINK_VERSION.jar" ]; then
-    log "pip download apache-flink-libraries==$FLINK_VERSION into .bench/flink"
-    rm -rf "$FLINK" && mkdir -p "$FLINK/wheel"
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-        "apache-flink-libraries==$FLINK_VERSION" -d "$FLINK/wheel" >&2
-    python3 -m zipfile -e "$FLINK"/wheel/apache_flink_libraries-*.whl "$FLINK/wheel/x"
-    mv "$FLINK/wheel/x/pyflink/lib" "$FLINK/lib"
-    rm -rf "$FLINK/wheel"
-fi
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ensure_flink flink.sh
 javac -nowarn -cp "$FLINK/lib/*" -d "$FLINK/classes" benches/flink/ByKey.java benches/flink/KeyedCount.java benches/flink/WindowCount.java
 cargo build --release --workspace --all-features --examples >&2
 BIN="${KEYED_COUNT_BIN:-$CARGO_TARGET_DIR/release/examples/keyed_count}"
 WINDOW_BIN="$CARGO_TARGET_DIR/release/examples/window_count"
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
-
-# shellcheck source=benches/common.sh
-. benches/common.sh
 
 # compare NAME "FLINK ARGS" RILL COMMAND...: the pair in turn, REPEATS times. {dir} in either
 # stands for an empty directory of the run.

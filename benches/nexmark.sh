@@ -23,28 +23,13 @@ REPEATS="${2:-3}"
 shift $(($# < 2 ? $# : 2))
 QUERIES=("$@")
 [ ${#QUERIES[@]} -gt 0 ] || QUERIES=(q0 q1 q2 q3 q4 q5 q7 q8 q9)
-FLINK_VERSION=2.3.0
-FLINK="$ROOT/.bench/flink"
 GENERATOR="$ROOT/.bench/nexmark/bin/nexmark"
 
-log() { echo "nexmark.sh: $*" >&2; }
-if ! command -v javac >/dev/null; then
-    log "apt-get install -y openjdk-17-jdk-headless"
-    if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jdk-headless >&2
-fi
-if [ ! -f "$FLINK/lib/flink-dist-$FLINK_VERSION.jar" ]; then
-    log "pip download apache-flink-libraries==$FLINK_VERSION into .bench/flink"
-    rm -rf "$FLINK" && mkdir -p "$FLINK/wheel"
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-        "apache-flink-libraries==$FLINK_VERSION" -d "$FLINK/wheel" >&2
-    python3 -m zipfile -e "$FLINK"/wheel/apache_flink_libraries-*.whl "$FLINK/wheel/x"
-    mv "$FLINK/wheel/x/pyflink/lib" "$FLINK/lib"
-    rm -rf "$FLINK/wheel"
-fi
+# shellcheck source=benches/common.sh
+. benches/common.sh
+ensure_flink nexmark.sh
 if [ ! -x "$GENERATOR" ]; then
-    log "cargo install nexmark 0.2.0 (feature bin) into .bench/nexmark"
+    echo "nexmark.sh: cargo install nexmark 0.2.0 (feature bin) into .bench/nexmark" >&2
     CARGO_TARGET_DIR="$ROOT/.bench/nexmark-target" cargo install --quiet nexmark --version 0.2.0 --features bin \
         --root "$ROOT/.bench/nexmark" >&2
 fi
@@ -54,10 +39,7 @@ BIN="${NEXMARK_BIN:-$CARGO_TARGET_DIR/release/examples/nexmark}"
 DIR="$(mktemp -d)"
 trap 'rm -rf "$DIR"' EXIT
 
-# shellcheck source=benches/common.sh
-. benches/common.sh
-
-log "writing $EVENTS events as JSON lines"
+echo "nexmark.sh: writing $EVENTS events as JSON lines" >&2
 mkdir -p "$DIR/input"
 "$GENERATOR" --no-wait -n "$EVENTS" |
     awk -v dir="$DIR/input" '{ print > (dir "/part-" (NR - 1) % 2 ".jsonl") }'
