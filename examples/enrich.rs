@@ -207,11 +207,7 @@ fn verify(args: &Args, events: Events) -> anyhow::Result<()> {
         expected.push(format!("{i},{account},{at},{}", latest[account as usize]));
     }
     let output = args.output.as_deref().map_or_else(|| args.job.dir.join("output"), PathBuf::from);
-    let mut committed = Vec::new();
-    for file in rill::committed_part_files(&output).with_context(|| format!("reading {}", output.display()))? {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        committed.extend(text.lines().map(str::to_string));
-    }
+    let mut committed = rill::committed_lines(&output).with_context(|| format!("reading {}", output.display()))?;
     let alert_of = |line: &String| line.split(',').next().and_then(|a| a.parse::<u64>().ok()).unwrap_or(u64::MAX);
     committed.sort_by_key(alert_of);
     for (i, want) in expected.iter().enumerate() {

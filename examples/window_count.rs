@@ -170,11 +170,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The committed `part-*` lines of `dir`.
 fn committed_lines(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    for path in rill::committed_part_files(dir).with_context(|| format!("reading {}", dir.display()))? {
-        lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
-    }
-    Ok(lines)
+    rill::committed_lines(dir).with_context(|| format!("reading {}", dir.display()))
 }
 
 /// Where `output/` and `running/` go: `--output`, or DIR.

@@ -55,13 +55,14 @@ pub use rill_storage as storage;
 
 pub use rill_observe::{JobMonitor, Progress};
 pub use rill_operators::{
-    committed_part_files, AggregateFunction, BroadcastConnectedStreamsExt, BroadcastState, CoProcessFunction,
-    CollectSink, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DiscardSink, EventTimeSessionWindows, FileSink,
-    GeneratorSource, InjectFailures, IntervalJoinExt, JoinTimes, KeyedBroadcastProcessFunction, KeyedCoProcessFunction,
-    KeyedContext, KeyedProcessFunction, KeyedStreamExt, ObjectStoreSink, PrintSink, ProcessJoinFunction,
-    ProcessWindowFunction, RunningCount, SlidingEventTimeWindows, StateRegistry, StateTtlConfig, StreamExt, TimeDomain,
-    TimeWindow, TtlMapState, TtlUpdate, TtlValueState, TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput,
-    WatermarkStrategy, WindowAssigner, WindowOutput, Windowed, WindowedStream,
+    committed_lines, committed_part_files, AggregateFunction, BroadcastConnectedStreamsExt, BroadcastState,
+    CoProcessFunction, CollectSink, ConnectedKeyedStreamsExt, ConnectedStreamsExt, Count, DiscardSink,
+    EventTimeSessionWindows, FileSink, GeneratorSource, InjectFailures, IntervalJoinExt, JoinTimes,
+    KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStreamExt,
+    ObjectStoreSink, PrintSink, ProcessJoinFunction, ProcessWindowFunction, RunningCount, SlidingEventTimeWindows,
+    StateRegistry, StateTtlConfig, StreamExt, TimeDomain, TimeWindow, TtlMapState, TtlUpdate, TtlValueState,
+    TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
+    Windowed, WindowedStream,
 };
 pub use rill_runtime::{
     fatal, Barrier, BoxError, BroadcastConnectedStreams, ClonePerSubtask, CoInput, Collector, CommitOutcome,

@@ -94,10 +94,7 @@ pub(crate) fn committed_lines(dir: &Path) -> Vec<String> {
 
 /// All committed lines of `out/part-*`, sorted.
 pub(crate) fn committed_lines_in(out: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for path in rill::committed_part_files(out).expect("output dir") {
-        lines.extend(std::fs::read_to_string(path).unwrap().lines().map(str::to_string));
-    }
+    let mut lines = rill::committed_lines(out).expect("output dir");
     lines.sort();
     lines
 }

@@ -76,6 +76,16 @@ pub fn committed_part_files(dir: &std::path::Path) -> std::io::Result<Vec<PathBu
     Ok(files)
 }
 
+/// Every line of the committed output files of a [`FileSink`] writing into `dir`, file by file
+/// (see [`committed_part_files`]).
+pub fn committed_lines(dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for path in committed_part_files(dir)? {
+        lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
+    }
+    Ok(lines)
+}
+
 impl<T> FileSink<T> {
     /// Writes records encoded by `encode` into `dir`.
     pub fn with_encoder(dir: impl Into<PathBuf>, encode: Encoder<T>) -> Self {

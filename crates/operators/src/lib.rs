@@ -44,7 +44,8 @@ pub use co_process::{
 };
 pub use ext::{KeyedStreamExt, StreamExt};
 pub use file_sink::{
-    committed_part_files, Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile, ROLLED_BACK_DIR,
+    committed_lines, committed_part_files, Encoder, FileSink, FileSinkError, FileSinkWriter, PendingFile,
+    ROLLED_BACK_DIR,
 };
 pub use generator::{GeneratorSource, GeneratorSourceReader, GeneratorSplit};
 pub use inject_failures::InjectFailures;
