@@ -60,9 +60,9 @@ pub use rill_operators::{
     EventTimeSessionWindows, FileSink, GeneratorSource, InjectFailures, IntervalJoinExt, JoinTimes,
     KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, KeyedStreamExt,
     ObjectStoreSink, PrintSink, ProcessJoinFunction, ProcessWindowFunction, RunningCount, SlidingEventTimeWindows,
-    StateRegistry, StateTtlConfig, StreamExt, TimeDomain, TimeWindow, TtlMapState, TtlUpdate, TtlValueState,
-    TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner, WindowOutput,
-    Windowed, WindowedStream,
+    StateRegistry, StateTtlConfig, StreamExt, TimeDomain, TimeWindow, TtlListState, TtlMapState, TtlUpdate,
+    TtlValueState, TumblingEventTimeWindows, WatermarkGenerator, WatermarkOutput, WatermarkStrategy, WindowAssigner,
+    WindowOutput, Windowed, WindowedStream,
 };
 pub use rill_runtime::{
     fatal, Barrier, BoxError, BroadcastConnectedStreams, ClonePerSubtask, CoInput, Collector, CommitOutcome,

@@ -56,7 +56,7 @@ pub use object_writer::ObjectStoreSinkWriter;
 pub use running_count::RunningCount;
 pub use sinks::{CollectSink, DiscardSink, PrintSink};
 pub use timers::TimeDomain;
-pub use ttl::{StateTtlConfig, TtlMapState, TtlUpdate, TtlValueState};
+pub use ttl::{StateTtlConfig, TtlListState, TtlMapState, TtlUpdate, TtlValueState};
 pub use watermark_assigner::{TimestampsAndWatermarks, TimestampsAndWatermarksOperator};
 pub use watermark_strategy::{
     BoundedOutOfOrderness, TimestampFn, WatermarkGenerator, WatermarkOutput, WatermarkStrategy,

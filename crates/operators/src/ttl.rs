@@ -2,8 +2,10 @@
 //! fixed processing time after it was written (or also read), is never returned once expired,
 //! and its RocksDB row is dropped by compaction. So an unbounded join or dedup keeps bounded state.
 //!
-//! Registered with [`StateRegistry::value_with_ttl`] and [`StateRegistry::map_with_ttl`]; the
-//! handles take the [`KeyedContext`], whose processing clock decides what has expired.
+//! Registered with [`StateRegistry::value_with_ttl`], [`StateRegistry::list_with_ttl`] and
+//! [`StateRegistry::map_with_ttl`]; the handles take the [`KeyedContext`], whose processing clock
+//! decides what has expired. A list's elements expire one by one (as Flink's); its row expires
+//! with its newest element.
 
 use std::time::Duration;
 
@@ -78,6 +80,56 @@ impl<K: StateKey, V: StateValue> TtlValueState<K, V> {
     }
 }
 
+/// A list per key whose elements expire one by one: [`StateRegistry::list_with_ttl`]. The row
+/// holds the elements with their expiry, and expires itself with the newest of them.
+pub struct TtlListState<K, V> {
+    inner: ValueState<K, Expiring<Vec<Expiring<V>>>>,
+    config: StateTtlConfig,
+}
+
+/// The stored row of a list: its elements, expiring when the last of them does.
+fn list_row<V>(elements: Vec<Expiring<V>>) -> Expiring<Vec<Expiring<V>>> {
+    let expires_at_ms = elements.iter().map(|e| e.expires_at_ms).max().unwrap_or(i64::MIN);
+    Expiring { expires_at_ms, value: elements }
+}
+
+impl<K: StateKey, V: StateValue> TtlListState<K, V> {
+    /// The current key's elements that have not expired, in order (those that have are removed).
+    pub fn get(&self, ctx: &mut KeyedContext<'_, K>) -> Result<Vec<V>> {
+        let now = ctx.current_processing_time();
+        let Some(stored) = self.inner.get(ctx.state())? else { return Ok(Vec::new()) };
+        let before = stored.value.len();
+        let mut live: Vec<Expiring<V>> = stored.value.into_iter().filter(|e| !e.expired(now)).collect();
+        let refresh = self.config.update == TtlUpdate::OnReadAndWrite;
+        if refresh {
+            live = live.into_iter().map(|e| self.config.expiring(e.value, now)).collect();
+        }
+        let values = live.iter().map(|e| e.value.clone()).collect();
+        if live.is_empty() {
+            self.inner.clear(ctx.state())?;
+        } else if live.len() != before || refresh {
+            self.inner.set(ctx.state(), list_row(live))?;
+        }
+        Ok(values)
+    }
+
+    /// Appends `value` to the current key's list; it lives the time to live from now.
+    pub fn add(&self, ctx: &mut KeyedContext<'_, K>, value: V) -> Result<()> {
+        let now = ctx.current_processing_time();
+        let element = self.config.expiring(value, now);
+        self.inner.update(ctx.state(), |held| {
+            let mut elements = held.map(|row| row.value).unwrap_or_default();
+            elements.push(element);
+            Some(list_row(elements))
+        })
+    }
+
+    /// Removes the current key's list.
+    pub fn clear(&self, ctx: &mut KeyedContext<'_, K>) -> Result<()> {
+        self.inner.clear(ctx.state())
+    }
+}
+
 /// A map per key whose entries expire one by one: [`StateRegistry::map_with_ttl`].
 pub struct TtlMapState<K, UK, UV> {
     inner: MapState<K, UK, Expiring<UV>>,
@@ -130,6 +182,12 @@ impl<K: StateKey> StateRegistry<'_, K> {
     pub fn value_with_ttl<V: StateValue>(&mut self, name: &str, config: StateTtlConfig) -> Result<TtlValueState<K, V>> {
         let full = self.name(name);
         Ok(TtlValueState { inner: self.backend().expiring_value_state(&full)?, config })
+    }
+
+    /// A list per key whose elements each have a time to live.
+    pub fn list_with_ttl<V: StateValue>(&mut self, name: &str, config: StateTtlConfig) -> Result<TtlListState<K, V>> {
+        let full = self.name(name);
+        Ok(TtlListState { inner: self.backend().expiring_value_state(&full)?, config })
     }
 
     /// A map per key whose entries each have a time to live.

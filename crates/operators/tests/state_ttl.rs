@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use rill_operators::{
-    KeyedContext, KeyedProcess, KeyedProcessFunction, KeyedProcessOperator, StateRegistry, StateTtlConfig, TtlMapState,
-    TtlUpdate, TtlValueState,
+    KeyedContext, KeyedProcess, KeyedProcessFunction, KeyedProcessOperator, StateRegistry, StateTtlConfig,
+    TtlListState, TtlMapState, TtlUpdate, TtlValueState,
 };
 use rill_runtime::{Collector, KeySelector, OperatorHarness, OperatorResult};
 
@@ -117,4 +117,37 @@ fn a_maps_entries_expire_one_by_one() {
     }
     let seen: Vec<Vec<u64>> = harness.take_output();
     assert_eq!(seen, vec![vec![1], vec![1, 2], vec![1, 2, 3], vec![2, 3, 4], vec![4, 5]]);
+}
+
+/// Input `(key, item)`: appends `item`, then emits the list's live items.
+struct Appended {
+    items: TtlListState<u64, u64>,
+}
+
+impl KeyedProcessFunction<u64, (u64, u64), Vec<u64>> for Appended {
+    fn process(
+        &mut self,
+        (_, item): (u64, u64),
+        ctx: &mut KeyedContext<'_, u64>,
+        out: &mut Collector<Vec<u64>>,
+    ) -> OperatorResult {
+        self.items.add(ctx, item)?;
+        out.emit(self.items.get(ctx)?);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_lists_elements_expire_one_by_one_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StateTtlConfig::new(Duration::from_millis(100));
+    let open = move |state: &mut StateRegistry<'_, u64>| Ok(Appended { items: state.list_with_ttl("items", config)? });
+    let factory = KeyedProcess::new(KeySelector::new(|r: &(u64, u64)| r.0, 128), open);
+    let mut harness = OperatorHarness::keyed(factory, dir.path()).unwrap();
+    for (at, item) in [(0, 1), (40, 2), (80, 3), (120, 4), (300, 5)] {
+        harness.set_processing_time(at).unwrap();
+        harness.process((3, item)).unwrap();
+    }
+    let seen: Vec<Vec<u64>> = harness.take_output();
+    assert_eq!(seen, vec![vec![1], vec![1, 2], vec![1, 2, 3], vec![2, 3, 4], vec![5]]);
 }
