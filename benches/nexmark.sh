@@ -3,13 +3,16 @@
 # running the official SQL (benches/flink/NexmarkSql.java), same machine, same run.
 #
 # For each query, REPEATS rounds, each in turn:
-#   - rill on EVENTS generated events (`--events`, the nexmark crate's generator in process);
+#   - rill on EVENTS generated events (`--events`, the nexmark crate's generator in process),
+#     writing its rows through the exactly-once file sink (the issue's command);
 #   - rill on a JSON-lines file of EVENTS events written by the nexmark crate's own binary, split
-#     round-robin by line into one file per source subtask (so each stays in event-time order);
-#   - Flink on the same files (filesystem source, json format, the official DDL's watermark).
+#     round-robin by line into one file per source subtask (so each stays in event-time order),
+#     its rows discarded (`--discard`), as the official Flink setup's `blackhole` sinks do;
+#   - Flink on the same files (filesystem source, json format, the official DDL's watermark), into
+#     the official `blackhole` sinks.
 # All at parallelism 2 with 1 s checkpoints. Each run prints its summary line with its peak RSS
 # (GNU time); then per query the medians of events/s and peak RSS, and the median of the
-# pairwise ratios rill (file) / Flink. Flink's events/s is over its job's net runtime (without
+# pairwise ratios rill (file, discarded) / Flink. Flink's events/s is over its job's net runtime (without
 # starting the local cluster); rill's over its whole run.
 # Set-up as benches/flink.sh (Flink's jars from PyPI into .bench/flink, javac from Debian); the
 # generator binary with `cargo install nexmark --features bin` into .bench/nexmark.
@@ -66,7 +69,7 @@ JOB=(--parallelism 2 --checkpoint-interval-ms 1000 --dir "{dir}")
 for query in "${QUERIES[@]}"; do
     for _ in $(seq "$REPEATS"); do
         timed "$query-rill-generated" "$BIN" --query "$query" --events "$EVENTS" "${JOB[@]}"
-        timed "$query-rill-file" "$BIN" --query "$query" "${FILES[@]}" "${JOB[@]}"
+        timed "$query-rill-file" "$BIN" --query "$query" "${FILES[@]}" "${JOB[@]}" --discard
         timed "$query-flink" java -Xmx4g -cp "$FLINK/lib/*:$FLINK/classes" NexmarkSql "$query" "$DIR/input" 2 1000 "{dir}"
         pair "$DIR/$query" "$(tail -1 "$DIR/$query-rill-file.rate")" "$(tail -1 "$DIR/$query-flink.rate")"
     done

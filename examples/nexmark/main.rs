@@ -2,7 +2,8 @@
 //! output.
 //!
 //! `cargo run --release --example nexmark -- --query q5 (--events N [--rate R] | --input FILE.jsonl
-//!  [--input FILE2.jsonl ...]) --parallelism P --dir DIR [--checkpoint-interval-ms MS] [--output DIR]`
+//!  [--input FILE2.jsonl ...]) --parallelism P --dir DIR [--checkpoint-interval-ms MS]
+//!  [--output DIR | --discard]`
 //!
 //! The flags every job shares (`rill::cli::JobArgs`): `--parallelism`, `--dir`,
 //! `--checkpoint-interval-ms`, `--checkpoint-location`, `--checkpoint-timeout-ms`,
@@ -15,7 +16,8 @@
 //! Event time is each event's `date_time`, watermarks 4 s behind the largest seen (the official
 //! DDL's). Queries: q0, q1, q2, q3, q4, q5, q7, q8, q9 (see `queries.rs`); each writes its rows as
 //! CSV lines (the SELECT's columns in order, times as epoch milliseconds) through the
-//! exactly-once file sink into `DIR/output` (or `--output`). The summary line:
+//! exactly-once file sink into `DIR/output` (or `--output`; `--discard` computes them and drops
+//! them, as the official Flink setup's `blackhole` sinks do). The summary line:
 //! `query=q5 events=N elapsed_ms=T events_per_sec=X rows=R checkpoints=C restored_from=ID|none
 //! restarts=N stopped=true|false` (rows: those this run emitted, replays after a restart
 //! included).
@@ -51,8 +53,12 @@ struct Args {
     #[arg(long)]
     rate: Option<u64>,
     /// Where the result rows go: a local directory or `s3://bucket/prefix`. Default: `DIR/output`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "discard")]
     output: Option<String>,
+    /// Compute the rows and discard them (as the official Flink setup's `blackhole` sinks do):
+    /// for measuring the queries without the cost of writing their output.
+    #[arg(long)]
+    discard: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,7 +101,11 @@ fn main() -> anyhow::Result<()> {
         counted.fetch_add(1, Ordering::Relaxed);
         line
     });
-    rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?.sink(lines).uid("output");
+    match args.discard {
+        true => lines.sink_to(DiscardSink),
+        false => rill::OutputLocation::parse(args.output.as_deref(), args.job.dir.join("output"))?.sink(lines),
+    }
+    .uid("output");
     let result =
         rill::execute_with_progress(env, "nexmark").with_context(|| format!("nexmark {} failed", args.query))?;
     let secs = result.elapsed.as_secs_f64().max(1e-9);
