@@ -56,6 +56,16 @@ impl<I: Send + 'static, O: Send + 'static> Operator<I, O> for Tag<I, O> {
     }
 }
 
+/// The first input's records, tagged.
+fn tag_first<A: Send + 'static, B: Send + 'static>(first: DataStream<A>) -> DataStream<CoInput<A, B>> {
+    first.transform("connect-first", ClonePerSubtask(Tag::<A, CoInput<A, B>>(CoInput::First)))
+}
+
+/// The second input's records, tagged.
+fn tag_second<A: Send + 'static, B: Send + 'static>(second: DataStream<B>) -> DataStream<CoInput<A, B>> {
+    second.transform("connect-second", ClonePerSubtask(Tag::<B, CoInput<A, B>>(CoInput::Second)))
+}
+
 /// Both tagged inputs partitioned by one key (`first_key` of the first input's records,
 /// `second_key` of the second's) into one new vertex of `parallelism` (the job's if `None`).
 fn keyed_merge<A, B, K, FA, FB>(
@@ -98,8 +108,8 @@ impl<A: Send + 'static, K: Hash + 'static> KeyedStream<A, K> {
         let parallelism = first.parallelism.or(second.parallelism);
         let (first_key, second_key) = (first.key, second.key);
         keyed_merge(
-            first.input.transform("connect-first", ClonePerSubtask(Tag::<A, CoInput<A, B>>(CoInput::First))),
-            second.input.transform("connect-second", ClonePerSubtask(Tag::<B, CoInput<A, B>>(CoInput::Second))),
+            tag_first(first.input),
+            tag_second(second.input),
             move |a: &A| first_key.key(a),
             move |b: &B| second_key.key(b),
             parallelism,
@@ -112,8 +122,7 @@ impl<A: Send + 'static> DataStream<A> {
     /// two inputs of different types (Flink's `connect`). Key both with
     /// [`ConnectedStreams::key_by`] for keyed state shared by both sides.
     pub fn connect<B: Send + 'static>(self, other: DataStream<B>) -> ConnectedStreams<A, B> {
-        let first = self.transform("connect-first", ClonePerSubtask(Tag::<A, CoInput<A, B>>(CoInput::First)));
-        let second = other.transform("connect-second", ClonePerSubtask(Tag::<B, CoInput<A, B>>(CoInput::Second)));
+        let (first, second) = (tag_first(self), tag_second(other));
         ConnectedStreams { first, second }
     }
 }
