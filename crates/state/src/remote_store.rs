@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use crate::decisions::{decide_orphaned_shared_objects, decide_shared_objects_to_delete, SHARED_PREFIX};
 use crate::fence::{aborted_manifest, Fence, ABORTED_MANIFEST};
 use crate::job_id::{new_job_id, parse_job_id};
-use crate::store::{digest_file, FsCheckpointStore};
+use crate::store::{digest_file, digest_if_present, FsCheckpointStore};
 use crate::upload::checkpoint_rel;
 use rill_storage::{PutOutcome, RemoteLocation};
 
@@ -162,13 +162,12 @@ impl CheckpointStore for RemoteCheckpointStore {
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
         let local = self.local.file_without_links(id, path)?;
         let entry = self.manifest(id)?.and_then(|m| m.files().find(|f| f.path == path).cloned());
-        let Some(entry) = entry else { return self.local.digest(id, path) };
-        if let Some(found) = self.local.digest(id, path)? {
-            if found == (entry.size, entry.crc32) {
-                return Ok(Some(found));
-            }
+        let found = digest_if_present(&local)?;
+        let Some(entry) = entry else { return Ok(found) };
+        if found == Some((entry.size, entry.crc32)) {
+            return Ok(found);
         }
-        let Some(object) = entry.object.as_deref() else { return self.local.digest(id, path) };
+        let Some(object) = entry.object.as_deref() else { return Ok(found) };
         if !self.location.download(object, &local)? {
             return Ok(None);
         }

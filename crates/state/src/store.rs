@@ -179,12 +179,7 @@ impl CheckpointStore for FsCheckpointStore {
     }
 
     fn digest(&self, id: u64, path: &str) -> Result<Option<(u64, u32)>> {
-        let full = self.file_without_links(id, path)?;
-        match fs::File::open(&full) {
-            Ok(file) => digest_reader(file, &full).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io { op: "open", path: full, source: e }),
-        }
+        digest_if_present(&self.file_without_links(id, path)?)
     }
 
     fn delete(&self, id: u64) -> Result<()> {
@@ -224,6 +219,15 @@ impl CheckpointStore for FsCheckpointStore {
 pub fn digest_file(path: &Path) -> Result<(u64, u32)> {
     let file = fs::File::open(path).map_err(StateError::io("open", path))?;
     digest_reader(file, path)
+}
+
+/// Size and CRC-32 of a file on disk, or `None` if there is no such file.
+pub(crate) fn digest_if_present(path: &Path) -> Result<Option<(u64, u32)>> {
+    match fs::File::open(path) {
+        Ok(file) => digest_reader(file, path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateError::Io { op: "open", path: path.to_path_buf(), source: e }),
+    }
 }
 
 fn digest_reader(mut reader: impl Read, path: &Path) -> Result<(u64, u32)> {
