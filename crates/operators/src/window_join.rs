@@ -165,28 +165,31 @@ struct WindowJoinFunction<K, A, B, O> {
 }
 
 impl<K: StateKey, A: StateValue, B: StateValue, O> WindowJoinFunction<K, A, B, O> {
-    /// Adds a record (by `add`) to every window of time `at` the watermark has not passed.
-    fn add(&mut self, at: i64, ctx: &mut KeyedContext<'_, K>, add: impl Fn(&mut Contents<A, B>)) -> OperatorResult {
+    /// Adds `record` (by `push`) to every window of time `at` the watermark has not passed: a
+    /// clone to each but the last, which gets the record itself.
+    fn add<R: Clone>(
+        &mut self,
+        at: i64,
+        ctx: &mut KeyedContext<'_, K>,
+        record: R,
+        push: impl Fn(&mut Contents<A, B>, R),
+    ) -> OperatorResult {
         let watermark = ctx.current_watermark();
         self.assigned.clear();
         self.assigner.assign(at, &mut self.assigned);
-        let windows = std::mem::take(&mut self.assigned);
-        for window in &windows {
-            if watermark.is_some_and(|w| window.max_timestamp() <= w) {
-                continue;
-            }
-            let merged = match self.assigner.is_merging() {
+        let mut windows = std::mem::take(&mut self.assigned);
+        windows.retain(|window| watermark.is_none_or(|w| window.max_timestamp() > w));
+        let mut record = Some(record);
+        for (i, window) in windows.iter().enumerate() {
+            let (window, mut contents) = match self.assigner.is_merging() {
                 true => self.merge_sessions(*window, ctx)?,
-                false => (*window, (Vec::new(), Vec::new())),
+                false => (*window, self.windows.take(ctx.state(), &(window.start, window.end))?.unwrap_or_default()),
             };
-            let (window, mut contents) = merged;
-            let key = (window.start, window.end);
-            if let Some(held) = self.windows.take(ctx.state(), &key)? {
-                contents.0.extend(held.0);
-                contents.1.extend(held.1);
+            let this = if i + 1 == windows.len() { record.take() } else { record.clone() };
+            if let Some(this) = this {
+                push(&mut contents, this);
             }
-            add(&mut contents);
-            self.windows.put(ctx.state(), key, contents)?;
+            self.windows.put(ctx.state(), (window.start, window.end), contents)?;
             ctx.register_event_time_timer(window.max_timestamp())?;
         }
         self.assigned = windows;
@@ -223,12 +226,12 @@ where
 {
     fn process1(&mut self, record: A, ctx: &mut KeyedContext<'_, K>, _out: &mut Collector<O>) -> OperatorResult {
         let at = ctx.timestamp().unwrap_or_default();
-        self.add(at, ctx, |contents| contents.0.push(record.clone()))
+        self.add(at, ctx, record, |contents, record| contents.0.push(record))
     }
 
     fn process2(&mut self, record: B, ctx: &mut KeyedContext<'_, K>, _out: &mut Collector<O>) -> OperatorResult {
         let at = ctx.timestamp().unwrap_or_default();
-        self.add(at, ctx, |contents| contents.1.push(record.clone()))
+        self.add(at, ctx, record, |contents, record| contents.1.push(record))
     }
 
     /// Fires the key's windows that end by `timestamp_ms`.
